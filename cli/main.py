@@ -1,0 +1,49 @@
+"""Top-level ``genre`` group. Heavy libraries (torch, transformers, h5py) are imported inside
+the commands that need them, so ``genre --help`` answers at once."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from shared.errors import GenreError
+from shared.version import __version__
+
+
+class GenreGroup(click.Group):
+    """A group whose commands turn GenreError into a one-line ``Error: …`` and exit code 1."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except GenreError as err:
+            raise click.ClickException(str(err)) from None
+
+    def group(self, *args, **kwargs):
+        kwargs.setdefault("cls", GenreGroup)
+        return super().group(*args, **kwargs)
+
+
+@click.group(cls=GenreGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, "-V", "--version", prog_name="genre", message="%(prog)s %(version)s")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+def main(verbose: int) -> None:
+    """Music genre transfer: MIDI (CycleGAN on piano rolls) and audio (wav2vec2 guidance).
+
+    \b
+    Start with:
+      genre midi prepare ../shared/data/midi/jazz --genre jazz -o jazz.h5
+      genre midi inspect jazz.h5
+    Every command has --help.
+    """
+    level = logging.WARNING - 10 * verbose
+    logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+from cli.audio import audio  # noqa: E402
+from cli.midi import midi  # noqa: E402
+
+main.add_command(midi)
+main.add_command(audio)

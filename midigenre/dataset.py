@@ -1,0 +1,280 @@
+"""Reading the phrase cache: a reader, song-level train/test splits, and a PyTorch Dataset.
+
+Nothing here loads a whole cache into memory: phrases are read from the HDF5 file on demand
+(its chunk cache keeps recently used blocks of 16 phrases), so caches larger than RAM work.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from midigenre.pianoroll import RollSettings
+from midigenre.prepare import KIND
+from shared.errors import GenreError
+
+SPLIT_FORMAT = 1
+
+
+class PhraseCache:
+    """Read-only view of a ``midi-phrases`` cache (see :mod:`midigenre.prepare` for the layout).
+
+    Parameters
+    ----------
+    path : the ``.h5`` file. Its header is checked on opening (kind, schema version).
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        import h5py
+
+        from shared.cache import read_header
+
+        self.path = Path(path)
+        self.header = read_header(self.path, kind=KIND)
+        self.settings = RollSettings.from_dict(self.header.settings)
+        self._h5 = h5py.File(self.path, "r")
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> "PhraseCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    @property
+    def genres(self) -> list[str]:
+        return sorted(self._h5["genres"].keys()) if "genres" in self._h5 else []
+
+    def _group(self, genre: str):
+        if genre not in self.genres:
+            have = ", ".join(self.genres) or "none"
+            raise GenreError(f"no genre '{genre}' in {self.path} (it has: {have})")
+        return self._h5[f"genres/{genre}"]
+
+    def n_phrases(self, genre: str) -> int:
+        return len(self._group(genre)["phrases"])
+
+    def files(self, genre: str) -> dict[str, np.ndarray]:
+        """Per kept file: ``path, name, sha1`` (str), ``tempo`` (float), ``first_phrase, n_phrases`` (int)."""
+        g = self._group(genre)["files"]
+        return {k: (g[k].asstr()[:] if g[k].dtype.kind == "O" else g[k][:]) for k in g.keys()}
+
+    def dropped(self, genre: str) -> dict[str, np.ndarray]:
+        """Per dropped file: ``path, name, reason, detail``."""
+        g = self._group(genre)["dropped"]
+        return {k: g[k].asstr()[:] for k in g.keys()}
+
+    def phrase_file(self, genre: str) -> np.ndarray:
+        return self._group(genre)["phrase_file"][:]
+
+    def phrase_index(self, genre: str) -> np.ndarray:
+        return self._group(genre)["phrase_index"][:]
+
+    def phrases(self, genre: str, rows: int | slice | Sequence[int]) -> np.ndarray:
+        """Phrases by row: an int gives (64, 84), a slice or list gives (n, 64, 84) bool."""
+        ds = self._group(genre)["phrases"]
+        if isinstance(rows, (int, np.integer)):
+            n = len(ds)
+            if not -n <= rows < n:
+                raise GenreError(f"phrase index {rows} is out of range: '{genre}' has {n} phrases (0..{n - 1})")
+            return ds[int(rows) % n]
+        if isinstance(rows, slice):
+            return ds[rows]
+        return read_rows(ds, rows)
+
+    def song(self, genre: str, file: int | str) -> tuple[np.ndarray, np.ndarray, float, str]:
+        """All cached phrases of one song: ``(phrases, phrase_index, tempo, name)``.
+
+        ``file`` is the file's row in :meth:`files` or (part of) its name.
+        """
+        files = self.files(genre)
+        row = self._file_row(files, file)
+        first, n = int(files["first_phrase"][row]), int(files["n_phrases"][row])
+        g = self._group(genre)
+        return g["phrases"][first : first + n], g["phrase_index"][first : first + n], float(files["tempo"][row]), str(files["name"][row])
+
+    def _file_row(self, files: dict, file: int | str) -> int:
+        n = len(files["name"])
+        if isinstance(file, (int, np.integer)) or (isinstance(file, str) and file.isdigit()):
+            row = int(file)
+            if not 0 <= row < n:
+                raise GenreError(f"song number {row} is out of range: 0..{n - 1}")
+            return row
+        hits = [i for i, name in enumerate(files["name"]) if name == file]
+        hits = hits or [i for i, name in enumerate(files["name"]) if file in name]
+        if len(hits) != 1:
+            what = "no song" if not hits else f"{len(hits)} songs"
+            raise GenreError(f"{what} in the cache match {file!r}; give a song number or a longer part of its name")
+        return hits[0]
+
+
+def read_rows(ds, rows: Sequence[int]) -> np.ndarray:
+    """Read arbitrary rows of an HDF5 dataset in one call (h5py wants them sorted and unique)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return np.zeros((0,) + ds.shape[1:], dtype=ds.dtype)
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    if uniq[0] < 0 or uniq[-1] >= len(ds):
+        raise IndexError(f"rows out of range 0..{len(ds) - 1}")
+    return ds[uniq][inverse]
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+@dataclass
+class SongSplit:
+    """A seeded train/test split by source song (file content), never by phrase.
+
+    ``genres[g]["train" | "test"]`` are lists of ``{"name", "sha1"}``; a song is identified
+    by the SHA-1 of its MIDI bytes, so the split survives moving the cache or the files.
+    """
+
+    seed: int
+    test_fraction: float
+    settings_hash: str
+    genres: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls, cache: PhraseCache, genres: Sequence[str] | None = None, *, test_fraction: float = 0.1, seed: int = 0
+    ) -> "SongSplit":
+        """Hold out ``ceil(test_fraction * songs)`` songs per genre (at least one when there are two or more)."""
+        if not 0.0 <= test_fraction < 1.0:
+            raise GenreError(f"test fraction must be in [0, 1), got {test_fraction}")
+        split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash)
+        for genre in genres or cache.genres:
+            files = cache.files(genre)
+            order = sorted(range(len(files["sha1"])), key=lambda i: files["sha1"][i])  # independent of file order
+            rng = np.random.default_rng([seed, zlib.crc32(genre.encode())])
+            order = [order[i] for i in rng.permutation(len(order))]
+            n_test = math.ceil(test_fraction * len(order)) if test_fraction > 0 else 0
+            if test_fraction > 0 and len(order) >= 2:
+                n_test = min(max(n_test, 1), len(order) - 1)
+            entry = lambda i: {"name": str(files["name"][i]), "sha1": str(files["sha1"][i])}  # noqa: E731
+            split.genres[genre] = {
+                "test": sorted((entry(i) for i in order[:n_test]), key=lambda e: e["name"]),
+                "train": sorted((entry(i) for i in order[n_test:]), key=lambda e: e["name"]),
+            }
+        return split
+
+    def to_dict(self) -> dict:
+        return {
+            "format": SPLIT_FORMAT, "kind": "song-split", "seed": self.seed, "test_fraction": self.test_fraction,
+            "settings_hash": self.settings_hash, "genres": self.genres,
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        from shared.atomic import write_json
+
+        write_json(path, self.to_dict())
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SongSplit":
+        try:
+            d = json.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise GenreError(f"no such split file: {path}") from None
+        except (OSError, ValueError) as err:
+            raise GenreError(f"cannot read split file {path}: {err}") from None
+        if d.get("kind") != "song-split" or d.get("format", 0) > SPLIT_FORMAT:
+            raise GenreError(f"{path} is not a song split of this toolkit (or a newer format)")
+        return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"])
+
+    def rows(self, cache: PhraseCache, genre: str, part: str) -> np.ndarray:
+        """Phrase rows of ``genre`` in ``cache`` whose song is in ``part`` ("train" or "test")."""
+        if part not in ("train", "test"):
+            raise GenreError(f"split part must be 'train' or 'test', not {part!r}")
+        if genre not in self.genres:
+            raise GenreError(f"the split has no genre '{genre}' (it has: {', '.join(sorted(self.genres))})")
+        if cache.header.settings_hash != self.settings_hash:
+            raise GenreError(f"the split was made for a cache with other settings than {cache.path}")
+        wanted = {e["sha1"] for e in self.genres[genre][part]}
+        files = cache.files(genre)
+        chosen = [i for i, s in enumerate(files["sha1"]) if s in wanted]
+        if not chosen:
+            return np.zeros(0, dtype=np.int64)
+        return np.concatenate(
+            [np.arange(files["first_phrase"][i], files["first_phrase"][i] + files["n_phrases"][i]) for i in chosen]
+        ).astype(np.int64)
+
+
+def balance(rows_a: np.ndarray, rows_b: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Downsample the larger of two row sets to the size of the smaller (seeded), as the reference does."""
+    rng = np.random.default_rng(seed)
+    n = min(len(rows_a), len(rows_b))
+    pick = lambda rows: np.sort(rng.choice(rows, size=n, replace=False)) if len(rows) > n else np.asarray(rows)  # noqa: E731
+    return pick(rows_a), pick(rows_b)
+
+
+# ----------------------------------------------------------------------------- torch
+
+
+class PhraseDataset:
+    """A ``torch.utils.data.Dataset`` of phrases of one genre, read lazily from the cache.
+
+    Items are float32 tensors of shape (1, 64, 84) with values 0/1, or ``(tensor, label)``
+    when ``label`` is given. The HDF5 file is opened in each worker process on first use, so
+    the dataset works with ``DataLoader(num_workers > 0)``. ``__getitems__`` reads a whole batch
+    in one HDF5 call.
+
+    Parameters
+    ----------
+    cache : path of the cache.
+    genre : the genre group to read.
+    rows : phrase rows to expose (default: all), e.g. from :meth:`SongSplit.rows`.
+    label : optional integer class label returned with every item.
+    """
+
+    def __init__(self, cache: str | os.PathLike, genre: str, rows: Sequence[int] | None = None, label: int | None = None):
+        with PhraseCache(cache) as c:
+            n = c.n_phrases(genre)
+            self.settings = c.settings
+        self.path, self.genre, self.label = Path(cache), genre, label
+        self.rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= n):
+            raise GenreError(f"phrase rows out of range for '{genre}' ({n} phrases)")
+        self._ds = None
+        self._pid = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _dataset(self):
+        if self._ds is None or self._pid != os.getpid():
+            import h5py
+
+            # 32 MiB chunk cache: random access re-reads few compressed chunks
+            f = h5py.File(self.path, "r", rdcc_nbytes=32 * 1024 * 1024, rdcc_nslots=10007)
+            self._ds, self._pid = f[f"genres/{self.genre}/phrases"], os.getpid()
+        return self._ds
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_ds"] = state["_pid"] = None  # h5py handles do not cross processes
+        return state
+
+    def _wrap(self, x):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).unsqueeze(-3)
+        if self.label is None:
+            return t
+        return t, self.label
+
+    def __getitem__(self, i: int):
+        return self._wrap(self._dataset()[int(self.rows[i])])
+
+    def __getitems__(self, indices: Sequence[int]) -> list:
+        batch = read_rows(self._dataset(), self.rows[np.asarray(indices, dtype=np.int64)])
+        return [self._wrap(x) for x in batch]

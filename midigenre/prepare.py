@@ -1,0 +1,529 @@
+"""A MIDI collection → phrases of one genre in an HDF5 cache.
+
+Layout of a ``midi-phrases`` cache (schema 1; root attributes in :mod:`shared.cache`)::
+
+    genres/<genre>/phrases        (N, 64, 84) bool   chunked (16, 64, 84), gzip
+    genres/<genre>/phrase_file    (N,) int32         row in files/ of each phrase's song
+    genres/<genre>/phrase_index   (N,) int32         position of the phrase in its song
+    genres/<genre>/files/path     (F,) str           absolute path of each kept file
+    genres/<genre>/files/name     (F,) str           path relative to the source argument
+    genres/<genre>/files/sha1     (F,) str           content hash: song identity for splits
+    genres/<genre>/files/tempo    (F,) float32       tempo at tick 0, quarter notes per minute
+    genres/<genre>/files/first_phrase, n_phrases (F,) int32   phrases of a file are contiguous
+    genres/<genre>/dropped/path, name, reason, detail   (D,) str   every file not used, and why
+
+Processing is journalled: every few hundred files the results so far go to a shard in a
+hidden ``.<cache>.<genre>.partial/`` folder next to the cache (each shard written atomically).
+An interrupted run leaves the cache as it was plus that folder, and ``resume=True`` picks the
+work up from it. The cache itself is only replaced, atomically, at the very end.
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+from midigenre.pianoroll import DROP_REASONS, RollSettings, Unusable, phrases_of_file
+from shared.errors import GenreError
+
+log = logging.getLogger(__name__)
+
+KIND = "midi-phrases"
+MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
+CHUNK_PHRASES = 16
+COMPRESSION = dict(compression="gzip", compression_opts=4)
+_JOURNAL_EVERY_FILES = 500
+_JOURNAL_EVERY_SECONDS = 20.0
+
+
+# ----------------------------------------------------------------------------- sources
+
+
+def find_midi_files(sources: Sequence[str | os.PathLike]) -> list[tuple[Path, str]]:
+    """Expand files, folders (recursively) and glob patterns into ``(absolute path, name)`` pairs.
+
+    ``name`` is the path relative to the folder given (or the file name), used in reports.
+    Folders and globs yield files with a MIDI suffix (.mid .midi .kar .smf, any case); a file
+    named explicitly is taken whatever its suffix. Duplicated paths are listed once.
+
+    Raises GenreError if a source matches nothing.
+    """
+    found: dict[Path, str] = {}
+    for src in sources:
+        src = os.path.expanduser(str(src))
+        if any(ch in src for ch in "*?["):
+            matches = sorted(glob.glob(src, recursive=True))
+            files = [Path(m) for m in matches if Path(m).is_file() and Path(m).suffix.lower() in MIDI_SUFFIXES]
+            for d in (Path(m) for m in matches if Path(m).is_dir()):
+                files += _walk(d)
+            if not files:
+                raise GenreError(f"no MIDI files match {src}")
+            for f in files:
+                found.setdefault(f.resolve(), f.name)
+        elif os.path.isdir(src):
+            files = _walk(Path(src))
+            if not files:
+                raise GenreError(f"no MIDI files (.mid, .midi, .kar, .smf) under {src}")
+            for f in files:
+                found.setdefault(f.resolve(), f.relative_to(src).as_posix())
+        elif os.path.lexists(src):
+            found.setdefault(Path(src).resolve(), Path(src).name)
+        else:
+            raise GenreError(f"no such file or folder: {src}")
+    return sorted(found.items(), key=lambda kv: str(kv[0]))
+
+
+def _walk(folder: Path) -> list[Path]:
+    out = []
+    for root, dirs, files in os.walk(folder, followlinks=True):
+        dirs.sort()
+        out += [Path(root) / f for f in sorted(files) if Path(f).suffix.lower() in MIDI_SUFFIXES]
+    return out
+
+
+# ----------------------------------------------------------------------------- per file
+
+
+@dataclass
+class FileResult:
+    """What processing one file gave; ``reason`` is empty for a kept file."""
+
+    path: str
+    name: str
+    sha1: str = ""
+    reason: str = ""
+    detail: str = ""
+    tempo: float = 0.0
+    packed: np.ndarray | None = None  # (n, 64*84/8) uint8, np.packbits of the phrases
+    index: np.ndarray | None = None  # (n,) int32
+
+    @property
+    def n_phrases(self) -> int:
+        return 0 if self.index is None else len(self.index)
+
+
+def process_file(path: str, name: str, settings: RollSettings) -> FileResult:
+    """Read one file and return its phrases (bit-packed, cheap to send between processes)."""
+    res = FileResult(path=path, name=name)
+    try:
+        data = Path(path).read_bytes()
+    except OSError as err:
+        res.reason, res.detail = "unreadable", err.strerror or str(err)
+        return res
+    res.sha1 = hashlib.sha1(data).hexdigest()
+    try:
+        phrases, index, tempo = phrases_of_file(data, settings)
+    except Unusable as err:
+        res.reason, res.detail = err.reason, err.detail
+        return res
+    except Exception as err:  # a parser bug must not end a run over thousands of files
+        log.debug("unexpected error on %s", path, exc_info=True)
+        res.reason, res.detail = "parse error", f"{type(err).__name__}: {err}"
+        return res
+    res.tempo = tempo
+    res.packed = np.packbits(phrases.reshape(len(phrases), -1), axis=1)
+    res.index = index.astype(np.int32)
+    return res
+
+
+def _process_star(args):
+    return process_file(*args)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+@dataclass
+class PrepareReport:
+    """Counts of one ``prepare`` run (this run's files; resumed work included)."""
+
+    genre: str
+    output: Path
+    files_found: int = 0
+    files_already_done: int = 0
+    kept: int = 0
+    dropped: collections.Counter = field(default_factory=collections.Counter)
+    phrases: int = 0
+    seconds_of_music: float = 0.0
+    elapsed: float = 0.0
+    workers: int = 1
+    genre_files_total: int = 0
+    genre_phrases_total: int = 0
+
+    @property
+    def files_read(self) -> int:
+        return self.kept + sum(self.dropped.values())
+
+    def rows(self) -> list[tuple[str, str]]:
+        """The summary as (label, value) rows, drop reasons in a fixed order."""
+        rows = [("files found", f"{self.files_found}")]
+        if self.files_already_done:
+            rows.append(("already in cache/journal", f"{self.files_already_done}"))
+        rows += [("files read", f"{self.files_read}"), ("files kept", f"{self.kept}")]
+        for reason in DROP_REASONS:
+            if self.dropped.get(reason):
+                rows.append((f"  dropped: {reason}", f"{self.dropped[reason]}"))
+        rows += [
+            ("phrases", f"{self.phrases}"),
+            ("hours of music (phrases)", f"{self.seconds_of_music / 3600:.2f}"),
+            ("time", f"{self.elapsed:.1f} s ({self.files_read / max(self.elapsed, 1e-9):.0f} files/s, {self.workers} worker{'s' if self.workers > 1 else ''})"),
+            (f"'{self.genre}' in cache now", f"{self.genre_files_total} files, {self.genre_phrases_total} phrases"),
+        ]
+        return rows
+
+
+# ----------------------------------------------------------------------------- journal
+
+
+class _Journal:
+    """Shards of finished results next to the output, so an interrupted run can resume."""
+
+    def __init__(self, output: Path, genre: str, settings_hash: str):
+        self.dir = output.parent / f".{output.name}.{genre}.partial"
+        self.settings_hash = settings_hash
+        self.genre = genre
+
+    def exists(self) -> bool:
+        return self.dir.is_dir()
+
+    def load(self) -> list[FileResult]:
+        """Results saved by an earlier run with the same settings; [] if none or if they do not match."""
+        meta_path = self.dir / "meta.json"
+        try:
+            meta = json.loads(meta_path.read_text())
+        except (OSError, ValueError):
+            return []
+        if meta.get("settings_hash") != self.settings_hash or meta.get("genre") != self.genre:
+            log.warning("ignoring %s: it was written with other settings", self.dir)
+            return []
+        out: list[FileResult] = []
+        for shard in sorted(self.dir.glob("shard-*.npz")):
+            try:
+                out += _read_shard(shard)
+            except Exception:  # a shard is written atomically, so this is someone else's file
+                log.warning("ignoring unreadable journal shard %s", shard)
+        return out
+
+    def start(self) -> None:
+        from shared.atomic import write_json
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.dir / "meta.json", {"settings_hash": self.settings_hash, "genre": self.genre})
+        self._next = 1 + max((int(p.stem.split("-")[1]) for p in self.dir.glob("shard-*.npz")), default=0)
+
+    def write(self, results: list[FileResult]) -> None:
+        if not results:
+            return
+        from shared.atomic import atomic_path
+
+        with atomic_path(self.dir / f"shard-{self._next:06d}.npz", suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **_shard_arrays(results))
+        self._next += 1
+
+    def remove(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _shard_arrays(results: list[FileResult]) -> dict[str, np.ndarray]:
+    kept = [r for r in results if not r.reason]
+    width = kept[0].packed.shape[1] if kept else 0
+    return {
+        "path": np.array([r.path for r in results], dtype=str),
+        "name": np.array([r.name for r in results], dtype=str),
+        "sha1": np.array([r.sha1 for r in results], dtype=str),
+        "reason": np.array([r.reason for r in results], dtype=str),
+        "detail": np.array([r.detail for r in results], dtype=str),
+        "tempo": np.array([r.tempo for r in results], dtype=np.float64),
+        "n": np.array([r.n_phrases for r in results], dtype=np.int64),
+        "packed": np.concatenate([r.packed for r in kept]) if kept else np.zeros((0, width), np.uint8),
+        "index": np.concatenate([r.index for r in kept]) if kept else np.zeros(0, np.int32),
+    }
+
+
+def _read_shard(path: Path) -> list[FileResult]:
+    with np.load(path, allow_pickle=False) as z:
+        arr = {k: z[k] for k in z.files}
+    out, offset = [], 0
+    for i in range(len(arr["path"])):
+        r = FileResult(
+            path=str(arr["path"][i]), name=str(arr["name"][i]), sha1=str(arr["sha1"][i]),
+            reason=str(arr["reason"][i]), detail=str(arr["detail"][i]), tempo=float(arr["tempo"][i]),
+        )
+        n = int(arr["n"][i])
+        if not r.reason:
+            r.packed = arr["packed"][offset : offset + n]
+            r.index = arr["index"][offset : offset + n].astype(np.int32)
+            offset += n
+        out.append(r)
+    return out
+
+
+# ----------------------------------------------------------------------------- main entry
+
+
+def prepare(
+    sources: Sequence[str | os.PathLike],
+    genre: str,
+    output: str | os.PathLike,
+    settings: RollSettings = RollSettings(),
+    *,
+    workers: int = 1,
+    resume: bool = False,
+    overwrite: bool = False,
+    dedupe: bool = True,
+    progress: Callable[[FileResult], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
+) -> PrepareReport:
+    """Turn MIDI files into the phrases of ``genre`` in the cache ``output``.
+
+    Parameters
+    ----------
+    sources : files, folders (searched recursively) and glob patterns.
+    genre : name of the group the phrases go to; several genres can share one cache.
+    output : the ``.h5`` cache; created, or rewritten atomically with the new genre.
+    settings : piano-roll settings; must equal the cache's if it already exists.
+    workers : processes that parse files (1 = in this process).
+    resume : keep the genre's files already in the cache or in an interrupted run's journal
+        and process only the others.
+    overwrite : replace the genre if present; if the cache was built with other settings
+        (or is not a cache), replace the whole file.
+    dedupe : drop files whose bytes equal an earlier file's (reason "duplicate"), so the same
+        song cannot land on both sides of a train/test split.
+    progress : called with each file's result, in input order.
+    on_start : called once with the number of files to process.
+
+    Raises GenreError on bad sources, an unwritable output, or a conflict with the cache.
+    """
+    from shared.atomic import check_writable_dir
+    from shared.cache import read_header
+
+    t0 = time.perf_counter()
+    _check_genre_name(genre)
+    output = Path(output).expanduser()
+    if output.exists() and output.is_dir():
+        raise GenreError(f"output {output} is a folder; give a file name such as {output / 'cache.h5'}")
+    check_writable_dir(output)
+    files = find_midi_files(sources)
+    report = PrepareReport(genre=genre, output=output, files_found=len(files), workers=max(1, workers))
+
+    # What is in the cache now, and may we write into it?
+    keep_groups: list[str] = []
+    done_paths: set[str] = set()
+    done_sha1: dict[str, str] = {}
+    genre_there = False
+    if output.exists():
+        try:
+            header = read_header(output, kind=KIND)
+            same = header.settings_hash == settings.hash()
+        except GenreError as err:
+            if not overwrite:
+                raise GenreError(f"{err}; pass --overwrite to replace it") from None
+            header, same = None, False
+        if header is not None and not same and not overwrite:
+            raise GenreError(
+                f"{output} was prepared with other settings ({_settings_diff(header.settings, settings.to_dict())}); "
+                "use another output file, the same settings, or --overwrite to replace the whole cache"
+            )
+        if header is not None and same:
+            genre_there = genre in header.groups
+            if genre_there and not (resume or overwrite):
+                raise GenreError(
+                    f"genre '{genre}' is already in {output}: pass --resume to add only new files, or --overwrite to replace it"
+                )
+            keep_groups = [f"genres/{g}" for g in header.groups if g != genre or (resume and not overwrite)]
+            if genre_there and resume and not overwrite:
+                done_paths, done_sha1 = _files_in_cache(output, genre)
+        elif header is not None and header.groups:
+            log.warning("replacing %s: its genres %s were prepared with other settings", output, ", ".join(header.groups))
+
+    journal = _Journal(output, genre, settings.hash())
+    previous: list[FileResult] = []
+    if journal.exists():
+        if resume:
+            previous = journal.load()
+        else:
+            log.warning("discarding the journal of an interrupted run in %s (pass --resume to continue it)", journal.dir)
+            journal.remove()
+    done_paths |= {r.path for r in previous}
+    for r in previous:
+        if r.sha1 and not r.reason:
+            done_sha1.setdefault(r.sha1, r.name)
+
+    todo = [(str(p), name) for p, name in files if str(p) not in done_paths]
+    report.files_already_done = len(files) - len(todo)
+    journal.start()
+    if on_start:
+        on_start(len(todo))
+
+    results: list[FileResult] = []
+    pending: list[FileResult] = []
+    last_flush = time.perf_counter()
+    seen = dict(done_sha1)
+    try:
+        for res in _run(todo, settings, workers):
+            if dedupe and not res.reason and res.sha1 in seen:
+                res.reason, res.detail, res.packed, res.index = "duplicate", f"same bytes as {seen[res.sha1]}", None, None
+            elif not res.reason:
+                seen[res.sha1] = res.name
+            results.append(res)
+            pending.append(res)
+            if progress:
+                progress(res)
+            if len(pending) >= _JOURNAL_EVERY_FILES or time.perf_counter() - last_flush > _JOURNAL_EVERY_SECONDS:
+                journal.write(pending)
+                pending, last_flush = [], time.perf_counter()
+    except BaseException:
+        journal.write(pending)  # keep what is done for --resume
+        raise
+
+    all_new = previous + results
+    for r in all_new:
+        if r.reason:
+            report.dropped[r.reason] += 1
+        else:
+            report.kept += 1
+            report.phrases += r.n_phrases
+            report.seconds_of_music += r.n_phrases * settings.phrase_steps / settings.steps_per_beat * 60.0 / r.tempo
+
+    try:
+        totals = _write_genre(output, genre, settings, all_new, keep_groups, append=genre_there and resume and not overwrite)
+    except BaseException:
+        journal.write(pending)
+        raise
+    journal.remove()
+    report.genre_files_total, report.genre_phrases_total = totals
+    report.elapsed = time.perf_counter() - t0
+    return report
+
+
+def _check_genre_name(genre: str) -> None:
+    if not genre or "/" in genre or genre.startswith(".") or genre != genre.strip():
+        raise GenreError(f"invalid genre name {genre!r}: use a plain word such as 'jazz'")
+
+
+def _settings_diff(old: dict, new: dict) -> str:
+    diffs = [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return "; ".join(diffs) or "different settings hash"
+
+
+def _run(todo: list[tuple[str, str]], settings: RollSettings, workers: int) -> Iterable[FileResult]:
+    if workers <= 1 or len(todo) < 2:
+        for path, name in todo:
+            yield process_file(path, name, settings)
+        return
+    # fork is cheapest where available (the parent holds no threads or open HDF5 files here)
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
+    ctx = multiprocessing.get_context(method)
+    chunk = max(1, min(32, len(todo) // (workers * 8)))
+    pool = ctx.Pool(workers)
+    try:
+        yield from pool.imap(_process_star, ((p, n, settings) for p, n in todo), chunksize=chunk)
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+
+
+def _files_in_cache(output: Path, genre: str) -> tuple[set[str], dict[str, str]]:
+    import h5py
+
+    with h5py.File(output, "r") as h5:
+        g = h5[f"genres/{genre}"]
+        paths = set(g["files/path"].asstr()[:]) | set(g["dropped/path"].asstr()[:])
+        sha1 = dict(zip(g["files/sha1"].asstr()[:], g["files/name"].asstr()[:]))
+    return paths, sha1
+
+
+def _write_genre(
+    output: Path, genre: str, settings: RollSettings, results: list[FileResult], keep: list[str], append: bool
+) -> tuple[int, int]:
+    """Write the cache with ``genre`` (appended to or created) and the ``keep`` groups copied over."""
+    import h5py
+
+    from shared.cache import rewrite
+
+    kept = [r for r in results if not r.reason]
+    dropped = [r for r in results if r.reason]
+    steps, pitches = settings.phrase_steps, settings.n_pitches
+    str_dt = h5py.string_dtype()
+
+    with rewrite(output, kind=KIND, settings=settings.to_dict(), settings_hash=settings.hash(), keep=keep) as h5:
+        name = f"genres/{genre}"
+        if append:
+            g = h5[name]
+        else:
+            g = h5.create_group(name)
+            g.create_dataset(
+                "phrases", shape=(0, steps, pitches), maxshape=(None, steps, pitches), dtype=bool,
+                chunks=(CHUNK_PHRASES, steps, pitches), **COMPRESSION,
+            )
+            for key in ("phrase_file", "phrase_index"):
+                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(4096,))
+            for key, dt in [("path", str_dt), ("name", str_dt), ("sha1", str_dt), ("tempo", np.float32),
+                            ("first_phrase", np.int32), ("n_phrases", np.int32)]:
+                g.create_dataset(f"files/{key}", shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+            for key in ("path", "name", "reason", "detail"):
+                g.create_dataset(f"dropped/{key}", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(1024,))
+
+        n0, f0 = len(g["phrases"]), len(g["files/path"])
+        counts = np.array([r.n_phrases for r in kept], dtype=np.int64)
+        n_new = int(counts.sum())
+        first = n0 + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if kept else np.zeros(0, np.int64)
+        _append(g["files/path"], [r.path for r in kept])
+        _append(g["files/name"], [r.name for r in kept])
+        _append(g["files/sha1"], [r.sha1 for r in kept])
+        _append(g["files/tempo"], np.array([r.tempo for r in kept], dtype=np.float32))
+        _append(g["files/first_phrase"], first.astype(np.int32))
+        _append(g["files/n_phrases"], counts.astype(np.int32))
+        _append(g["phrase_file"], np.repeat(np.arange(f0, f0 + len(kept), dtype=np.int32), counts))
+        _append(g["phrase_index"], np.concatenate([r.index for r in kept]) if kept else np.zeros(0, np.int32))
+        for key in ("path", "name", "reason", "detail"):
+            _append(g[f"dropped/{key}"], [getattr(r, key) for r in dropped])
+
+        ds = g["phrases"]
+        ds.resize(n0 + n_new, axis=0)
+        # Unpack and write in blocks of whole chunks: bounded memory, aligned chunk writes.
+        block = CHUNK_PHRASES * 256
+        packed = (r.packed for r in kept)
+        buf, pos = [], n0
+        for p in packed:
+            buf.append(p)
+            if sum(len(b) for b in buf) >= block:
+                pos = _flush(ds, buf, pos, steps, pitches)
+                buf = []
+        _flush(ds, buf, pos, steps, pitches)
+        g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+        return len(g["files/path"]), len(ds)
+
+
+def _flush(ds, buf: list[np.ndarray], pos: int, steps: int, pitches: int) -> int:
+    if not buf:
+        return pos
+    packed = np.concatenate(buf)
+    rolls = np.unpackbits(packed, axis=1, count=steps * pitches).astype(bool).reshape(-1, steps, pitches)
+    ds[pos : pos + len(rolls)] = rolls
+    return pos + len(rolls)
+
+
+def _append(ds, values) -> None:
+    values = list(values) if not isinstance(values, np.ndarray) else values
+    if len(values) == 0:
+        return
+    n = len(ds)
+    ds.resize(n + len(values), axis=0)
+    ds[n:] = values

@@ -1,0 +1,55 @@
+"""Write files so that an interrupted run never leaves a half-written result behind.
+
+Everything the toolkit produces (caches, checkpoints, MIDI, PNG, JSON) is written to a
+temporary file in the destination folder and moved over the destination with
+:func:`os.replace`, which is atomic on POSIX and Windows for paths on one file system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from shared.errors import GenreError
+
+
+def check_writable_dir(path: str | os.PathLike) -> Path:
+    """Return the folder that will hold ``path``, creating it; raise GenreError if it cannot be written."""
+    parent = Path(path).expanduser().resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
+            pass
+    except OSError as err:
+        raise GenreError(f"cannot write to {parent}: {err.strerror or err}") from None
+    return parent
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; on success move it over ``path``.
+
+    On any exception (Ctrl-C included) the temporary file is removed and ``path`` is left
+    exactly as it was.
+    """
+    final = Path(path).expanduser()
+    parent = check_writable_dir(final)
+    fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{final.name}.", suffix=f".tmp{suffix}")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")

@@ -1,0 +1,113 @@
+"""Piano-roll pictures a musician can read: pitch names on the axis, bar and phrase lines.
+
+matplotlib is imported inside the functions (Agg backend, no display needed).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+
+def pitch_name(midi: int) -> str:
+    """Scientific pitch name: 60 → C4, 24 → C1."""
+    return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def draw_roll(
+    ax,
+    roll: np.ndarray,
+    *,
+    lowest_pitch: int = 24,
+    steps_per_bar: int = 16,
+    phrase_steps: int = 64,
+    title: str | None = None,
+    overlay: np.ndarray | None = None,
+    first_bar: int = 1,
+) -> None:
+    """Draw one roll on a matplotlib axis.
+
+    Parameters
+    ----------
+    roll : (T, P) array
+        Time along x, pitch along y (low notes at the bottom).
+    overlay : (T, P) array, optional
+        Values in [0, 1] drawn as a heat map over the notes (e.g. saliency).
+    first_bar : int
+        Number of the first bar, for the x-axis labels.
+    """
+    roll = np.asarray(roll, dtype=float)
+    steps, pitches = roll.shape
+    extent = (0, steps, lowest_pitch - 0.5, lowest_pitch + pitches - 0.5)
+    ax.imshow(roll.T, origin="lower", aspect="auto", cmap="Greys", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+    if overlay is not None:
+        masked = np.ma.masked_less_equal(np.asarray(overlay, dtype=float).T, 0)
+        ax.imshow(masked, origin="lower", aspect="auto", cmap="autumn_r", vmin=0, vmax=1, extent=extent,
+                  interpolation="nearest", alpha=0.85)
+    for x in range(0, steps + 1, steps_per_bar):
+        strong = phrase_steps and x % phrase_steps == 0
+        ax.axvline(x, color="tab:blue" if strong else "0.6", lw=1.4 if strong else 0.6, zorder=3)
+    cs = [p for p in range(lowest_pitch, lowest_pitch + pitches) if p % 12 == 0]
+    ax.set_yticks(cs)
+    ax.set_yticklabels([pitch_name(p) for p in cs], fontsize=8)
+    for p in cs:
+        ax.axhline(p - 0.5, color="0.85", lw=0.5, zorder=2)
+    n_bars = steps // steps_per_bar
+    every = max(1, int(np.ceil(n_bars / 16)))
+    ticks = list(range(0, n_bars, every))
+    ax.set_xticks([b * steps_per_bar + steps_per_bar / 2 for b in ticks])
+    ax.set_xticklabels([str(first_bar + b) for b in ticks], fontsize=8)
+    ax.set_xlim(0, steps)
+    ax.set_xlabel("bar")
+    ax.set_ylabel("pitch")
+    if title:
+        ax.set_title(title, fontsize=10, loc="left")
+
+
+def plot_rolls(
+    panels: Sequence[tuple[str, np.ndarray]],
+    path: str | os.PathLike,
+    *,
+    lowest_pitch: int = 24,
+    steps_per_bar: int = 16,
+    phrase_steps: int = 64,
+    overlays: Sequence[np.ndarray | None] | None = None,
+    first_bars: Sequence[int] | None = None,
+    dpi: int = 110,
+) -> Path:
+    """Save one row per ``(title, roll)`` panel as a PNG (atomically)."""
+    from shared.atomic import atomic_path
+
+    plt = _pyplot()
+    n = len(panels)
+    widest = max(np.asarray(r).shape[0] for _, r in panels)
+    width = min(24.0, 3.0 + 2.2 * widest / phrase_steps * 2)
+    fig, axes = plt.subplots(n, 1, figsize=(width, 2.6 * n + 0.4), squeeze=False)
+    for i, (title, roll) in enumerate(panels):
+        draw_roll(
+            axes[i, 0], roll, lowest_pitch=lowest_pitch, steps_per_bar=steps_per_bar, phrase_steps=phrase_steps,
+            title=title, overlay=None if overlays is None else overlays[i],
+            first_bar=1 if first_bars is None else first_bars[i],
+        )
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return path
