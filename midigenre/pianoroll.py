@@ -141,7 +141,7 @@ class Song:
     Attributes
     ----------
     roll : (T, n_pitches) bool
-        The whole song, T steps from tick 0 to the end of the last note.
+        The whole song, T steps from tick 0 to the end of its last note or controller event.
     tempo : float
         Tempo at tick 0 in quarter notes per minute (120 when the file sets none).
     n_notes : int
@@ -213,7 +213,10 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
 
     starts, ends, pitches = [], [], []
     n_drum = 0
+    last_control = 0
     for track in score.tracks:
+        if len(track.controls) and not (track.is_drum and not settings.keep_drums):
+            last_control = max(last_control, int(track.controls.numpy()["time"].max()))
         if not len(track.notes):
             continue
         if track.is_drum and not settings.keep_drums:
@@ -241,7 +244,9 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
     s = (start_tick * spb * 2 + tpq) // (2 * tpq)
     e = (end_tick * spb * 2 + tpq) // (2 * tpq)
     e = np.maximum(e, s + 1)
-    total = int(e.max())
+    # A song lasts to its last note or controller event, so trailing rests written with an
+    # end marker (roll_to_midi writes one) survive a round trip.
+    total = max(int(e.max()), (last_control * spb * 2 + tpq) // (2 * tpq))
     if total > settings.max_bars * settings.steps_per_bar:  # checked before the roll is allocated
         bars = total // settings.steps_per_bar + 1
         raise Unusable("too long", f"notes reach bar {bars}, the limit is {settings.max_bars} (--max-bars)")
@@ -371,7 +376,11 @@ def roll_to_midi(
     pitch_on, step_on = np.nonzero(delta == 1)
     pitch_off, step_off = np.nonzero(delta == -1)  # same order: by pitch, then time
 
-    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=float(tempo))
+    # MIDI stores whole microseconds per quarter note and pretty_midi truncates: hand it a tempo
+    # whose truncation is the nearest whole value, so write → read → write does not drift.
+    mspq = max(1, round(6e7 / float(tempo)))
+    tempo = 6e7 / (mspq + 0.5)
+    pm = pretty_midi.PrettyMIDI(resolution=resolution, initial_tempo=tempo)
     pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
     inst = pretty_midi.Instrument(program=program, is_drum=False, name=name)
     sec_per_step = 60.0 / (float(tempo) * settings.steps_per_beat)
@@ -380,6 +389,8 @@ def roll_to_midi(
             pretty_midi.Note(velocity=velocity, pitch=p + settings.lowest_pitch, start=a * sec_per_step, end=b * sec_per_step)
         )
     inst.notes.sort(key=lambda n: (n.start, n.pitch))
+    # "All notes off" at the end of the roll marks its length, trailing rests included.
+    inst.control_changes.append(pretty_midi.ControlChange(number=123, value=0, time=len(on) * sec_per_step))
     pm.instruments.append(inst)
     return pm
 
