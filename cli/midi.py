@@ -69,18 +69,21 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
 
     settings = RollSettings(meter=meter, max_bars=max_bars, keep_drums=keep_drums)
     bar = None
-    kept = [0, 0]
+    kept = [0, 0, 0]  # files done, kept, phrases
 
     def on_start(n):
         nonlocal bar
         bar = tqdm(total=n, unit="file", desc=f"prepare {genre}", file=sys.stderr, dynamic_ncols=True, disable=None)
 
     def progress(res):
+        kept[0] += 1
         if not res.reason:
-            kept[0] += 1
-            kept[1] += res.n_phrases
+            kept[1] += 1
+            kept[2] += res.n_phrases
         bar.update(1)
-        bar.set_postfix(kept=kept[0], phrases=kept[1], refresh=False)
+        bar.set_postfix(kept=kept[1], phrases=kept[2], refresh=False)
+
+    _sigterm_as_interrupt()
 
     try:
         report = run_prepare(
@@ -90,13 +93,26 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     except KeyboardInterrupt:
         if bar:
             bar.close()
-        click.echo(f"Interrupted: {output} is unchanged; {kept[0]} files done so far are kept in a journal. "
+        click.echo(f"Interrupted: {output} is unchanged; the {kept[0]} files done so far are kept in a journal. "
                    "Run the same command with --resume to continue.", err=True)
         sys.exit(130)
     finally:
         if bar:
             bar.close()
     click.echo(_table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+
+
+def _sigterm_as_interrupt() -> None:
+    """Let `kill` (SIGTERM) stop a run the way Ctrl-C does, so finished work reaches the journal."""
+    import signal
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread (e.g. some test runners): keep the default
+        pass
 
 
 @midi.command()

@@ -152,7 +152,9 @@ class PrepareReport:
     genre: str
     output: Path
     files_found: int = 0
-    files_already_done: int = 0
+    files_already_done: int = 0  # in the cache already (resume), skipped
+    files_resumed: int = 0  # finished by an interrupted run, taken from its journal
+    files_read_now: int = 0
     kept: int = 0
     dropped: collections.Counter = field(default_factory=collections.Counter)
     phrases: int = 0
@@ -164,21 +166,25 @@ class PrepareReport:
 
     @property
     def files_read(self) -> int:
+        """Files added to the cache by this run (read now or resumed from a journal), kept or dropped."""
         return self.kept + sum(self.dropped.values())
 
     def rows(self) -> list[tuple[str, str]]:
         """The summary as (label, value) rows, drop reasons in a fixed order."""
         rows = [("files found", f"{self.files_found}")]
         if self.files_already_done:
-            rows.append(("already in cache/journal", f"{self.files_already_done}"))
-        rows += [("files read", f"{self.files_read}"), ("files kept", f"{self.kept}")]
+            rows.append(("already in the cache", f"{self.files_already_done}"))
+        if self.files_resumed:
+            rows.append(("done by the interrupted run", f"{self.files_resumed}"))
+        rows += [("files read now", f"{self.files_read_now}"), ("files kept", f"{self.kept}")]
         for reason in DROP_REASONS:
             if self.dropped.get(reason):
                 rows.append((f"  dropped: {reason}", f"{self.dropped[reason]}"))
+        rate = self.files_read_now / max(self.elapsed, 1e-9)
         rows += [
             ("phrases", f"{self.phrases}"),
             ("hours of music (phrases)", f"{self.seconds_of_music / 3600:.2f}"),
-            ("time", f"{self.elapsed:.1f} s ({self.files_read / max(self.elapsed, 1e-9):.0f} files/s, {self.workers} worker{'s' if self.workers > 1 else ''})"),
+            ("time", f"{self.elapsed:.1f} s ({rate:.0f} files/s, {self.workers} worker{'s' if self.workers > 1 else ''})"),
             (f"'{self.genre}' in cache now", f"{self.genre_files_total} files, {self.genre_phrases_total} phrases"),
         ]
         return rows
@@ -357,13 +363,15 @@ def prepare(
         else:
             log.warning("discarding the journal of an interrupted run in %s (pass --resume to continue it)", journal.dir)
             journal.remove()
+    in_cache = len({str(p) for p, _ in files} & done_paths)
     done_paths |= {r.path for r in previous}
     for r in previous:
         if r.sha1 and not r.reason:
             done_sha1.setdefault(r.sha1, r.name)
 
     todo = [(str(p), name) for p, name in files if str(p) not in done_paths]
-    report.files_already_done = len(files) - len(todo)
+    report.files_already_done = in_cache
+    report.files_resumed = len(files) - len(todo) - in_cache
     journal.start()
     if on_start:
         on_start(len(todo))
@@ -389,6 +397,7 @@ def prepare(
         journal.write(pending)  # keep what is done for --resume
         raise
 
+    report.files_read_now = len(results)
     all_new = previous + results
     for r in all_new:
         if r.reason:

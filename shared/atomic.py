@@ -41,6 +41,14 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     fd, tmp_name = tempfile.mkstemp(dir=parent, prefix=f".{final.name}.", suffix=f".tmp{suffix}")
     os.close(fd)
     tmp = Path(tmp_name)
+    # mkstemp makes 0600 files; give the result the mode a plain open() would (or the old file's)
+    try:
+        mode = final.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    os.chmod(tmp, mode)
     try:
         yield tmp
         os.replace(tmp, final)

@@ -119,7 +119,7 @@ def test_interrupted_run_leaves_cache_intact_and_resumes(song_folder, tmp_path, 
 
     seen = []
     report = prepare([song_folder], "jazz", out, resume=True, progress=lambda r: seen.append(r.name))
-    assert report.files_already_done == 5 and len(seen) == len(SONG_FOLDER_EXPECTED) - 5
+    assert report.files_resumed == 5 and len(seen) == len(SONG_FOLDER_EXPECTED) - 5
     assert not journal.exists()
 
     clean = tmp_path / "clean.h5"
@@ -137,7 +137,7 @@ def test_a_new_run_without_resume_discards_the_journal(song_folder, tmp_path):
         prepare([song_folder], "jazz", out, progress=lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
     assert not out.exists() and (tmp_path / ".c.h5.jazz.partial").is_dir()
     report = prepare([song_folder], "jazz", out)
-    assert report.files_already_done == 0 and report.kept == 3
+    assert report.files_resumed == 0 and report.kept == 3
     assert not (tmp_path / ".c.h5.jazz.partial").exists()
 
 
