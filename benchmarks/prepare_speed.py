@@ -111,9 +111,13 @@ def run_baseline(files: list[Path], out: Path) -> tuple[int, int, set[str]]:
 # ----------------------------------------------------------------------------- the other ways
 
 
+WORKERS_USED: dict[int, int] = {}  # -j asked -> processes prepare() started (it uses fewer on small jobs)
+
+
 def run_pipeline(files: list[Path], out: Path, workers: int) -> tuple[int, int, set[str]]:
     report = prepare([str(p) for p in files], "bench", out, RollSettings(), workers=workers, overwrite=True)
     assert report.files_read == len(files), (report.files_read, len(files))
+    WORKERS_USED[workers] = report.workers
     with h5py.File(out, "r") as h5:
         kept = set(h5["genres/bench/files/path"].asstr()[:])
     return report.kept, report.phrases, kept
@@ -163,6 +167,8 @@ def main() -> None:
     for name, fn, extra in ways:
         times[name], results[name] = best_of(args.repeat, fn, files, *extra)
 
+    print(f"(the -j {args.workers} run started {WORKERS_USED[args.workers]} process(es): prepare() uses one per "
+          f"{__import__('midigenre.prepare').prepare.MIN_FILES_PER_WORKER} files at most)\n")
     base_rate = len(files) / times[ways[0][0]]
     print(f"{'way':<24}{'seconds':>9}{'files/s':>10}{'phrases/s':>11}{'vs baseline':>13}")
     for name, _, _ in ways:

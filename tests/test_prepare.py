@@ -141,10 +141,14 @@ def test_a_new_run_without_resume_discards_the_journal(song_folder, tmp_path):
     assert not (tmp_path / ".c.h5.jazz.partial").exists()
 
 
-def test_workers_give_the_same_cache(song_folder, tmp_path):
+def test_workers_give_the_same_cache(song_folder, tmp_path, monkeypatch):
+    import midigenre.prepare as prep
+
+    assert prep.effective_workers(8, 100) == 1 and prep.effective_workers(2, 10_000) == 2
+    monkeypatch.setattr(prep, "MIN_FILES_PER_WORKER", 1)  # use a real pool on this small folder
     one, two = tmp_path / "one.h5", tmp_path / "two.h5"
     prepare([song_folder], "jazz", one, workers=1)
-    prepare([song_folder], "jazz", two, workers=2)
+    assert prepare([song_folder], "jazz", two, workers=2).workers == 2
     with PhraseCache(one) as a, PhraseCache(two) as b:
         np.testing.assert_array_equal(a.phrases("jazz", slice(None)), b.phrases("jazz", slice(None)))
         assert list(a.files("jazz")["name"]) == list(b.files("jazz")["name"])
