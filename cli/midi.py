@@ -339,3 +339,175 @@ def split(caches, output, test_fraction, seed):
     merged.save(output)
     rows = [(g, f"{len(p['train'])} train songs, {len(p['test'])} test songs") for g, p in merged.genres.items()]
     click.echo(_table(rows, title=f"wrote {output} (seed {seed}, test fraction {test_fraction})"))
+
+
+@midi.command()
+@click.option("--a", "a_spec", required=True, help="Genre A: a cache FILE.h5, or FILE.h5:GENRE when it holds several.")
+@click.option("--b", "b_spec", required=True, help="Genre B, likewise.")
+@click.option("--mixed", "mixed_spec", help="A third genre (FILE.h5[:GENRE]) for the full variant's mixed discriminators.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (created).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
+              "options given on the command line win.")
+@click.option("--preset", type=click.Choice(["paper", "small"]), help="Architecture: paper (Brunner et al.) or small (CPU).  [default: small]")
+@click.option("--variant", type=click.Choice(["base", "partial", "full"]), help="Extra mixed-data discriminators.  [default: base]")
+@click.option("--sn/--no-sn", default=None, help="Spectral normalisation on every G and D convolution.")
+@click.option("--sa/--no-sa", default=None, help="Self-attention blocks (SAGAN) in G and D.")
+@click.option("--epochs", type=click.IntRange(1), help="Epochs.  [default: 30]")
+@click.option("--batch-size", type=click.IntRange(1), help="[default: 16]")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate.  [default: 2e-4]")
+@click.option("--sigma-d", type=click.FloatRange(min=0), help="σ_D of the half-normal noise on D inputs.  [default: 1]")
+@click.option("--seed", type=int, help="[default: 0]")
+@click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda or mps.")
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped.")
+def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa, epochs, batch_size, lr, sigma_d, seed,
+          split_file, device, resume):
+    """Train a CycleGAN that turns genre A into genre B and back.
+
+    \b
+    Example (a jazz↔classical model on the CPU):
+      genre midi prepare ../shared/data/midi/jazz -g jazz -o jazz.h5 --meter lenient
+      genre midi prepare ../shared/data/midi/classical -g classical -o classical.h5 --meter lenient
+      genre midi train --a jazz.h5 --b classical.h5 --preset small --epochs 30 --out runs/jc
+
+    Writes config.json, split.json, log.csv, samples/epoch_NNN.png, the model (model.safetensors
+    + model.json, for `genre midi transfer`) and checkpoint.pt after every epoch. Ctrl-C saves
+    the state; --resume continues it.
+    """
+    from tqdm import tqdm
+
+    from midigenre.train import GenreSource, Trainer, TrainConfig, load_config_file, run_config
+
+    out_path = Path(out)
+    if resume:
+        settings = run_config(out_path)["train"]
+        if epochs:
+            settings["epochs"] = epochs
+    else:
+        if (out_path / "checkpoint.pt").exists():
+            raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+        settings = load_config_file(config_file) if config_file else {}
+        given = {"preset": preset, "variant": variant, "spectral_norm": sn, "self_attention": sa, "epochs": epochs,
+                 "batch_size": batch_size, "lr": lr, "sigma_d": sigma_d, "seed": seed}
+        settings.update({k: v for k, v in given.items() if v is not None})
+    cfg = TrainConfig.from_dict(settings)
+    mixed = GenreSource.parse(mixed_spec) if mixed_spec else None
+    split_arg = split_file or ((out_path / "split.json") if resume else None)
+    trainer = Trainer(GenreSource.parse(a_spec), GenreSource.parse(b_spec), out_path, cfg, mixed=mixed,
+                      split=split_arg, device=device)
+    if resume:
+        trainer.load_checkpoint()
+    d = trainer.describe()
+    click.echo(f"{d['a']['genre']} ↔ {d['b']['genre']}: {d['train_phrases_per_genre']} training phrases per genre "
+               f"(balanced), {trainer.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
+               f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {trainer.device}"
+               + (f"; resuming at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}" if resume else ""), err=True)
+
+    bar = None
+
+    def on_step(epoch, step, n_steps, losses):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n_steps, initial=step - 1, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
+                       file=sys.stderr, dynamic_ncols=True, disable=None)
+        bar.update(1)
+        bar.set_postfix({k.replace("/", "_"): f"{v:.3f}" for k, v in losses.items()}, refresh=False)
+
+    def on_epoch(epoch, row):
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+        losses = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if "/" in k)
+        click.echo(f"epoch {epoch}: {losses}; {row['seconds']:.0f} s, {row['phrases_per_s']:.1f} phrases/s", err=True)
+
+    _sigterm_as_interrupt()
+    try:
+        trainer.fit(on_step=on_step, on_epoch=on_epoch)
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        click.echo(f"Interrupted: the state is saved in {out_path / 'checkpoint.pt'}; continue with "
+                   f"genre midi train --a {a_spec} --b {b_spec} --out {out} --resume", err=True)
+        sys.exit(130)
+    click.echo(f"done: model in {out_path} (model.safetensors + model.json), log in {out_path / 'log.csv'}, "
+               f"pictures in {out_path / 'samples'}")
+
+
+@midi.command()
+@click.argument("source", type=click.Path())
+@click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Output MIDI file, or a folder when SOURCE is a folder.")
+@click.option("--model", "model_path", type=click.Path(), help="Run folder or model folder.  [default: the shipped "
+              "jazz↔classical model in data/models/jazz-classical]")
+@click.option("--cycle", is_flag=True, help="Also write the cycled-back song (…​.cycle.mid).")
+@click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
+@click.option("--meter", type=click.Choice(METERS), help="Meter rule for reading songs (default: the model's data's).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
+def transfer(source, target, output, model_path, cycle, png, meter, device):
+    """Turn a whole MIDI song (or a folder of songs) into another genre.
+
+    \b
+    Examples:
+      genre midi transfer data/examples/jazz_example.mid --to classical -o out.mid --png
+      genre midi transfer songs/ --model runs/jc --to jazz -o out/
+    """
+    from midigenre.pianoroll import Unusable, write_midi
+    from midigenre.prepare import find_midi_files
+    from midigenre.transfer import DEFAULT_MODEL, TransferModel, transfer_midi
+
+    model = TransferModel.load(model_path or DEFAULT_MODEL, device=device)
+    model.direction(target)
+    src = Path(source)
+    if not src.exists():
+        raise GenreError(f"no such file or folder: {source}")
+    if src.is_dir():
+        songs = [(p, Path(name)) for p, name in find_midi_files([src])]
+        out_dir = Path(output)
+        if out_dir.suffix.lower() in (".mid", ".midi"):
+            raise GenreError(f"SOURCE is a folder, so -o must be a folder, not {output}")
+        jobs = [(p, out_dir / name.with_name(f"{name.stem}.{target}.mid")) for p, name in songs]
+    else:
+        if Path(output).is_dir():
+            jobs = [(src, Path(output) / f"{src.stem}.{target}.mid")]
+        else:
+            jobs = [(src, Path(output))]
+    ok, failed = 0, []
+    for song, out in jobs:
+        try:
+            res = transfer_midi(song, model, target, meter=meter, cycle=cycle)
+        except Unusable as err:
+            hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in (
+                "not 4/4", "meter changes", "no time signature", "several time signatures", "first beat not at 0") else ""
+            failed.append(f"{song}: {err}{hint}")
+            continue
+        write_midi(res.midi(), out)
+        written = [str(out)]
+        if cycle:
+            cyc = out.with_name(out.stem + ".cycle.mid")
+            write_midi(res.midi("cycled"), cyc)
+            written.append(str(cyc))
+        if png:
+            from shared.plotting import plot_rolls
+
+            panels = [(f"{song.name} ({res.source_genre})", res.source), (f"→ {res.target_genre}", res.transferred)]
+            if cycle:
+                panels.append((f"→ {res.source_genre} again", res.cycled))
+            bars = 16 * res.settings.steps_per_bar
+            panels = [(t, r[:bars]) for t, r in panels]  # the first 16 bars: readable at a glance
+            pic = plot_rolls(panels, out.with_suffix(".png"), lowest_pitch=res.settings.lowest_pitch,
+                             steps_per_bar=res.settings.steps_per_bar, phrase_steps=res.settings.phrase_steps)
+            written.append(str(pic))
+        ok += 1
+        bars = len(res.source) / res.settings.steps_per_bar
+        click.echo(f"{song.name}: {res.source_genre} → {res.target_genre}, {bars:.0f} bars, content change "
+                   f"{res.content_change():.2f}; wrote {', '.join(written)}")
+    if len(jobs) == 1 and failed:
+        raise GenreError(f"cannot transfer {failed[0]}")
+    for line in failed:
+        click.echo(f"skipped {line}", err=True)
+    if not ok:
+        raise GenreError(f"no song could be transferred: all {len(failed)} failed (reasons above)")
+    if failed:
+        click.echo(f"{ok} songs transferred, {len(failed)} skipped", err=True)

@@ -111,3 +111,43 @@ def plot_rolls(
     finally:
         plt.close(fig)
     return path
+
+
+def plot_grid(
+    rows: Sequence[Sequence[np.ndarray]],
+    titles: Sequence[Sequence[str]],
+    path: str | os.PathLike,
+    *,
+    lowest_pitch: int = 24,
+    steps_per_bar: int = 16,
+    suptitle: str | None = None,
+    dpi: int = 90,
+) -> Path:
+    """Save a grid of single phrases (e.g. source | transferred | cycled back per row) as a PNG."""
+    from shared.atomic import atomic_path
+
+    plt = _pyplot()
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 2.3 * n_rows + 0.5), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            if j >= len(row):
+                ax.axis("off")
+                continue
+            draw_roll(ax, row[j], lowest_pitch=lowest_pitch, steps_per_bar=steps_per_bar,
+                      phrase_steps=len(row[j]), title=titles[i][j])
+            if j:
+                ax.set_ylabel("")
+            if i < n_rows - 1:
+                ax.set_xlabel("")
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        plt.close(fig)
+    return path

@@ -1,0 +1,165 @@
+"""CycleGAN generator and patch discriminator of Brunner et al. (2018), with the spectral
+normalisation and self-attention of the 2019 follow-up.
+
+Shapes (paper preset): the generator maps (B, 1, 64, 84) → (B, 1, 64, 84) through
+64×84 → 32×42 → 16×21 (256 channels, 10 residual blocks) → 64×84, sigmoid output; the
+discriminator maps (B, 1, 64, 84) → (B, 1, 16, 21) patch scores. The ``small`` preset is the
+same code with fewer channels and residual blocks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shared.errors import GenreError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of one CycleGAN (both generators and all discriminators).
+
+    Attributes
+    ----------
+    g_channels : channels of the generator's first convolution (×2 and ×4 after the downsampling).
+    n_res_blocks : residual blocks at 1/4 resolution.
+    d_channels : channels of the discriminator's first convolution (×4 in the second).
+    spectral_norm : spectral normalisation (one power iteration) on every convolution of G
+        and D, transposed convolutions excepted.
+    self_attention : SAGAN blocks after the last two residual blocks of G and after both
+        hidden layers of D.
+    """
+
+    g_channels: int = 64
+    n_res_blocks: int = 10
+    d_channels: int = 64
+    spectral_norm: bool = False
+    self_attention: bool = False
+
+    def __post_init__(self):
+        if self.g_channels < 8 or self.d_channels < 8:
+            raise GenreError("g_channels and d_channels must be at least 8 (self-attention divides by 8)")
+        if self.n_res_blocks < (2 if self.self_attention else 1):
+            raise GenreError("n_res_blocks must be at least 1 (2 with self-attention)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: Named architectures. ``paper`` is the reference; ``small`` trains on a CPU in minutes per epoch.
+PRESETS: dict[str, ModelConfig] = {
+    "paper": ModelConfig(g_channels=64, n_res_blocks=10, d_channels=64),
+    "small": ModelConfig(g_channels=16, n_res_blocks=4, d_channels=16),
+}
+
+
+def preset(name: str, **overrides) -> ModelConfig:
+    if name not in PRESETS:
+        raise GenreError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return dataclasses.replace(PRESETS[name], **overrides)
+
+
+def _conv(in_ch, out_ch, kernel, stride=1, padding=0, sn=False, bias=False, padding_mode="zeros"):
+    conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=bias, padding_mode=padding_mode)
+    return nn.utils.parametrizations.spectral_norm(conv, n_power_iterations=1) if sn else conv
+
+
+class SelfAttention(nn.Module):
+    """SAGAN self-attention: f, g (1×1 → C/8), h (1×1 → C), softmax over H·W, out = γ·o + x, γ₀ = 0."""
+
+    def __init__(self, channels: int, sn: bool = False):
+        super().__init__()
+        self.f = _conv(channels, channels // 8, 1, sn=sn)
+        self.g = _conv(channels, channels // 8, 1, sn=sn)
+        self.h = _conv(channels, channels, 1, sn=sn)
+        self.gamma = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, hgt, wid = x.shape
+        f = self.f(x).flatten(2)  # (B, C/8, N)
+        g = self.g(x).flatten(2)
+        h = self.h(x).flatten(2)  # (B, C, N)
+        attn = torch.softmax(torch.bmm(f.transpose(1, 2), g), dim=-1)  # (B, N, N): row i attends over j
+        o = torch.bmm(h, attn.transpose(1, 2)).view(b, c, hgt, wid)
+        return self.gamma * o + x
+
+
+class ResidualBlock(nn.Module):
+    """relu(x + IN(conv(relu(IN(conv(x)))))) with reflection padding, as in the reference."""
+
+    def __init__(self, channels: int, sn: bool = False):
+        super().__init__()
+        self.body = nn.Sequential(
+            _conv(channels, channels, 3, padding=1, padding_mode="reflect", sn=sn),
+            nn.InstanceNorm2d(channels, affine=True),
+            nn.ReLU(inplace=True),
+            _conv(channels, channels, 3, padding=1, padding_mode="reflect", sn=sn),
+            nn.InstanceNorm2d(channels, affine=True),
+        )
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+class Generator(nn.Module):
+    """(B, 1, 64, 84) piano rolls in [0, 1] → (B, 1, 64, 84) probabilities of a note."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        c, sn = cfg.g_channels, cfg.spectral_norm
+        layers: list[nn.Module] = [
+            _conv(1, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+            _conv(c, 2 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
+            _conv(2 * c, 4 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.ReLU(True),
+        ]
+        for i in range(cfg.n_res_blocks):
+            layers.append(ResidualBlock(4 * c, sn=sn))
+            if cfg.self_attention and i >= cfg.n_res_blocks - 2:  # after the last two blocks (9 and 10 of 10)
+                layers.append(SelfAttention(4 * c, sn=sn))
+        layers += [
+            nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+            _conv(c, 1, 7, padding=3, padding_mode="reflect", sn=sn),
+        ]
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(x))
+
+
+class Discriminator(nn.Module):
+    """PatchGAN: (B, 1, 64, 84) → (B, 1, 16, 21) scores (least-squares targets 1 = real, 0 = fake)."""
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        c, sn = cfg.d_channels, cfg.spectral_norm
+        layers: list[nn.Module] = [_conv(1, c, 7, stride=2, padding=3, sn=sn), nn.LeakyReLU(0.2, True)]
+        if cfg.self_attention:
+            layers.append(SelfAttention(c, sn=sn))
+        layers += [_conv(c, 4 * c, 7, stride=2, padding=3, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.LeakyReLU(0.2, True)]
+        if cfg.self_attention:
+            layers.append(SelfAttention(4 * c, sn=sn))
+        layers.append(_conv(4 * c, 1, 7, padding=3, sn=sn))
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, 0.02) for every convolution weight (the reference's initialiser); IN scale 1, shift 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            weight = m.parametrizations.weight.original if hasattr(m, "parametrizations") else m.weight
+            nn.init.normal_(weight, 0.0, std)
+        elif isinstance(m, nn.InstanceNorm2d) and m.affine:
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)

@@ -1,0 +1,156 @@
+"""Whole-song genre transfer with a trained CycleGAN.
+
+A song is read with the same pipeline as the cache (same grid, pitch window and meter rule as
+the model's training data), cut into 4-bar phrases — the tail that does not fill a phrase is
+padded with silence, not dropped — every phrase is transferred in one batch, and the phrases
+are laid back in order and cut to the song's own length.
+
+    >>> from midigenre.transfer import TransferModel, transfer_midi
+    >>> model = TransferModel.load("data/models/jazz-classical")
+    >>> result = transfer_midi("song.mid", model, "classical")
+    >>> result.midi().write("song_classical.mid")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from midigenre.pianoroll import RollSettings, join_phrases, read_song, roll_to_midi, split_phrases
+from shared.errors import GenreError
+
+#: The shipped default model (jazz ↔ classical), relative to the repository.
+DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "jazz-classical"
+
+
+class TransferModel:
+    """The two generators of a trained CycleGAN and what they were trained on.
+
+    Attributes
+    ----------
+    genres : {"a": name, "b": name}
+    settings : the piano-roll settings of the training caches.
+    meta : the model's JSON sidecar (config, data, metrics).
+    """
+
+    def __init__(self, g_ab, g_ba, genres: dict, settings: RollSettings, meta: dict, device="cpu"):
+        self.g_ab, self.g_ba, self.genres, self.settings, self.meta, self.device = g_ab, g_ba, genres, settings, meta, device
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> "TransferModel":
+        """Load a run folder or a shipped model folder (model.safetensors + model.json)."""
+        from midigenre.models import Generator, ModelConfig
+        from midigenre.train import MODEL_KIND, pick_device
+        from shared.checkpoint import load_model
+
+        path = Path(path)
+        if path == DEFAULT_MODEL and not path.exists():
+            raise GenreError(f"the default model is not at {path} (installed without the repository's data/?); pass --model")
+        tensors, meta = load_model(path, kind=MODEL_KIND)
+        cfg = ModelConfig(**meta["model"])
+        dev = pick_device(device)
+        gens = []
+        for name in ("G_AB", "G_BA"):
+            g = Generator(cfg)
+            state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
+            try:
+                g.load_state_dict(state)
+            except RuntimeError as err:
+                raise GenreError(f"{path}: the weights do not fit the architecture in model.json ({str(err).splitlines()[0]})") from None
+            gens.append(g.to(dev).eval().requires_grad_(False))
+        return cls(gens[0], gens[1], meta["genres"], RollSettings.from_dict(meta["roll_settings"]), meta, dev)
+
+    def direction(self, target: str) -> tuple[str, str]:
+        """(source genre, target genre) for a target name; raises GenreError for an unknown one."""
+        a, b = self.genres["a"], self.genres["b"]
+        if target == b:
+            return a, b
+        if target == a:
+            return b, a
+        raise GenreError(f"this model transfers between {a} and {b}; --to must be one of them, not {target!r}")
+
+    def transfer_phrases(self, phrases: np.ndarray, target: str, *, cycle: bool = False, batch_size: int = 64):
+        """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
+
+        Generator outputs are binarised at 0.5, as in the reference.
+        """
+        import torch
+
+        src, _ = self.direction(target)
+        forward, backward = (self.g_ab, self.g_ba) if target == self.genres["b"] else (self.g_ba, self.g_ab)
+        out, back = [], []
+        with torch.inference_mode():
+            for i in range(0, len(phrases), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(phrases[i : i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
+                y = (forward(x) > 0.5).float()
+                out.append(y[:, 0].bool().cpu().numpy())
+                if cycle:
+                    back.append((backward(y) > 0.5)[:, 0].cpu().numpy())
+        empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
+        transferred = np.concatenate(out) if out else empty
+        return transferred, (np.concatenate(back) if back else empty) if cycle else None
+
+
+@dataclass
+class SongTransfer:
+    """A transferred song: rolls of shape (T, 84) on the song's own step grid."""
+
+    source: np.ndarray
+    transferred: np.ndarray
+    cycled: np.ndarray | None
+    tempo: float
+    source_genre: str
+    target_genre: str
+    settings: RollSettings
+
+    def midi(self, which: str = "transferred"):
+        """``pretty_midi.PrettyMIDI`` of the source, the transferred or the cycled-back roll."""
+        roll = getattr(self, which)
+        if roll is None:
+            raise GenreError("the cycled-back version was not computed (pass cycle=True)")
+        return roll_to_midi(roll, self.tempo, self.settings, name=f"Piano ({which})")
+
+    def content_change(self) -> float:
+        """Σ|x − x̂| / Σx over the song (NaN for a silent song)."""
+        s = self.source.sum()
+        return float(np.logical_xor(self.source, self.transferred).sum() / s) if s else float("nan")
+
+
+def transfer_midi(source: str | os.PathLike | bytes, model: TransferModel | str | os.PathLike, target: str, *,
+                  meter: str | None = None, cycle: bool = False, keep_silence: bool = True) -> SongTransfer:
+    """Transfer a whole MIDI song to ``target``.
+
+    Parameters
+    ----------
+    source : MIDI path or bytes.
+    model : a loaded TransferModel or the path of one.
+    target : genre name, one of the model's two.
+    meter : meter rule for reading the song (default: the one the model's data was prepared with).
+    cycle : also compute the cycled-back song (target → source again).
+    keep_silence : leave phrases without notes silent instead of letting the generator invent notes.
+
+    Raises
+    ------
+    GenreError (``Unusable``) if the song cannot be read under the meter rule, with the reason.
+    """
+    if not isinstance(model, TransferModel):
+        model = TransferModel.load(model)
+    src_genre, dst_genre = model.direction(target)
+    settings = dataclasses.replace(model.settings, meter=meter) if meter else model.settings
+    song = read_song(source, settings)
+    phrases, _ = split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)
+    out, back = model.transfer_phrases(phrases, target, cycle=cycle)
+    if keep_silence:
+        silent = ~phrases.any(axis=(1, 2))
+        out[silent] = False
+        if back is not None:
+            back[silent] = False
+    n = len(song.roll)
+    return SongTransfer(
+        source=song.roll, transferred=join_phrases(out)[:n], cycled=join_phrases(back)[:n] if back is not None else None,
+        tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings,
+    )

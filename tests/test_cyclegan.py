@@ -1,0 +1,243 @@
+import itertools
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from midigenre import models
+from midigenre.models import Discriminator, Generator, ModelConfig, SelfAttention, preset
+from midigenre.prepare import prepare
+from midigenre.train import (
+    CycleGAN,
+    GenreSource,
+    ImagePool,
+    Trainer,
+    TrainConfig,
+    discriminator_losses,
+    generator_losses,
+    weighted,
+)
+from midigenre.transfer import TransferModel, transfer_midi
+from shared.errors import GenreError
+from tests.conftest import make_midi, random_grid_notes
+
+TINY = ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8)
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    monkeypatch.setitem(models.PRESETS, "tiny", TINY)
+    return "tiny"
+
+
+def make_cache(folder, genre, n_songs, lo, hi, seed, out):
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_songs):
+        notes = random_grid_notes(rng, 8, n=60, lo=lo, hi=hi) + [(127 * 120, 128 * 120, lo)]
+        make_midi(folder / f"{genre}{i:02d}.mid", notes)
+    prepare([folder], genre, out)
+    return out
+
+
+@pytest.fixture
+def caches(tmp_path):
+    """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each."""
+    a = make_cache(tmp_path / "low", "low", 10, 30, 60, 1, tmp_path / "low.h5")
+    b = make_cache(tmp_path / "high", "high", 10, 60, 90, 2, tmp_path / "high.h5")
+    return a, b
+
+
+@pytest.mark.parametrize("sn, sa", list(itertools.product([False, True], [False, True])))
+def test_shapes_for_every_option(sn, sa):
+    cfg = ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8, spectral_norm=sn, self_attention=sa)
+    g, d = Generator(cfg), Discriminator(cfg)
+    x = torch.rand(3, 1, 64, 84)
+    y = g(x)
+    assert y.shape == (3, 1, 64, 84) and 0 <= y.min() and y.max() <= 1
+    assert d(x).shape == (3, 1, 16, 21)
+    convs = [m for m in g.modules() if isinstance(m, torch.nn.Conv2d)] + [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(hasattr(m, "parametrizations") == sn for m in convs)  # every convolution, and only with SN
+    assert not any(hasattr(m, "parametrizations") for m in g.modules() if isinstance(m, torch.nn.ConvTranspose2d))
+    n_sa_g = sum(isinstance(m, SelfAttention) for m in g.modules())
+    n_sa_d = sum(isinstance(m, SelfAttention) for m in d.modules())
+    assert (n_sa_g, n_sa_d) == ((2, 2) if sa else (0, 0))
+
+
+def test_paper_preset_matches_the_reference():
+    cfg = preset("paper")
+    g = Generator(cfg)
+    feats = []
+    hooks = [m.register_forward_hook(lambda m, i, o: feats.append(tuple(o.shape[1:]))) for m in g.net]
+    g(torch.rand(1, 1, 64, 84))
+    for h in hooks:
+        h.remove()
+    assert (256, 16, 21) in feats and (128, 32, 42) in feats and (64, 64, 84) in feats
+    assert sum(isinstance(m, models.ResidualBlock) for m in g.modules()) == 10
+    assert all(m.bias is None for m in g.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d)))
+    d = Discriminator(cfg)
+    assert [m.out_channels for m in d.modules() if isinstance(m, torch.nn.Conv2d)] == [64, 256, 1]
+    assert [m.kernel_size for m in d.modules() if isinstance(m, torch.nn.Conv2d)] == [(7, 7)] * 3
+    w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
+    assert abs(w.std().item() - 0.02) < 0.002  # N(0, 0.02)
+    small = preset("small")
+    assert small.g_channels < cfg.g_channels and small.n_res_blocks < cfg.n_res_blocks
+    with pytest.raises(GenreError):
+        preset("huge")
+
+
+def test_self_attention_starts_as_identity():
+    sa = SelfAttention(16)
+    x = torch.randn(2, 16, 4, 5)
+    assert torch.equal(sa(x), x)
+    sa.gamma.data.fill_(1.0)
+    assert not torch.allclose(sa(x), x)
+
+
+@pytest.mark.parametrize("variant", ["base", "partial", "full"])
+def test_losses_and_gradient_flow(variant):
+    torch.manual_seed(0)
+    m = CycleGAN(TINY, variant)
+    assert len(m.discriminators()) == (2 if variant == "base" else 4)
+    a, b, mixed = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    g_losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=1.0)
+    assert set(g_losses) == {"g/adv_ab", "g/adv_ba", "g/cycle"}
+    weighted(g_losses, TrainConfig().lambdas).backward()
+    for g in m.generators():
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters() if p.requires_grad and p.dim() > 1)
+    m.zero_grad()
+    d_losses = discriminator_losses(m, a, b, fake_a.detach(), fake_b.detach(), mixed, sigma_d=1.0)
+    assert set(d_losses) == ({"d/a", "d/b"} | ({"d/a_all", "d/b_all"} if variant != "base" else set()))
+    weighted(d_losses, TrainConfig().lambdas).backward()
+    for d in m.discriminators():
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters() if p.dim() > 1)
+    assert all(p.grad is None for g in m.generators() for p in g.parameters())  # fakes were detached
+
+
+def test_lambdas_weight_the_named_losses():
+    losses = {"g/adv_ab": torch.tensor(2.0), "g/cycle": torch.tensor(3.0)}
+    assert weighted(losses, {"g/adv_ab": 1.0, "g/cycle": 10.0}).item() == 32.0
+    assert weighted(losses, {"g/adv_ab": 0.5, "g/cycle": 0.0}).item() == 1.0
+    with pytest.raises(GenreError):
+        TrainConfig(lambdas={"g/typo": 1.0})
+    assert TrainConfig.from_dict({"lambdas": {"g/cycle": 5.0}}).lambdas["g/adv_ab"] == 1.0
+
+
+def test_image_pool_returns_history():
+    torch.manual_seed(0)
+    pool = ImagePool(4)
+    first = torch.arange(4.0).view(4, 1, 1, 1)
+    assert torch.equal(pool(first), first)
+    out = pool(torch.full((8, 1, 1, 1), 9.0))
+    assert set(out.flatten().tolist()) <= {0.0, 1.0, 2.0, 3.0, 9.0} and (out != 9).any()
+    assert torch.equal(ImagePool(0)(first), first)
+
+
+def test_exact_resume(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=4, pool_size=3, seed=5)
+    straight = Trainer(a, b, tmp_path / "straight", cfg)
+    straight.fit()
+
+    interrupted = Trainer(a, b, tmp_path / "resumed", cfg)
+    calls = {"n": 0}
+
+    def stop(epoch, step, n_steps, losses):
+        calls["n"] += 1
+        if calls["n"] == n_steps + 2:  # two steps into the second epoch
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(on_step=stop)
+    resumed = Trainer(a, b, tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
+    resumed.load_checkpoint()
+    assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
+    resumed.fit()
+    for (k, v), (k2, v2) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+    log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
+    assert len(log) == 3 and log[0].startswith("epoch,lr")
+    assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+
+
+def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    t = Trainer(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, spectral_norm=True))
+    t.fit()
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"config.json", "split.json", "checkpoint.pt", "model.safetensors", "model.json", "log.csv", "samples"}
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "low", "b": "high"} and meta["model"]["spectral_norm"]
+    assert meta["package_version"] and meta["torch_version"] and meta["epochs_done"] == 1
+    model = TransferModel.load(run)
+    x = torch.rand(3, 1, 64, 84).round()
+    t.model.eval()
+    with torch.no_grad():
+        assert torch.equal(model.g_ab(x), t.model.G_AB(x)) and torch.equal(model.g_ba(x), t.model.G_BA(x))
+
+
+def test_whole_song_is_stitched_in_order_with_the_tail(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    Trainer(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4)).fit()
+    model = TransferModel.load(tmp_path / "run")
+    rng = np.random.default_rng(9)
+    # 9 bars and a half: 2 full phrases, then an empty phrase, then a tail of 1.5 bars with notes
+    notes = random_grid_notes(rng, 8, n=50, lo=30, hi=60) + [(192 * 120, 200 * 120, 40), (200 * 120, 232 * 120, 45)]
+    song = tmp_path / "song.mid"
+    make_midi(song, notes)
+    res = transfer_midi(song, model, "high", cycle=True)
+    assert res.source.shape == res.transferred.shape == res.cycled.shape == (232, 84)
+    assert (res.source_genre, res.target_genre) == ("low", "high")
+    phrases = np.zeros((4, 64, 84), dtype=bool)
+    phrases.reshape(-1, 84)[:232] = res.source
+    expect, back = model.transfer_phrases(phrases, "high", cycle=True)
+    np.testing.assert_array_equal(res.transferred[:128], expect[:2].reshape(-1, 84))
+    assert not res.transferred[128:192].any()  # a silent phrase stays silent
+    np.testing.assert_array_equal(res.transferred[192:], expect[3][:40])  # the padded tail is transferred, then cut
+    pm = res.midi()
+    assert abs(pm.get_end_time() - 232 * 60 / 120 / 4) < 1e-3  # the song's length, trailing rest included
+    from midigenre.pianoroll import read_song
+
+    np.testing.assert_array_equal(read_song(_bytes(res.midi("source"))).roll, res.source)  # tail and rests kept
+    with pytest.raises(GenreError, match="low and high"):
+        transfer_midi(song, model, "jazz")
+
+
+def _bytes(pm):
+    import io
+
+    buf = io.BytesIO()
+    pm.write(buf)
+    return buf.getvalue()
+
+
+def test_bad_training_input(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    with pytest.raises(GenreError, match="at least one batch"):
+        Trainer(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, batch_size=64))
+    with pytest.raises(GenreError, match="same data"):
+        Trainer(a, a, tmp_path / "r", TrainConfig(preset=tiny_preset))
+    with pytest.raises(GenreError, match="third genre"):
+        Trainer(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, variant="full"))
+    with pytest.raises(GenreError, match="no genre 'jazz'"):
+        GenreSource.parse(f"{caches[0]}:jazz")
+    other = tmp_path / "other.h5"
+    from midigenre.pianoroll import RollSettings
+
+    prepare([tmp_path / "high"], "high", other, RollSettings(meter="lenient"))
+    with pytest.raises(GenreError, match="different settings"):
+        Trainer(a, GenreSource.parse(other), tmp_path / "r", TrainConfig(preset=tiny_preset))
+    with pytest.raises(GenreError, match="unknown variant"):
+        TrainConfig(variant="half")
+
+
+def test_partial_and_full_variants_train(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    third = make_cache(tmp_path / "mid", "mid", 6, 45, 75, 3, tmp_path / "mid.h5")
+    row = Trainer(a, b, tmp_path / "p", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="partial")).fit()
+    assert "d/a_all" in row and "d/b_all" in row
+    t = Trainer(a, b, tmp_path / "f", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="full"),
+                mixed=GenreSource.parse(third))
+    assert len(t.mixed) == 3 and t._mixed_batch(0, 0).shape == (4, 1, 64, 84)
+    assert np.isfinite(t.fit()["d/a_all"])
