@@ -262,7 +262,7 @@ class GenreSource:
                     raise GenreError(f"{path} holds {len(c.genres)} genres ({', '.join(c.genres) or 'none'}): write {path}:GENRE")
                 genre = c.genres[0]
             c.n_phrases(genre)  # raises a clear error for an unknown genre
-        return cls(Path(path), genre)
+        return cls(Path(path).resolve(), genre)
 
     def describe(self) -> dict:
         return {"cache": str(self.path), "genre": self.genre}

@@ -115,9 +115,10 @@ class SongTransfer:
         return roll_to_midi(roll, self.tempo, self.settings, name=f"Piano ({which})")
 
     def content_change(self) -> float:
-        """Σ|x − x̂| / Σx over the song (NaN for a silent song)."""
-        s = self.source.sum()
-        return float(np.logical_xor(self.source, self.transferred).sum() / s) if s else float("nan")
+        """Σ|x − x̂| / Σx over the whole song (NaN for a silent song); see :mod:`midigenre.metrics`."""
+        from midigenre.metrics import content_change
+
+        return content_change(self.source, self.transferred)
 
 
 def transfer_midi(source: str | os.PathLike | bytes, model: TransferModel | str | os.PathLike, target: str, *,

@@ -241,3 +241,43 @@ def test_partial_and_full_variants_train(caches, tmp_path, tiny_preset):
                 mixed=GenreSource.parse(third))
     assert len(t.mixed) == 3 and t._mixed_batch(0, 0).shape == (4, 1, 64, 84)
     assert np.isfinite(t.fit()["d/a_all"])
+
+
+def test_cli_train_resume_and_transfer(caches, tmp_path):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    run = tmp_path / "run"
+
+    def cli(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    cfg = tmp_path / "cfg.yaml"
+    cfg.write_text("batch_size: 8\nsample_phrases: 2\n")
+    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "1", "--config", cfg)
+    assert r.exit_code == 0, r.output
+    assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 8
+    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "1")
+    assert r.exit_code == 1 and "--resume" in r.output
+    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "2", "--resume")
+    assert r.exit_code == 0, r.output
+    assert len((run / "log.csv").read_text().splitlines()) == 3
+
+    song = tmp_path / "low" / "low00.mid"
+    out = tmp_path / "out.mid"
+    r = cli("midi", "transfer", song, "--model", run, "--to", "high", "-o", out, "--cycle", "--png")
+    assert r.exit_code == 0, r.output
+    assert out.exists() and (tmp_path / "out.cycle.mid").exists() and (tmp_path / "out.png").exists()
+    r = cli("midi", "transfer", tmp_path / "low", "--model", run, "--to", "high", "-o", tmp_path / "many")
+    assert r.exit_code == 0 and len(list((tmp_path / "many").glob("*.high.mid"))) == 10
+    waltz = tmp_path / "waltz.mid"
+    make_midi(waltz, random_grid_notes(np.random.default_rng(0), 8), time_signatures=[(0, 3, 4)])
+    r = cli("midi", "transfer", waltz, "--model", run, "--to", "high", "-o", tmp_path / "w.mid")
+    assert r.exit_code == 1 and "not 4/4" in r.output and "--meter assume-4/4" in r.output
+    r = cli("midi", "transfer", waltz, "--model", run, "--to", "high", "-o", tmp_path / "w.mid", "--meter", "assume-4/4")
+    assert r.exit_code == 0
+    r = cli("midi", "transfer", song, "--model", tmp_path, "--to", "high", "-o", out)
+    assert r.exit_code == 1 and "not a model folder" in r.output
+    r = cli("midi", "train", "--a", caches[0], "--b", f"{caches[1]}:jazz", "--out", tmp_path / "r2")
+    assert r.exit_code == 1 and "no genre 'jazz'" in r.output

@@ -1,0 +1,57 @@
+"""Content-change metrics of Brunner et al. (2019): how much of a piece a transfer changed.
+
+Pure functions on binary piano rolls; the last two axes are (time, pitch), any leading axes
+are a batch. Values are NaN where the source has no notes (the ratio is undefined).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _as_bool(x) -> np.ndarray:
+    return np.asarray(x) > 0.5 if np.asarray(x).dtype != bool else np.asarray(x)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray | float:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = np.where(den > 0, num / np.maximum(den, 1), np.nan)
+    return float(out) if out.ndim == 0 else out
+
+
+def content_change(source, transferred) -> np.ndarray | float:
+    """c(x) = Σ|x − x̂| / Σx — notes added plus notes removed, relative to the source's notes.
+
+    Parameters
+    ----------
+    source, transferred : (..., T, P) arrays, binary (values above 0.5 count as notes)
+
+    Returns
+    -------
+    (...) float array, or a float for a single roll; NaN where Σx = 0.
+    """
+    x, y = _as_bool(source), _as_bool(transferred)
+    return _ratio((x ^ y).sum(axis=(-2, -1)), x.sum(axis=(-2, -1)))
+
+
+def content_added(source, transferred) -> np.ndarray | float:
+    """c_added(x) = Σ max(x̂ − x, 0) / Σx — cells that are notes only after the transfer."""
+    x, y = _as_bool(source), _as_bool(transferred)
+    return _ratio((y & ~x).sum(axis=(-2, -1)), x.sum(axis=(-2, -1)))
+
+
+def content_removed(source, transferred) -> np.ndarray | float:
+    """c_removed(x) = Σ max(x − x̂, 0) / Σx — cells that were notes only before the transfer."""
+    x, y = _as_bool(source), _as_bool(transferred)
+    return _ratio((x & ~y).sum(axis=(-2, -1)), x.sum(axis=(-2, -1)))
+
+
+def content_change_transposed(source, transferred) -> np.ndarray | float:
+    """min over the P circular pitch shifts s of Σ|x − roll(x̂, s)| / Σx (transposition-invariant).
+
+    A transfer that only transposes the piece has content change 0 under this variant.
+    """
+    x, y = _as_bool(source), _as_bool(transferred)
+    den = x.sum(axis=(-2, -1))
+    diffs = np.stack([(x ^ np.roll(y, s, axis=-1)).sum(axis=(-2, -1)) for s in range(x.shape[-1])])
+    return _ratio(diffs.min(axis=0), den)
