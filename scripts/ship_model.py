@@ -77,7 +77,7 @@ def main() -> None:
         f"`genre midi transfer SONG.mid --to {meta['genres']['b']} -o OUT.mid` (this is the default model).",
         "",
         "## Data",
-        f"- A: `{meta['genres']['a']}` from {d['a']['cache']}; B: `{meta['genres']['b']}` from {d['b']['cache']}.",
+        f"- A: `{meta['genres']['a']}` from the cache {Path(d['a']['cache']).name}; B: `{meta['genres']['b']}` from {Path(d['b']['cache']).name}.",
         f"- Prepared with: `{args.prepare}`" if args.prepare else "",
         f"- Piano-roll settings: {json.dumps(cfg['roll_settings'])}.",
         f"- Song-level split (seed {t['seed']}, {t['test_fraction']:.0%} of songs held out): training songs "

@@ -1,0 +1,42 @@
+"""The shipped default model and example songs: what the README's quick start runs."""
+
+import json
+
+import numpy as np
+import pretty_midi
+from click.testing import CliRunner
+
+from cli.main import main
+from midigenre.transfer import DEFAULT_MODEL, TransferModel, transfer_midi
+from tests.conftest import REPO
+
+EXAMPLES = REPO / "data" / "examples"
+
+
+def test_shipped_model_is_small_and_self_describing():
+    meta = json.loads((DEFAULT_MODEL / "model.json").read_text())
+    assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "jazz", "b": "classical"}
+    assert (DEFAULT_MODEL / "model.safetensors").stat().st_size < 8 * 2**20
+    card = (DEFAULT_MODEL / "README.md").read_text()
+    assert "Held-out results" in card and "content change" in card
+
+
+def test_default_model_transfers_both_examples():
+    model = TransferModel.load()
+    for song, target in (("jazz_example.mid", "classical"), ("classical_example.mid", "jazz")):
+        res = transfer_midi(EXAMPLES / song, model, target, cycle=True)
+        assert res.transferred.shape == res.source.shape == res.cycled.shape
+        assert res.transferred.any(), f"{song} → {target} produced no notes"
+        assert 0 < res.content_change() < 5
+
+
+def test_quick_start_command(tmp_path):
+    out = tmp_path / "work" / "jazz_as_classical.mid"
+    r = CliRunner().invoke(main, ["midi", "transfer", str(EXAMPLES / "jazz_example.mid"), "--to", "classical",
+                                  "-o", str(out), "--cycle", "--png"])
+    assert r.exit_code == 0, r.output
+    pm = pretty_midi.PrettyMIDI(str(out))
+    source = pretty_midi.PrettyMIDI(str(EXAMPLES / "jazz_example.mid"))
+    assert abs(pm.get_end_time() - source.get_end_time()) < 0.5  # the song's length
+    assert np.isclose(pm.get_tempo_changes()[1][0], 132.0, rtol=1e-4)
+    assert out.with_suffix(".png").exists() and (tmp_path / "work" / "jazz_as_classical.cycle.mid").exists()
