@@ -9,6 +9,10 @@ import mido
 import numpy as np
 import pytest
 
+# Tiny models gain nothing from threads, and idle OpenMP threads spin: on a machine with other
+# jobs two threads can be 10x slower than one (see benchmarks/train_speed.py).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MIDI = Path(os.environ.get("GENRE_SHARED_DATA", REPO.parent / "shared" / "data")) / "midi"
 
@@ -82,6 +86,13 @@ def random_grid_notes(rng: np.random.Generator, bars: int, tpq: int = 480, n: in
         e = int(min(total, s + rng.integers(1, 8)))
         out.append((s * step, e * step, int(rng.integers(lo, hi))))
     return out
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    import torch
+
+    torch.set_num_threads(1)
 
 
 @pytest.fixture
