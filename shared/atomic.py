@@ -48,9 +48,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         umask = os.umask(0)
         os.umask(umask)
         mode = 0o666 & ~umask
-    os.chmod(tmp, mode)
     try:
         yield tmp
+        os.chmod(tmp, mode)  # after the writer: some (safetensors) replace the file with a 0600 one
         os.replace(tmp, final)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -233,3 +233,15 @@ def test_rng_notes_fill_expected_phrases(tmp_path):
     make_midi(tmp_path / "x.mid", random_grid_notes(rng, 16, n=400))
     report = prepare([tmp_path / "x.mid"], "g", tmp_path / "c.h5")
     assert report.phrases == 4 and report.seconds_of_music == pytest.approx(4 * 16 * 60 / 120)
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import torch
+
+    from shared.checkpoint import save_model
+
+    save_model(tmp_path / "m", {"w": torch.zeros(2)}, {"kind": "test"})
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("model.safetensors", "model.json"):
+        assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o666 & ~umask, name
