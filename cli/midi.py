@@ -254,12 +254,14 @@ def plot(source, output, genre, index, song, meter):
         pos = np.array([p for _, _, p in items])
         roll = join_phrases(phrases, pos - pos.min())
         per_line = 4 * settings.phrase_steps
+        bar0 = int(pos.min()) * settings.bars_per_phrase  # bars before the first drawn phrase
         panels, firsts = [], []
         for start in range(0, len(roll), per_line):
-            panels.append((f"{title}, bars {start // settings.steps_per_bar + 1 + int(pos.min()) * settings.bars_per_phrase}–"
-                           f"{(start + min(per_line, len(roll) - start)) // settings.steps_per_bar + int(pos.min()) * settings.bars_per_phrase}",
-                           roll[start : start + per_line]))
-            firsts.append(start // settings.steps_per_bar + 1 + int(pos.min()) * settings.bars_per_phrase)
+            chunk = roll[start : start + per_line]
+            first = bar0 + start // settings.steps_per_bar + 1
+            last = first + len(chunk) // settings.steps_per_bar - 1
+            panels.append((f"{title}, bars {first}–{last}", chunk))
+            firsts.append(first)
         if len(panels) > 12:
             click.echo(f"note: drawing the first 12 of {len(panels)} lines", err=True)
             panels, firsts = panels[:12], firsts[:12]
