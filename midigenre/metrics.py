@@ -55,3 +55,29 @@ def content_change_transposed(source, transferred) -> np.ndarray | float:
     den = x.sum(axis=(-2, -1))
     diffs = np.stack([(x ^ np.roll(y, s, axis=-1)).sum(axis=(-2, -1)) for s in range(x.shape[-1])])
     return _ratio(diffs.min(axis=0), den)
+
+
+def genre_fraction(predictions, genre_index: int) -> float:
+    """P_A(x): the fraction of samples classified as genre A (``predictions`` are class indices)."""
+    predictions = np.asarray(predictions)
+    return float(np.mean(predictions == genre_index)) if predictions.size else float("nan")
+
+
+def transfer_strength(p_source: float, p_transferred: float, p_cycled: float) -> float:
+    """S_A→B = ½ [P_A(x_A) + P_A(x̃_A) − 2·P_A(x̂_B)] (Brunner et al. 2018, 2019).
+
+    Parameters
+    ----------
+    p_source : P_A(x_A), the share of the A originals classified as A.
+    p_transferred : P_A(x̂_B), the share of their transfers to B still classified as A.
+    p_cycled : P_A(x̃_A), the share of the transfers taken back to A that are classified as A.
+
+    1 is a perfect transfer (all originals and cycled-back pieces are A, no transfer is);
+    0 is no transfer at all; negative when transfers look more like A than the originals.
+    """
+    return 0.5 * (p_source + p_cycled - 2.0 * p_transferred)
+
+
+def s_tot(s_ab: float, s_ba: float) -> float:
+    """S_tot = ½ (S_A→B + S_B→A)."""
+    return 0.5 * (s_ab + s_ba)

@@ -41,3 +41,17 @@ def test_transposition_invariant():
     # off by one shift from the best alignment costs the full mismatch again
     assert content_change_transposed(SRC, OUT) == pytest.approx(min(
         (SRC ^ np.roll(OUT, s, axis=-1)).sum() for s in range(6)) / 4)
+
+
+def test_transfer_strength_hand_computed():
+    from midigenre.metrics import genre_fraction, s_tot, transfer_strength
+
+    preds = np.array([0, 0, 1, 0])
+    assert genre_fraction(preds, 0) == 0.75 and genre_fraction(preds, 1) == 0.25
+    # originals 90 % A, transfers 20 % still A, cycled back 70 % A
+    s_ab = transfer_strength(0.9, 0.2, 0.7)
+    assert s_ab == pytest.approx(0.5 * (0.9 + 0.7 - 0.4))
+    # swapping the transferred and cycled shares gives a different (lower) number
+    assert transfer_strength(0.9, 0.7, 0.2) == pytest.approx(0.5 * (0.9 + 0.2 - 1.4))
+    assert transfer_strength(1, 0, 1) == 1.0 and transfer_strength(1, 1, 1) == 0.0
+    assert s_tot(s_ab, 0.1) == pytest.approx(0.5 * (0.6 + 0.1))

@@ -1,0 +1,286 @@
+"""The genre classifier of Brunner et al. (2018) that measures transfer strength (S_tot).
+
+Convolutions whose kernels equal their strides summarise the piano roll in musical units:
+[1, 12] pools each octave (84 pitches → 7 octaves), then [4, 1], [2, 1] and [8, 1] pool time
+(64 steps → 16 → 8 → 1), and [1, 7] mixes the octaves into the class scores::
+
+    (B, 1, 64, 84) in [-1, 1] → 64×(64, 7) → 128×(16, 7) → 256×(8, 7) → 512×(1, 7) → n×(1, 1)
+
+Binary for a pair of genres and multi-class for several. σ_C Gaussian noise on the input at
+test time is an option (the reference's robustness check).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from midigenre.dataset import PhraseCache, SongSplit
+from midigenre.train import GenreSource, _check_settings, pick_device, seed_everything
+from shared.errors import GenreError
+
+log = logging.getLogger(__name__)
+
+KIND = "genre-classifier"
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture and training of the classifier; the reference's values are the defaults
+    where it had them (Adam 2e-4, β1 0.5, LeakyReLU 0.2, instance norm)."""
+
+    channels: tuple = (64, 128, 256, 512)
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 2e-4
+    beta1: float = 0.5
+    seed: int = 0
+    test_fraction: float = 0.1
+    balance: bool = True  # downsample training phrases of larger genres to the smallest, as the reference does
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["channels"] = list(self.channels)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        d = dict(d)
+        if "channels" in d:
+            d["channels"] = tuple(d["channels"])
+        return cls(**d)
+
+
+class GenreClassifier(nn.Module):
+    """(B, 1, 64, 84) binary rolls → (B, n_genres) logits."""
+
+    def __init__(self, n_genres: int, channels: Sequence[int] = (64, 128, 256, 512)):
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.net = nn.Sequential(
+            nn.Conv2d(1, c1, (1, 12), stride=(1, 12)), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(c1, c2, (4, 1), stride=(4, 1)), nn.InstanceNorm2d(c2, affine=True), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(c2, c3, (2, 1), stride=(2, 1)), nn.InstanceNorm2d(c3, affine=True), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(c3, c4, (8, 1), stride=(8, 1)), nn.InstanceNorm2d(c4, affine=True), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(c4, n_genres, (1, 7), stride=(1, 7)),
+        )
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x * 2.0 - 1.0).flatten(1)  # 0/1 rolls scaled to [-1, 1] as in the reference
+
+
+@dataclass
+class Classifier:
+    """A trained classifier with its genre names and the roll settings of its data."""
+
+    net: GenreClassifier
+    genres: list[str]
+    settings_hash: str
+    meta: dict
+    device: torch.device
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, device: str = "cpu") -> "Classifier":
+        from shared.checkpoint import load_model
+
+        tensors, meta = load_model(path, kind=KIND)
+        cfg = ClassifierConfig.from_dict(meta["config"])
+        net = GenreClassifier(len(meta["genres"]), cfg.channels)
+        try:
+            net.load_state_dict(tensors)
+        except RuntimeError as err:
+            raise GenreError(f"{path}: the weights do not fit the architecture in model.json ({str(err).splitlines()[0]})") from None
+        dev = pick_device(device)
+        return cls(net.to(dev).eval().requires_grad_(False), list(meta["genres"]), meta["roll_settings_hash"], meta, dev)
+
+    def index(self, genre: str) -> int:
+        if genre not in self.genres:
+            raise GenreError(f"the classifier knows {', '.join(self.genres)}, not {genre!r}")
+        return self.genres.index(genre)
+
+    def probabilities(self, phrases: np.ndarray, *, sigma_c: float = 0.0, batch_size: int = 512, seed: int = 0) -> np.ndarray:
+        """(N, n_genres) softmax probabilities of (N, 64, 84) phrases; σ_C noise if asked."""
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(phrases), batch_size):
+                x = torch.from_numpy(np.ascontiguousarray(phrases[i : i + batch_size], dtype=np.float32)).unsqueeze(1)
+                if sigma_c > 0:
+                    x = x + torch.randn(x.shape, generator=gen) * sigma_c
+                out.append(torch.softmax(self.net(x.to(self.device)), dim=1).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.genres)), dtype=np.float32)
+
+    def predict(self, phrases: np.ndarray, **kw) -> np.ndarray:
+        """(N,) index of the most likely genre."""
+        return self.probabilities(phrases, **kw).argmax(axis=1)
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, genres: Sequence[str]) -> dict:
+    """Accuracy, per-class precision/recall/F1/support and the confusion matrix (rows = true)."""
+    n = len(genres)
+    cm = np.zeros((n, n), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per = {}
+    for k, g in enumerate(genres):
+        tp = cm[k, k]
+        prec = tp / cm[:, k].sum() if cm[:, k].sum() else float("nan")
+        rec = tp / cm[k, :].sum() if cm[k, :].sum() else float("nan")
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec > 0 else float("nan")
+        per[g] = {"precision": float(prec), "recall": float(rec), "f1": float(f1), "support": int(cm[k, :].sum())}
+    acc = float(np.trace(cm) / cm.sum()) if cm.sum() else float("nan")
+    return {"accuracy": acc, "per_class": per, "confusion": cm.tolist(), "genres": list(genres)}
+
+
+def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> Path:
+    """Confusion matrix PNG (counts and row percentages)."""
+    from shared.atomic import atomic_path
+    from shared.plotting import _pyplot
+
+    plt = _pyplot()
+    cm = np.array(report["confusion"])
+    genres = report["genres"]
+    frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(genres), 1.2 + 1.0 * len(genres)))
+    ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(genres)):
+        for j in range(len(genres)):
+            ax.text(j, i, f"{cm[i, j]}\n{frac[i, j]:.0%}", ha="center", va="center",
+                    color="white" if frac[i, j] > 0.6 else "black", fontsize=9)
+    ax.set_xticks(range(len(genres)), genres)
+    ax.set_yticks(range(len(genres)), genres)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or f"accuracy {report['accuracy']:.1%} on held-out songs", fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+    return path
+
+
+def train_classifier(
+    sources: Sequence[GenreSource], out: str | os.PathLike, config: ClassifierConfig = ClassifierConfig(), *,
+    split: str | os.PathLike | None = None, device: str = "auto",
+    on_epoch: Callable[[int, dict], None] | None = None,
+) -> dict:
+    """Train on the training songs of each genre; evaluate on the held-out songs; save to ``out``.
+
+    Returns the held-out report (see :func:`classification_report`), also written to
+    ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png``.
+    """
+    from shared.atomic import write_json
+    from shared.checkpoint import save_model
+
+    if len(sources) < 2:
+        raise GenreError("a classifier needs at least two genres")
+    names = [s.genre for s in sources]
+    if len(set(names)) != len(names):
+        raise GenreError(f"genre names must differ, got {names}")
+    roll_settings = _check_settings(list(sources))
+    out = Path(out)
+    dev = pick_device(device)
+
+    if split is not None:
+        song_split = SongSplit.load(split)
+    else:
+        song_split = None
+        for s in sources:
+            with PhraseCache(s.path) as c:
+                part = SongSplit.create(c, [s.genre], test_fraction=config.test_fraction, seed=config.seed)
+            song_split = part if song_split is None else SongSplit(
+                song_split.seed, song_split.test_fraction, song_split.settings_hash, {**song_split.genres, **part.genres})
+    train_rows, test_rows = [], []
+    for s in sources:
+        with PhraseCache(s.path) as c:
+            train_rows.append(song_split.rows(c, s.genre, "train"))
+            test_rows.append(song_split.rows(c, s.genre, "test"))
+    for s, tr, te in zip(sources, train_rows, test_rows):
+        if len(tr) < 2 or len(te) < 1:
+            raise GenreError(f"'{s.genre}' has {len(tr)} training and {len(te)} held-out phrases: too few to train and test")
+    if config.balance:  # downsample every genre to the smallest, seeded
+        n = min(len(r) for r in train_rows)
+        pick = np.random.default_rng(config.seed)
+        train_rows = [np.sort(pick.choice(r, size=n, replace=False)) for r in train_rows]
+
+    def load(rows_per_genre):
+        xs, ys = [], []
+        for k, (s, rows) in enumerate(zip(sources, rows_per_genre)):
+            with PhraseCache(s.path) as c:
+                xs.append(c.phrases(s.genre, rows))
+            ys.append(np.full(len(rows), k, dtype=np.int64))
+        return np.concatenate(xs), np.concatenate(ys)
+
+    # The training set of a phrase classifier is small (a few MB as bool): hold it in memory.
+    x_train, y_train = load(train_rows)
+    x_test, y_test = load(test_rows)
+
+    seed_everything(config.seed)
+    net = GenreClassifier(len(sources), config.channels).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    rng = np.random.default_rng(config.seed)
+    t0 = time.perf_counter()
+    history = []
+    for epoch in range(config.epochs):
+        net.train()
+        order = rng.permutation(len(x_train))
+        total, correct, loss_sum = 0, 0, 0.0
+        for i in range(0, len(order), config.batch_size):
+            idx = order[i : i + config.batch_size]
+            x = torch.from_numpy(x_train[idx].astype(np.float32)).unsqueeze(1).to(dev)
+            y = torch.from_numpy(y_train[idx]).to(dev)
+            logits = net(x)
+            loss = F.cross_entropy(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            total += len(idx)
+        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total}
+        history.append(row)
+        if on_epoch:
+            on_epoch(epoch + 1, row)
+    seconds = time.perf_counter() - t0
+
+    clf = Classifier(net.eval(), names, _hash_of(sources[0]), {}, dev)
+    report = classification_report(y_test, clf.predict(x_test), names)
+    report.update({
+        "test_phrases": int(len(x_test)), "train_phrases": int(len(x_train)),
+        "test_songs": {g: len(p["test"]) for g, p in song_split.genres.items() if g in names},
+        "train_seconds": round(seconds, 1), "history": history,
+    })
+    meta = {
+        "kind": KIND, "genres": names, "config": config.to_dict(), "roll_settings": roll_settings,
+        "roll_settings_hash": clf.settings_hash, "data": [s.describe() for s in sources],
+        "metrics": {k: report[k] for k in ("accuracy", "per_class", "confusion", "test_phrases", "test_songs")},
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(out, {k: v for k, v in net.state_dict().items()}, meta)
+    song_split.save(out / "split.json")
+    write_json(out / "report.json", report)
+    plot_confusion(report, out / "confusion.png", title=f"{' / '.join(names)}: accuracy {report['accuracy']:.1%} "
+                   f"on {len(x_test)} held-out phrases")
+    return report
+
+
+def _hash_of(src: GenreSource) -> str:
+    with PhraseCache(src.path) as c:
+        return c.header.settings_hash
+

@@ -1,0 +1,116 @@
+"""Evaluate a transfer model: transfer strength S_tot (with a genre classifier) and content change.
+
+For genres A and B, the held-out phrases x_A and x_B are transferred (x̂_B = G_AB(x_A),
+x̂_A = G_BA(x_B)) and taken back (x̃_A = G_BA(x̂_B), x̃_B = G_AB(x̂_A)); the classifier gives
+the P values of S_A→B and S_B→A (see :mod:`midigenre.metrics`); content change compares each
+x with its transfer. Everything runs batched on whole sets.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from midigenre.classifier import Classifier
+from midigenre.dataset import PhraseCache, SongSplit
+from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
+from midigenre.metrics import genre_fraction, s_tot, transfer_strength
+from midigenre.transfer import TransferModel
+from shared.errors import GenreError
+
+
+def _stats(v: np.ndarray) -> dict:
+    v = v[np.isfinite(v)]
+    return {"mean": float(v.mean()) if v.size else float("nan"), "std": float(v.std()) if v.size else float("nan")}
+
+
+def evaluate_transfer(model: TransferModel, classifier: Classifier, x_a: np.ndarray, x_b: np.ndarray, *,
+                      sigma_c: float = 0.0) -> dict:
+    """Transfer strength and content change of ``model`` on phrases of its genres A and B.
+
+    Parameters
+    ----------
+    x_a, x_b : (N, 64, 84) bool phrases of genre A and genre B (the model's names).
+    sigma_c : σ_C noise on the classifier's input.
+
+    Returns
+    -------
+    dict with, per direction "A→B" and "B→A": n, P_src(x_src), P_src(x̂), P_src(x̃), S, content
+    change (total, added, removed, transposition-invariant: mean and std over phrases); and S_tot.
+    """
+    a, b = model.genres["a"], model.genres["b"]
+    ia, ib = classifier.index(a), classifier.index(b)
+    if classifier.settings_hash != _model_settings_hash(model):
+        raise GenreError("the classifier was trained on caches with other piano-roll settings than the transfer model")
+    out = {"genres": {"a": a, "b": b}}
+    strengths, changes = [], []
+    for x, src, dst, i_src in ((x_a, a, b, ia), (x_b, b, a, ib)):
+        if len(x) == 0:
+            raise GenreError(f"no phrases of '{src}' to evaluate")
+        y, z = model.transfer_phrases(x, dst, cycle=True)
+        pred = lambda v: classifier.predict(v, sigma_c=sigma_c)  # noqa: E731
+        p_x, p_y, p_z = genre_fraction(pred(x), i_src), genre_fraction(pred(y), i_src), genre_fraction(pred(z), i_src)
+        s = transfer_strength(p_x, p_y, p_z)
+        strengths.append(s)
+        changes.append(content_change(x, y))
+        out[f"{src}→{dst}"] = {
+            "n": int(len(x)), "P_src(x)": p_x, "P_src(transferred)": p_y, "P_src(cycled)": p_z, "S": s,
+            "content_change": _stats(changes[-1]), "added": _stats(content_added(x, y)),
+            "removed": _stats(content_removed(x, y)), "transposition_invariant": _stats(content_change_transposed(x, y)),
+            "cycle_content_change": _stats(content_change(x, z)),
+        }
+    out["S_tot"] = s_tot(*strengths)
+    out["content_change"] = _stats(np.concatenate(changes))
+    out["sigma_c"] = sigma_c
+    return out
+
+
+def _model_settings_hash(model: TransferModel) -> str:
+    from midigenre.pianoroll import RollSettings
+
+    return RollSettings.from_dict(model.meta["roll_settings"]).hash()
+
+
+def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a=None, cache_b=None,
+                    *, all_phrases: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """Phrases of genres A and B to evaluate on, and a description of where they come from.
+
+    With the model's ``split.json`` (every run and shipped model has one) the held-out songs are
+    taken, found by content hash in ``cache_a``/``cache_b`` or, by default, in the caches the
+    model was trained from. ``all_phrases`` (or a model without a split) takes every phrase.
+    """
+    meta_data = model.meta.get("data", {})
+    caches = []
+    for key, given in (("a", cache_a), ("b", cache_b)):
+        genre = model.genres[key]
+        path = Path(given) if given else Path(meta_data.get(key, {}).get("cache", ""))
+        if not given and not path.exists():
+            raise GenreError(f"the model's {genre} cache {path} is not here: pass --{key} FILE.h5 prepared with the same settings")
+        caches.append((path, genre))
+    split_path = Path(model_path) / "split.json"
+    split = SongSplit.load(split_path) if split_path.exists() and not all_phrases else None
+    xs = []
+    for path, genre in caches:
+        with PhraseCache(path) as c:
+            src_genre = genre if genre in c.genres else (c.genres[0] if len(c.genres) == 1 else genre)
+            if split is not None:
+                rows = _rows_by_content(c, src_genre, split.genres.get(genre, {}).get("test", []))
+                if len(rows) == 0:
+                    raise GenreError(f"none of the model's held-out {genre} songs is in {path}; pass --all-phrases to use every phrase")
+            else:
+                rows = np.arange(c.n_phrases(src_genre))
+            xs.append(c.phrases(src_genre, rows))
+    what = "held-out songs of the model's split" if split is not None else "every phrase of the caches"
+    return xs[0], xs[1], what
+
+
+def _rows_by_content(cache: PhraseCache, genre: str, entries: list[dict]) -> np.ndarray:
+    wanted = {e["sha1"] for e in entries}
+    files = cache.files(genre)
+    chosen = [i for i, s in enumerate(files["sha1"]) if s in wanted]
+    if not chosen:
+        return np.zeros(0, dtype=np.int64)
+    return np.concatenate([np.arange(files["first_phrase"][i], files["first_phrase"][i] + files["n_phrases"][i])
+                           for i in chosen]).astype(np.int64)
