@@ -185,7 +185,7 @@ def _is_midi_path(path: str) -> bool:
     return Path(path).suffix.lower() in (".mid", ".midi", ".kar", ".smf")
 
 
-def _load_rolls(source, genre, index, song, meter):
+def _load_rolls(source, genre, index, song, meter, whole_midi: bool = False):
     """Rolls to draw or export: list of (title, phrases (n, 64, 84), first phrase number), settings, tempo."""
     from midigenre.pianoroll import RollSettings, read_song, split_phrases
 
@@ -193,7 +193,7 @@ def _load_rolls(source, genre, index, song, meter):
         settings = RollSettings(meter=meter)
         s = read_song(source, settings)
         phrases, pos = split_phrases(s.roll, settings, keep_empty=True, pad_tail=True)
-        chosen = _parse_indices(index) if index else list(range(min(4, len(phrases))))
+        chosen = _parse_indices(index) if index else list(range(len(phrases) if whole_midi else min(4, len(phrases))))
         for i in chosen:
             if not 0 <= i < len(phrases):
                 raise GenreError(f"phrase {i} is out of range: {Path(source).name} has {len(phrases)} phrases (0..{len(phrases) - 1})")
@@ -610,3 +610,55 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, outpu
 
         write_json(output, {"model": str(path), "classifier": str(clf_path), "data": what, **res})
         click.echo(f"wrote {output}")
+
+
+@midi.command()
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("--classifier", "clf_path", required=True, type=click.Path(), help="Classifier folder.")
+@click.option("-g", "--genre", "target", required=True, help="Explain the score of this genre.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG to write.")
+@click.option("-i", "--index", multiple=True, help="Phrases: rows of a cache, or phrase numbers of a MIDI file (0:4). "
+              "Default: the whole MIDI file, or the first row of a cache.")
+@click.option("--song", help="A whole cached song (number or name).")
+@click.option("--cache-genre", help="Genre group in the cache when it holds several.")
+@click.option("--method", type=click.Choice(["saliency", "integrated-gradients"]), default="saliency", show_default=True)
+@click.option("--meter", type=click.Choice(METERS), default="assume-4/4", show_default=True,
+              help="Meter rule when SOURCE is a MIDI file.")
+def explain(source, clf_path, target, output, index, song, cache_genre, method, meter):
+    """Draw which notes drive the classifier's score for a genre (saliency over the piano roll).
+
+    Positive gradients × input, normalised per phrase, cells under ¼ of the maximum removed
+    (Brunner et al. 2019). Notes in grey, attribution in yellow → red; pitch names and bar lines.
+
+    \b
+    Examples:
+      genre midi explain song.mid --classifier clf/ --genre jazz -o saliency.png
+      genre midi explain jazz.h5 --song 3 --classifier clf/ --genre jazz -o song3.png
+    """
+    import numpy as np
+
+    from midigenre.attribution import attribute
+    from midigenre.classifier import Classifier
+    from shared.plotting import plot_rolls
+
+    clf = Classifier.load(clf_path)
+    clf.index(target)
+    items, settings, _ = _load_rolls(source, cache_genre, index, song, meter, whole_midi=True)
+    phrases = np.stack([ph for _, ph, _ in items]).astype(bool)
+    maps = attribute(clf, phrases, target, method=method)
+    probs = clf.probabilities(phrases)[:, clf.index(target)]
+    pos = np.array([p for _, _, p in items])
+    per_line = 4 if (song is not None or _is_midi_path(source)) else 1  # cache rows may come from different songs
+    panels, overlays, firsts = [], [], []
+    for k in range(0, len(items), per_line):
+        sl = slice(k, k + per_line)
+        title = items[k][0] if per_line == 1 else f"{items[k][0].rsplit(', phrase', 1)[0]}, phrases {int(pos[k])}–{int(pos[sl][-1])}"
+        panels.append((f"{title}: P({target}) = " + ", ".join(f"{p:.2f}" for p in probs[sl]),
+                       phrases[sl].reshape(-1, phrases.shape[-1])))
+        overlays.append(maps[sl].reshape(-1, maps.shape[-1]))
+        firsts.append(int(pos[k]) * settings.bars_per_phrase + 1)
+    if len(panels) > 12:
+        click.echo(f"note: drawing the first 12 of {len(panels)} lines", err=True)
+    path = plot_rolls(panels[:12], output, lowest_pitch=settings.lowest_pitch, steps_per_bar=settings.steps_per_bar,
+                      phrase_steps=settings.phrase_steps, overlays=overlays[:12], first_bars=firsts[:12])
+    click.echo(f"wrote {path}: {method} for '{target}' on {len(items)} phrases (mean P({target}) = {probs.mean():.2f})")

@@ -141,3 +141,24 @@ SONG_FOLDER_EXPECTED = {
     "short.mid": "too short",
     "copy_of_a.mid": "duplicate",
 }
+
+
+def make_cache(folder, genre, n_songs, lo, hi, seed, out):
+    """A cache of ``n_songs`` random 8-bar songs (2 phrases each) with pitches in [lo, hi)."""
+    from midigenre.prepare import prepare
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_songs):
+        notes = random_grid_notes(rng, 8, n=60, lo=lo, hi=hi) + [(127 * 120, 128 * 120, lo)]
+        make_midi(folder / f"{genre}{i:02d}.mid", notes)
+    prepare([folder], genre, out)
+    return out
+
+
+@pytest.fixture
+def caches(tmp_path):
+    """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each."""
+    a = make_cache(tmp_path / "low", "low", 10, 30, 60, 1, tmp_path / "low.h5")
+    b = make_cache(tmp_path / "high", "high", 10, 60, 90, 2, tmp_path / "high.h5")
+    return a, b

@@ -20,7 +20,7 @@ from midigenre.train import (
 )
 from midigenre.transfer import TransferModel, transfer_midi
 from shared.errors import GenreError
-from tests.conftest import make_midi, random_grid_notes
+from tests.conftest import make_cache, make_midi, random_grid_notes
 
 TINY = ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8)
 
@@ -29,24 +29,6 @@ TINY = ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8)
 def tiny_preset(monkeypatch):
     monkeypatch.setitem(models.PRESETS, "tiny", TINY)
     return "tiny"
-
-
-def make_cache(folder, genre, n_songs, lo, hi, seed, out):
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(n_songs):
-        notes = random_grid_notes(rng, 8, n=60, lo=lo, hi=hi) + [(127 * 120, 128 * 120, lo)]
-        make_midi(folder / f"{genre}{i:02d}.mid", notes)
-    prepare([folder], genre, out)
-    return out
-
-
-@pytest.fixture
-def caches(tmp_path):
-    """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each."""
-    a = make_cache(tmp_path / "low", "low", 10, 30, 60, 1, tmp_path / "low.h5")
-    b = make_cache(tmp_path / "high", "high", 10, 60, 90, 2, tmp_path / "high.h5")
-    return a, b
 
 
 @pytest.mark.parametrize("sn, sa", list(itertools.product([False, True], [False, True])))
