@@ -66,7 +66,8 @@ def main() -> None:
                           **MODELS[name])
         t0 = time.perf_counter()
         meta = run / "model.json"
-        done = meta.exists() and json.loads(meta.read_text()).get("epochs_done") == args.epochs
+        saved = json.loads(meta.read_text()) if meta.exists() else {}
+        done = saved.get("epochs_done") == args.epochs and saved.get("train") == cfg.to_dict()
         if not done:
             trainer = Trainer(a, b, run, cfg)
             if (run / "checkpoint.pt").exists():

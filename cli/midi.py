@@ -186,10 +186,21 @@ def _is_midi_path(path: str) -> bool:
 
 
 def _load_rolls(source, genre, index, song, meter, whole_midi: bool = False):
-    """Rolls to draw or export: list of (title, phrases (n, 64, 84), first phrase number), settings, tempo."""
+    """Rolls to draw or export: list of (title, phrase (64, 84), phrase number), settings, tempo."""
+    items, settings, tempo = _select_rolls(source, genre, index, song, meter, whole_midi)
+    if not items:
+        raise GenreError("no phrases selected (check --index: START:STOP needs START < STOP)")
+    return items, settings, tempo
+
+
+def _select_rolls(source, genre, index, song, meter, whole_midi):
+    if song is not None and index:
+        raise GenreError("give --index or --song, not both")
     from midigenre.pianoroll import RollSettings, read_song, split_phrases
 
     if _is_midi_path(source):
+        if song is not None:
+            raise GenreError("--song picks a song of a cache; for a MIDI file use --index")
         settings = RollSettings(meter=meter)
         s = read_song(source, settings)
         phrases, pos = split_phrases(s.roll, settings, keep_empty=True, pad_tail=True)
@@ -245,8 +256,6 @@ def plot(source, output, genre, index, song, meter):
     from shared.plotting import plot_rolls
 
     items, settings, _ = _load_rolls(source, genre, index, song, meter)
-    if not items:
-        raise GenreError("nothing to draw")
     if song is not None or _is_midi_path(source):
         # one panel per 4 consecutive phrases: reads like a score, line by line
         title = items[0][0].rsplit(", phrase", 1)[0]
@@ -297,8 +306,6 @@ def export(cache, output, genre, index, song, tempo):
 
     if _is_midi_path(cache):
         raise GenreError(f"{cache} is a MIDI file; export reads a cache (.h5)")
-    if index and song is not None:
-        raise GenreError("give --index or --song, not both")
     items, settings, file_tempo = _load_rolls(cache, genre, index, song, "strict")
     phrases = np.stack([ph for _, ph, _ in items])
     if song is not None:
@@ -392,6 +399,11 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa,
     out_path = Path(out)
     if resume:
         settings = run_config(out_path)["train"]
+        ignored = [name for name, v in (("--config", config_file), ("--preset", preset), ("--variant", variant),
+                                        ("--sn/--sa", sn if sn is not None else sa), ("--batch-size", batch_size),
+                                        ("--lr", lr), ("--sigma-d", sigma_d), ("--seed", seed)) if v is not None]
+        if ignored:
+            click.echo(f"note: --resume keeps the run's own settings; ignoring {', '.join(ignored)}", err=True)
         if epochs:
             settings["epochs"] = epochs
     else:
@@ -438,8 +450,9 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa,
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
+        mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
         click.echo(f"Interrupted: the state is saved in {out_path / 'checkpoint.pt'}; continue with "
-                   f"genre midi train --a {a_spec} --b {b_spec} --out {out} --resume", err=True)
+                   f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume", err=True)
         sys.exit(130)
     click.echo(f"done: model in {out_path} (model.safetensors + model.json), log in {out_path / 'log.csv'}, "
                f"pictures in {out_path / 'samples'}")
@@ -548,12 +561,18 @@ def train_classifier_cmd(genre_specs, out, epochs, seed, test_fraction, split_fi
     from midigenre.classifier import ClassifierConfig, train_classifier
     from midigenre.train import GenreSource
 
+    from midigenre.dataset import PhraseCache
+
     sources = []
     for spec in genre_specs:
         name, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
+        if name and ":" not in path and Path(path).exists():
+            with PhraseCache(path) as c:
+                if name in c.genres:  # NAME picks the genre group of a cache that holds several
+                    path = f"{path}:{name}"
         src = GenreSource.parse(path)
         if name and name != src.genre:
-            src = GenreSource.parse(f"{path}:{name}") if ":" not in path else src
+            raise GenreError(f"{spec}: the cache's genre is '{src.genre}', not '{name}'")
         sources.append(src)
     cfg = ClassifierConfig(epochs=epochs, seed=seed, test_fraction=test_fraction)
 
@@ -650,13 +669,25 @@ def explain(source, clf_path, target, output, index, song, cache_genre, method, 
     pos = np.array([p for _, _, p in items])
     per_line = 4 if (song is not None or _is_midi_path(source)) else 1  # cache rows may come from different songs
     panels, overlays, firsts = [], [], []
-    for k in range(0, len(items), per_line):
-        sl = slice(k, k + per_line)
-        title = items[k][0] if per_line == 1 else f"{items[k][0].rsplit(', phrase', 1)[0]}, phrases {int(pos[k])}–{int(pos[sl][-1])}"
-        panels.append((f"{title}: P({target}) = " + ", ".join(f"{p:.2f}" for p in probs[sl]),
-                       phrases[sl].reshape(-1, phrases.shape[-1])))
-        overlays.append(maps[sl].reshape(-1, maps.shape[-1]))
-        firsts.append(int(pos[k]) * settings.bars_per_phrase + 1)
+    if per_line == 1:
+        for k, (title, _, p) in enumerate(items):
+            panels.append((f"{title}: P({target}) = {probs[k]:.2f}", phrases[k]))
+            overlays.append(maps[k])
+            firsts.append(int(p) * settings.bars_per_phrase + 1)
+    else:  # a song: lines of 4 phrase places; phrases dropped from the cache (silent) stay gaps
+        name = items[0][0].rsplit(", phrase", 1)[0]
+        steps = settings.phrase_steps
+        song_roll = np.zeros((int(pos.max()) + 1, steps, phrases.shape[-1]), dtype=bool)
+        song_map = np.zeros(song_roll.shape, dtype=np.float32)
+        song_roll[pos], song_map[pos] = phrases, maps
+        prob_at = dict(zip(pos.tolist(), probs.tolist()))
+        for start in range(int(pos.min()), int(pos.max()) + 1, per_line):
+            places = range(start, min(start + per_line, len(song_roll)))
+            shown = ", ".join(f"{prob_at[p]:.2f}" if p in prob_at else "–" for p in places)
+            panels.append((f"{name}, phrases {places[0]}–{places[-1]}: P({target}) = {shown}",
+                           song_roll[places.start : places.stop].reshape(-1, phrases.shape[-1])))
+            overlays.append(song_map[places.start : places.stop].reshape(-1, phrases.shape[-1]))
+            firsts.append(start * settings.bars_per_phrase + 1)
     if len(panels) > 12:
         click.echo(f"note: drawing the first 12 of {len(panels)} lines", err=True)
     path = plot_rolls(panels[:12], output, lowest_pitch=settings.lowest_pitch, steps_per_bar=settings.steps_per_bar,

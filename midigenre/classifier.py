@@ -98,8 +98,12 @@ class Classifier:
         from shared.checkpoint import load_model
 
         tensors, meta = load_model(path, kind=KIND)
-        cfg = ClassifierConfig.from_dict(meta["config"])
-        net = GenreClassifier(len(meta["genres"]), cfg.channels)
+        try:
+            cfg = ClassifierConfig.from_dict(meta["config"])
+            net = GenreClassifier(len(meta["genres"]), cfg.channels)
+            meta["roll_settings_hash"]
+        except (KeyError, TypeError, ValueError) as err:
+            raise GenreError(f"{path}/model.json is incomplete or from another version ({type(err).__name__}: {err})") from None
         try:
             net.load_state_dict(tensors)
         except RuntimeError as err:

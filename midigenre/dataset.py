@@ -154,7 +154,10 @@ class SongSplit:
         split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash)
         for genre in genres or cache.genres:
             files = cache.files(genre)
-            order = sorted(range(len(files["sha1"])), key=lambda i: files["sha1"][i])  # independent of file order
+            first = {}  # one entry per distinct song content (identical files share a side)
+            for i, h in enumerate(files["sha1"]):
+                first.setdefault(h, i)
+            order = sorted(first.values(), key=lambda i: files["sha1"][i])  # independent of file order
             rng = np.random.default_rng([seed, zlib.crc32(genre.encode())])
             order = [order[i] for i in rng.permutation(len(order))]
             n_test = math.ceil(test_fraction * len(order)) if test_fraction > 0 else 0
@@ -187,9 +190,12 @@ class SongSplit:
             raise GenreError(f"no such split file: {path}") from None
         except (OSError, ValueError) as err:
             raise GenreError(f"cannot read split file {path}: {err}") from None
-        if d.get("kind") != "song-split" or d.get("format", 0) > SPLIT_FORMAT:
+        if not isinstance(d, dict) or d.get("kind") != "song-split" or d.get("format", 0) > SPLIT_FORMAT:
             raise GenreError(f"{path} is not a song split of this toolkit (or a newer format)")
-        return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"])
+        try:
+            return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"])
+        except KeyError as err:
+            raise GenreError(f"{path} is a damaged song split (no {err})") from None
 
     def rows(self, cache: PhraseCache, genre: str, part: str) -> np.ndarray:
         """Phrase rows of ``genre`` in ``cache`` whose song is in ``part`` ("train" or "test")."""
@@ -258,6 +264,12 @@ class PhraseDataset:
             f = h5py.File(self.path, "r", rdcc_nbytes=32 * 1024 * 1024, rdcc_nslots=10007)
             self._ds, self._pid = f[f"genres/{self.genre}/phrases"], os.getpid()
         return self._ds
+
+    def close(self) -> None:
+        """Close the HDF5 file (it is reopened on the next read)."""
+        if self._ds is not None:
+            self._ds.file.close()
+            self._ds = None
 
     def __getstate__(self):
         state = dict(self.__dict__)

@@ -81,6 +81,8 @@ def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a
     taken, found by content hash in ``cache_a``/``cache_b`` or, by default, in the caches the
     model was trained from. ``all_phrases`` (or a model without a split) takes every phrase.
     """
+    folder = Path(model_path)
+    folder = folder.parent if folder.is_file() else folder
     meta_data = model.meta.get("data", {})
     caches = []
     for key, given in (("a", cache_a), ("b", cache_b)):
@@ -89,28 +91,25 @@ def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a
         if not given and not path.exists():
             raise GenreError(f"the model's {genre} cache {path} is not here: pass --{key} FILE.h5 prepared with the same settings")
         caches.append((path, genre))
-    split_path = Path(model_path) / "split.json"
-    split = SongSplit.load(split_path) if split_path.exists() and not all_phrases else None
+    split_path = folder / "split.json"
+    if not all_phrases and not split_path.exists():
+        raise GenreError(f"{folder} has no split.json, so its held-out songs are unknown; pass --all-phrases "
+                         "to evaluate on every phrase of caches the model did not train on")
+    split = None if all_phrases else SongSplit.load(split_path)
+    want_hash = _model_settings_hash(model)
     xs = []
     for path, genre in caches:
         with PhraseCache(path) as c:
-            src_genre = genre if genre in c.genres else (c.genres[0] if len(c.genres) == 1 else genre)
+            if c.header.settings_hash != want_hash:
+                raise GenreError(f"{path} was prepared with other piano-roll settings than the model's data "
+                                 f"({c.settings.meter} meter etc.); prepare it with the model's settings")
+            c.n_phrases(genre)  # a clear error if the cache lacks the model's genre
             if split is not None:
-                rows = _rows_by_content(c, src_genre, split.genres.get(genre, {}).get("test", []))
+                rows = split.rows(c, genre, "test")
                 if len(rows) == 0:
                     raise GenreError(f"none of the model's held-out {genre} songs is in {path}; pass --all-phrases to use every phrase")
             else:
-                rows = np.arange(c.n_phrases(src_genre))
-            xs.append(c.phrases(src_genre, rows))
+                rows = np.arange(c.n_phrases(genre))
+            xs.append(c.phrases(genre, rows))
     what = "held-out songs of the model's split" if split is not None else "every phrase of the caches"
     return xs[0], xs[1], what
-
-
-def _rows_by_content(cache: PhraseCache, genre: str, entries: list[dict]) -> np.ndarray:
-    wanted = {e["sha1"] for e in entries}
-    files = cache.files(genre)
-    chosen = [i for i, s in enumerate(files["sha1"]) if s in wanted]
-    if not chosen:
-        return np.zeros(0, dtype=np.int64)
-    return np.concatenate([np.arange(files["first_phrase"][i], files["first_phrase"][i] + files["n_phrases"][i])
-                           for i in chosen]).astype(np.int64)

@@ -187,7 +187,7 @@ def _parse(source: str | os.PathLike | bytes):
         try:
             data = Path(source).read_bytes()
         except OSError as err:
-            raise Unusable("unreadable", err.strerror or str(err)) from None
+            raise Unusable("unreadable", f"{source}: {err.strerror or err}") from None
     if not data:
         raise Unusable("empty file")
     try:

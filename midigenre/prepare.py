@@ -211,9 +211,11 @@ class _Journal:
         try:
             meta = json.loads(meta_path.read_text())
         except (OSError, ValueError):
+            self.remove()
             return []
         if meta.get("settings_hash") != self.settings_hash or meta.get("genre") != self.genre:
-            log.warning("ignoring %s: it was written with other settings", self.dir)
+            log.warning("discarding %s: it was written with other settings", self.dir)
+            self.remove()  # never mix its shards with this run's
             return []
         out: list[FileResult] = []
         for shard in sorted(self.dir.glob("shard-*.npz")):
@@ -450,7 +452,7 @@ def _run(todo: list[tuple[str, str]], settings: RollSettings, workers: int) -> I
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
     ctx = multiprocessing.get_context(method)
     chunk = max(1, min(32, len(todo) // (workers * 8)))
-    pool = ctx.Pool(workers)
+    pool = ctx.Pool(workers, initializer=_ignore_sigint)  # Ctrl-C is the parent's to handle
     try:
         yield from pool.imap(_process_star, ((p, n, settings) for p, n in todo), chunksize=chunk)
         pool.close()
@@ -459,6 +461,12 @@ def _run(todo: list[tuple[str, str]], settings: RollSettings, workers: int) -> I
         raise
     finally:
         pool.join()
+
+
+def _ignore_sigint() -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _files_in_cache(output: Path, genre: str) -> tuple[set[str], dict[str, str]]:

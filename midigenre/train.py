@@ -90,13 +90,25 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = set(d) - set(known)
         if unknown:
             raise GenreError(f"unknown training settings: {sorted(unknown)} (known: {', '.join(sorted(known))})")
         d = dict(d)
+        for name, value in d.items():  # YAML reads "2e-4" as a string: convert, or say what is wrong
+            kind = {"int": int, "float": float, "bool": bool, "str": str}.get(str(known[name].type))
+            if kind is None:
+                continue
+            if kind is bool and not isinstance(value, bool):
+                raise GenreError(f"setting {name} must be true or false, not {value!r}")
+            try:
+                d[name] = kind(value)
+            except (TypeError, ValueError):
+                raise GenreError(f"setting {name} must be a {kind.__name__}, not {value!r}") from None
         if "lambdas" in d:
-            d["lambdas"] = {**cls().lambdas, **d["lambdas"]}
+            if not isinstance(d["lambdas"], dict):
+                raise GenreError("lambdas must be a mapping of loss names to weights")
+            d["lambdas"] = {**cls().lambdas, **{k: float(v) for k, v in d["lambdas"].items()}}
         return cls(**d)
 
 
@@ -215,6 +227,36 @@ def weighted(losses: dict[str, torch.Tensor], lambdas: dict[str, float]) -> torc
     return sum(lambdas.get(k, 1.0) * v for k, v in losses.items() if lambdas.get(k, 1.0) != 0.0)
 
 
+class _DeferredInterrupt:
+    """While active, Ctrl-C and SIGTERM only set ``requested``: the loop stops between steps,
+    so a checkpoint never holds a half-done step (G updated, D not)."""
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:  # a second Ctrl-C while saving: give up at once
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA, then Apple MPS, then CPU."""
     if name != "auto":
@@ -224,6 +266,8 @@ def pick_device(name: str = "auto") -> torch.device:
             raise GenreError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:1 or mps") from None
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise GenreError("CUDA was asked for but torch sees no CUDA device")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise GenreError("MPS was asked for but this torch has no Apple GPU support here")
         return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -346,6 +390,7 @@ class Trainer:
         self.epoch, self.step_in_epoch = 0, 0
         self.sums: dict[str, float] = {}
         self.elapsed = 0.0
+        self.resumed = False
 
     # -- data ----------------------------------------------------------------------------
 
@@ -445,7 +490,7 @@ class Trainer:
         for k, r in enumerate(self.mixed):
             n = int((which == k).sum())
             if n:
-                parts.append(r.batch(rng.choice(len(r.rows), size=n, replace=False)))
+                parts.append(r.batch(rng.choice(len(r.rows), size=n, replace=n > len(r.rows))))
         return torch.cat(parts).to(self.device)
 
     # -- loop ----------------------------------------------------------------------------
@@ -455,15 +500,18 @@ class Trainer:
         """Train to ``config.epochs``; returns the last epoch's log row.
 
         ``on_step(epoch, step, steps_per_epoch, losses)`` and ``on_epoch(epoch, row)`` report
-        progress. Ctrl-C (KeyboardInterrupt) saves a mid-epoch checkpoint and re-raises.
+        progress. Ctrl-C or SIGTERM stops the run between two steps (never inside one), saves a
+        mid-epoch checkpoint and raises KeyboardInterrupt.
         """
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "samples").mkdir(exist_ok=True)
-        if not (self.out / "config.json").exists():
+        if not self.resumed:
             self._write_config()
         n_steps = self.steps_per_epoch()
         row = {}
+        stop = _DeferredInterrupt()
         try:
+            stop.__enter__()
             while self.epoch < self.cfg.epochs:
                 epoch = self.epoch
                 lr = self.lr_at(epoch)
@@ -485,6 +533,8 @@ class Trainer:
                     t0 = time.perf_counter()
                     if on_step:
                         on_step(epoch, self.step_in_epoch, n_steps, losses)
+                    if stop.requested:
+                        raise KeyboardInterrupt
                 row = {"epoch": epoch + 1, "lr": lr, **{k: v / max(1, n_steps) for k, v in sorted(self.sums.items())},
                        "seconds": round(self.elapsed, 2),
                        "phrases_per_s": round(n_steps * self.cfg.batch_size / max(self.elapsed, 1e-9), 2)}
@@ -498,6 +548,8 @@ class Trainer:
         except KeyboardInterrupt:
             self.save_checkpoint()
             raise
+        finally:
+            stop.__exit__()
         return row
 
     # -- outputs -------------------------------------------------------------------------
@@ -596,10 +648,12 @@ class Trainer:
         if not path.exists():
             raise GenreError(f"nothing to resume: {path} does not exist")
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
+            state = torch.load(path, map_location="cpu", weights_only=False)  # RNG states must stay on the CPU
+            saved = TrainConfig.from_dict(state["config"])
+        except GenreError:
+            raise
         except Exception as err:
             raise GenreError(f"{path} is damaged and cannot be resumed ({type(err).__name__})") from None
-        saved = TrainConfig.from_dict(state["config"])
         if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
             raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
         self.model.load_state_dict(state["model"])
@@ -612,6 +666,7 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.sums, self.elapsed = state["sums"], state["elapsed"]
+        self.resumed = True
 
 
 def run_config(run: str | os.PathLike) -> dict:

@@ -51,7 +51,12 @@ class TransferModel:
         if path == DEFAULT_MODEL and not path.exists():
             raise GenreError(f"the default model is not at {path} (installed without the repository's data/?); pass --model")
         tensors, meta = load_model(path, kind=MODEL_KIND)
-        cfg = ModelConfig(**meta["model"])
+        try:
+            cfg = ModelConfig(**meta["model"])
+            genres, settings = meta["genres"], RollSettings.from_dict(meta["roll_settings"])
+            genres["a"], genres["b"]
+        except (KeyError, TypeError) as err:
+            raise GenreError(f"{path}/model.json is incomplete or from another version ({type(err).__name__}: {err})") from None
         dev = pick_device(device)
         gens = []
         for name in ("G_AB", "G_BA"):
@@ -62,7 +67,7 @@ class TransferModel:
             except RuntimeError as err:
                 raise GenreError(f"{path}: the weights do not fit the architecture in model.json ({str(err).splitlines()[0]})") from None
             gens.append(g.to(dev).eval().requires_grad_(False))
-        return cls(gens[0], gens[1], meta["genres"], RollSettings.from_dict(meta["roll_settings"]), meta, dev)
+        return cls(gens[0], gens[1], genres, settings, meta, dev)
 
     def direction(self, target: str) -> tuple[str, str]:
         """(source genre, target genre) for a target name; raises GenreError for an unknown one."""
@@ -80,7 +85,7 @@ class TransferModel:
         """
         import torch
 
-        src, _ = self.direction(target)
+        self.direction(target)  # validates the name
         forward, backward = (self.g_ab, self.g_ba) if target == self.genres["b"] else (self.g_ba, self.g_ab)
         out, back = [], []
         with torch.inference_mode():

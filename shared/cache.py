@@ -61,7 +61,6 @@ def read_header(path: str | os.PathLike, kind: str | None = None) -> CacheHeader
     try:
         with h5py.File(path, "r") as h5:
             attrs = dict(h5.attrs)
-            top = sorted(h5.keys())
             groups = sorted(h5["genres"].keys()) if "genres" in h5 else []
     except OSError as err:
         raise GenreError(f"{path} is not a readable HDF5 file ({_short(err)})") from None
@@ -75,7 +74,7 @@ def read_header(path: str | os.PathLike, kind: str | None = None) -> CacheHeader
         settings_hash=str(attrs.get("settings_hash", "")),
         package_version=str(attrs.get("package_version", "?")),
         created=str(attrs.get("created", "?")),
-        groups=groups if groups else [g for g in top],
+        groups=groups,
     )
     if kind is not None and header.kind != kind:
         raise GenreError(f"{path} holds {header.kind!r} data, not {kind!r}")

@@ -116,3 +116,13 @@ def test_plot_a_whole_cached_song(tmp_path):
     run("midi", "prepare", tmp_path / "long.mid", "-g", "x", "-o", cache)
     run("midi", "plot", cache, "--song", "0", "-o", tmp_path / "song.png")
     assert (tmp_path / "song.png").stat().st_size > 5000
+
+
+def test_empty_or_conflicting_selection_is_a_clear_error(song_folder, tmp_path):
+    cache = tmp_path / "c.h5"
+    run("midi", "prepare", song_folder, "-g", "jazz", "-o", cache)
+    for args in (["export", cache, "-i", "3:1", "-o", tmp_path / "x.mid"],
+                 ["plot", cache, "-i", "2:2", "-o", tmp_path / "x.png"],
+                 ["export", cache, "-i", "0", "--song", "0", "-o", tmp_path / "x.mid"]):
+        r = run("midi", *args, ok=False)
+        assert r.exit_code == 1 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1

@@ -263,3 +263,14 @@ def test_cli_train_resume_and_transfer(caches, tmp_path):
     assert r.exit_code == 1 and "not a model folder" in r.output
     r = cli("midi", "train", "--a", caches[0], "--b", f"{caches[1]}:jazz", "--out", tmp_path / "r2")
     assert r.exit_code == 1 and "no genre 'jazz'" in r.output
+
+
+def test_config_values_are_typed():
+    cfg = TrainConfig.from_dict({"lr": "2e-4", "epochs": "3", "lambdas": {"g/cycle": "5"}})
+    assert cfg.lr == 2e-4 and cfg.epochs == 3 and cfg.lambdas["g/cycle"] == 5.0
+    with pytest.raises(GenreError, match="lr must be a float"):
+        TrainConfig.from_dict({"lr": "fast"})
+    with pytest.raises(GenreError, match="true or false"):
+        TrainConfig.from_dict({"spectral_norm": "yes"})
+    with pytest.raises(GenreError, match="unknown training settings"):
+        TrainConfig.from_dict({"learning_rate": 1})

@@ -96,3 +96,22 @@ def test_cache_song_lookup(two_genre_cache):
             c.song("a", "a0")
         with pytest.raises(GenreError, match="out of range"):
             c.phrases("a", 10_000)
+
+
+def test_identical_files_land_on_one_side_of_the_split(tmp_path):
+    from midigenre.prepare import prepare
+
+    rng = np.random.default_rng(2)
+    d = tmp_path / "g"
+    d.mkdir()
+    for i in range(6):
+        make_midi(d / f"s{i}.mid", random_grid_notes(rng, 4, n=30) + [(63 * 120, 64 * 120, 60)])
+    for i in range(3):
+        (d / f"zz_copy{i}.mid").write_bytes((d / "s0.mid").read_bytes())
+    prepare([d], "g", tmp_path / "c.h5", dedupe=False)
+    with PhraseCache(tmp_path / "c.h5") as c:
+        for seed in range(5):
+            s = SongSplit.create(c, test_fraction=0.3, seed=seed)
+            train = {e["sha1"] for e in s.genres["g"]["train"]}
+            test = {e["sha1"] for e in s.genres["g"]["test"]}
+            assert not train & test and len(train | test) == 6

@@ -245,3 +245,14 @@ def test_written_files_get_normal_permissions(tmp_path):
     os.umask(umask)
     for name in ("model.safetensors", "model.json"):
         assert stat.S_IMODE((tmp_path / "m" / name).stat().st_mode) == 0o666 & ~umask, name
+
+
+def test_journal_of_other_settings_is_discarded(song_folder, tmp_path):
+    out = tmp_path / "c.h5"
+    with pytest.raises(KeyboardInterrupt):
+        prepare([song_folder], "jazz", out, RollSettings(meter="lenient"),
+                progress=lambda r: (_ for _ in ()).throw(KeyboardInterrupt()))
+    journal = tmp_path / ".c.h5.jazz.partial"
+    assert journal.is_dir()
+    report = prepare([song_folder], "jazz", out, resume=True)  # strict now: the lenient shards must go
+    assert report.files_resumed == 0 and report.kept == 3 and not journal.exists()
