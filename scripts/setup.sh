@@ -17,7 +17,9 @@ fi
 # (this workplace's pip config names local mirrors that may be absent: drop those warnings only)
 pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@" 2> >(grep -v "^WARNING: Location" >&2); }
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-  pip install "torch==2.13.0"
+  # TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu picks PyTorch's CPU wheels on machines
+  # whose pip would otherwise fetch the CUDA build
+  pip install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
 pip install -e ".${extras}"
 .venv/bin/python -c "import torch, symusic, h5py; from cli.main import main" \
