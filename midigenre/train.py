@@ -438,7 +438,8 @@ class Trainer:
             if len(rows) == 0:
                 rows = self._rows(src, "train")
             pick = rows[np.linspace(0, len(rows) - 1, min(n, len(rows))).round().astype(int)]
-            out.append(_Rows(src, pick).batch(np.arange(len(pick))))
+            with PhraseCache(src.path) as c:
+                out.append(torch.from_numpy(c.phrases(src.genre, pick).astype(np.float32)).unsqueeze(1))
         return out[0], out[1]
 
     def steps_per_epoch(self) -> int:
@@ -654,6 +655,12 @@ class Trainer:
             raise
         except Exception as err:
             raise GenreError(f"{path} is damaged and cannot be resumed ({type(err).__name__})") from None
+        saved_data = run_config(self.out).get("data", {})
+        for key, src in (("a", self.a), ("b", self.b)):
+            was = saved_data.get(key) or {}
+            if was and (Path(was.get("cache", "")) != src.path or was.get("genre") != src.genre):
+                raise GenreError(f"{self.out} was trained with {key.upper()} = {was.get('cache')}:{was.get('genre')}, "
+                                 f"not {src.path}:{src.genre}; resume it with the same data")
         if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
             raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
         self.model.load_state_dict(state["model"])
