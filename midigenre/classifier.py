@@ -151,8 +151,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, genres: Sequen
 
 def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> Path:
     """Confusion matrix PNG (counts and row percentages)."""
-    from shared.atomic import atomic_path
-    from shared.plotting import _pyplot
+    from shared.plotting import _pyplot, save_png
 
     plt = _pyplot()
     cm = np.array(report["confusion"])
@@ -170,13 +169,7 @@ def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_ylabel("true")
     ax.set_title(title or f"accuracy {report['accuracy']:.1%} on held-out songs", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def train_classifier(

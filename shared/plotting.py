@@ -28,6 +28,19 @@ def _pyplot():
     return plt
 
 
+def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Save a matplotlib figure as a PNG atomically and close it."""
+    from shared.atomic import atomic_path
+
+    path = Path(path)
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        _pyplot().close(fig)
+    return path
+
+
 def draw_roll(
     ax,
     roll: np.ndarray,
@@ -90,8 +103,6 @@ def plot_rolls(
     dpi: int = 110,
 ) -> Path:
     """Save one row per ``(title, roll)`` panel as a PNG (atomically)."""
-    from shared.atomic import atomic_path
-
     plt = _pyplot()
     n = len(panels)
     widest = max(np.asarray(r).shape[0] for _, r in panels)
@@ -104,13 +115,7 @@ def plot_rolls(
             first_bar=1 if first_bars is None else first_bars[i],
         )
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path, dpi)
 
 
 def plot_grid(
@@ -124,8 +129,6 @@ def plot_grid(
     dpi: int = 90,
 ) -> Path:
     """Save a grid of single phrases (e.g. source | transferred | cycled back per row) as a PNG."""
-    from shared.atomic import atomic_path
-
     plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 2.3 * n_rows + 0.5), squeeze=False)
@@ -144,10 +147,4 @@ def plot_grid(
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=dpi, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_png(fig, path, dpi)
