@@ -494,7 +494,7 @@ def main() -> None:
         total = flops * spe * 100
         lo_rate, hi_rate = (H100_BF16_DENSE * u for u in H100_UTILISATION)
         t_hi, t_lo = total / lo_rate, total / hi_rate
-        print(f"\nESTIMATE (not a measurement): paper preset, 100 epochs on one H100")
+        print("\nESTIMATE (not a measurement): paper preset, 100 epochs on one H100")
         print(f"  counted FLOPs of one paper step (batch {bs}, base variant, fwd+bwd of G and D updates, FlopCounterMode) "
               f"= {flops / 1e12:.3f} TFLOP; x {spe} steps/epoch x 100 epochs = {total / 1e15:.1f} PFLOP")
         print(f"  assuming bf16 dense peak {H100_BF16_DENSE / 1e12:.0f} TFLOP/s at {H100_UTILISATION[0]:.0%}-"

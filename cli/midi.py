@@ -330,21 +330,9 @@ def split(caches, output, test_fraction, seed):
 
     CACHES may be one cache with several genres or one cache per genre (same settings).
     """
-    from midigenre.dataset import PhraseCache, SongSplit
+    from midigenre.dataset import SongSplit
 
-    merged = None
-    for path in caches:
-        with PhraseCache(path) as c:
-            s = SongSplit.create(c, test_fraction=test_fraction, seed=seed)
-            if merged is None:
-                merged = s
-                continue
-            if s.settings_hash != merged.settings_hash:
-                raise GenreError(f"{path} was prepared with other settings than {caches[0]}; they cannot share a split")
-            for g, parts in s.genres.items():
-                if g in merged.genres:
-                    raise GenreError(f"genre '{g}' is in more than one of the caches")
-                merged.genres[g] = parts
+    merged = SongSplit.for_sources([(path, None) for path in caches], test_fraction=test_fraction, seed=seed)
     merged.save(output)
     rows = [(g, f"{len(p['train'])} train songs, {len(p['test'])} test songs") for g, p in merged.genres.items()]
     click.echo(_table(rows, title=f"wrote {output} (seed {seed}, test fraction {test_fraction})"))

@@ -197,12 +197,8 @@ def train_classifier(
     if split is not None:
         song_split = SongSplit.load(split)
     else:
-        song_split = None
-        for s in sources:
-            with PhraseCache(s.path) as c:
-                part = SongSplit.create(c, [s.genre], test_fraction=config.test_fraction, seed=config.seed)
-            song_split = part if song_split is None else SongSplit(
-                song_split.seed, song_split.test_fraction, song_split.settings_hash, {**song_split.genres, **part.genres})
+        song_split = SongSplit.for_sources([(s.path, s.genre) for s in sources],
+                                           test_fraction=config.test_fraction, seed=config.seed)
     train_rows, test_rows = [], []
     for s in sources:
         with PhraseCache(s.path) as c:

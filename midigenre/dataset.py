@@ -170,6 +170,30 @@ class SongSplit:
             }
         return split
 
+    @classmethod
+    def for_sources(cls, sources, *, test_fraction: float = 0.1, seed: int = 0) -> "SongSplit":
+        """One split over genres that may live in several caches.
+
+        ``sources`` are ``(cache path, genre)`` pairs; a genre of None takes every genre of
+        that cache. The caches must share their settings and the genre names must differ.
+        """
+        merged = None
+        for path, genre in sources:
+            with PhraseCache(path) as c:
+                part = cls.create(c, None if genre is None else [genre], test_fraction=test_fraction, seed=seed)
+            if merged is None:
+                merged = part
+                continue
+            if part.settings_hash != merged.settings_hash:
+                raise GenreError(f"{path} was prepared with other settings than the other caches; they cannot share a split")
+            for g, parts in part.genres.items():
+                if g in merged.genres:
+                    raise GenreError(f"genre name '{g}' is used twice; the genres must have different names")
+                merged.genres[g] = parts
+        if merged is None:
+            raise GenreError("a split needs at least one cache")
+        return merged
+
     def to_dict(self) -> dict:
         return {
             "format": SPLIT_FORMAT, "kind": "song-split", "seed": self.seed, "test_fraction": self.test_fraction,

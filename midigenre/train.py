@@ -397,17 +397,9 @@ class Trainer:
     def _make_split(self, split_path) -> SongSplit:
         if split_path is not None:
             return SongSplit.load(split_path)
-        merged = None
-        for src in [self.a, self.b] + ([self.mixed_src] if self.mixed_src else []):
-            with PhraseCache(src.path) as c:
-                s = SongSplit.create(c, [src.genre], test_fraction=self.cfg.test_fraction, seed=self.cfg.seed)
-            if merged is None:
-                merged = s
-            elif src.genre in merged.genres:
-                raise GenreError(f"genre name '{src.genre}' is used twice; the genres must have different names")
-            else:
-                merged.genres.update(s.genres)
-        return merged
+        sources = [self.a, self.b] + ([self.mixed_src] if self.mixed_src else [])
+        return SongSplit.for_sources([(s.path, s.genre) for s in sources],
+                                     test_fraction=self.cfg.test_fraction, seed=self.cfg.seed)
 
     def _rows(self, src: GenreSource, part: str) -> np.ndarray:
         with PhraseCache(src.path) as c:
