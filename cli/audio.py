@@ -1,15 +1,308 @@
-"""``genre audio …``: the audio path (wav2vec2 classifier, gradient-guided transformation, FAD)."""
+"""``genre audio …`` (and ``genre render``): the audio path.
+
+Rendering MIDI with FluidSynth, audio data sets, the frozen-wav2vec2 genre classifier
+(trained from an embedding cache), gradient-guided transformation of whole songs, and FAD.
+"""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import click
+
+from shared.errors import GenreError
+
+DATASET_KINDS = ("auto", "folder", "fma", "gtzan")
 
 
 @click.group()
 def audio() -> None:
-    """Audio genre classification and transformation (wav2vec2 and spectrogram backends).
+    """Audio genre classification, gradient-guided transformation and FAD.
 
-    The audio commands (render, train, evaluate, transform, fad) are being built; see the
-    README's road map. The HDF5 cache and the CLI conventions they will use are those of
-    `genre midi`.
+    \b
+    A first run, with no downloads (random-weight encoder; use facebook/wav2vec2-base
+    or a local copy of it for real work):
+      genre audio render-dataset ../shared/data/midi -o audio/ --clips-per-genre 40
+      genre audio make-encoder enc/ --size small
+      genre audio train audio/ --encoder enc/ -o clf/
+      genre audio transform song.wav --classifier clf/ --to jazz -o song_jazz.wav
+      genre audio fad --reference audio/jazz --test audio/pop --embedding clf/
     """
+
+
+def _dataset_options(f):
+    options = [
+        click.option("--kind", type=click.Choice(DATASET_KINDS), default="auto", show_default=True,
+                     help="folder: DATASET/<genre>/*.wav (or a render-dataset folder); fma: FMA (tracks.csv + MP3 tree, "
+                          "official split); gtzan: GTZAN genre folders (jazz.00054 skipped)."),
+        click.option("--gtzan-split", type=click.Choice(["random", "filtered"]), default="random", show_default=True,
+                     help="GTZAN: a seeded random split, or the fault-filtered split (Kereliuk et al. 2015)."),
+        click.option("--fma-subset", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True),
+        click.option("--genres", help="Comma-separated genres to use (default: all)."),
+    ]
+    for opt in reversed(options):
+        f = opt(f)
+    return f
+
+
+def _open(dataset, kind, gtzan_split, fma_subset, genres):
+    from audiogenre.datasets import open_dataset
+
+    g = [x.strip() for x in genres.split(",") if x.strip()] if genres else None
+    return open_dataset(dataset, kind, gtzan_split=gtzan_split, fma_subset=fma_subset, genres=g)
+
+
+@click.command()
+@click.argument("song", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV (or .flac/.ogg) to write.")
+@click.option("--soundfont", type=click.Path(), help="General MIDI .sf2/.sf3 (default: $GENRE_SOUNDFONT or the system's).")
+@click.option("--rate", type=click.IntRange(8000, 192000), default=44100, show_default=True, help="Sample rate.")
+@click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Seconds into the song.")
+@click.option("--seconds", type=click.FloatRange(min=0.1), help="Render only this many seconds (default: whole song).")
+def render(song, output, soundfont, rate, start, seconds):
+    """Render a MIDI file to audio with FluidSynth.
+
+    \b
+    Example:
+      genre render data/examples/jazz_example.mid -o jazz.wav
+    """
+    from audiogenre.audio import write_audio
+    from audiogenre.render import render_file, renderer
+
+    if not Path(song).exists():
+        raise GenreError(f"no such MIDI file: {song}")
+    wave = render_file(song, soundfont=soundfont, rate=rate, start=start, seconds=seconds)
+    write_audio(output, wave, rate)
+    click.echo(f"{output}: {len(wave) / rate:.1f} s, {rate} Hz, stereo (sound font {renderer(soundfont, rate).soundfont.name})")
+
+
+@audio.command("render-dataset")
+@click.argument("midi_root", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for OUT/<genre>/*.wav + manifest.json.")
+@click.option("--clips-per-genre", type=click.IntRange(1), default=100, show_default=True)
+@click.option("--seconds", type=click.FloatRange(min=1), default=10.0, show_default=True, help="Length of each clip.")
+@click.option("--genres", help="Comma-separated genres (folder names after --map) to render (default: all folders).")
+@click.option("--map", "maps", multiple=True, metavar="FOLDER=GENRE",
+              help="Put a folder under another genre, e.g. --map classical-music21=classical.")
+@click.option("--seed", type=int, default=24, show_default=True)
+@click.option("--rate", type=click.IntRange(8000, 96000), default=22050, show_default=True)
+@click.option("--soundfont", type=click.Path(), help="General MIDI sound font (default: $GENRE_SOUNDFONT or the system's).")
+def render_dataset(midi_root, output, clips_per_genre, seconds, genres, maps, seed, rate, soundfont):
+    """Build a genre-labelled audio set from folders of MIDI files (one folder per genre).
+
+    Random crops (seeded), one per song before any song gets a second; the train/valid/test
+    split (80/10/10) is by song and written to OUT/manifest.json. Clips already rendered are
+    kept, so a stopped run continues.
+
+    \b
+    Example:
+      genre audio render-dataset ../shared/data/midi -o audio/ --clips-per-genre 100 \\
+          --map classical-music21=classical
+    """
+    from audiogenre.render import render_dataset as run
+
+    gmap = {}
+    for m in maps:
+        if "=" not in m:
+            raise GenreError(f"--map wants FOLDER=GENRE, not {m!r}")
+        a, b = m.split("=", 1)
+        gmap[a.strip()] = b.strip()
+    gl = [g.strip() for g in genres.split(",")] if genres else None
+    man = run(midi_root, output, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, genres=gl, genre_map=gmap,
+              soundfont=soundfont, rate=rate)
+    counts = {}
+    for c in man["clips"]:
+        counts.setdefault(c["genre"], {}).setdefault(c["split"], 0)
+        counts[c["genre"]][c["split"]] += 1
+    for g, d in sorted(counts.items()):
+        songs = len({c["song"] for c in man["clips"] if c["genre"] == g})
+        click.echo(f"  {g:<12} {sum(d.values()):5d} clips from {songs:4d} songs  (" +
+                   ", ".join(f"{k} {d.get(k, 0)}" for k in ("train", "valid", "test")) + ")")
+    for reason, n in man["skipped"].items():
+        click.echo(f"  skipped: {reason}: {n}")
+    click.echo(f"{output}/manifest.json: {len(man['clips'])} clips of {man['seconds']:g} s at {man['rate']} Hz")
+
+
+@audio.command("make-encoder")
+@click.argument("folder", type=click.Path(file_okay=False))
+@click.option("--size", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True,
+              help="tiny: 2 layers × 32 (tests); small: 4 layers × 256; base: the wav2vec2-base shape (12 × 768).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def make_encoder(folder, size, seed):
+    """Write a wav2vec2 encoder with RANDOM weights (for offline trials and benchmarks).
+
+    Its embeddings are random projections of the audio, not learned speech features: use
+    facebook/wav2vec2-base (or a local copy) for real results.
+    """
+    from audiogenre.models import make_random_wav2vec2
+
+    make_random_wav2vec2(folder, size=size, seed=seed)
+    click.echo(f"{folder}: random-weight wav2vec2 ({size}); pass it as --encoder {folder}")
+
+
+@audio.command()
+@click.argument("dataset", type=click.Path())
+@click.option("--encoder", default="facebook/wav2vec2-base", show_default=True,
+              help="Hugging Face name or local folder of a wav2vec2 model (weights are not downloaded where there is no network).")
+@click.option("--layers", type=click.IntRange(1), default=7, show_default=True, help="Keep the first K transformer layers.")
+@click.option("--pooling", type=click.Choice(["mean+max", "mean", "max"]), default="mean+max", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for the classifier.")
+@_dataset_options
+@click.option("--seconds", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Clip length (zero-padded/truncated).")
+@click.option("--offset", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Start of the clip in each file.")
+@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
+@click.option("--lr", type=float, default=5e-4, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-5, show_default=True)
+@click.option("--patience", type=click.IntRange(1), default=5, show_default=True)
+@click.option("--seed", type=int, default=24, show_default=True, help="Seed of the head and of a split by song.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: DATASET/.genre-cache).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+def train(dataset, encoder, layers, pooling, output, kind, gtzan_split, fma_subset, genres, seconds, offset, epochs,
+          batch_size, lr, weight_decay, patience, seed, cache_dir, threads):
+    """Train a genre classifier: frozen wav2vec2 + head, encoded once into an embedding cache.
+
+    Writes the model, log.csv, history.png, report.json and confusion.png (test split).
+    """
+    from audiogenre.audio import Preprocess
+    from audiogenre.classify import format_report, train_audio_classifier
+    from audiogenre.embeddings import HeadConfig
+
+    _threads(threads)
+    ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
+    cfg = HeadConfig(epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, patience=patience, seed=seed)
+    try:
+        report = train_audio_classifier(ds, output, encoder=encoder, layers=layers, pooling=pooling,
+                                        preprocess=Preprocess(seconds=seconds, offset=offset), config=cfg,
+                                        cache_folder=cache_dir, echo=lambda s: click.echo(s, err=True))
+    except KeyboardInterrupt:
+        click.echo("Interrupted: the embeddings encoded so far are kept in the cache; run the same command again.", err=True)
+        sys.exit(130)
+    click.echo(format_report(report))
+    click.echo(f"{output}: model, report.json, confusion.png, history.png, log.csv")
+
+
+@audio.command()
+@click.argument("classifier", type=click.Path())
+@click.argument("dataset", type=click.Path())
+@_dataset_options
+@click.option("--split", type=click.Choice(["test", "valid", "train"]), default="test", show_default=True)
+@click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Gaussian noise at this ratio of each clip's RMS (robustness check; bypasses the cache).")
+@click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
+@click.option("--png", type=click.Path(dir_okay=False), help="Confusion matrix PNG (default: CLASSIFIER/confusion-SPLIT.png).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
+@click.option("--cache-dir", type=click.Path(file_okay=False))
+@click.option("--threads", type=click.IntRange(1))
+def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, noise, encoder, png, json_out, cache_dir, threads):
+    """Accuracy, per-class precision/recall/F1 and confusion matrix on a split (test by default)."""
+    from audiogenre.classify import evaluate_audio_classifier, format_report
+    from shared.atomic import write_json
+
+    _threads(threads)
+    ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
+    png = png or str(Path(classifier) / f"confusion-{split}.png")
+    report = evaluate_audio_classifier(classifier, ds, split=split, encoder=encoder, noise=noise, cache_folder=cache_dir, png=png)
+    click.echo(format_report(report))
+    click.echo(f"confusion matrix: {png}")
+    if json_out:
+        write_json(json_out, report)
+
+
+@audio.command()
+@click.argument("song", type=click.Path())
+@click.option("--classifier", "clf", required=True, type=click.Path(), help="Classifier folder (genre audio train).")
+@click.option("--to", "target", required=True, help="Target genre (one the classifier knows).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output audio (.wav/.flac/.ogg).")
+@click.option("--lambda", "lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
+              help="Weight of ‖x̂ − x‖²₂ (sum over each window's samples).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="Step size.")
+@click.option("--steps", type=click.IntRange(0), default=60, show_default=True, help="Step budget per window.")
+@click.option("--target-prob", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
+              help="Stop a window once p(target) reaches this.")
+@click.option("--epsilon", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop a window once the loss is below ε.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--window", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Window seconds.")
+@click.option("--overlap", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds shared by neighbouring windows.")
+@click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
+@click.option("--threads", type=click.IntRange(1))
+def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, optimizer, window, overlap, encoder, json_out, threads):
+    """Steer a song toward a genre by following the classifier's gradients (seed 000).
+
+    The whole song is processed in overlapping windows; the output has the song's own sample
+    rate and channels (the perturbation is upsampled and added to the original). Prints, per
+    window and for the song, p(target) and the predicted genre before and after (measured on
+    the written file) and the SNR of the change.
+    """
+    from audiogenre.models import AudioClassifier
+    from audiogenre.transform import TransformConfig, format_report, transform_file
+    from shared.atomic import write_json
+
+    _threads(threads)
+    if Path(output).resolve() == Path(song).resolve():
+        raise GenreError("the output would overwrite the input song; choose another -o")
+    cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
+                          window=window, overlap=overlap)
+    cfg.check()
+    model, _ = AudioClassifier.load(clf, encoder=encoder)
+    model.genre_index(target)
+    report = transform_file(model, song, target, output, cfg)
+    click.echo(format_report(report))
+    click.echo(f"wrote {output}")
+    if json_out:
+        write_json(json_out, report.to_dict())
+
+
+@audio.command()
+@click.option("--reference", required=True, type=click.Path(), help="Folder (or file) of real audio of the target genre.")
+@click.option("--test", "test", required=True, type=click.Path(), help="Folder (or file) of audio to score.")
+@click.option("--embedding", default="facebook/wav2vec2-base", show_default=True,
+              help="A classifier folder (its encoder) or a wav2vec2 name/folder.")
+@click.option("--layers", type=click.IntRange(1), default=7, show_default=True, help="wav2vec2 layers (when --embedding is an encoder).")
+@click.option("--segment", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds per embedding.")
+@click.option("--infinity", is_flag=True, help="Also FAD∞: FAD extrapolated to infinitely many test embeddings.")
+@click.option("--per-song", is_flag=True, help="Also each test file's FAD against the reference set.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
+@click.option("--threads", type=click.IntRange(1))
+def fad(reference, test, embedding, layers, segment, infinity, per_song, json_out, threads):
+    """Fréchet Audio Distance between two folders of audio (one embedding per --segment seconds).
+
+    FAD is biased upward at small n: always compare values at the same n, or use --infinity.
+    """
+    import numpy as np
+
+    from audiogenre.fad import fad as fad_value
+    from audiogenre.fad import fad_infinity, per_song_fad
+    from audiogenre.fad_embed import embedding_backend, folder_embeddings
+    from shared.atomic import write_json
+
+    _threads(threads)
+    backend = embedding_backend(embedding, layers=layers)
+    ref = folder_embeddings(backend, reference, segment=segment)
+    tst = folder_embeddings(backend, test, segment=segment)
+    r, t = np.concatenate(list(ref.values())), np.concatenate(list(tst.values()))
+    res = fad_value(r, t)
+    out = {"fad": res.value, "n_reference": res.n_reference, "n_test": res.n_test, "dim": res.dim,
+           "files_reference": len(ref), "files_test": len(tst), "embedding": embedding, "segment_seconds": segment}
+    click.echo(f"FAD {res.value:.4f}  (n = {res.n_reference} reference / {res.n_test} test embeddings of {res.dim} dims "
+               f"from {len(ref)} / {len(tst)} files)")
+    if infinity:
+        inf = fad_infinity(r, t)
+        out["fad_infinity"] = {"value": inf.value, "slope": inf.slope, "r2": inf.r2}
+        click.echo(f"FAD∞ {inf.value:.4f}  (fit FAD = a + b/n over n = {min(inf.ns)}…{max(inf.ns)}, r² {inf.r2:.3f})")
+    if per_song:
+        ps = per_song_fad(r, tst)
+        out["per_song"] = ps
+        for name, v in sorted(ps.items(), key=lambda kv: kv[1]):
+            click.echo(f"  {v:12.4f}  {name}")
+    if json_out:
+        write_json(json_out, out)
+
+
+def _threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -42,8 +42,9 @@ def main(verbose: int) -> None:
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-from cli.audio import audio  # noqa: E402
+from cli.audio import audio, render  # noqa: E402
 from cli.midi import midi  # noqa: E402
 
 main.add_command(midi)
 main.add_command(audio)
+main.add_command(render)

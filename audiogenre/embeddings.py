@@ -1,0 +1,295 @@
+"""Encode each clip once into an HDF5 embedding cache, then train the genre head from it.
+
+The seed re-ran its frozen wav2vec2 over every clip in every epoch (~10 hours on FMA-small).
+A frozen encoder in eval mode gives each clip one fixed embedding, so this module encodes
+every clip once and trains the head on the stored vectors: the same model, 20 epochs for the
+price of one (``benchmarks/head_training_speed.py`` measures the ratio).
+
+Cache file (``emb-<backend>-<settings>.h5``, one per backend identity and preprocessing)::
+
+    attrs: kind="audio-embeddings", schema_version, backend (JSON), backend_identity,
+           preprocess (JSON), preprocess_key, dim
+    keys   (N,)   S40      sha1 of the clip: file content + segment
+    emb    (N, D) float32
+
+A cache is only used when the backend identity (a hash of the encoder's weights, depth and
+pooling) and the preprocessing key match; anything else is a different file, so a stale
+cache is never read. Rows are added as new clips appear; the file is rewritten atomically
+(temporary file + rename) every minute and at the end, so Ctrl-C keeps the work done and
+never leaves a broken cache.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from audiogenre.audio import Preprocess, file_sha1, load_clip
+from shared.errors import GenreError
+
+log = logging.getLogger(__name__)
+
+CACHE_KIND = "audio-embeddings"
+SCHEMA_VERSION = 1
+
+
+def item_key(path: str | os.PathLike, start: float = 0.0, duration: float | None = None, _memo: dict = {}) -> str:
+    """Content key of a clip: sha1 of the file bytes plus the segment (a renamed file keeps it)."""
+    p = str(Path(path).resolve())
+    st = os.stat(p)
+    memo_key = (p, st.st_size, st.st_mtime_ns)
+    if memo_key not in _memo:
+        _memo[memo_key] = file_sha1(p)
+    seg = "" if (start == 0.0 and duration is None) else f":{start:.6f}:{duration}"
+    return hashlib.sha1(f"{_memo[memo_key]}{seg}".encode()).hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings by clip key for one backend identity and one preprocessing."""
+
+    def __init__(self, path: str | os.PathLike, backend_info: dict, preprocess: Preprocess):
+        self.path = Path(path)
+        self.backend_info = backend_info
+        self.preprocess = preprocess
+        self._rows: dict[str, np.ndarray] = {}
+        self._dirty = False
+        if self.path.exists():
+            self._read()
+
+    @staticmethod
+    def file_name(backend_info: dict, preprocess: Preprocess) -> str:
+        return f"emb-{backend_info['identity'][:12]}-{preprocess.key()[:8]}.h5"
+
+    @classmethod
+    def in_folder(cls, folder: str | os.PathLike, backend_info: dict, preprocess: Preprocess) -> EmbeddingCache:
+        return cls(Path(folder) / cls.file_name(backend_info, preprocess), backend_info, preprocess)
+
+    def _read(self) -> None:
+        import h5py
+
+        try:
+            with h5py.File(self.path, "r") as f:
+                if f.attrs.get("kind") != CACHE_KIND:
+                    raise GenreError(f"{self.path} is not an audio embedding cache")
+                if int(f.attrs.get("schema_version", 0)) != SCHEMA_VERSION:
+                    log.warning("%s has another cache schema; it will be rebuilt", self.path)
+                    return
+                if f.attrs.get("backend_identity") != self.backend_info["identity"] or f.attrs.get("preprocess_key") != self.preprocess.key():
+                    log.warning("%s was made by another encoder or preprocessing; it is not used", self.path)
+                    return
+                keys = [k.decode() for k in f["keys"][:]]
+                emb = f["emb"][:]
+        except OSError as err:
+            log.warning("embedding cache %s cannot be read (%s); it will be rebuilt", self.path, err)
+            return
+        self._rows = dict(zip(keys, emb))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, keys: Sequence[str]) -> np.ndarray:
+        return np.stack([self._rows[k] for k in keys]).astype(np.float32)
+
+    def put(self, key: str, emb: np.ndarray) -> None:
+        self._rows[key] = np.asarray(emb, dtype=np.float32)
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Rewrite the file atomically if anything was added."""
+        if not self._dirty:
+            return
+        import h5py
+
+        from shared.atomic import atomic_path
+
+        keys = sorted(self._rows)
+        with atomic_path(self.path, suffix=".h5") as tmp:
+            with h5py.File(tmp, "w") as f:
+                f.attrs["kind"] = CACHE_KIND
+                f.attrs["schema_version"] = SCHEMA_VERSION
+                f.attrs["backend"] = json.dumps(self.backend_info, sort_keys=True)
+                f.attrs["backend_identity"] = self.backend_info["identity"]
+                f.attrs["preprocess"] = json.dumps(self.preprocess.to_dict(), sort_keys=True)
+                f.attrs["preprocess_key"] = self.preprocess.key()
+                f.attrs["dim"] = int(self.backend_info.get("dim", 0))
+                f.create_dataset("keys", data=np.array(keys, dtype="S40"))
+                f.create_dataset("emb", data=np.stack([self._rows[k] for k in keys]).astype(np.float32),
+                                 chunks=True, compression="gzip", compression_opts=1)
+        self._dirty = False
+
+
+def default_cache_folder(dataset_root: str | os.PathLike) -> Path:
+    """``ROOT/.genre-cache`` when the data set folder is writable, else ``~/.cache/genre-transfer``."""
+    folder = Path(dataset_root) / ".genre-cache"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+        return folder
+    except OSError:
+        home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genre-transfer"
+        home.mkdir(parents=True, exist_ok=True)
+        return home
+
+
+def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: EmbeddingCache | None = None,
+                 batch_size: int = 8, device: str = "cpu", progress: bool = True, flush_every: float = 60.0,
+                 on_error: str = "skip", rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[int]]:
+    """Embeddings ``(n_ok, D)`` of ``items`` (objects with ``path``, ``start``, ``duration``) and
+    the indices of the items they belong to (unreadable clips are skipped with a warning when
+    ``on_error="skip"``). Clips already in ``cache`` are not encoded again."""
+    import torch
+    from tqdm import tqdm
+
+    if cache is not None and preprocess.noise > 0:
+        raise GenreError("embeddings with random noise cannot be cached; use noise 0 with the cache")
+    keys: list[str | None] = []
+    for it in items:
+        try:
+            keys.append(item_key(it.path, it.start, it.duration))
+        except OSError as err:
+            if on_error != "skip":
+                raise GenreError(f"cannot read {it.path}: {err.strerror}") from None
+            log.warning("skipped %s: %s", it.path, err.strerror)
+            keys.append(None)
+    todo = [i for i, k in enumerate(keys) if k is not None and (cache is None or k not in cache)]
+    fresh: dict[int, np.ndarray] = {}
+    bad: set[int] = {i for i, k in enumerate(keys) if k is None}
+    last_flush = time.monotonic()
+    bar = tqdm(total=len(todo), desc="encoding", unit="clip", disable=not progress or not todo, dynamic_ncols=True)
+    was_training = backend.training
+    backend.eval()
+    try:
+        for b0 in range(0, len(todo), batch_size):
+            idx, waves = [], []
+            for i in todo[b0:b0 + batch_size]:
+                it = items[i]
+                try:
+                    waves.append(load_clip(it.path, preprocess, start=it.start, duration=it.duration, rng=rng))
+                    idx.append(i)
+                except GenreError as err:
+                    if on_error != "skip":
+                        raise
+                    log.warning("skipped: %s", err)
+                    bad.add(i)
+            if waves:
+                with torch.inference_mode():
+                    emb = backend(torch.from_numpy(np.stack(waves)).to(device)).float().cpu().numpy()
+                for i, e in zip(idx, emb):
+                    if cache is not None:
+                        cache.put(keys[i], e)
+                    else:
+                        fresh[i] = e
+            bar.update(len(todo[b0:b0 + batch_size]))
+            if cache is not None and time.monotonic() - last_flush > flush_every:
+                cache.flush()
+                last_flush = time.monotonic()
+    finally:
+        bar.close()
+        backend.train(was_training)
+        if cache is not None:
+            cache.flush()
+    ok = [i for i in range(len(items)) if i not in bad]
+    if not ok:
+        return np.zeros((0, getattr(backend, "dim", 0)), np.float32), []
+    rows = [cache.get([keys[i]])[0] if cache is not None else fresh[i] for i in ok]
+    return np.stack(rows).astype(np.float32), ok
+
+
+@dataclasses.dataclass
+class HeadConfig:
+    """Training of the genre head (seed 000 defaults)."""
+
+    epochs: int = 20
+    batch_size: int = 16
+    lr: float = 5e-4
+    weight_decay: float = 1e-5
+    step_size: int = 5
+    gamma: float = 0.5
+    patience: int = 5
+    hidden: int = 512
+    dropout: float = 0.4
+    seed: int = 24
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray | None, y_valid: np.ndarray | None,
+               config: HeadConfig = HeadConfig(), *, device: str = "cpu",
+               on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], int]:
+    """AdamW + StepLR on cached embeddings; early stopping on validation loss (patience).
+
+    The head ends with the weights of its best validation epoch (or the last epoch without a
+    validation set). Returns the per-epoch log and the best epoch (1-based).
+    """
+    import torch
+    from torch.nn import functional as F
+
+    torch.manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(config.seed)
+    head.to(device)
+    xt = torch.from_numpy(np.asarray(x_train, np.float32))
+    yt = torch.from_numpy(np.asarray(y_train, np.int64))
+    has_valid = x_valid is not None and len(x_valid) > 0
+    if has_valid:
+        xv = torch.from_numpy(np.asarray(x_valid, np.float32)).to(device)
+        yv = torch.from_numpy(np.asarray(y_valid, np.int64)).to(device)
+    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
+    best, best_epoch, best_state, stale = float("inf"), 0, None, 0
+    history = []
+    for epoch in range(1, config.epochs + 1):
+        head.train()
+        order = torch.randperm(len(xt), generator=gen)
+        total, correct, seen = 0.0, 0, 0
+        for b0 in range(0, len(order), config.batch_size):
+            sel = order[b0:b0 + config.batch_size]
+            xb, yb = xt[sel].to(device), yt[sel].to(device)
+            logits = head(xb)
+            loss = F.cross_entropy(logits, yb)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(sel)
+            correct += int((logits.argmax(1) == yb).sum())
+            seen += len(sel)
+        sched.step()
+        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / seen, "train_acc": correct / seen}
+        if has_valid:
+            head.eval()
+            with torch.no_grad():
+                lv = head(xv)
+                row["valid_loss"] = float(F.cross_entropy(lv, yv))
+                row["valid_acc"] = float((lv.argmax(1) == yv).float().mean())
+            score = row["valid_loss"]
+        else:
+            score = row["train_loss"]
+        history.append(row)
+        if on_epoch:
+            on_epoch(row)
+        if score < best - 1e-6:
+            best, best_epoch, stale = score, epoch, 0
+            best_state = copy.deepcopy(head.state_dict())
+        else:
+            stale += 1
+            if has_valid and stale >= config.patience:
+                log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    head.eval()
+    return history, best_epoch

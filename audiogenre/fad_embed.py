@@ -1,0 +1,98 @@
+"""Embeddings for FAD: one vector per second of audio, from any backend with ``frames()``.
+
+A song is read whole, made mono and resampled to 16 kHz, cut into windows of at most
+``window`` seconds (the last one shorter, never zero-padded), and the backend's frames are
+pooled per ``segment`` seconds (mean+max, like the classifier). FAD then compares the sets of
+per-second vectors of two folders. Runs under ``torch.inference_mode()`` locally: autograd is
+never switched off for the process (it would break the gradient transformation).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from audiogenre.audio import SAMPLE_RATE, load_audio, resample, to_mono
+from shared.errors import GenreError
+
+log = logging.getLogger(__name__)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
+
+
+def embedding_backend(spec: str, layers: int | None = 7):
+    """A classifier folder (its backend) or a wav2vec2 name/folder (first ``layers`` layers)."""
+    from audiogenre.models import AudioClassifier, Wav2Vec2Backend
+
+    p = Path(spec).expanduser()
+    if (p / "model.json").exists():
+        model, _ = AudioClassifier.load(p)
+        return model.backend
+    return Wav2Vec2Backend.from_pretrained(spec, layers=layers)
+
+
+def wave_embeddings(backend, mono16: np.ndarray, *, segment: float = 1.0, window: float = 10.0, device: str = "cpu") -> np.ndarray:
+    """``(n_segments, D)`` per-``segment`` embeddings of a 16 kHz mono signal."""
+    import torch
+
+    from audiogenre.models import FRAME_RATE, pool_frames
+
+    per = max(1, int(round(segment * FRAME_RATE)))
+    w = int(round(window * SAMPLE_RATE))
+    out = []
+    with torch.inference_mode():
+        for s in range(0, len(mono16), w):
+            piece = mono16[s:s + w]
+            if len(piece) < SAMPLE_RATE * segment / 2:
+                break
+            frames = backend.frames(torch.from_numpy(np.ascontiguousarray(piece))[None].to(device)).float()
+            n = frames.shape[1]
+            for f0 in range(0, n, per):
+                chunk = frames[:, f0:f0 + per]
+                if chunk.shape[1] * 2 < per:
+                    break
+                out.append(pool_frames(chunk, getattr(backend, "pooling", "mean+max"))[0].cpu().numpy())
+    if not out:
+        return np.zeros((0, getattr(backend, "dim", 0)), np.float32)
+    return np.stack(out).astype(np.float32)
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise GenreError(f"no such folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    if not files:
+        raise GenreError(f"no audio files ({', '.join(AUDIO_SUFFIXES)}) in {folder}")
+    return files
+
+
+def folder_embeddings(backend, folder: str | os.PathLike, *, segment: float = 1.0, progress: bool = True,
+                      device: str = "cpu") -> dict[str, np.ndarray]:
+    """Per-file per-segment embeddings of every audio file under ``folder`` (unreadable files skipped)."""
+    from tqdm import tqdm
+
+    files = audio_files(folder)
+    root = Path(folder) if Path(folder).is_dir() else Path(folder).parent
+    out = {}
+    for f in tqdm(files, desc=f"embedding {Path(folder).name}", unit="file", disable=not progress, dynamic_ncols=True):
+        try:
+            a = load_audio(f)
+        except GenreError as err:
+            log.warning("skipped: %s", err)
+            continue
+        mono = np.clip(resample(to_mono(a.samples), a.rate, SAMPLE_RATE), -1, 1)
+        e = wave_embeddings(backend, mono, segment=segment, device=device)
+        if len(e):
+            out[f.relative_to(root).as_posix()] = e
+        else:
+            log.warning("skipped %s: shorter than half a segment", f)
+    if not out:
+        raise GenreError(f"no usable audio in {folder}")
+    return out

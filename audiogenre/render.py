@@ -1,0 +1,316 @@
+"""Render MIDI to audio with FluidSynth (pyfluidsynth), the bridge between the two paths.
+
+One synthesiser per process and sound font is kept and reset between renders (loading a
+General MIDI sound font takes longer than rendering a 10 s clip). Notes are sent in time
+order on their own MIDI channel per (program, drum) pair, so every General MIDI instrument
+sounds as written; drums go to channel 10.
+
+The sound font is, in order: the ``soundfont`` argument, ``$GENRE_SOUNDFONT``,
+``$SOUNDFONT``, then the usual places of Debian/Ubuntu/Fedora/Arch/Homebrew packages
+(``fluid-soundfont-gm``, ``timgm6mb-soundfont``, ``musescore-general-soundfont``, …).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from shared.errors import GenreError
+
+RENDER_RATE = 22_050
+
+SOUNDFONT_PLACES = (
+    "/usr/share/sounds/sf2/FluidR3_GM.sf2",
+    "/usr/share/sounds/sf2/default-GM.sf2",
+    "/usr/share/sounds/sf2/TimGM6mb.sf2",
+    "/usr/share/soundfonts/default.sf2",
+    "/usr/share/soundfonts/FluidR3_GM.sf2",
+    "/usr/share/soundfonts/FluidR3_GM2-2.sf2",
+    "/usr/share/sounds/sf3/default-GM.sf3",
+    "/usr/share/sounds/sf3/MuseScore_General.sf3",
+    "/usr/share/soundfonts/FluidR3_GM.sf3",
+    "/opt/homebrew/share/soundfonts/default.sf2",
+    "/usr/local/share/soundfonts/default.sf2",
+    "/usr/local/share/fluidsynth/default.sf2",
+)
+
+INSTALL_HINT = ("install FluidSynth and a General MIDI sound font, e.g. `apt-get install fluidsynth "
+                "timgm6mb-soundfont` (Debian/Ubuntu) or `brew install fluid-synth` (macOS)")
+
+
+def find_soundfont(soundfont: str | os.PathLike | None = None) -> Path:
+    """The sound font to use (see the module docstring for the search order)."""
+    if soundfont:
+        p = Path(soundfont).expanduser()
+        if not p.is_file():
+            raise GenreError(f"no such sound font: {p}")
+        return p
+    for var in ("GENRE_SOUNDFONT", "SOUNDFONT"):
+        value = os.environ.get(var)
+        if value:
+            p = Path(value).expanduser()
+            if not p.is_file():
+                raise GenreError(f"${var} points to {p}, which does not exist")
+            return p
+    for place in SOUNDFONT_PLACES:
+        if Path(place).is_file():
+            return Path(place).resolve()
+    raise GenreError(f"no General MIDI sound font found: pass --soundfont FILE.sf2 or set $GENRE_SOUNDFONT, or {INSTALL_HINT}")
+
+
+def _fluidsynth():
+    try:
+        import fluidsynth  # pyfluidsynth; loads libfluidsynth with ctypes
+    except ImportError as err:
+        if "fluidsynth" in str(err).lower() and "library" in str(err).lower():
+            raise GenreError(f"the FluidSynth library is missing: {INSTALL_HINT}") from None
+        raise GenreError(f"pyfluidsynth is not installed (pip install pyfluidsynth) or broken: {err}") from None
+    except OSError as err:
+        raise GenreError(f"the FluidSynth library cannot be loaded ({err}): {INSTALL_HINT}") from None
+    return fluidsynth
+
+
+@dataclasses.dataclass
+class Track:
+    """Notes of one instrument: ``notes`` is float64 ``(n, 4)``: start s, end s, pitch, velocity."""
+
+    program: int
+    is_drum: bool
+    notes: np.ndarray
+
+
+def tracks_of_file(path: str | os.PathLike) -> list[Track]:
+    """Tracks of a MIDI file in seconds (symusic: tempo map applied)."""
+    import symusic
+
+    try:
+        score = symusic.Score(str(path)).to("second")
+    except Exception as err:  # symusic raises plain RuntimeError/ValueError on bad files
+        raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    out = []
+    for t in score.tracks:
+        if len(t.notes) == 0:
+            continue
+        arr = t.notes.numpy()
+        notes = np.stack([arr["time"], arr["time"] + arr["duration"], arr["pitch"], arr["velocity"]], axis=1).astype(np.float64)
+        out.append(Track(int(t.program), bool(t.is_drum), notes))
+    return out
+
+
+def tracks_of_pretty_midi(pm) -> list[Track]:
+    """Tracks of a ``pretty_midi.PrettyMIDI`` (e.g. a piano roll turned back into MIDI)."""
+    out = []
+    for inst in pm.instruments:
+        if not inst.notes:
+            continue
+        notes = np.array([[n.start, n.end, n.pitch, n.velocity] for n in inst.notes], dtype=np.float64)
+        out.append(Track(int(inst.program), bool(inst.is_drum), notes))
+    return out
+
+
+def song_seconds(tracks: Sequence[Track]) -> float:
+    return max((float(t.notes[:, 1].max()) for t in tracks if len(t.notes)), default=0.0)
+
+
+class Renderer:
+    """A FluidSynth synthesiser with a General MIDI sound font loaded once."""
+
+    def __init__(self, soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE, gain: float = 0.5):
+        self.soundfont = find_soundfont(soundfont)
+        self.rate = int(rate)
+        fluidsynth = _fluidsynth()
+        self._synth = fluidsynth.Synth(gain=gain, samplerate=float(self.rate))
+        self._sfid = self._synth.sfload(str(self.soundfont))
+        if self._sfid == -1:
+            self._synth.delete()
+            raise GenreError(f"FluidSynth cannot load the sound font {self.soundfont}")
+
+    def close(self) -> None:
+        if self._synth is not None:
+            self._synth.delete()
+            self._synth = None
+
+    def __enter__(self) -> Renderer:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def render(self, tracks: Sequence[Track], *, start: float = 0.0, seconds: float | None = None,
+               tail: float = 1.0) -> np.ndarray:
+        """Float32 stereo ``(frames, 2)`` of the notes sounding in ``[start, start + seconds)``.
+
+        Notes already sounding at ``start`` are struck at 0; with ``seconds`` None the whole
+        song is rendered plus ``tail`` seconds of release.
+        """
+        synth = self._synth
+        synth.system_reset()
+        end = (song_seconds(tracks) + tail) if seconds is None else start + seconds
+        total = max(1, int(round((end - start) * self.rate)))
+        channels: dict[tuple[int, bool], int] = {}
+        events = []  # (frame, order, kind, channel, pitch, velocity); note-offs before note-ons at one time
+        melodic = [c for c in range(16) if c != 9]
+        for t in tracks:
+            key = (t.program if not t.is_drum else 0, t.is_drum)
+            if key not in channels:
+                if t.is_drum:
+                    channels[key] = 9
+                else:
+                    used = {c for (_, d), c in channels.items() if not d}
+                    free = [c for c in melodic if c not in used]
+                    channels[key] = free[0] if free else melodic[len(channels) % len(melodic)]
+                chan = channels[key]
+                synth.program_select(chan, self._sfid, 128 if t.is_drum else 0, key[0])
+            chan = channels[key]
+            n = t.notes
+            keep = (n[:, 1] > start) & (n[:, 0] < end)
+            for s, e, p, v in n[keep]:
+                on = max(0, int(round((s - start) * self.rate)))
+                off = min(total, int(round((e - start) * self.rate)))
+                events.append((on, 1, chan, int(p), int(v)))
+                if off < total:
+                    events.append((max(off, on + 1), 0, chan, int(p), 0))
+        events.sort(key=lambda ev: (ev[0], ev[1]))
+        out = np.empty(2 * total, dtype=np.int16)
+        pos = 0
+        for frame, kind, chan, pitch, vel in events:
+            if frame > pos:
+                out[2 * pos:2 * frame] = synth.get_samples(frame - pos)
+                pos = frame
+            if kind:
+                synth.noteon(chan, pitch, max(1, min(127, vel)))
+            else:
+                synth.noteoff(chan, pitch)
+        if total > pos:
+            out[2 * pos:] = synth.get_samples(total - pos)
+        return (out.reshape(-1, 2).astype(np.float32) / 32768.0)
+
+
+_RENDERERS: dict[tuple[str, int], Renderer] = {}
+
+
+def renderer(soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE) -> Renderer:
+    """A process-wide :class:`Renderer` per (sound font, rate)."""
+    sf = str(find_soundfont(soundfont))
+    key = (sf, int(rate))
+    if key not in _RENDERERS:
+        _RENDERERS[key] = Renderer(sf, rate)
+    return _RENDERERS[key]
+
+
+def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_RATE, start: float = 0.0,
+                seconds: float | None = None) -> np.ndarray:
+    """Render a MIDI file (or ``seconds`` of it from ``start``) to float32 stereo."""
+    tracks = tracks_of_file(path)
+    if not tracks:
+        raise GenreError(f"{path} has no notes to render")
+    return renderer(soundfont, rate).render(tracks, start=start, seconds=seconds)
+
+
+MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
+
+
+def _split_of(song: str, seed: int, fractions: tuple[float, float, float]) -> str:
+    import hashlib
+
+    u = int(hashlib.sha1(f"{seed}:{song}".encode()).hexdigest()[:12], 16) / float(1 << 48)
+    if u < fractions[0]:
+        return "train"
+    return "valid" if u < fractions[0] + fractions[1] else "test"
+
+
+def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clips_per_genre: int = 100,
+                   seconds: float = 10.0, seed: int = 24, genres: Sequence[str] | None = None,
+                   genre_map: dict[str, str] | None = None, soundfont=None, rate: int = RENDER_RATE,
+                   max_clips_per_song: int = 4, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                   progress: bool = True) -> dict:
+    """Build a genre-labelled audio set from a folder of genre folders of MIDI files.
+
+    Each clip is a random ``seconds``-long crop (seeded) of one song, rendered with FluidSynth
+    to ``OUT/<genre>/<song>__<start>s.wav``. Songs are visited in a seeded order, one crop per
+    song first, so a genre's clips come from as many songs as it has; the train/valid/test
+    split is decided per *song* (a hash of the seed and the song's path), so no song is on two
+    sides. ``OUT/manifest.json`` lists every clip with its genre, song, start and split.
+    Clips already on disk are kept (a stopped run continues where it was).
+    """
+    from tqdm import tqdm
+
+    from audiogenre.audio import write_audio
+    from shared.atomic import write_json
+
+    root = Path(midi_root)
+    if not root.is_dir():
+        raise GenreError(f"no such folder: {root}")
+    genre_map = dict(genre_map or {})
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    by_genre: dict[str, list[Path]] = {}
+    for folder in folders:
+        g = genre_map.get(folder.name, folder.name)
+        if genres and g not in genres:
+            continue
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file())
+        by_genre.setdefault(g, []).extend(files)
+    if genres:
+        missing = [g for g in genres if g not in by_genre]
+        if missing:
+            raise GenreError(f"no folder for genre(s) {', '.join(missing)} in {root} (folders: {', '.join(p.name for p in folders)})")
+    if len(by_genre) < 2:
+        raise GenreError(f"{root} needs at least two genre folders of MIDI files, found {len(by_genre)}")
+    out = Path(out)
+    rend = renderer(soundfont, rate)
+    clips, skipped = [], {}
+    bar = tqdm(total=clips_per_genre * len(by_genre), desc="rendering", unit="clip", disable=not progress, dynamic_ncols=True)
+    for g, files in sorted(by_genre.items()):
+        rng = np.random.default_rng([seed, *g.encode()])
+        order = [files[i] for i in rng.permutation(len(files))]
+        made = 0
+        usable: list[tuple[Path, list[Track], float]] = []
+        for rnd in range(max_clips_per_song):
+            source = order if rnd == 0 else [u[0] for u in usable]
+            for path in source:
+                if made >= clips_per_genre:
+                    break
+                if rnd == 0:
+                    try:
+                        tracks = tracks_of_file(path)
+                    except GenreError:
+                        skipped["unreadable"] = skipped.get("unreadable", 0) + 1
+                        continue
+                    length = song_seconds(tracks)
+                    if length < seconds:
+                        skipped["shorter than a clip"] = skipped.get("shorter than a clip", 0) + 1
+                        continue
+                    usable.append((path, tracks, length))
+                else:
+                    _, tracks, length = next(u for u in usable if u[0] == path)
+                song = path.relative_to(root).as_posix()
+                for _try in range(3):
+                    start = round(float(rng.uniform(0, length - seconds)), 2)
+                    dest = out / g / f"{path.stem}__{start:.2f}s.wav"
+                    if dest.exists():
+                        break
+                    wave = rend.render(tracks, start=start, seconds=seconds)
+                    if float(np.sqrt(np.mean(wave.astype(np.float64) ** 2))) > 1e-3:
+                        write_audio(dest, wave, rate)
+                        break
+                else:
+                    skipped["silent crop"] = skipped.get("silent crop", 0) + 1
+                    continue
+                clips.append({"path": dest.relative_to(out).as_posix(), "genre": g, "song": song, "song_start": start,
+                              "split": _split_of(song, seed, fractions)})
+                made += 1
+                bar.update(1)
+            if made >= clips_per_genre or not usable:
+                break
+        if made < clips_per_genre:
+            skipped[f"{g}: too few songs for {clips_per_genre} clips"] = clips_per_genre - made
+    bar.close()
+    manifest = {"format": 1, "kind": "rendered-audio", "source": str(root.resolve()), "seconds": seconds, "seed": seed,
+                "rate": rate, "soundfont": str(rend.soundfont), "genres": sorted(by_genre), "fractions": list(fractions),
+                "skipped": skipped, "clips": clips}
+    write_json(out / "manifest.json", manifest)
+    return manifest
