@@ -173,12 +173,18 @@ def preprocess(audio: Audio, settings: Preprocess = Preprocess(), rng: np.random
     mono = to_mono(audio.samples)
     start = settings.offset if offset is None else offset
     first = int(round(start * audio.rate))
-    # cut before resampling (cheaper), keeping a few ms either side for the filter to settle
-    margin = int(0.05 * audio.rate)
-    lo = max(0, first - margin)
-    hi = first + int(round(settings.seconds * audio.rate)) + margin
+    # cut before resampling (cheaper), keeping ~50 ms either side for the filter to settle; the
+    # lead-in is a whole number of `step` input samples, which map to a whole number of output
+    # samples, so the clip starts exactly at `offset` (no sub-sample shift)
+    import math
+
+    g = math.gcd(audio.rate, settings.sample_rate)
+    step = audio.rate // g
+    k = min(-(-int(0.05 * audio.rate) // step), first // step)
+    lo = first - k * step
+    hi = first + int(round(settings.seconds * audio.rate)) + int(0.05 * audio.rate)
     piece = resample(mono[lo:hi], audio.rate, settings.sample_rate)
-    skip = int(round((first - lo) * settings.sample_rate / audio.rate))
+    skip = k * (settings.sample_rate // g)
     clip = fix_length(piece[skip:], settings.length)
     if settings.noise > 0:
         clip = add_noise(clip, settings.noise, rng if rng is not None else np.random.default_rng())

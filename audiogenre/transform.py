@@ -147,7 +147,7 @@ def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, 
         if on_step:
             on_step(p)
         loss = -logp + config.lam * torch.sum((xh - x0) ** 2)
-        if step == config.steps or p >= config.target_prob or float(loss) < config.epsilon:
+        if step == config.steps or p >= config.target_prob or float(loss.detach()) < config.epsilon:
             break
         opt.zero_grad(set_to_none=True)
         loss.backward()
