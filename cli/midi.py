@@ -584,8 +584,14 @@ def train_classifier_cmd(genre_specs, out, epochs, seed, test_fraction, split_fi
 @click.option("--b", "cache_b", type=click.Path(dir_okay=False), help="Cache with the model's genre B.")
 @click.option("--all-phrases", is_flag=True, help="Use every phrase of the caches, not only the held-out songs.")
 @click.option("--sigma-c", type=click.FloatRange(min=0), default=0.0, show_default=True, help="σ_C noise on the classifier input.")
+@click.option("--fad", "with_fad", is_flag=True, help="Also render phrases with FluidSynth and add FAD (transferred vs "
+              "real target genre, and source vs real target genre as the baseline).")
+@click.option("--fad-embedding", default="facebook/wav2vec2-base", show_default=True,
+              help="Audio embedding for --fad: an audio classifier folder or a wav2vec2 name/folder.")
+@click.option("--fad-phrases", type=click.IntRange(2), default=200, show_default=True, help="Phrases per set rendered for --fad.")
+@click.option("--soundfont", type=click.Path(), help="Sound font for --fad (default: $GENRE_SOUNDFONT or the system's).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the results as JSON.")
-def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, output):
+def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_fad, fad_embedding, fad_phrases, soundfont, output):
     """Transfer strength (S_tot) and content change of a transfer model on held-out songs.
 
     \b
@@ -612,6 +618,17 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, outpu
                    f"{r['S']:>8.3f}   {r['content_change']['mean']:.2f} ± {r['content_change']['std']:.2f}")
     click.echo(f"  S_tot = {res['S_tot']:.1%}; content change {res['content_change']['mean']:.2f} ± "
                f"{res['content_change']['std']:.2f} (both directions)")
+    if with_fad:
+        from audiogenre.bridge import transfer_fad
+        from audiogenre.fad_embed import embedding_backend
+
+        backend = embedding_backend(fad_embedding)
+        res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont)
+        click.echo(f"  FAD ({fad_embedding}, 1 embedding per second, rendered with FluidSynth; lower = closer to the target):")
+        for key in (f"{a}→{b}", f"{b}→{a}"):
+            f = res["fad"][key]
+            click.echo(f"  {key:<22}transferred vs real target {f['fad_transferred_vs_target']:10.3f}   "
+                       f"source vs real target {f['fad_source_vs_target']:10.3f}   (n = {f['n_transferred']} / {f['n_target']})")
     if output:
         from shared.atomic import write_json
 

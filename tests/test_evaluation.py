@@ -118,3 +118,25 @@ def test_saliency_is_positive_input_masked_and_thresholded(trained):
         assert not m[2].any()
         nz = m[:2][m[:2] > 0]
         assert nz.size and nz.min() >= 0.25 and np.isclose(m[0].max(), 1.0)
+
+
+def test_evaluate_with_fad_renders_phrases(trained, caches, tmp_path):
+    from audiogenre.models import make_random_wav2vec2
+    from tests.test_audio import fluidsynth_ready
+
+    if fluidsynth_ready() is not None:
+        pytest.skip(f"FluidSynth not usable: {fluidsynth_ready()}")
+    run, _ = trained
+    enc = make_random_wav2vec2(tmp_path / "enc", "tiny")
+    r = CliRunner().invoke(main, ["midi", "train-classifier", "--genre", f"low={caches[0]}", "--genre", f"high={caches[1]}",
+                                  "--out", str(tmp_path / "c"), "--epochs", "1"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["midi", "evaluate", "--model", str(run), "--classifier", str(tmp_path / "c"), "--fad",
+                                  "--fad-embedding", str(enc), "--fad-phrases", "6", "-o", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    assert "transferred vs real target" in r.output
+    fad = json.loads((tmp_path / "e.json").read_text())["fad"]
+    for key in ("low→high", "high→low"):
+        f = fad[key]
+        assert f["n_target"] >= 16 and f["n_source"] >= 16  # 8 one-second embeddings per rendered phrase
+        assert np.isfinite(f["fad_transferred_vs_target"]) and f["fad_source_vs_target"] > 0
