@@ -318,7 +318,7 @@ def fad_infinity(
     ss_tot = float(np.sum((y - y.mean()) ** 2))
     r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else float("nan")
     return FADInfinity(
-        value=float(y[-1]),
+        value=float(intercept),
         slope=float(slope),
         r2=r2,
         ns=tuple(int(n) for n in ns),
