@@ -92,7 +92,7 @@ def load_wav2vec2(name_or_path: str, layers: int | None = None):
             raise GenreError(f"cannot load the wav2vec2 encoder in {local}: {str(err).splitlines()[0]}") from None
         raise GenreError(
             f"the wav2vec2 weights {name_or_path!r} are not in the local Hugging Face cache and cannot be downloaded here; "
-            f"on a machine with internet run `huggingface-cli download {name_or_path} --local-dir DIR`, copy DIR here and pass --encoder DIR"
+            f"on a machine with internet run `hf download {name_or_path} --local-dir DIR` (huggingface_hub), copy DIR here and pass --encoder DIR"
         ) from None
     except ValueError as err:
         raise GenreError(f"cannot load the wav2vec2 encoder {name_or_path!r}: {str(err).splitlines()[0]}") from None

@@ -48,3 +48,7 @@ from cli.midi import midi  # noqa: E402
 main.add_command(midi)
 main.add_command(audio)
 main.add_command(render)
+
+
+if __name__ == "__main__":
+    main()

@@ -5,11 +5,27 @@
 # PyTorch is installed first, pinned to the CPU wheel (torch==2.13.0), so that nothing later
 # pulls the multi-GB CUDA build. On a GPU machine, install the torch build you want into
 # .venv before running this script: a torch that satisfies the requirement is kept.
+# The audio path renders MIDI with FluidSynth: when its library or a General MIDI sound font is
+# missing and this runs as root on Debian/Ubuntu, they are installed with apt-get (6 MB);
+# elsewhere the script says what to install (SKIP_SYSTEM=1 skips this step).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 extras=""
 if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
+
+have_fluidsynth() { ldconfig -p 2>/dev/null | grep -q "libfluidsynth\.so"; }
+have_soundfont() { ls /usr/share/sounds/sf2/*.sf2 /usr/share/soundfonts/*.sf2 >/dev/null 2>&1 || [ -n "${GENRE_SOUNDFONT:-}" ]; }
+if [ -z "${SKIP_SYSTEM:-}" ] && ! { have_fluidsynth && have_soundfont; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing FluidSynth and a General MIDI sound font (apt-get install libfluidsynth3 timgm6mb-soundfont)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libfluidsynth3 timgm6mb-soundfont >/dev/null
+  else
+    echo "note: FluidSynth or a General MIDI sound font is missing; \`genre render\` and the audio tests that render need them:" >&2
+    echo "      Debian/Ubuntu: sudo apt-get install libfluidsynth3 timgm6mb-soundfont   macOS: brew install fluid-synth" >&2
+  fi
+fi
 
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv

@@ -74,7 +74,7 @@ def test_preprocess_stages():
     assert 18 < A.snr_db(clean, noisy - clean) < 22  # noise at 0.1 x RMS = 20 dB SNR
 
 
-@pytest.mark.parametrize("suffix,subtype", [(".wav", "PCM_16"), (".flac", "PCM_24"), (".ogg", "VORBIS"), (".wav", "PCM_U8")])
+@pytest.mark.parametrize("suffix,subtype", [(".wav", "PCM_16"), (".flac", "PCM_24"), (".ogg", "VORBIS"), (".wav", "PCM_U8"), (".mp3", "MPEG_LAYER_III")])
 def test_formats_and_odd_rates_round_trip(tmp_path, suffix, subtype):
     rate = 11025
     x = tone(300, 1.0, rate)

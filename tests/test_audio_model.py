@@ -259,3 +259,16 @@ def test_train_command_errors(tmp_path, encoder_dir):
     assert res.exit_code == 1 and res.output.startswith("Error:") and len(res.output.strip().splitlines()) == 1
     res = CliRunner().invoke(main, ["audio", "train", str(tmp_path), "--encoder", str(tmp_path / "no-encoder"), "-o", str(tmp_path / "c")])
     assert res.exit_code == 1
+
+
+def test_missing_hub_weights_give_one_line_with_the_way_out(audio_set, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    r = subprocess.run([sys.executable, "-m", "cli.main", "audio", "train", str(audio_set), "--encoder", "facebook/wav2vec2-base",
+                        "-o", str(tmp_path / "c")], capture_output=True, text=True, env=env, cwd=str(tmp_path), timeout=300)
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1].startswith("Error: the wav2vec2 weights 'facebook/wav2vec2-base' are not in the local")
+    assert "--encoder DIR" in r.stderr
