@@ -30,7 +30,7 @@ def embedding_backend(spec: str, layers: int | None = 7):
     p = Path(spec).expanduser()
     if (p / "model.json").exists():
         model, _ = AudioClassifier.load(p)
-        return model.backend
+        return model.backend.eval()
     return Wav2Vec2Backend.from_pretrained(spec, layers=layers)
 
 
@@ -40,6 +40,20 @@ def wave_embeddings(backend, mono16: np.ndarray, *, segment: float = 1.0, window
 
     from audiogenre.models import FRAME_RATE, pool_frames
 
+    if not hasattr(backend, "frame_rate"):  # trainable backends: embed each segment as a clip of its own
+        n = int(round(segment * SAMPLE_RATE))
+        chunks = [mono16[s:s + n] for s in range(0, len(mono16) - n + 1, n)]
+        if not chunks and len(mono16) >= n // 2:
+            chunks = [np.pad(mono16, (0, n - len(mono16)))]
+        if not chunks:
+            return np.zeros((0, getattr(backend, "dim", 0)), np.float32)
+        was = backend.training
+        backend.eval()
+        with torch.inference_mode():
+            out = [backend(torch.from_numpy(np.stack(chunks[i:i + 64])).to(device)).float().cpu().numpy()
+                   for i in range(0, len(chunks), 64)]
+        backend.train(was)
+        return np.concatenate(out).astype(np.float32)
     per = max(1, int(round(segment * FRAME_RATE)))
     w = int(round(window * SAMPLE_RATE))
     out = []

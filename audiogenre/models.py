@@ -113,6 +113,7 @@ class Wav2Vec2Backend(nn.Module):
     """Frozen wav2vec2 (first ``layers`` transformer layers) + frame pooling → ``(B, hidden)``."""
 
     kind = "wav2vec2"
+    frame_rate = FRAME_RATE
 
     def __init__(self, encoder, *, name: str = "", layers: int | None = None, pooling: str = "mean+max"):
         super().__init__()
@@ -164,7 +165,7 @@ class Wav2Vec2Backend(nn.Module):
 
     def describe(self) -> dict:
         return {"type": self.kind, "encoder": self.name, "layers": self.layers, "pooling": self.pooling,
-                "identity": self.identity(), "dim": self.dim}
+                "identity": self.identity(), "dim": self.dim, "trainable": False}
 
 
 class GenreHead(nn.Module):
@@ -178,6 +179,31 @@ class GenreHead(nn.Module):
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         return self.net(emb)
+
+
+class LinearHead(nn.Module):
+    """Linear(D, n_genres): the classifier layer of the trainable backends (their papers' FC and
+    dropout layers are part of the backend)."""
+
+    def __init__(self, dim: int, n_genres: int):
+        super().__init__()
+        self.net = nn.Linear(dim, n_genres)
+        self.dim, self.n_genres = dim, n_genres
+
+    def forward(self, emb: torch.Tensor) -> torch.Tensor:
+        return self.net(emb)
+
+
+def _head_meta(head: nn.Module) -> dict:
+    if isinstance(head, GenreHead):
+        return {"type": "mlp", "dim": head.dim, "hidden": head.hidden, "dropout": head.dropout}
+    return {"type": "linear", "dim": head.dim}
+
+
+def _make_head(h: dict, n: int) -> nn.Module:
+    if h.get("type", "mlp") == "linear":
+        return LinearHead(h["dim"], n)
+    return GenreHead(h["dim"], n, hidden=h["hidden"], dropout=h["dropout"])
 
 
 class AudioClassifier(nn.Module):
@@ -207,8 +233,10 @@ class AudioClassifier(nn.Module):
         from shared.checkpoint import save_model
 
         tensors = {f"head.{k}": v for k, v in self.head.state_dict().items()}
-        meta = {"kind": KIND, "genres": self.genres, "backend": self.backend.describe(),
-                "head": {"dim": self.head.dim, "hidden": self.head.hidden, "dropout": self.head.dropout},
+        desc = self.backend.describe()
+        if desc.get("trainable"):
+            tensors.update({f"backend.{k}": v for k, v in self.backend.state_dict().items()})
+        meta = {"kind": KIND, "genres": self.genres, "backend": desc, "head": _head_meta(self.head),
                 "preprocess": preprocess, **(extra or {})}
         return save_model(folder, tensors, meta)
 
@@ -219,14 +247,23 @@ class AudioClassifier(nn.Module):
 
         tensors, meta = load_model(folder, KIND)
         b = meta["backend"]
-        if b["type"] != "wav2vec2":
-            raise GenreError(f"{folder}: unknown backend type {b['type']!r}")
-        backend = Wav2Vec2Backend.from_pretrained(encoder or b["encoder"], layers=b["layers"], pooling=b["pooling"])
-        if backend.identity() != b["identity"]:
-            raise GenreError(f"the encoder {encoder or b['encoder']} has other weights than the one {folder} was trained on; "
-                             "pass --encoder with the folder of the original weights")
-        h = meta["head"]
-        head = GenreHead(h["dim"], len(meta["genres"]), hidden=h["hidden"], dropout=h["dropout"])
+        if b["type"] == "wav2vec2":
+            backend = Wav2Vec2Backend.from_pretrained(encoder or b["encoder"], layers=b["layers"], pooling=b["pooling"])
+            if backend.identity() != b["identity"]:
+                raise GenreError(f"the encoder {encoder or b['encoder']} has other weights than the one {folder} was trained on; "
+                                 "pass --encoder with the folder of the original weights")
+        else:
+            from audiogenre.backends import TRAINABLE, TrainableBackend
+
+            if b["type"] not in TRAINABLE:
+                raise GenreError(f"{folder}: unknown backend type {b['type']!r} (a newer version of the toolkit?)")
+            backend = TrainableBackend(b["type"], **b["config"])
+            try:
+                backend.load_state_dict({k[len("backend."):]: v for k, v in tensors.items() if k.startswith("backend.")})
+            except RuntimeError as err:
+                raise GenreError(f"{folder}: the {b['type']} weights do not fit its config ({str(err).splitlines()[0]})") from None
+            backend.eval()
+        head = _make_head(meta["head"], len(meta["genres"]))
         head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
         model = cls(backend, head, meta["genres"])
         model.eval()
