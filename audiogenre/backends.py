@@ -167,7 +167,10 @@ class ResNet18(nn.Module):
         except (OSError, RuntimeError) as err:
             raise GenreError(f"cannot read ImageNet weights {path}: {err}") from None
         state = {k: v for k, v in state.items() if not k.startswith("fc.")}
-        missing, unexpected = self.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(state, strict=False)
+        except RuntimeError as err:
+            raise GenreError(f"{path} is not a torchvision ResNet-18 state dict ({str(err).splitlines()[-1].strip()})") from None
         if missing or unexpected:
             raise GenreError(f"{path} is not a torchvision ResNet-18 state dict (missing {len(missing)}, unexpected {len(unexpected)} keys)")
 

@@ -1,0 +1,132 @@
+"""The trainable backends of seeds 003 and 001: shapes, gradients to the waveform, training,
+saving/loading, and the transformation and FAD running through each."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from click.testing import CliRunner
+
+from audiogenre.backends import TRAINABLE, ResNet18, Spectrogram, TrainableBackend, WaveformImage, seconds_pooled
+from audiogenre.models import AudioClassifier, LinearHead
+from audiogenre.transform import TransformConfig, optimise_window
+from cli.main import main
+from shared.errors import GenreError
+from tests.test_audio_model import _clip
+
+KINDS = sorted(TRAINABLE)
+
+
+def test_spectrogram_and_waveform_images():
+    t = torch.arange(16000 * 2) / 16000
+    low = torch.sin(2 * torch.pi * 200 * t)[None]
+    high = torch.sin(2 * torch.pi * 6000 * t)[None]
+    s_low, s_high = Spectrogram()(low), Spectrogram()(high)
+    assert s_low.shape == (1, 1, 128, 128) and 0 <= s_low.min() and s_low.max() <= 1
+    rows = torch.arange(128).float()
+    # low frequencies at the bottom of the image (row index high), high ones near the top
+    assert (s_low[0, 0].mean(1) * rows).sum() / s_low[0, 0].mean(1).sum() > (s_high[0, 0].mean(1) * rows).sum() / s_high[0, 0].mean(1).sum()
+    img = WaveformImage()(torch.cat([low * 0.1, torch.zeros_like(low)]))
+    assert img.shape == (2, 1, 128, 128)
+    # a sine is peak-normalised: its trace spans the image height; silence is a flat line in the middle
+    assert img[0, 0, :8].sum() > 0 and img[1, 0, 62:66].sum() > 0.9 * img[1, 0].sum()
+
+
+def test_resnet18_matches_torchvision_layout(tmp_path):
+    net = ResNet18()
+    assert sum(p.numel() for p in net.parameters()) == 11_176_512  # torchvision resnet18 without fc
+    state = {k: v for k, v in net.state_dict().items()}
+    state["fc.weight"], state["fc.bias"] = torch.zeros(1000, 512), torch.zeros(1000)
+    torch.save(state, tmp_path / "resnet18.pth")
+    other = ResNet18()
+    other.load_imagenet(tmp_path / "resnet18.pth")
+    assert torch.equal(other.conv1.weight, net.conv1.weight)
+    torch.save({"conv1.weight": torch.zeros(1)}, tmp_path / "bad.pth")
+    with pytest.raises(GenreError):
+        ResNet18().load_imagenet(tmp_path / "bad.pth")
+
+
+def test_seconds_pooled_is_500_values_per_second():
+    x = torch.randn(3, 16000 * 2 + 100)
+    p = seconds_pooled(x)
+    assert p.shape == (3, 2, 500)
+    assert torch.allclose(p[0, 1, 0], x[0, 16000:16032].mean())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_backend_gives_embeddings_and_gradients_reach_the_waveform(kind):
+    torch.manual_seed(0)
+    b = TrainableBackend(kind)
+    x = torch.from_numpy(np.stack([_clip("low", 1, 2.0, 16000), _clip("high", 2, 2.0, 16000)])).requires_grad_(True)
+    b.train()
+    e = b(x)
+    assert e.shape == (2, b.dim)
+    aux = b.auxiliary_loss()
+    assert (aux is not None) == (kind == "autoencoder")
+    b.eval()
+    logits = LinearHead(b.dim, 3)(b(x))
+    logits[:, 1].sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+    f = b.frames(x.detach())
+    assert f.dim() == 3 and f.shape[0] == 2 and f.shape[2] > 0
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_transform_runs_through_every_backend(kind):
+    torch.manual_seed(1)
+    b = TrainableBackend(kind).eval()
+    model = AudioClassifier(b, LinearHead(b.dim, 2), ["a", "b"]).eval()
+    x = _clip("low", 3, 2.0, 16000)
+    with torch.no_grad():
+        p0 = torch.softmax(model(torch.from_numpy(x)[None]), -1)[0, 1].item()
+    xh, steps = optimise_window(model, x, 1, TransformConfig(lr=1e-3, steps=5, target_prob=1.0, lam=0.0))
+    assert steps == 5 and np.abs(xh).max() <= 1.0
+    with torch.no_grad():
+        p1 = torch.softmax(model(torch.from_numpy(xh)[None]), -1)[0, 1].item()
+    assert p1 > p0
+
+
+@pytest.fixture(scope="module")
+def small_set(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bset") / "set"
+    for g in ("low", "high"):
+        (root / g).mkdir(parents=True)
+        for k in range(12):
+            sf.write(root / g / f"{g}{k:02d}.wav", _clip(g, k, 3.0), 22050)
+    return root
+
+
+@pytest.mark.parametrize("kind,segment", [("cnn", 1.5), ("autoencoder", 1.0), ("mlp", 1.0)])
+def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_path):
+    out = tmp_path / kind
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", kind, "--segment", str(segment),
+                                  "--epochs", "6", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "report.json").read_text())
+    assert rep["backend"] == kind and rep["n"] >= rep["n_clips"] > 0 and rep["accuracy"] > 0.5  # two easy genres
+    model, meta = AudioClassifier.load(out)
+    assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment
+    r = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(small_set), "--json", str(tmp_path / "e.json")])
+    assert r.exit_code == 0, r.output
+    assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(rep["accuracy"])
+    song = tmp_path / "song.wav"
+    sf.write(song, np.stack([_clip("low", 30, 4.0), _clip("low", 31, 4.0)], 1), 44100)
+    r = CliRunner().invoke(main, ["audio", "transform", str(song), "--classifier", str(out), "--to", "high", "-o",
+                                  str(tmp_path / "o.wav"), "--steps", "3"])
+    assert r.exit_code == 0, r.output
+    assert sf.info(str(tmp_path / "o.wav")).channels == 2
+    r = CliRunner().invoke(main, ["audio", "fad", "--reference", str(small_set / "low"), "--test", str(small_set / "high"),
+                                  "--embedding", str(out)])
+    assert r.exit_code == 0 and "FAD" in r.output, r.output
+
+
+def test_damaged_backend_weights_are_refused(small_set, tmp_path):
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "mlp", "--epochs", "1", "-o", str(tmp_path / "m")])
+    assert r.exit_code == 0, r.output
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["backend"]["config"]["hidden"] = 64
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(GenreError, match="do not fit"):
+        AudioClassifier.load(tmp_path / "m")
