@@ -334,3 +334,68 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
                   "segments": {k: len(v[2]) for k, v in data.items()}, "imagenet": bool(imagenet)},
         "metrics": {"test_accuracy": report["accuracy"], "test_clip_accuracy": clip_report["accuracy"], "n_test": int(len(y_test))}})
     return report
+
+
+def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First two principal components of the rows of ``x`` and their explained-variance ratios."""
+    x = np.asarray(x, np.float64)
+    xc = x - x.mean(0, keepdims=True)
+    if len(x) < 2:
+        raise GenreError("PCA needs at least two embeddings")
+    _, s, vt = np.linalg.svd(xc, full_matrices=False)
+    var = s ** 2 / max(1e-12, float((s ** 2).sum()))
+    comps = xc @ vt[:2].T
+    if comps.shape[1] < 2:
+        comps = np.pad(comps, ((0, 0), (0, 2 - comps.shape[1])))
+        var = np.pad(var, (0, 2 - len(var)))
+    return comps, var[:2]
+
+
+def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = "test", encoder: str | None = None,
+                  progress: bool = True) -> dict:
+    """Embeddings (backend output) and logits of a data set's clips (segments for trainable backends)."""
+    import torch
+
+    from audiogenre.models import AudioClassifier
+
+    model, meta = AudioClassifier.load(model_dir, encoder=encoder)
+    pre = Preprocess.from_dict(meta["preprocess"])
+    seed = meta.get("train", {}).get("seed", 24)
+    items = dataset.splits(seed=seed).get(split, []) if split else list(dataset.items)
+    items = [it for it in items if it.genre in model.genres]
+    if not items:
+        raise GenreError(f"no clips of the classifier's genres in {'the ' + split + ' split of ' if split else ''}{dataset.root}")
+    seg = meta.get("train", {}).get("segment") if meta["backend"].get("trainable") else None
+    if seg:
+        from audiogenre.datasets import segment as cut
+
+        items = cut(items, seg)
+    emb, kept = embed_split(model.backend, items, pre, None, progress=progress)
+    with torch.no_grad():
+        logits = model.head(torch.from_numpy(emb)).numpy()
+    return {"embeddings": emb, "logits": logits, "labels": _labels(kept, model.genres), "genres": model.genres,
+            "paths": [str(it.path) for it in kept], "starts": [it.start for it in kept], "backend": meta["backend"]["type"]}
+
+
+def plot_embeddings(result: dict, path: str | os.PathLike, title: str = "") -> Path:
+    """Two PCA panels, embeddings and logits, one colour per genre."""
+    from shared.plotting import _pyplot, save_png
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    dim = result["embeddings"].shape[1]
+    for ax, key, name in ((axes[0], "embeddings", f"{result['backend']} embedding ({dim}-d)"),
+                          (axes[1], "logits", f"logits ({result['logits'].shape[1]}-d)")):
+        comps, var = pca_2d(result[key])
+        for k, g in enumerate(result["genres"]):
+            sel = result["labels"] == k
+            ax.scatter(comps[sel, 0], comps[sel, 1], s=9, alpha=0.7, label=f"{g} ({int(sel.sum())})")
+        ax.set_title(f"PCA of the {name}", fontsize=10)
+        ax.set_xlabel(f"PC1 ({var[0]:.0%} of variance)")
+        ax.set_ylabel(f"PC2 ({var[1]:.0%})")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, markerscale=1.5)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_png(fig, path)

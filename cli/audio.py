@@ -233,6 +233,42 @@ def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, 
 
 
 @audio.command()
+@click.argument("classifier", type=click.Path())
+@click.argument("dataset", type=click.Path())
+@_dataset_options
+@click.option("--split", type=click.Choice(["test", "valid", "train", "all"]), default="test", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Embeddings, logits and labels (.npz).")
+@click.option("--png", type=click.Path(dir_okay=False), help="PCA plot (default: OUTPUT with .png).")
+@click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
+@click.option("--threads", type=click.IntRange(1))
+def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, output, png, encoder, threads):
+    """Write a classifier's embeddings and logits for a data set, and PCA plots coloured by genre.
+
+    For the deep softmax autoencoder the embedding is its 64-d bottleneck (seed 001, Fig. 5);
+    for the others their penultimate layer. One point per segment the model was trained on.
+
+    \b
+    Example:
+      genre audio embed ae/ audio/ -o ae_test.npz          # + ae_test.png
+    """
+    import numpy as np
+
+    from audiogenre.classify import embed_dataset, plot_embeddings
+    from shared.atomic import atomic_path
+
+    _threads(threads)
+    ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
+    res = embed_dataset(classifier, ds, split=None if split == "all" else split, encoder=encoder)
+    with atomic_path(output, suffix=".npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, embeddings=res["embeddings"], logits=res["logits"], labels=res["labels"],
+                                genres=np.array(res["genres"]), paths=np.array(res["paths"]), starts=np.array(res["starts"]))
+    png = png or str(Path(output).with_suffix(".png"))
+    plot_embeddings(res, png, title=f"{Path(classifier).name}: {len(res['labels'])} {split} segments of {Path(dataset).name}")
+    click.echo(f"{output}: {res['embeddings'].shape[0]} × {res['embeddings'].shape[1]} embeddings + logits; PCA plot {png}")
+
+
+@audio.command()
 @click.argument("song", type=click.Path())
 @click.option("--classifier", "clf", required=True, type=click.Path(), help="Classifier folder (genre audio train).")
 @click.option("--to", "target", required=True, help="Target genre (one the classifier knows).")

@@ -130,3 +130,18 @@ def test_damaged_backend_weights_are_refused(small_set, tmp_path):
     (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(GenreError, match="do not fit"):
         AudioClassifier.load(tmp_path / "m")
+
+
+def test_embed_writes_bottleneck_logits_and_pca_plot(small_set, tmp_path):
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "autoencoder", "--epochs", "2", "-o", str(tmp_path / "ae")])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["audio", "embed", str(tmp_path / "ae"), str(small_set), "--split", "all", "-o", str(tmp_path / "e.npz")])
+    assert r.exit_code == 0, r.output
+    z = np.load(tmp_path / "e.npz")
+    assert z["embeddings"].shape == (72, 64) and z["logits"].shape == (72, 2)  # 24 clips × 3 one-second segments
+    assert sorted(set(z["labels"].tolist())) == [0, 1] and list(z["genres"]) == ["high", "low"]
+    assert (tmp_path / "e.png").stat().st_size > 10_000
+    from audiogenre.classify import pca_2d
+
+    comps, var = pca_2d(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
+    assert np.isclose(var[0], 1.0) and np.allclose(np.abs(comps[:, 0]), [np.sqrt(2), 0, np.sqrt(2)])
