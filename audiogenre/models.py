@@ -33,6 +33,8 @@ from shared.errors import GenreError
 log = logging.getLogger(__name__)
 
 KIND = "audio-classifier"
+# the shipped default: trained on audio rendered from ../shared/data (see its model card)
+DEFAULT_AUDIO_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "audio-rendered"
 FRAME_RATE = 50  # wav2vec2 frames per second of 16 kHz audio (stride 320)
 
 

@@ -270,7 +270,8 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 
 @audio.command()
 @click.argument("song", type=click.Path())
-@click.option("--classifier", "clf", required=True, type=click.Path(), help="Classifier folder (genre audio train).")
+@click.option("--classifier", "clf", type=click.Path(), help="Classifier folder (genre audio train).  [default: the shipped "
+              "model data/models/audio-rendered, which knows FluidSynth-rendered classical, folk, jazz and pop]")
 @click.option("--to", "target", required=True, help="Target genre (one the classifier knows).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output audio (.wav/.flac/.ogg).")
 @click.option("--lambda", "lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -301,6 +302,10 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     _threads(threads)
     if Path(output).resolve() == Path(song).resolve():
         raise GenreError("the output would overwrite the input song; choose another -o")
+    if clf is None:
+        from audiogenre.models import DEFAULT_AUDIO_MODEL
+
+        clf = DEFAULT_AUDIO_MODEL
     model, meta = AudioClassifier.load(clf, encoder=encoder)
     window = window or float(meta.get("preprocess", {}).get("seconds", 10.0))
     overlap = min(overlap, window / 4)
