@@ -44,6 +44,7 @@ class TransformConfig:
     optimizer: str = "adam"
     window: float = 10.0       # seconds per window (the classifier's clip length)
     overlap: float = 1.0       # seconds shared by neighbouring windows (cross-faded)
+    bf16: bool = False         # bfloat16 autocast for the classifier (CPU: ~2x faster steps, slightly noisier gradients)
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -134,15 +135,35 @@ def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, 
                     on_step=None) -> tuple[np.ndarray, int]:
     """Algorithm 1 on one 16 kHz mono window; returns x̂ and the number of steps taken."""
     import torch
-    from torch.nn import functional as F
 
     x0 = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
     xh = x0.clone().requires_grad_(True)
     opt = (torch.optim.Adam([xh], lr=config.lr) if config.optimizer == "adam"
            else torch.optim.SGD([xh], lr=config.lr, momentum=0.9))
+    # only the waveform needs gradients: none are computed for any model parameter
+    needs = [p for p in model.parameters() if p.requires_grad]
+    for p in needs:
+        p.requires_grad_(False)
+    try:
+        return _steps(model, x0, xh, opt, target, config, device, on_step)
+    finally:
+        for p in needs:
+            p.requires_grad_(True)
+
+
+def _steps(model, x0, xh, opt, target, config, device, on_step):
+    import contextlib
+
+    import torch
+    from torch.nn import functional as F
+
+    dev = torch.device(device).type
+    autocast = torch.autocast(dev, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
     taken = 0
     for step in range(config.steps + 1):
-        logp = F.log_softmax(model(xh[None]).float(), dim=-1)[0, target]
+        with autocast:
+            logits = model(xh[None])
+        logp = F.log_softmax(logits.float(), dim=-1)[0, target]
         p = float(logp.detach().exp())
         if on_step:
             on_step(p)

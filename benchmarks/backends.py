@@ -75,7 +75,7 @@ def main() -> None:
         print(f"{kind:<12}{seg:>5g} s  test {row['accuracy']:.1%} ({row['n_segments']} segments), clips "
               f"{row['clip_accuracy']:.1%}  |  {row['params'] / 1e6:.2f} M params, {row['seconds']:.0f} s  |  paper {row['paper']}",
               flush=True)
-    print(f"\n| backend | segment | test accuracy (segments) | per clip | majority baseline | parameters | train time | paper |")
+    print("\n| backend | segment | test accuracy (segments) | per clip | majority baseline | parameters | train time | paper |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['backend']} | {r['segment']:g} s | {r['accuracy']:.1%} (n={r['n_segments']}) | {r['clip_accuracy']:.1%} "

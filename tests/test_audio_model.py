@@ -272,3 +272,20 @@ def test_missing_hub_weights_give_one_line_with_the_way_out(audio_set, tmp_path)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1].startswith("Error: the wav2vec2 weights 'facebook/wav2vec2-base' are not in the local")
     assert "--encoder DIR" in r.stderr
+
+
+def test_bf16_steps_also_raise_the_target_probability_and_leave_parameters_alone(encoder_dir):
+    model = _model(encoder_dir)
+    x = _clip("high", 2, 1.0, 16000)
+    with torch.no_grad():
+        p0 = torch.softmax(model(torch.from_numpy(x)[None]), -1)[0]
+    t = int(p0.argmin())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    grads = [p.requires_grad for p in model.parameters()]
+    xh, _ = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=5e-3, steps=8, target_prob=1.0, bf16=True))
+    with torch.no_grad():
+        p1 = torch.softmax(model(torch.from_numpy(xh)[None]), -1)[0]
+    assert p1[t] > p0[t]
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+    assert [p.requires_grad for p in model.parameters()] == grads  # restored afterwards
+    assert all(p.grad is None for p in model.parameters())  # no parameter gradient was ever computed
