@@ -199,7 +199,7 @@ def clip_level(items, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
 def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, segment: float | None = None,
                              epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
                              patience: int = 5, seed: int = 24, imagenet: str | None = None, weight_decay: float = 0.0,
-                             progress: bool = True, echo=print) -> dict:
+                             backend_config: dict | None = None, progress: bool = True, echo=print) -> dict:
     """Train one of the trainable backends (cnn, resnet18, fusion, autoencoder, mlp) end to end.
 
     Clips are cut into ``segment``-second pieces (seed 003: 3/5/10 s; seed 001: 1 s), all read
@@ -243,7 +243,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
             data[name] = (torch.from_numpy(x), torch.from_numpy(_labels(kept, genres)), kept)
     if "train" not in data or "test" not in data:
         raise GenreError(f"no readable {segment:g} s segments in the train or test split of {dataset.root}")
-    net = TrainableBackend(backend, **({"imagenet": imagenet} if imagenet else {}))
+    net = TrainableBackend(backend, **(backend_config or {}), **({"imagenet": imagenet} if imagenet else {}))
     head = LinearHead(net.dim, len(genres))
     model = AudioClassifier(net, head, genres)
     gamma = net.gamma
