@@ -271,7 +271,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
         p = torch.cat(probs).numpy()
         return total / len(x), p
 
-    history, best, best_state, stale = [], float("inf"), None, 0
+    history, best, best_state, best_epoch, stale = [], float("inf"), None, 0, 0
     t0 = time.perf_counter()
     for epoch in range(1, epochs + 1):
         model.train()
@@ -307,6 +307,8 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
             if "valid" in data and stale >= patience:
                 echo(f"early stop: no better validation loss for {patience} epochs (best epoch {best_epoch})")
                 break
+    if best_state is None:
+        raise GenreError(f"training diverged (the loss was never finite); lower --lr (now {lr:g})")
     model.load_state_dict(best_state)
     model.eval()
     _, p = run_eval("test")

@@ -129,6 +129,17 @@ class Renderer:
             self._synth.delete()
             raise GenreError(f"FluidSynth cannot load the sound font {self.soundfont}")
 
+    def _silence(self) -> None:
+        """Make the next render independent of the last one: reset, cut every sounding voice
+        (CC 120 all sound off, CC 121 reset controllers) and run the effects (reverb, chorus)
+        until their tails have died away."""
+        synth = self._synth
+        synth.system_reset()
+        for chan in range(16):
+            synth.cc(chan, 120, 0)
+            synth.cc(chan, 121, 0)
+        synth.get_samples(self.rate * 2)  # 2 s: longer than the reverb's decay; the samples are dropped
+
     def close(self) -> None:
         if self._synth is not None:
             self._synth.delete()
@@ -148,8 +159,10 @@ class Renderer:
         song is rendered plus ``tail`` seconds of release.
         """
         synth = self._synth
-        synth.system_reset()
+        self._silence()
         end = (song_seconds(tracks) + tail) if seconds is None else start + seconds
+        if end <= start:
+            raise GenreError(f"nothing to render: the song ends at {song_seconds(tracks):.1f} s, before {start:g} s")
         total = max(1, int(round((end - start) * self.rate)))
         channels: dict[tuple[int, bool], int] = {}
         events = []  # (frame, order, kind, channel, pitch, velocity); note-offs before note-ons at one time

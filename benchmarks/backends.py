@@ -36,7 +36,7 @@ def main() -> None:
     ap.add_argument("--kind", default="auto")
     ap.add_argument("--gtzan-split", default="random")
     ap.add_argument("--runs", default="cnn:3,cnn:5,cnn:10,resnet18:5,fusion:5,autoencoder:1,mlp:1",
-                    help="comma-separated backend:segment_seconds[:epochs]")
+                    help="comma-separated backend:segment_seconds[:epochs[:image_size]]")
     ap.add_argument("--out", default="runs/backends", help="folder for the trained models")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=24)
@@ -60,15 +60,17 @@ def main() -> None:
     for spec in args.runs.split(","):
         parts = spec.split(":")
         kind, seg = parts[0], float(parts[1])
-        epochs = int(parts[2]) if len(parts) > 2 else None
-        out = Path(args.out) / f"{kind}-{seg:g}s"
+        epochs = int(parts[2]) if len(parts) > 2 and parts[2] else None
+        size = int(parts[3]) if len(parts) > 3 else None
+        out = Path(args.out) / (f"{kind}-{seg:g}s" + (f"-{size}px" if size else ""))
         t0 = time.perf_counter()
         rep = train_backend_classifier(ds, out, backend=kind, segment=seg, epochs=epochs, seed=args.seed,
+                                       backend_config={"size": size} if size else None,
                                        progress=False, echo=lambda s: print("   ", s, flush=True))
         from audiogenre.models import AudioClassifier
 
         model, meta = AudioClassifier.load(out)
-        row = {"backend": kind, "segment": seg, "accuracy": rep["accuracy"], "clip_accuracy": rep["clip_accuracy"],
+        row = {"backend": kind + (f" ({size}×{size})" if size else ""), "segment": seg, "accuracy": rep["accuracy"], "clip_accuracy": rep["clip_accuracy"],
                "n_segments": rep["n"], "n_clips": rep["n_clips"], "epochs": meta["train"]["best_epoch"],
                "params": n_parameters(model), "seconds": time.perf_counter() - t0, "paper": PAPER.get((kind, seg), "—")}
         rows.append(row)

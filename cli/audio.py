@@ -167,7 +167,7 @@ BACKENDS = ("wav2vec2", "cnn", "resnet18", "fusion", "autoencoder", "mlp")
 @click.option("--epochs", type=click.IntRange(1), help="[default: 20 for wav2vec2, else the backend's]")
 @click.option("--batch-size", type=click.IntRange(1), help="[default: 16 for wav2vec2, else the backend's]")
 @click.option("--lr", type=float, help="[default: 5e-4 for wav2vec2, else the backend's]")
-@click.option("--weight-decay", type=float, default=1e-5, show_default=True)
+@click.option("--weight-decay", type=float, default=1e-5, show_default=True, help="AdamW (wav2vec2 head) / Adam (the others).")
 @click.option("--patience", type=click.IntRange(1), default=5, show_default=True)
 @click.option("--seed", type=int, default=24, show_default=True, help="Seed of the head and of a split by song.")
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: DATASET/.genre-cache).")
@@ -188,9 +188,14 @@ def train(dataset, backend, segment, imagenet, image_size, encoder, layers, pool
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
     if image_size and backend not in ("cnn", "resnet18", "fusion"):
         raise GenreError("--image-size is for the spectrogram backends (cnn, resnet18, fusion)")
+    if imagenet and backend not in ("resnet18", "fusion"):
+        raise GenreError("--imagenet is for the resnet18 and fusion backends")
+    if segment and backend == "wav2vec2":
+        raise GenreError("--segment is for the trainable backends; wav2vec2 clips are set with --seconds/--offset")
     if backend != "wav2vec2":
         report = train_backend_classifier(ds, output, backend=backend, segment=segment, epochs=epochs, lr=lr,
                                           batch_size=batch_size, patience=patience, seed=seed, imagenet=imagenet,
+                                          weight_decay=weight_decay,
                                           backend_config={"size": image_size} if image_size else None,
                                           echo=lambda s: click.echo(s, err=True))
         click.echo(format_report(report))

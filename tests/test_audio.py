@@ -175,3 +175,17 @@ def test_render_dataset_splits_by_song_and_resumes(tmp_path):
                                     "--clips-per-genre", "8", "--seconds", "3", "--rate", "16000"])
     assert json.loads((tmp_path / "a/manifest.json").read_text())["clips"] == man["clips"]
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "a").rglob("*.wav")} == before  # kept, not re-rendered
+
+
+@needs_fluidsynth
+def test_a_render_does_not_depend_on_the_one_before():
+    from audiogenre.render import Renderer, Track
+
+    held = Track(48, False, np.array([[0.0, 5.0, 60, 127], [0.0, 5.0, 64, 127], [0.0, 5.0, 67, 127]]))  # strings, held
+    quiet = Track(0, False, np.array([[0.8, 0.9, 72, 30]]))
+    with Renderer(rate=16000) as r:
+        alone = r.render([quiet], start=0.0, seconds=1.0)
+        r.render([held], start=0.0, seconds=2.0)  # stops while the chord still sounds
+        after = r.render([quiet], start=0.0, seconds=1.0)
+    assert np.abs(after[:12000]).max() < 1e-3  # nothing of the chord in the next render
+    assert np.abs(after - alone).max() < 0.02
