@@ -99,8 +99,17 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, subtype
     if subtype is None:
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path, suffix=path.suffix) as tmp:
-        sf.write(str(tmp), np.clip(data, -1.0, 1.0), int(rate), subtype=subtype, format=fmt)
+        try:
+            sf.write(str(tmp), np.clip(data, -1.0, 1.0), int(rate), subtype=subtype, format=fmt)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
+            raise GenreError(f"cannot write {path} ({fmt} {subtype} at {rate} Hz): {str(err).splitlines()[0]}") from None
     return path
+
+
+def check_output_suffix(path: str | os.PathLike) -> None:
+    """Fail early (before long work) on an output name :func:`write_audio` cannot write."""
+    if Path(path).suffix.lower() not in (".wav", ".flac", ".ogg"):
+        raise GenreError(f"cannot write {Path(path).suffix or 'files without a suffix'}: use .wav, .flac or .ogg")
 
 
 def to_mono(samples: np.ndarray) -> np.ndarray:
@@ -161,8 +170,8 @@ class Preprocess:
         return cls(**{k: v for k, v in d.items() if k in fields})
 
     def key(self) -> str:
-        """Hash of the settings that change a clip's samples (noise is random, so it is excluded
-        from cached embeddings: caching is only done with noise 0)."""
+        """Hash of the settings that change a clip's samples (embeddings are only cached with
+        noise 0: noisy clips differ on every read)."""
         d = {"sample_rate": self.sample_rate, "seconds": self.seconds, "offset": self.offset, "noise": self.noise}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -198,8 +207,9 @@ def load_clip(path: str | os.PathLike, settings: Preprocess = Preprocess(), *, s
     if duration is not None:
         seconds = min(seconds, duration)
     audio = load_audio(path, start=start, duration=seconds)
-    if audio.seconds < MIN_SECONDS:
-        raise GenreError(f"{path} is too short ({audio.seconds:.2f} s); at least {MIN_SECONDS} s is needed")
+    if audio.seconds - settings.offset < MIN_SECONDS:
+        have = max(0.0, audio.seconds - settings.offset)
+        raise GenreError(f"{path} is too short ({have:.2f} s after the offset {settings.offset:g} s); at least {MIN_SECONDS} s is needed")
     return preprocess(audio, settings, rng)
 
 

@@ -58,17 +58,18 @@ class TransformConfig:
 
 
 def windows(n: int, rate: int, window: float, overlap: float) -> list[tuple[int, int]]:
-    """``(start, end)`` sample ranges covering ``n`` samples; the last one ends at ``n``.
-
-    A song shorter than one window is one window of its own length (never zero-padded:
-    padding would change wav2vec2's normalisation statistics).
+    """``(start, end)`` sample ranges of ``window`` seconds covering ``n`` samples, spread evenly
+    so that neighbours overlap by at least ``overlap`` seconds; the first starts at 0, the last
+    ends at ``n``. A song shorter than one window is one window (zero-padded to the
+    classifier's clip length when it is scored, as in training).
     """
     w = int(round(window * rate))
     if n <= w:
         return [(0, n)]
     hop = w - int(round(overlap * rate))
-    starts = list(range(0, n - w, hop)) + [n - w]
-    return [(s, s + w) for s in sorted(set(starts))]
+    k = int(np.ceil((n - w) / hop)) + 1
+    starts = np.round(np.linspace(0, n - w, k)).astype(int)
+    return [(int(s), int(s) + w) for s in starts]
 
 
 def crossfade_weights(bounds: list[tuple[int, int]], n: int, fade: int) -> list[np.ndarray]:
@@ -121,12 +122,14 @@ class TransformReport:
         return dataclasses.asdict(self)
 
 
-def _probabilities(model, waves: list[np.ndarray], device: str) -> np.ndarray:
+def _probabilities(model, waves: list[np.ndarray], device: str, length: int = 0) -> np.ndarray:
+    """Genre probabilities of each wave, zero-padded to ``length`` samples when shorter."""
     import torch
 
     out = []
     with torch.no_grad():
         for w in waves:
+            w = np.pad(w, (0, max(0, length - len(w)))).astype(np.float32)
             out.append(torch.softmax(model(torch.from_numpy(w)[None].to(device)).float(), dim=-1)[0].cpu().numpy())
     return np.stack(out)
 
@@ -152,6 +155,7 @@ def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, 
 
 
 def _steps(model, x0, xh, opt, target, config, device, on_step):
+    length = int(round(config.window * SAMPLE_RATE))  # short songs: scored zero-padded, as in training
     import contextlib
 
     import torch
@@ -162,7 +166,8 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
     taken = 0
     for step in range(config.steps + 1):
         with autocast:
-            logits = model(xh[None])
+            inp = xh if len(xh) >= length else torch.nn.functional.pad(xh, (0, length - len(xh)))
+            logits = model(inp[None])
         logp = F.log_softmax(logits.float(), dim=-1)[0, target]
         p = float(logp.detach().exp())
         if on_step:
@@ -196,7 +201,8 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     bounds = windows(n, SAMPLE_RATE, config.window, config.overlap)
     weights = crossfade_weights(bounds, n, int(round(config.overlap * SAMPLE_RATE)))
     model.eval()
-    before = _probabilities(model, [mono16[s:e] for s, e in bounds], device)
+    length = int(round(config.window * SAMPLE_RATE))
+    before = _probabilities(model, [mono16[s:e] for s, e in bounds], device, length)
     delta = np.zeros(n, np.float64)
     steps_taken, win_snr = [], []
     bar = tqdm(total=len(bounds) * config.steps, desc=f"→ {target}", unit="step", disable=not progress, dynamic_ncols=True)
@@ -224,13 +230,30 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     m = audio.samples.shape[0]
     up = np.pad(up, (0, max(0, m - len(up))))[:m]
     out = np.clip(audio.samples + up[:, None], -1.0, 1.0).astype(np.float32)
-    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device)
+    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length)
     return out, report, delta.astype(np.float32)
 
 
-def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, win_snr, target, device) -> TransformReport:
+def remeasure(model, audio: Audio, written: np.ndarray, report: TransformReport, config: TransformConfig,
+              device: str = "cpu") -> TransformReport:
+    """The report again, with "after" and the SNR measured on ``written`` (the file as saved:
+    quantised to its sample format or encoded)."""
+    bounds = [(int(round(w.start * SAMPLE_RATE)), int(round(w.end * SAMPLE_RATE))) for w in report.windows]
+    t = model.genre_index(report.target)
+    before = np.zeros((len(bounds), len(model.genres)))
+    for k, w in enumerate(report.windows):  # only p(target) and the top genre are kept from before
+        before[k, model.genres.index(w.genre_before)] = 2.0
+        before[k, t] = w.p_before
+    rep = _report(model, audio, written, bounds, before, [w.steps for w in report.windows],
+                  [w.snr_db for w in report.windows], report.target, device, int(round(config.window * SAMPLE_RATE)))
+    rep.p_before, rep.genre_before = report.p_before, report.genre_before
+    return rep
+
+
+def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, win_snr, target, device,
+            length: int = 0) -> TransformReport:
     after_mono = np.clip(resample(to_mono(out), audio.rate, SAMPLE_RATE), -1, 1)
-    after = _probabilities(model, [after_mono[s:e] for s, e in bounds], device)
+    after = _probabilities(model, [after_mono[s:e] for s, e in bounds], device, length)
     t = model.genre_index(target)
     g = model.genres
     wins = [WindowReport(s / SAMPLE_RATE, e / SAMPLE_RATE, k, float(b[t]), float(a[t]), g[int(b.argmax())], g[int(a.argmax())], float(snr))
@@ -258,7 +281,9 @@ def transform_file(model, path: str | os.PathLike, target: str, out_path: str | 
         except RuntimeError:
             subtype = None
     write_audio(out_path, out, audio.rate, subtype=subtype)
-    return report
+    # "after" is what a listener (or the classifier) gets from the file: re-read and measure it
+    written = load_audio(out_path)
+    return remeasure(model, audio, written.samples[: len(audio.samples)], report, config, device)
 
 
 def format_report(r: TransformReport) -> str:

@@ -293,7 +293,7 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--epsilon", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop a window once the loss is below ε.")
 @click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
 @click.option("--window", type=click.FloatRange(min=0.5), help="Window seconds.  [default: the classifier's clip length]")
-@click.option("--overlap", type=click.FloatRange(min=0), default=1.0, show_default=True, help="Seconds shared by neighbouring windows.")
+@click.option("--overlap", type=click.FloatRange(min=0), help="Seconds shared by neighbouring windows.  [default: 1 s, at most a quarter window]")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the classifier: about 2x faster steps on CPUs with "
               "bf16 support (benchmarks/transform_step_speed.py), slightly noisier gradients.")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
@@ -313,15 +313,20 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     from shared.atomic import write_json
 
     _threads(threads)
+    from audiogenre.audio import check_output_suffix
+
     if Path(output).resolve() == Path(song).resolve():
         raise GenreError("the output would overwrite the input song; choose another -o")
+    check_output_suffix(output)
     if clf is None:
         from audiogenre.models import DEFAULT_AUDIO_MODEL
 
         clf = DEFAULT_AUDIO_MODEL
     model, meta = AudioClassifier.load(clf, encoder=encoder)
     window = window or float(meta.get("preprocess", {}).get("seconds", 10.0))
-    overlap = min(overlap, window / 4)
+    overlap = min(1.0, window / 4) if overlap is None else overlap
+    if overlap >= window / 2:
+        raise GenreError(f"--overlap must be less than half the window ({window:g} s)")
     cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
                           window=window, overlap=overlap, bf16=bf16)
     cfg.check()

@@ -153,9 +153,11 @@ def test_classifier_refuses_an_encoder_with_other_weights(trained, tmp_path):
 
 
 def test_windows_cover_the_song_and_weights_sum_to_one():
-    assert windows(1000, 100, 20.0, 1.0) == [(0, 1000)]  # shorter than a window: one window, no padding
+    assert windows(1000, 100, 20.0, 1.0) == [(0, 1000)]  # shorter than a window: one window
     b = windows(2550, 100, 10.0, 1.0)
-    assert b[0] == (0, 1000) and b[-1] == (1550, 2550) and all(e - s == 1000 for s, e in b)
+    assert b == [(0, 1000), (775, 1775), (1550, 2550)]  # evenly spread, overlaps ≥ 1 s
+    assert windows(1899, 100, 10.0, 1.0) == [(0, 1000), (899, 1899)]  # no near-duplicate third window
+    assert windows(1901, 100, 10.0, 1.0) == [(0, 1000), (450, 1450), (901, 1901)]  # evenly, not 0/900/901
     w = crossfade_weights(b, 2550, 100)
     total = np.zeros(2550)
     for (s, e), x in zip(b, w):
@@ -175,23 +177,23 @@ def test_gradient_steps_raise_the_target_probability_and_clip_in_place(encoder_d
     with torch.no_grad():
         p0 = torch.softmax(model(torch.from_numpy(x)[None]), -1)[0]
     t = int(p0.argmin())
-    xh, steps = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=5e-2, steps=10, target_prob=1.0))
+    xh, steps = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=5e-2, steps=10, target_prob=1.0, window=1.0, overlap=0.2))
     assert steps == 10
     assert xh.max() <= 1.0 and xh.min() >= -1.0 and np.isclose(np.abs(xh).max(), 1.0)  # big steps were clipped
     with torch.no_grad():
         p1 = torch.softmax(model(torch.from_numpy(xh)[None]), -1)[0]
     assert p1[t] > p0[t] + 0.05
     # λ is a real weight: a large λ keeps x̂ much closer to x
-    near, _ = optimise_window(model, x, t, TransformConfig(lam=1e4, lr=1e-3, steps=10, target_prob=1.0))
-    far, _ = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=1e-3, steps=10, target_prob=1.0))
+    near, _ = optimise_window(model, x, t, TransformConfig(lam=1e4, lr=1e-3, steps=10, target_prob=1.0, window=1.0, overlap=0.2))
+    far, _ = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=1e-3, steps=10, target_prob=1.0, window=1.0, overlap=0.2))
     assert np.sum((near - x) ** 2) < 0.5 * np.sum((far - x) ** 2)
     # stops as soon as the target probability is reached
-    _, steps = optimise_window(model, x, t, TransformConfig(lr=1e-3, steps=50, target_prob=float(p0[t]) / 2))
+    _, steps = optimise_window(model, x, t, TransformConfig(lr=1e-3, steps=50, target_prob=float(p0[t]) / 2, window=1.0, overlap=0.2))
     assert steps == 0
 
 
-@pytest.mark.parametrize("rate,channels,seconds", [(44100, 2, 3.3), (22050, 1, 1.2), (8000, 1, 0.6)])
-def test_transform_keeps_rate_channels_and_length(encoder_dir, rate, channels, seconds):
+@pytest.mark.parametrize("rate,channels,seconds,n_windows", [(44100, 2, 3.3, 5), (22050, 1, 1.2, 2), (8000, 1, 0.6, 1)])
+def test_transform_keeps_rate_channels_and_length(encoder_dir, rate, channels, seconds, n_windows):
     model = _model(encoder_dir)
     x = np.stack([_clip("high", c + 2, seconds, rate) for c in range(channels)], axis=1)
     audio = A.Audio(x, rate)
@@ -199,7 +201,8 @@ def test_transform_keeps_rate_channels_and_length(encoder_dir, rate, channels, s
     out, report, delta = transform_audio(model, audio, "a", cfg, progress=False)
     assert out.shape == x.shape and out.dtype == np.float32
     assert report.rate == rate and report.channels == channels
-    assert len(report.windows) == len(windows(len(delta), 16000, 1.0, 0.25))
+    assert len(report.windows) == n_windows  # 1 s windows, ≥ 0.25 s overlap, spread evenly
+    assert report.windows[0].start == 0 and abs(report.windows[-1].end - len(delta) / 16000) < 1e-6
     assert 0 < report.snr_db < 200 and np.abs(out).max() <= 1.0
     # the change is band-limited to the 16 kHz model's band: nothing added above 8 kHz
     if rate == 44100:
@@ -219,6 +222,23 @@ def test_transform_refuses_silence_short_songs_and_unknown_genres(encoder_dir):
         transform_audio(model, A.Audio(np.ones((22050, 1), np.float32) * 0.1, 22050), "rock", progress=False)
 
 
+def test_report_is_measured_on_the_written_file(trained, tmp_path):
+    from audiogenre.transform import transform_file
+
+    model, _ = AudioClassifier.load(trained[0])
+    song = tmp_path / "u8.wav"
+    x = np.concatenate([_clip("low", 7, 2.0), _clip("low", 8, 2.0)])
+    sf.write(song, x, RATE, subtype="PCM_U8")  # 8-bit: the output is quantised coarsely too
+    rep = transform_file(model, song, "high", tmp_path / "o.wav", TransformConfig(lr=1e-3, steps=3, window=2.0, overlap=0.5),
+                         progress=False)
+    a, _ = sf.read(song, dtype="float32")
+    b, _ = sf.read(tmp_path / "o.wav", dtype="float32")
+    assert sf.info(str(tmp_path / "o.wav")).subtype == "PCM_U8"
+    from audiogenre.audio import snr_db
+
+    assert rep.snr_db == pytest.approx(snr_db(a, b - a), abs=1e-3)
+
+
 def test_transform_and_fad_commands(trained, audio_set, tmp_path):
     out, _ = trained
     song = tmp_path / "song.wav"
@@ -236,6 +256,8 @@ def test_transform_and_fad_commands(trained, audio_set, tmp_path):
     assert res.exit_code == 1 and "unknown genre 'rock'" in res.output
     res = CliRunner().invoke(main, ["audio", "transform", str(song), "--classifier", str(out), "--to", "high", "-o", str(song)])
     assert res.exit_code == 1 and "overwrite" in res.output
+    res = CliRunner().invoke(main, ["audio", "transform", str(song), "--classifier", str(out), "--to", "high", "-o", str(tmp_path / "x.mp3")])
+    assert res.exit_code == 1 and "use .wav" in res.output
     # FAD: a genre against itself (other files) is closer than against the other genre
     res = CliRunner().invoke(main, ["audio", "fad", "--reference", str(audio_set / "low"), "--test", str(audio_set / "high"),
                                     "--embedding", str(out), "--json", str(tmp_path / "f.json"), "--per-song"])
@@ -282,7 +304,7 @@ def test_bf16_steps_also_raise_the_target_probability_and_leave_parameters_alone
     t = int(p0.argmin())
     before = {k: v.clone() for k, v in model.state_dict().items()}
     grads = [p.requires_grad for p in model.parameters()]
-    xh, _ = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=5e-3, steps=8, target_prob=1.0, bf16=True))
+    xh, _ = optimise_window(model, x, t, TransformConfig(lam=0.0, lr=5e-3, steps=8, target_prob=1.0, bf16=True, window=1.0, overlap=0.2))
     with torch.no_grad():
         p1 = torch.softmax(model(torch.from_numpy(xh)[None]), -1)[0]
     assert p1[t] > p0[t]

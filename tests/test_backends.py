@@ -81,7 +81,7 @@ def test_transform_runs_through_every_backend(kind):
     x = _clip("low", 3, 2.0, 16000)
     with torch.no_grad():
         p0 = torch.softmax(model(torch.from_numpy(x)[None]), -1)[0, 1].item()
-    xh, steps = optimise_window(model, x, 1, TransformConfig(lr=1e-3, steps=5, target_prob=1.0, lam=0.0))
+    xh, steps = optimise_window(model, x, 1, TransformConfig(lr=1e-3, steps=5, target_prob=1.0, lam=0.0, window=2.0, overlap=0.5))
     assert steps == 5 and np.abs(xh).max() <= 1.0
     with torch.no_grad():
         p1 = torch.softmax(model(torch.from_numpy(xh)[None]), -1)[0, 1].item()
