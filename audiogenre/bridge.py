@@ -46,8 +46,12 @@ def phrase_embeddings(backend, phrases: np.ndarray, *, soundfont=None, segment: 
 
 
 def transfer_fad(model, x_a: np.ndarray, x_b: np.ndarray, backend, *, max_phrases: int = 200, seed: int = 0,
-                 soundfont=None, progress: bool = True) -> dict:
-    """FAD per direction: transferred vs real target, and source vs real target (the baseline)."""
+                 soundfont=None, segment: float = 1.0, progress: bool = True) -> dict:
+    """FAD per direction: transferred vs real target, and source vs real target (the baseline).
+
+    FAD depends strongly on the number of embeddings, so the transferred and the source set
+    are subsampled (seeded) to the same n before they are compared with the target set.
+    """
     from tqdm import tqdm
 
     rng = np.random.default_rng(seed)
@@ -64,15 +68,19 @@ def transfer_fad(model, x_a: np.ndarray, x_b: np.ndarray, backend, *, max_phrase
     emb = {}
     with tqdm(total=4, desc="FAD: render + embed", unit="set", disable=not progress) as bar:
         for name, x in steps:
-            emb[name] = phrase_embeddings(backend, x, soundfont=soundfont)
+            emb[name] = phrase_embeddings(backend, x, soundfont=soundfont, segment=segment)
             bar.update(1)
         for x, src, dst in ((xa, a, b), (xb, b, a)):
             y, _ = model.transfer_phrases(x, dst)
-            emb[f"{src}→{dst}"] = phrase_embeddings(backend, y, soundfont=soundfont)
+            emb[f"{src}→{dst}"] = phrase_embeddings(backend, y, soundfont=soundfont, segment=segment)
             bar.update(1)
     for src, dst in ((a, b), (b, a)):
-        t = fad(emb[f"real {dst}"], emb[f"{src}→{dst}"])
-        base = fad(emb[f"real {dst}"], emb[f"real {src}"])
+        moved, source = emb[f"{src}→{dst}"], emb[f"real {src}"]
+        n = min(len(moved), len(source))
+        moved = moved[np.sort(rng.choice(len(moved), n, replace=False))]
+        source = source[np.sort(rng.choice(len(source), n, replace=False))]
+        t = fad(emb[f"real {dst}"], moved)
+        base = fad(emb[f"real {dst}"], source)
         out[f"{src}→{dst}"] = {"fad_transferred_vs_target": t.value, "fad_source_vs_target": base.value,
                                "n_target": t.n_reference, "n_transferred": t.n_test, "n_source": base.n_test}
     out["phrases"] = {a: int(len(xa)), b: int(len(xb))}

@@ -28,12 +28,12 @@ def _labels(items, genres: Sequence[str]) -> np.ndarray:
 
 
 def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | None, *, batch_size: int = 8,
-                progress: bool = True) -> tuple[np.ndarray, list]:
+                progress: bool = True, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
     """Embeddings of ``items`` (through the cache when ``cache_folder`` is given and noise is 0)."""
     cache = None
     if cache_folder is not None and preprocess.noise == 0:
         cache = EmbeddingCache.in_folder(cache_folder, backend.describe(), preprocess)
-    emb, ok = encode_items(backend, items, preprocess, cache=cache, batch_size=batch_size, progress=progress)
+    emb, ok = encode_items(backend, items, preprocess, cache=cache, batch_size=batch_size, progress=progress, rng=rng)
     return emb, [items[i] for i in ok]
 
 
@@ -150,7 +150,8 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
         from audiogenre.datasets import segment as cut
 
         items, folder = cut(items, seg), None
-    emb, kept = embed_split(model.backend, items, pre, folder, batch_size=batch_size, progress=progress)
+    emb, kept = embed_split(model.backend, items, pre, folder, batch_size=batch_size, progress=progress,
+                            rng=np.random.default_rng(split_seed))  # noise, if any, is seeded: reruns agree
     with torch.no_grad():
         pred = model.head(torch.from_numpy(emb)).argmax(1).numpy()
     report = classification_report(_labels(kept, genres), pred, genres)
@@ -194,6 +195,19 @@ def clip_level(items, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
         groups.setdefault(str(it.path), []).append(i)
     keys = sorted(groups)
     return keys, np.array([np.log(probs[groups[k]] + 1e-9).mean(0).argmax() for k in keys]), groups
+
+
+def training_loss(model, xb, yb):
+    """Cross-entropy; for the deep softmax autoencoder γ·‖x − g(f(x))‖² + (1 − γ)·CE (seed 001, eq. 3)."""
+    from torch.nn import functional as F
+
+    logits = model(xb)
+    ce = F.cross_entropy(logits, yb)
+    aux = model.backend.auxiliary_loss() if hasattr(model.backend, "auxiliary_loss") else None
+    if aux is None:
+        return ce, logits
+    gamma = model.backend.gamma
+    return gamma * aux + (1 - gamma) * ce, logits
 
 
 def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, segment: float | None = None,
@@ -246,18 +260,13 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
     net = TrainableBackend(backend, **(backend_config or {}), **({"imagenet": imagenet} if imagenet else {}))
     head = LinearHead(net.dim, len(genres))
     model = AudioClassifier(net, head, genres)
-    gamma = net.gamma
     echo(f"{backend}: {n_parameters(model) / 1e6:.2f} M parameters; {segment:g} s segments: "
          + ", ".join(f"{k} {len(v[2])}" for k, v in data.items()) + f"; Adam lr {lr:g}, batch {batch_size}, ≤{epochs} epochs")
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     gen = torch.Generator().manual_seed(seed)
 
     def loss_of(xb, yb):
-        logits = model(xb)
-        ce = F.cross_entropy(logits, yb)
-        aux = net.auxiliary_loss()
-        loss = ce if aux is None else gamma * aux + (1 - gamma) * ce
-        return loss, logits
+        return training_loss(model, xb, yb)
 
     def run_eval(name):
         model.eval()

@@ -303,6 +303,9 @@ def fad_infinity(
     if n_points < 2:
         raise GenreError(f"FAD∞ needs at least 2 subset sizes to fit a line, got n_points = {n_points}")
     ns = np.unique(np.linspace(min_n, n_test, n_points).astype(np.int64))
+    if len(ns) < 3:
+        raise GenreError(f"FAD∞ needs at least 3 different subset sizes to fit a line; {n_test} test embeddings give "
+                         f"{len(ns)}: use more test audio")
 
     full = _stats(x, "test embeddings")  # checks the whole set up front (NaN/inf) and is the n_test point
     rng = np.random.default_rng(seed)

@@ -76,7 +76,7 @@ def load_wav2vec2(name_or_path: str, layers: int | None = None):
     hub_like = name_or_path.count("/") <= 1 and not name_or_path.startswith((".", "/", "~"))
     looks_local = local.exists() or not hub_like
     if looks_local and not local.exists():
-        raise GenreError(f"no such encoder folder: {local}")
+        raise GenreError(f"no such encoder folder: {local} (pass --encoder with where the wav2vec2 weights are now)")
     if local.exists() and not (local / "config.json").exists():
         raise GenreError(f"{local} is not a Hugging Face model folder (no config.json); give a folder written by save_pretrained")
     kwargs = {"attn_implementation": "sdpa"}
@@ -139,6 +139,9 @@ class Wav2Vec2Backend(nn.Module):
     @classmethod
     def from_pretrained(cls, name_or_path: str, layers: int | None = 7, pooling: str = "mean+max") -> Wav2Vec2Backend:
         enc = load_wav2vec2(name_or_path, layers=None)
+        local = Path(name_or_path).expanduser()
+        if local.exists():  # remember where, not how it was typed: the classifier may be used from elsewhere
+            name_or_path = str(local.resolve())
         total = enc.config.num_hidden_layers
         if layers is not None and layers > total:
             log.warning("%s has %d transformer layers; all of them are used (asked for %d)", name_or_path, total, layers)
@@ -248,6 +251,14 @@ class AudioClassifier(nn.Module):
         from shared.checkpoint import load_model
 
         tensors, meta = load_model(folder, KIND)
+        try:
+            return cls._build(folder, tensors, meta, encoder)
+        except (KeyError, TypeError, RuntimeError) as err:
+            msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise GenreError(f"{folder}: model.json and model.safetensors do not fit together ({msg}); retrain or re-copy the model") from None
+
+    @classmethod
+    def _build(cls, folder, tensors: dict, meta: dict, encoder: str | None) -> tuple[AudioClassifier, dict]:
         b = meta["backend"]
         if b["type"] == "wav2vec2":
             backend = Wav2Vec2Backend.from_pretrained(encoder or b["encoder"], layers=b["layers"], pooling=b["pooling"])

@@ -6,6 +6,7 @@ Rendering MIDI with FluidSynth, audio data sets, the frozen-wav2vec2 genre class
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -344,7 +345,8 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
 @click.option("--embedding", default="facebook/wav2vec2-base", show_default=True,
               help="A classifier folder (its encoder) or a wav2vec2 name/folder.")
 @click.option("--layers", type=click.IntRange(1), default=7, show_default=True, help="wav2vec2 layers (when --embedding is an encoder).")
-@click.option("--segment", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds per embedding.")
+@click.option("--segment", type=click.FloatRange(min=0.1), help="Seconds per embedding.  [default: 1, or the segment "
+              "length a trainable classifier was trained on]")
 @click.option("--infinity", is_flag=True, help="Also FAD∞: FAD extrapolated to infinitely many test embeddings.")
 @click.option("--per-song", is_flag=True, help="Also each test file's FAD against the reference set.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the results as JSON.")
@@ -363,6 +365,12 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
 
     _threads(threads)
     backend = embedding_backend(embedding, layers=layers)
+    if segment is None:
+        segment = 1.0
+        if (Path(embedding) / "model.json").exists():
+            meta = json.loads((Path(embedding) / "model.json").read_text())
+            if meta.get("backend", {}).get("trainable"):
+                segment = float(meta.get("train", {}).get("segment", 1.0))
     ref = folder_embeddings(backend, reference, segment=segment)
     tst = folder_embeddings(backend, test, segment=segment)
     r, t = np.concatenate(list(ref.values())), np.concatenate(list(tst.values()))
@@ -376,7 +384,11 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
         out["fad_infinity"] = {"value": inf.value, "slope": inf.slope, "r2": inf.r2}
         click.echo(f"FAD∞ {inf.value:.4f}  (fit FAD = a + b/n over n = {min(inf.ns)}…{max(inf.ns)}, r² {inf.r2:.3f})")
     if per_song:
-        ps = per_song_fad(r, tst)
+        short = sorted(k for k, v in tst.items() if len(v) < 2)
+        if short:
+            click.echo(f"  (per-song FAD skips {len(short)} file(s) with fewer than 2 embeddings: {', '.join(short[:5])}"
+                       + (" …" if len(short) > 5 else "") + ")", err=True)
+        ps = per_song_fad(r, {k: v for k, v in tst.items() if len(v) >= 2}) if len(short) < len(tst) else {}
         out["per_song"] = ps
         for name, v in sorted(ps.items(), key=lambda kv: kv[1]):
             click.echo(f"  {v:12.4f}  {name}")

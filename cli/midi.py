@@ -623,12 +623,21 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
         from audiogenre.fad_embed import embedding_backend
 
         backend = embedding_backend(fad_embedding)
-        res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont)
+        segment = 1.0
+        meta_path = Path(fad_embedding) / "model.json"
+        if meta_path.exists():
+            import json
+
+            m = json.loads(meta_path.read_text())
+            if m.get("backend", {}).get("trainable"):
+                segment = float(m.get("train", {}).get("segment", 1.0))
+        res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont, segment=segment)
         click.echo(f"  FAD ({fad_embedding}, 1 embedding per second, rendered with FluidSynth; lower = closer to the target):")
         for key in (f"{a}→{b}", f"{b}→{a}"):
             f = res["fad"][key]
             click.echo(f"  {key:<22}transferred vs real target {f['fad_transferred_vs_target']:10.3f}   "
-                       f"source vs real target {f['fad_source_vs_target']:10.3f}   (n = {f['n_transferred']} / {f['n_target']})")
+                       f"source vs real target {f['fad_source_vs_target']:10.3f}   (n = {f['n_transferred']} each vs "
+                       f"{f['n_target']} target embeddings)")
     if output:
         from shared.atomic import write_json
 

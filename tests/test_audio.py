@@ -189,3 +189,11 @@ def test_a_render_does_not_depend_on_the_one_before():
         after = r.render([quiet], start=0.0, seconds=1.0)
     assert np.abs(after[:12000]).max() < 1e-3  # nothing of the chord in the next render
     assert np.abs(after - alone).max() < 0.02
+
+
+def test_offset_past_the_end_is_an_error(tmp_path):
+    sf.write(tmp_path / "t.wav", tone(300, 3.0, 16000), 16000)
+    with pytest.raises(GenreError, match="after the offset 5 s"):
+        A.load_clip(tmp_path / "t.wav", A.Preprocess(seconds=2.0, offset=5.0))
+    clip = A.load_clip(tmp_path / "t.wav", A.Preprocess(seconds=2.0, offset=2.0))
+    assert np.abs(clip[:15800]).min() >= 0 and np.abs(clip[:15800]).max() > 0.4 and not clip[16100:].any()  # 1 s real, then zeros

@@ -311,3 +311,39 @@ def test_bf16_steps_also_raise_the_target_probability_and_leave_parameters_alone
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
     assert [p.requires_grad for p in model.parameters()] == grads  # restored afterwards
     assert all(p.grad is None for p in model.parameters())  # no parameter gradient was ever computed
+
+
+def test_damaged_or_mismatched_model_files_give_one_line(trained, tmp_path):
+    import shutil
+
+    bad = tmp_path / "bad"
+    shutil.copytree(trained[0], bad)
+    meta = json.loads((bad / "model.json").read_text())
+    meta["genres"] = meta["genres"] + ["rock"]
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(GenreError, match="do not fit together"):
+        AudioClassifier.load(bad)
+    del meta["backend"]
+    (bad / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(GenreError, match="do not fit together"):
+        AudioClassifier.load(bad)
+
+
+def test_classifier_trained_with_a_relative_encoder_path_loads_from_elsewhere(audio_set, encoder_dir, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(encoder_dir, tmp_path / "enc")
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["audio", "train", str(audio_set), "--encoder", "enc", "--epochs", "1", "-o", "clf"])
+    assert r.exit_code == 0, r.output
+    monkeypatch.chdir(audio_set)
+    model, meta = AudioClassifier.load(tmp_path / "clf")
+    assert meta["backend"]["encoder"] == str((tmp_path / "enc").resolve())
+
+
+def test_evaluate_with_noise_is_reproducible(trained, audio_set):
+    from audiogenre.classify import evaluate_audio_classifier
+
+    a = evaluate_audio_classifier(trained[0], open_dataset(audio_set), noise=0.5, progress=False)
+    b = evaluate_audio_classifier(trained[0], open_dataset(audio_set), noise=0.5, progress=False)
+    assert a["confusion"] == b["confusion"] and a["noise"] == 0.5

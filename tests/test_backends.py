@@ -145,3 +145,30 @@ def test_embed_writes_bottleneck_logits_and_pca_plot(small_set, tmp_path):
 
     comps, var = pca_2d(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
     assert np.isclose(var[0], 1.0) and np.allclose(np.abs(comps[:, 0]), [np.sqrt(2), 0, np.sqrt(2)])
+
+
+def test_diverging_training_is_an_error_not_a_traceback(small_set, tmp_path):
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "autoencoder", "--epochs", "2",
+                                  "--lr", "1e12", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "diverged" in r.output
+
+
+def test_autoencoder_loss_is_gamma_weighted():
+    """The trainer's loss is γ·‖x − g(f(x))‖² + (1 − γ)·CE with γ = 0.9 (seed 001, eq. 3)."""
+    from audiogenre.classify import training_loss
+
+    torch.manual_seed(0)
+    b = TrainableBackend("autoencoder", dropout=0.0)
+    assert b.gamma == 0.9
+    model = AudioClassifier(b, LinearHead(b.dim, 2), ["a", "b"]).train()
+    x = torch.from_numpy(np.stack([_clip("low", 1, 2.0, 16000), _clip("high", 2, 2.0, 16000)]))
+    y = torch.tensor([0, 1])
+    loss, logits = training_loss(model, x, y)
+    inp = seconds_pooled(x) * b.net.scale  # (2, 2 seconds, 500)
+    recon = ((b.net.decoder(b.net.encoder(inp)) - inp) ** 2).sum(-1).mean()
+    ce = torch.nn.functional.cross_entropy(model.head(b.net.encoder(inp).mean(1)), y)
+    assert torch.allclose(loss, 0.9 * recon + 0.1 * ce, rtol=1e-5)
+    plain = TrainableBackend("cnn")
+    cnn = AudioClassifier(plain, LinearHead(plain.dim, 2), ["a", "b"]).train()
+    loss, logits = training_loss(cnn, x, y)
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, y))

@@ -139,4 +139,5 @@ def test_evaluate_with_fad_renders_phrases(trained, caches, tmp_path):
     for key in ("low→high", "high→low"):
         f = fad[key]
         assert f["n_target"] >= 16 and f["n_source"] >= 16  # 8 one-second embeddings per rendered phrase
+        assert f["n_source"] == f["n_transferred"]  # compared at the same n (FAD is biased by n)
         assert np.isfinite(f["fad_transferred_vs_target"]) and f["fad_source_vs_target"] > 0
