@@ -148,14 +148,14 @@ def test_fad_infinity_removes_small_sample_bias():
 
 
 def test_fad_infinity_samples_without_replacement():
-    # 4 distinct test frames, subsets of 3: each must be 3 distinct frames (4 possible subsets);
+    # 5 distinct test frames, subsets of 3: each must be 3 distinct frames (10 possible subsets);
     # drawing with replacement would repeat a frame most of the time.
     rng = np.random.default_rng(9)
-    ref, test = rng.standard_normal((200, 3)), rng.standard_normal((4, 3))
-    subsets = [fad(ref, test[list(rows)]).value for rows in itertools.combinations(range(4), 3)]
+    ref, test = rng.standard_normal((200, 3)), rng.standard_normal((5, 3))
+    subsets = [fad(ref, test[list(rows)]).value for rows in itertools.combinations(range(5), 3)]
     for seed in range(8):
-        r = fad_infinity(ref, test, min_n=3, n_points=2, seed=seed)
-        assert r.ns == (3, 4)
+        r = fad_infinity(ref, test, min_n=3, n_points=3, seed=seed)
+        assert r.ns == (3, 4, 5)
         assert min(abs(r.fads[0] - v) for v in subsets) < 1e-9 * r.fads[0]
 
 
@@ -168,6 +168,8 @@ def test_fad_infinity_default_min_n_and_errors():
         fad_infinity(ref, test, min_n=60)
     with pytest.raises(GenreError, match="n_points"):
         fad_infinity(ref, test, n_points=1)
+    with pytest.raises(GenreError, match="3 different subset sizes"):
+        fad_infinity(ref, test[:5], min_n=4)  # sizes 4 and 5 only: a line through two points fits anything
     with pytest.raises(GenreError, match="dimensions"):
         fad_infinity(ref, test[:, :3])
 
