@@ -22,13 +22,17 @@ def audio() -> None:
     """Audio genre classification, gradient-guided transformation and FAD.
 
     \b
-    A first run, with no downloads (random-weight encoder; use facebook/wav2vec2-base
-    or a local copy of it for real work):
-      genre audio render-dataset ../shared/data/midi -o audio/ --clips-per-genre 40
-      genre audio make-encoder enc/ --size small
-      genre audio train audio/ --encoder enc/ -o clf/
-      genre audio transform song.wav --classifier clf/ --to jazz -o song_jazz.wav
-      genre audio fad --reference audio/jazz --test audio/pop --embedding clf/
+    With the shipped model (knows FluidSynth-rendered classical, folk, jazz, pop):
+      genre render data/examples/jazz_example.mid -o jazz.wav
+      genre audio transform jazz.wav --to classical -o jazz_classical.wav
+    \b
+    Training your own, no downloads needed:
+      genre audio render-dataset ../shared/data/midi -o audio/ --clips-per-genre 100
+      genre audio train audio/ --backend cnn -o cnn/          # or resnet18, fusion, autoencoder, mlp
+      genre audio make-encoder enc/ --size small             # wav2vec2 with random weights, or use
+      genre audio train audio/ --encoder enc/ -o w2v/        #   --encoder facebook/wav2vec2-base
+      genre audio embed cnn/ audio/ -o cnn.npz                # embeddings + PCA plot
+      genre audio fad --reference audio/jazz --test audio/pop --embedding cnn/
     """
 
 

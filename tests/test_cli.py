@@ -13,7 +13,9 @@ from midigenre.dataset import PhraseCache
 from midigenre.pianoroll import phrases_of_file
 from tests.conftest import SONG_FOLDER_EXPECTED, make_midi, random_grid_notes
 
-COMMANDS = [[], ["midi"], ["audio"], ["midi", "prepare"], ["midi", "inspect"], ["midi", "plot"], ["midi", "export"], ["midi", "split"]]
+COMMANDS = [[], ["midi"], ["audio"], ["midi", "prepare"], ["midi", "inspect"], ["midi", "plot"], ["midi", "export"], ["midi", "split"],
+            ["render"], ["audio", "render-dataset"], ["audio", "make-encoder"], ["audio", "train"], ["audio", "evaluate"],
+            ["audio", "embed"], ["audio", "transform"], ["audio", "fad"]]
 
 
 def run(*args, ok=True):
