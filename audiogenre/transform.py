@@ -10,11 +10,14 @@ probability reaches ``target_prob``, when L < ε, or after ``steps`` steps. The 
 three of these wrong (λ was 1e-9 × a mean, so zero in effect; the clamp was not in place, so
 it never clipped; the encoder ran in train mode).
 
-The song itself is never resampled for the output: the windows' perturbations δ = x̂ − x are
-cross-faded into one 16 kHz perturbation, upsampled (band-limited) to the song's own rate and
-added to every channel of the original. The output keeps the song's rate, channels and full
-bandwidth; only the part the classifier can hear (below 8 kHz) changes. The report's "after"
-numbers are measured again on the written output, not on the optimiser's copy.
+Windows are optimised one after another on one 16 kHz copy x̂ of the whole song: each
+starts from x̂ as its neighbours left it and is written back whole, so it is scored on what
+the song will contain; windows that a neighbour pushed back below ``target_prob`` are
+revisited (``passes``). The song itself is never resampled for the output: the perturbation
+δ = x̂ − x is upsampled (band-limited) to the song's own rate and added to every channel of
+the original. The output keeps the song's rate, channels and full bandwidth; only the part
+the classifier hears (below 8 kHz) changes. The report's "after" numbers are measured again
+on the written file, not on the optimiser's copy.
 """
 
 from __future__ import annotations
@@ -43,7 +46,10 @@ class TransformConfig:
     epsilon: float = 0.0       # stop a window once the loss is below ε (0: off)
     optimizer: str = "adam"
     window: float = 10.0       # seconds per window (the classifier's clip length)
-    overlap: float = 1.0       # seconds shared by neighbouring windows (cross-faded)
+    overlap: float = 1.0       # seconds shared by neighbouring windows
+    passes: int = 3            # rounds over the windows that are not yet at target_prob in the whole signal
+    max_hz: float = 7000.0     # the change is kept below this (Hz): it must survive resampling to the song's rate
+                               # and back, whose filters roll off toward 8 kHz (0: no limit)
     bf16: bool = False         # bfloat16 autocast for the classifier (CPU: ~2x faster steps, slightly noisier gradients)
 
     def check(self) -> None:
@@ -70,26 +76,6 @@ def windows(n: int, rate: int, window: float, overlap: float) -> list[tuple[int,
     k = int(np.ceil((n - w) / hop)) + 1
     starts = np.round(np.linspace(0, n - w, k)).astype(int)
     return [(int(s), int(s) + w) for s in starts]
-
-
-def crossfade_weights(bounds: list[tuple[int, int]], n: int, fade: int) -> list[np.ndarray]:
-    """Per-window weights (raised-cosine ramps where windows overlap) that sum to 1 everywhere."""
-    raw = []
-    for k, (s, e) in enumerate(bounds):
-        w = np.ones(e - s, np.float64)
-        if k > 0:
-            ov = min(bounds[k - 1][1] - s, e - s)
-            if ov > 0:
-                w[:ov] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(ov) + 0.5) / ov)
-        if k + 1 < len(bounds):
-            ov = min(e - bounds[k + 1][0], e - s)
-            if ov > 0:
-                w[-ov:] = np.minimum(w[-ov:], 0.5 + 0.5 * np.cos(np.pi * (np.arange(ov) + 0.5) / ov))
-        raw.append(w)
-    total = np.zeros(n, np.float64)
-    for (s, e), w in zip(bounds, raw):
-        total[s:e] += w
-    return [w / total[s:e] for (s, e), w in zip(bounds, raw)]
 
 
 @dataclasses.dataclass
@@ -135,12 +121,17 @@ def _probabilities(model, waves: list[np.ndarray], device: str, length: int = 0)
 
 
 def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, *, device: str = "cpu",
-                    on_step=None) -> tuple[np.ndarray, int]:
-    """Algorithm 1 on one 16 kHz mono window; returns x̂ and the number of steps taken."""
+                    on_step=None, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Algorithm 1 on one 16 kHz mono window x; returns x̂ and the number of steps taken.
+
+    x̂ starts at ``start`` (default x: the window as it is now in the song, with what earlier
+    windows changed) and the proximity term is always to the original x.
+    """
     import torch
 
     x0 = torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device)
-    xh = x0.clone().requires_grad_(True)
+    init = x0 if start is None else torch.from_numpy(np.ascontiguousarray(start, np.float32)).to(device)
+    xh = init.clone().requires_grad_(True)
     opt = (torch.optim.Adam([xh], lr=config.lr) if config.optimizer == "adam"
            else torch.optim.SGD([xh], lr=config.lr, momentum=0.9))
     # only the waveform needs gradients: none are computed for any model parameter
@@ -162,6 +153,12 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
     from torch.nn import functional as F
 
     dev = torch.device(device).type
+    mask = None
+    if config.max_hz and config.max_hz < SAMPLE_RATE / 2:
+        f = torch.fft.rfftfreq(len(x0), 1.0 / SAMPLE_RATE).to(x0.device)
+        edge = 500.0  # raised-cosine roll-off over the last 500 Hz below max_hz
+        mask = torch.clamp((config.max_hz - f) / edge, 0.0, 1.0)
+        mask = 0.5 - 0.5 * torch.cos(torch.pi * mask)
     autocast = torch.autocast(dev, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
     taken = 0
     for step in range(config.steps + 1):
@@ -179,6 +176,8 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
         loss.backward()
         opt.step()
         with torch.no_grad():
+            if mask is not None:  # keep the change x̂ − x inside the band that survives resampling
+                xh.copy_(x0 + torch.fft.irfft(torch.fft.rfft(xh - x0) * mask, n=len(x0)))
             xh.clamp_(-1.0, 1.0)
         taken += 1
     return xh.detach().cpu().numpy(), taken
@@ -199,32 +198,46 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
         raise GenreError("the song is silent (peak below -80 dBFS): there is nothing to transform")
     n = len(mono16)
     bounds = windows(n, SAMPLE_RATE, config.window, config.overlap)
-    weights = crossfade_weights(bounds, n, int(round(config.overlap * SAMPLE_RATE)))
     model.eval()
     length = int(round(config.window * SAMPLE_RATE))
     before = _probabilities(model, [mono16[s:e] for s, e in bounds], device, length)
-    delta = np.zeros(n, np.float64)
-    steps_taken, win_snr = [], []
+    # One signal x̂ for the whole song. Each window is optimised starting from x̂ as it is
+    # (with the changes its neighbours made in the overlap) and written back whole, so every
+    # window is scored on exactly what the song will contain. Later windows can undo part of an
+    # earlier one's work in the overlap: further passes revisit the windows whose p(target) in
+    # the whole signal is still below target_prob.
+    xh_full = mono16.astype(np.float32).copy()
+    steps_taken = [0] * len(bounds)
+    todo = list(range(len(bounds)))
     bar = tqdm(total=len(bounds) * config.steps, desc=f"→ {target}", unit="step", disable=not progress, dynamic_ncols=True)
     try:
-        for k, (s, e) in enumerate(bounds):
-            bar.set_description(f"→ {target} window {k + 1}/{len(bounds)}")
-            done = [0]
+        for rnd in range(max(1, config.passes)):
+            if rnd:
+                now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
+                todo = [k for k in range(len(bounds)) if now[k] < config.target_prob]
+                if not todo or config.steps == 0:
+                    break
+                bar.total += len(todo) * config.steps
+                bar.refresh()
+            for k in todo:
+                s, e = bounds[k]
+                bar.set_description(f"→ {target} window {k + 1}/{len(bounds)}" + (f" (pass {rnd + 1})" if rnd else ""))
+                done = [0]
 
-            def step(p, done=done):
-                if done[0]:
-                    bar.update(1)
-                done[0] += 1
-                bar.set_postfix_str(f"p({target})={p:.3f}")
+                def step(p, done=done):
+                    if done[0]:
+                        bar.update(1)
+                    done[0] += 1
+                    bar.set_postfix_str(f"p({target})={p:.3f}")
 
-            xh, taken = optimise_window(model, mono16[s:e], t, config, device=device, on_step=step)
-            bar.update(config.steps - taken)
-            d = xh.astype(np.float64) - mono16[s:e]
-            win_snr.append(snr_db(mono16[s:e], d))
-            delta[s:e] += weights[k] * d
-            steps_taken.append(taken)
+                xh, taken = optimise_window(model, mono16[s:e], t, config, device=device, on_step=step, start=xh_full[s:e])
+                bar.update(config.steps - taken)
+                xh_full[s:e] = xh
+                steps_taken[k] += taken
     finally:
         bar.close()
+    delta = xh_full.astype(np.float64) - mono16
+    win_snr = [snr_db(mono16[s:e], delta[s:e]) for s, e in bounds]
     # back to the song: band-limited upsampling of the perturbation only, added to every channel
     up = resample(delta.astype(np.float32), SAMPLE_RATE, audio.rate)
     m = audio.samples.shape[0]

@@ -47,7 +47,8 @@ def main() -> None:
     from audiogenre.transform import TransformConfig, transform_audio
 
     torch.set_num_threads(args.threads)
-    model, _ = AudioClassifier.load(args.classifier)
+    model, meta = AudioClassifier.load(args.classifier)
+    window = float(meta["preprocess"]["seconds"])  # the classifier's clip length, as `genre audio transform` does
     man = json.loads((Path(args.dataset) / "manifest.json").read_text())
     source = Path(man["source"])
     test = [c for c in man["clips"] if c["split"] == "test" and c["genre"] in model.genres]
@@ -59,7 +60,7 @@ def main() -> None:
         for g in sorted(by_genre):
             if by_genre[g] and len(picks) < args.songs:
                 picks.append(by_genre[g].pop(0))
-    cfg = TransformConfig(lam=args.lam, lr=args.lr, steps=args.steps)
+    cfg = TransformConfig(lam=args.lam, lr=args.lr, steps=args.steps, window=window, overlap=min(1.0, window / 4))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, c in enumerate(picks):

@@ -40,3 +40,27 @@ def test_quick_start_command(tmp_path):
     assert abs(pm.get_end_time() - source.get_end_time()) < 0.5  # the song's length
     assert np.isclose(pm.get_tempo_changes()[1][0], 132.0, rtol=1e-4)
     assert out.with_suffix(".png").exists() and (tmp_path / "work" / "jazz_as_classical.cycle.mid").exists()
+
+
+def test_shipped_audio_model_is_small_self_describing_and_transforms(tmp_path):
+    import soundfile as sf
+
+    from audiogenre.models import DEFAULT_AUDIO_MODEL, AudioClassifier
+    from tests.test_audio import fluidsynth_ready
+
+    meta = json.loads((DEFAULT_AUDIO_MODEL / "model.json").read_text())
+    assert meta["kind"] == "audio-classifier" and meta["genres"] == ["classical", "folk", "jazz", "pop"]
+    assert (DEFAULT_AUDIO_MODEL / "model.safetensors").stat().st_size < 8 * 2**20
+    card = (DEFAULT_AUDIO_MODEL / "README.md").read_text()
+    assert "rendered" in card and "Held-out results" in card
+    model, _ = AudioClassifier.load(DEFAULT_AUDIO_MODEL)
+    assert meta["metrics"]["test_accuracy"] >= 0.9
+    if fluidsynth_ready() is not None:
+        return
+    song = tmp_path / "jazz.wav"
+    r = CliRunner().invoke(main, ["render", str(EXAMPLES / "jazz_example.mid"), "-o", str(song), "--seconds", "12"])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["audio", "transform", str(song), "--to", "classical", "-o", str(tmp_path / "out.wav"),
+                                  "--steps", "5"])
+    assert r.exit_code == 0, r.output
+    assert "p(classical)" in r.output and sf.info(str(tmp_path / "out.wav")).samplerate == 44100
