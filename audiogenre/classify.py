@@ -401,7 +401,14 @@ def plot_embeddings(result: dict, path: str | os.PathLike, title: str = "") -> P
         for k, g in enumerate(result["genres"]):
             sel = result["labels"] == k
             ax.scatter(comps[sel, 0], comps[sel, 1], s=9, alpha=0.7, label=f"{g} ({int(sel.sum())})")
-        ax.set_title(f"PCA of the {name}", fontsize=10)
+        # zoom on where the points are: a few outliers would otherwise squash the clusters
+        lo, hi = np.percentile(comps, 1, axis=0), np.percentile(comps, 99, axis=0)
+        pad = 0.15 * (hi - lo + 1e-9)
+        lo, hi = lo - pad, hi + pad
+        outside = int(np.sum(np.any((comps < lo) | (comps > hi), axis=1)))
+        ax.set_xlim(lo[0], hi[0])
+        ax.set_ylim(lo[1], hi[1])
+        ax.set_title(f"PCA of the {name}" + (f"\n({outside} outlying points beyond the frame)" if outside else ""), fontsize=10)
         ax.set_xlabel(f"PC1 ({var[0]:.0%} of variance)")
         ax.set_ylabel(f"PC2 ({var[1]:.0%})")
         ax.grid(alpha=0.3)
