@@ -14,7 +14,8 @@ PYTHON=${PYTHON:-python3}
 extras=""
 if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 
-have_fluidsynth() { ldconfig -p 2>/dev/null | grep -q "libfluidsynth\.so"; }
+# (not grep -q: under pipefail its early exit makes ldconfig fail with SIGPIPE)
+have_fluidsynth() { ldconfig -p 2>/dev/null | grep "libfluidsynth\.so" >/dev/null; }
 have_soundfont() { ls /usr/share/sounds/sf2/*.sf2 /usr/share/soundfonts/*.sf2 >/dev/null 2>&1 || [ -n "${GENRE_SOUNDFONT:-}" ]; }
 if [ -z "${SKIP_SYSTEM:-}" ] && ! { have_fluidsynth && have_soundfont; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
