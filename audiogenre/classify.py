@@ -37,6 +37,17 @@ def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | Non
     return emb, [items[i] for i in ok]
 
 
+def write_log(path: Path, history: list[dict]) -> None:
+    """Per-epoch rows as CSV, atomically."""
+    from shared.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(history[-1].keys()))
+            w.writeheader()
+            w.writerows(history)
+
+
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
     from shared.plotting import _pyplot, save_png
 
@@ -68,7 +79,7 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
     import torch
 
     from audiogenre.models import AudioClassifier, GenreHead, Wav2Vec2Backend
-    from shared.atomic import atomic_path, write_json
+    from shared.atomic import write_json
     from shared.report import classification_report, plot_confusion
 
     out = Path(out)
@@ -108,11 +119,7 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
     report = classification_report(data["test"][1], pred, genres)
     report.update({"split": "test", "n": int(len(pred)), "best_epoch": best})
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "log.csv") as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(history[-1].keys()))
-            w.writeheader()
-            w.writerows(history)
+    write_log(out / "log.csv", history)
     plot_history(history, out / "history.png", title=f"{encoder}: best epoch {best}")
     plot_confusion(report, out / "confusion.png", title=f"test split: accuracy {report['accuracy']:.1%} (n={len(pred)})")
     write_json(out / "report.json", report)
@@ -229,7 +236,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
     from audiogenre.backends import TRAIN_DEFAULTS, TrainableBackend, n_parameters
     from audiogenre.datasets import segment as cut
     from audiogenre.models import AudioClassifier, LinearHead
-    from shared.atomic import atomic_path, write_json
+    from shared.atomic import write_json
     from shared.report import classification_report, plot_confusion
 
     if backend not in TRAIN_DEFAULTS:
@@ -330,11 +337,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, s
                    "clip_accuracy": clip_report["accuracy"], "n_clips": len(keys), "backend": backend,
                    "train_seconds": history[-1]["seconds"]})
     out.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out / "log.csv") as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(history[-1].keys()))
-            w.writeheader()
-            w.writerows(history)
+    write_log(out / "log.csv", history)
     plot_history(history, out / "history.png", title=f"{backend}, {segment:g} s segments: best epoch {best_epoch}")
     plot_confusion(report, out / "confusion.png",
                    title=f"{backend}, test segments: accuracy {report['accuracy']:.1%} (n={len(y_test)}); clips {clip_report['accuracy']:.1%}")
