@@ -16,7 +16,11 @@ if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
 
 # (not grep -q: under pipefail its early exit makes ldconfig fail with SIGPIPE)
 have_fluidsynth() { ldconfig -p 2>/dev/null | grep "libfluidsynth\.so" >/dev/null; }
-have_soundfont() { ls /usr/share/sounds/sf2/*.sf2 /usr/share/soundfonts/*.sf2 >/dev/null 2>&1 || [ -n "${GENRE_SOUNDFONT:-}" ]; }
+have_soundfont() {
+  [ -n "${GENRE_SOUNDFONT:-}" ] && return 0
+  for f in /usr/share/sounds/sf2/*.sf2 /usr/share/sounds/sf3/*.sf3 /usr/share/soundfonts/*.sf2; do [ -f "$f" ] && return 0; done
+  return 1
+}
 if [ -z "${SKIP_SYSTEM:-}" ] && ! { have_fluidsynth && have_soundfont; }; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "installing FluidSynth and a General MIDI sound font (apt-get install libfluidsynth3 timgm6mb-soundfont)"
