@@ -172,7 +172,12 @@ class Preprocess:
     def key(self) -> str:
         """Hash of the settings that change a clip's samples (embeddings are only cached with
         noise 0: noisy clips differ on every read)."""
-        d = {"sample_rate": self.sample_rate, "seconds": self.seconds, "offset": self.offset, "noise": self.noise}
+        import soundfile
+        import soxr
+
+        # the decoder and the resampler change samples too: a new version means new embeddings
+        d = {"sample_rate": self.sample_rate, "seconds": self.seconds, "offset": self.offset, "noise": self.noise,
+             "soxr": soxr.__version__, "libsndfile": soundfile.__libsndfile_version__}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -20,6 +20,7 @@ see :mod:`audiogenre.embeddings` (encode once, train from the HDF5 cache).
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 from pathlib import Path
@@ -165,7 +166,10 @@ class Wav2Vec2Backend(nn.Module):
     def identity(self) -> str:
         """What makes two backends give the same embeddings: weights, depth and pooling."""
         if self._sha1 is None:
-            self._sha1 = state_sha1(self.encoder)
+            conf = {k: v for k, v in self.encoder.config.to_dict().items()  # not where it was read from, nor versions
+                    if not k.startswith("_") and k not in ("transformers_version", "architectures", "torch_dtype", "dtype")}
+            cfg = hashlib.sha1(json.dumps(conf, sort_keys=True, default=str).encode()).hexdigest()
+            self._sha1 = f"{state_sha1(self.encoder)}:{cfg}"  # weights and the config they run under
         return hashlib.sha1(f"wav2vec2:{self._sha1}:{self.layers}:{self.pooling}".encode()).hexdigest()
 
     def describe(self) -> dict:

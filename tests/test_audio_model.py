@@ -346,3 +346,14 @@ def test_evaluate_with_noise_is_reproducible(trained, audio_set):
     a = evaluate_audio_classifier(trained[0], open_dataset(audio_set), noise=0.5, progress=False)
     b = evaluate_audio_classifier(trained[0], open_dataset(audio_set), noise=0.5, progress=False)
     assert a["confusion"] == b["confusion"] and a["noise"] == 0.5
+
+
+def test_encoder_identity_covers_the_config_not_the_path(encoder_dir, tmp_path):
+    import shutil
+
+    a = Wav2Vec2Backend.from_pretrained(str(encoder_dir))
+    shutil.copytree(encoder_dir, tmp_path / "copy")
+    assert Wav2Vec2Backend.from_pretrained(str(tmp_path / "copy")).identity() == a.identity()  # same weights elsewhere
+    b = Wav2Vec2Backend.from_pretrained(str(encoder_dir))
+    b.encoder.config.layer_norm_eps = 1e-3  # same weights, other arithmetic
+    assert b.identity() != a.identity()
