@@ -362,11 +362,9 @@ class TrainableBackend(nn.Module):
         return self.net.config()
 
     def identity(self) -> str:
-        h = hashlib.sha1()
-        for name, t in sorted(self.state_dict().items()):
-            h.update(name.encode())
-            h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
-        return _identity(self.kind, {**self.config(), "weights": h.hexdigest()})
+        from audiogenre.models import state_sha1
+
+        return _identity(self.kind, {**self.config(), "weights": state_sha1(self)})
 
     def describe(self) -> dict:
         return {"type": self.kind, "config": self.config(), "dim": self.dim, "trainable": True, "identity": self.identity()}

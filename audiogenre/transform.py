@@ -146,12 +146,12 @@ def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, 
 
 
 def _steps(model, x0, xh, opt, target, config, device, on_step):
-    length = int(round(config.window * SAMPLE_RATE))  # short songs: scored zero-padded, as in training
     import contextlib
 
     import torch
     from torch.nn import functional as F
 
+    length = int(round(config.window * SAMPLE_RATE))  # short songs: scored zero-padded, as in training
     dev = torch.device(device).type
     mask = None
     if config.max_hz and config.max_hz < SAMPLE_RATE / 2:
@@ -250,23 +250,26 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
 def remeasure(model, audio: Audio, written: np.ndarray, report: TransformReport, config: TransformConfig,
               device: str = "cpu") -> TransformReport:
     """The report again, with "after" and the SNR measured on ``written`` (the file as saved:
-    quantised to its sample format or encoded)."""
+    quantised to its sample format or encoded); "before" and the steps are kept."""
     bounds = [(int(round(w.start * SAMPLE_RATE)), int(round(w.end * SAMPLE_RATE))) for w in report.windows]
-    t = model.genre_index(report.target)
-    before = np.zeros((len(bounds), len(model.genres)))
-    for k, w in enumerate(report.windows):  # only p(target) and the top genre are kept from before
-        before[k, model.genres.index(w.genre_before)] = 2.0
-        before[k, t] = w.p_before
-    rep = _report(model, audio, written, bounds, before, [w.steps for w in report.windows],
-                  [w.snr_db for w in report.windows], report.target, device, int(round(config.window * SAMPLE_RATE)))
-    rep.p_before, rep.genre_before = report.p_before, report.genre_before
-    return rep
+    after = _after(model, audio, written, bounds, device, int(round(config.window * SAMPLE_RATE)))
+    t, g = model.genre_index(report.target), model.genres
+    wins = [dataclasses.replace(w, p_after=float(a[t]), genre_after=g[int(a.argmax())]) for w, a in zip(report.windows, after)]
+    return dataclasses.replace(
+        report, windows=wins, p_after=float(after[:, t].mean()), genre_after=g[int(after.mean(0).argmax())],
+        snr_db=float(snr_db(audio.samples, written - audio.samples)),
+        success=float(np.mean([w.genre_after == report.target for w in wins])))
+
+
+def _after(model, audio: Audio, out: np.ndarray, bounds, device, length: int) -> np.ndarray:
+    """Genre probabilities of each window of ``out`` (at the song's rate), as the classifier hears it."""
+    after_mono = np.clip(resample(to_mono(out), audio.rate, SAMPLE_RATE), -1, 1)
+    return _probabilities(model, [after_mono[s:e] for s, e in bounds], device, length)
 
 
 def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, win_snr, target, device,
             length: int = 0) -> TransformReport:
-    after_mono = np.clip(resample(to_mono(out), audio.rate, SAMPLE_RATE), -1, 1)
-    after = _probabilities(model, [after_mono[s:e] for s, e in bounds], device, length)
+    after = _after(model, audio, out, bounds, device, length)
     t = model.genre_index(target)
     g = model.genres
     wins = [WindowReport(s / SAMPLE_RATE, e / SAMPLE_RATE, k, float(b[t]), float(a[t]), g[int(b.argmax())], g[int(a.argmax())], float(snr))
