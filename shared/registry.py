@@ -1,0 +1,220 @@
+"""One model registry and one model file format, for every model of the toolkit.
+
+A model *kind* (``"cyclegan"``, ``"genre-classifier"``, ``"audio-classifier"``, …) registers
+its name, its config dataclass, a builder and a version::
+
+    @register("genre-classifier", ClassifierConfig, version=1)
+    def _build(config: ClassifierConfig, meta: dict, **options) -> nn.Module:
+        return GenreClassifier(len(meta["genres"]), config.channels)
+
+A model folder holds two files, written atomically (the JSON last, so a folder whose JSON is
+present has complete weights):
+
+``model.safetensors``
+    the module's ``state_dict()`` — tensors only, no pickle, safe to load from anywhere.
+``model.json``
+    ``{"format": 2, "kind": …, "kind_version": …, "config": {…}, "settings": {…},
+    "package_version": …, "torch_version": …, "created": …, …}`` plus whatever the kind
+    keeps beside its config (genre names, the data it saw, metrics).
+
+:func:`load_model` reads the JSON, checks format and version (one-line errors), imports the
+module that registers the kind (see :data:`KIND_MODULES`; the registry itself imports no
+model code), rebuilds the module from the config through the builder, loads the weights
+strictly and returns ``(module, meta)`` in eval mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import importlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from shared.atomic import atomic_path, write_json
+from shared.config import from_dict, to_dict
+from shared.errors import GenreError
+from shared.version import __version__
+
+FORMAT = 2
+WEIGHTS = "model.safetensors"
+META = "model.json"
+
+#: The module that registers each kind, imported on demand by :func:`load_model`.
+KIND_MODULES: dict[str, str] = {
+    "cyclegan": "midigenre.cyclegan",
+    "genre-classifier": "midigenre.classifier",
+    "audio-classifier": "audiogenre.models",
+}
+
+
+@dataclass(frozen=True)
+class ModelKind:
+    """A registered model kind."""
+
+    name: str
+    config: type
+    build: Callable[..., Any]  # (config, meta, **options) -> torch.nn.Module
+    version: int = 1
+    upgrade: Callable[[dict], dict] | None = None  # meta of an older version -> meta of this one
+
+
+_KINDS: dict[str, ModelKind] = {}
+
+
+def register(name: str, config: type, *, version: int = 1, upgrade: Callable[[dict], dict] | None = None):
+    """Decorator: register ``build(config, meta, **options) -> nn.Module`` as model kind ``name``."""
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"the config of model kind {name!r} must be a dataclass")
+
+    def deco(build):
+        _KINDS[name] = ModelKind(name, config, build, version, upgrade)
+        return build
+
+    return deco
+
+
+def kinds() -> list[str]:
+    """Every kind the toolkit knows (registered or registrable)."""
+    return sorted(set(_KINDS) | set(KIND_MODULES))
+
+
+def get_kind(name: str) -> ModelKind:
+    if name not in _KINDS and name in KIND_MODULES:
+        importlib.import_module(KIND_MODULES[name])
+    if name not in _KINDS:
+        raise GenreError(f"unknown model kind {name!r} (a newer version of the toolkit?); known: {', '.join(kinds())}")
+    return _KINDS[name]
+
+
+def save_model(folder: str | os.PathLike, module, kind: str, config: Any, *, settings: dict | None = None,
+               tensors: dict | None = None, **extra) -> Path:
+    """Write ``module``'s weights and its description into ``folder``; return the folder.
+
+    ``config`` is the kind's config dataclass; ``settings`` the data settings the model depends
+    on (e.g. piano-roll or preprocessing settings); ``extra`` any JSON-ready keys to keep
+    (genres, data, metrics, training settings). ``tensors`` replaces ``module.state_dict()``
+    when only part of a module is the model (e.g. the generators of a CycleGAN).
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    spec = get_kind(kind)
+    if not isinstance(config, spec.config):
+        raise TypeError(f"model kind {kind!r} takes a {spec.config.__name__}, not a {type(config).__name__}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tensors is not None:
+        state = tensors
+    elif hasattr(module, "weights_to_save"):  # e.g. a frozen pretrained encoder is not copied into the file
+        state = module.weights_to_save()
+    else:
+        state = module.state_dict()
+    state = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    for name, t in state.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise GenreError(f"refusing to save a model with non-finite weights ({name}): training diverged")
+    with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
+        save_file(state, str(tmp))
+    meta = {
+        "format": FORMAT,
+        "kind": kind,
+        "kind_version": spec.version,
+        "config": to_dict(config),
+        "settings": settings or {},
+        "package_version": __version__,
+        "torch_version": torch.__version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **extra,
+    }
+    write_json(folder / META, meta)
+    return folder
+
+
+def _folder(path: str | os.PathLike) -> Path:
+    folder = Path(path).expanduser()
+    return folder.parent if folder.is_file() else folder
+
+
+def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict:
+    """The checked ``model.json`` of a model folder (or of the folder holding a given model file)."""
+    folder = _folder(path)
+    if not folder.exists():
+        raise GenreError(f"no such model: {folder}")
+    meta_path = folder / META
+    if not meta_path.exists():
+        raise GenreError(f"{folder} is not a model folder (no {META}); give a training run folder or a shipped model")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise GenreError(f"{meta_path} is not valid JSON ({str(err).splitlines()[0]})") from None
+    except OSError as err:
+        raise GenreError(f"cannot read {meta_path}: {err.strerror or err}") from None
+    if not isinstance(meta, dict):
+        raise GenreError(f"{meta_path} is not a model description (a JSON object was expected, not {type(meta).__name__})")
+    fmt = meta.get("format", 0)
+    if not isinstance(fmt, int) or fmt > FORMAT:
+        raise GenreError(f"{folder} was saved in model format {fmt!r}; this version reads up to {FORMAT}: upgrade the toolkit")
+    if fmt < FORMAT:
+        raise GenreError(f"{folder} was saved in the old model format {fmt} by genre-transfer "
+                         f"{meta.get('package_version', '?')}; re-save it with `python scripts/upgrade_models.py {folder}`")
+    name = meta.get("kind")
+    wanted = (kind,) if isinstance(kind, str) else kind
+    if wanted is not None and name not in wanted:
+        raise GenreError(f"{folder} holds a {name or 'unknown'!r} model, not a {' or '.join(map(repr, wanted))} model")
+    spec = get_kind(str(name))
+    version = meta.get("kind_version", 0)
+    if not isinstance(version, int) or version > spec.version:
+        raise GenreError(f"{folder} holds a {name} model of version {version!r}; this toolkit reads up to "
+                         f"{spec.version}: upgrade the toolkit")
+    if version < spec.version:
+        if spec.upgrade is None:
+            raise GenreError(f"{folder} holds a {name} model of version {version}, which this toolkit no longer reads")
+        meta = spec.upgrade(meta)
+    return meta
+
+
+def load_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None, *, device: str = "cpu",
+               **options) -> tuple[Any, dict]:
+    """Rebuild a saved model: ``(module in eval mode on device, meta)``.
+
+    ``options`` go to the kind's builder (e.g. ``encoder=`` for where wav2vec2 weights are now).
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from shared.runtime import pick_device
+
+    meta = read_meta(path, kind)
+    folder = _folder(path)
+    spec = get_kind(meta["kind"])
+    config = from_dict(spec.config, meta.get("config") or {}, what=f"settings in {folder / META}")
+    try:
+        tensors = load_file(str(folder / WEIGHTS))
+    except FileNotFoundError:
+        raise GenreError(f"{folder} has {META} but no {WEIGHTS}") from None
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GenreError(f"{folder / WEIGHTS} is damaged ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    import torch
+
+    for name, t in tensors.items():
+        if t.is_floating_point() and not torch.isfinite(t).all():
+            raise GenreError(f"{folder / WEIGHTS} holds non-finite weights ({name}); retrain or re-copy the model")
+    try:
+        module = spec.build(config, meta, **options)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise GenreError(f"{folder / META} does not describe a {meta['kind']} model this version can build "
+                         f"({type(err).__name__}: {err})") from None
+    try:
+        if hasattr(module, "load_saved_weights"):
+            module.load_saved_weights(tensors)
+        else:
+            module.load_state_dict(tensors, strict=True)
+    except RuntimeError as err:
+        raise GenreError(f"{folder}: the weights do not fit the architecture in {META} "
+                         f"({str(err).splitlines()[0]})") from None
+    module = module.to(pick_device(device)).eval()
+    return module, meta

@@ -1,0 +1,97 @@
+"""Where and how a job runs: device choice, seeding, threads and Ctrl-C / ``kill`` handling.
+
+Both paths use these; nothing here imports model code.
+"""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+
+import numpy as np
+
+from shared.errors import GenreError
+
+DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
+
+
+def pick_device(name: str = "auto"):
+    """``auto``: CUDA, then Apple MPS, then CPU; otherwise the named device, checked."""
+    import torch
+
+    name = str(name or "auto")
+    if name != "auto":
+        try:
+            dev = torch.device(name)
+        except RuntimeError:
+            raise GenreError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:1 or mps") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise GenreError("CUDA was asked for but torch sees no CUDA device")
+        if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise GenreError("MPS was asked for but this torch has no Apple GPU support here")
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_threads(n: int | None) -> None:
+    """CPU threads for torch (None: leave torch's choice)."""
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+class DeferredInterrupt:
+    """While active, Ctrl-C and SIGTERM only set ``requested``; the caller stops at a safe point
+    (between two training steps), so a checkpoint never holds a half-done step.
+
+    A second Ctrl-C while the first is being handled raises KeyboardInterrupt at once.
+    Outside the main thread (some test runners, notebooks' worker threads) it does nothing.
+    """
+
+    def __init__(self):
+        self.requested = False
+        self._old: dict = {}
+
+    def _handler(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> "DeferredInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}
+
+
+def sigterm_as_interrupt() -> None:
+    """Let ``kill`` (SIGTERM) stop a command the way Ctrl-C does (KeyboardInterrupt), so finished
+    work is kept. For command-line entry points; libraries never install signal handlers."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not in the main thread: keep the default
+        pass
