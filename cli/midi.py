@@ -7,7 +7,10 @@ from pathlib import Path
 
 import click
 
+from cli.options import config_options
+from midigenre.config import ClassifierConfig, TrainConfig
 from shared.errors import GenreError
+from shared.runtime import DEVICE_HELP, sigterm_as_interrupt
 
 METERS = ("strict", "lenient", "assume-4/4")
 
@@ -83,7 +86,7 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
         bar.update(1)
         bar.set_postfix(kept=kept[1], phrases=kept[2], refresh=False)
 
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
 
     try:
         report = run_prepare(
@@ -100,19 +103,6 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
         if bar:
             bar.close()
     click.echo(_table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
-
-
-def _sigterm_as_interrupt() -> None:
-    """Let `kill` (SIGTERM) stop a run the way Ctrl-C does, so finished work reaches the journal."""
-    import signal
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-
-    try:
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not in the main thread (e.g. some test runners): keep the default
-        pass
 
 
 @midi.command()
@@ -345,25 +335,16 @@ def split(caches, output, test_fraction, seed):
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (created).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
               "options given on the command line win.")
-@click.option("--preset", type=click.Choice(["paper", "small"]), help="Architecture: paper (Brunner et al.) or small (CPU).  [default: small]")
-@click.option("--variant", type=click.Choice(["base", "partial", "full"]), help="Extra mixed-data discriminators.  [default: base]")
-@click.option("--sn/--no-sn", default=None, help="Spectral normalisation on every G and D convolution.")
-@click.option("--sa/--no-sa", default=None, help="Self-attention blocks (SAGAN) in G and D.")
-@click.option("--epochs", type=click.IntRange(1), help="Epochs.  [default: 30]")
-@click.option("--batch-size", type=click.IntRange(1), help="[default: 16]")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Adam learning rate.  [default: 2e-4]")
-@click.option("--sigma-d", type=click.FloatRange(min=0), help="σ_D of the half-normal noise on D inputs.  [default: 1]")
-@click.option("--seed", type=int, help="[default: 0]")
+@config_options(TrainConfig, into="given", given_only=True)
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda or mps.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
               help="auto: bf16 autocast on CUDA, fp32 elsewhere; bf16: autocast on the CPU too (faster on CPUs with "
                    "AVX512-BF16).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch. Use 1 when other jobs share the "
               "machine: waiting OpenMP threads spin and can make 2 threads 10x slower than 1.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped.")
-def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa, epochs, batch_size, lr, sigma_d, seed,
-          split_file, device, precision, threads, resume):
+def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume):
     """Train a CycleGAN that turns genre A into genre B and back.
 
     \b
@@ -376,43 +357,28 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa,
     + model.json, for `genre midi transfer`) and checkpoint.pt after every epoch. Ctrl-C saves
     the state; --resume continues it.
     """
-    import torch
     from tqdm import tqdm
 
-    from midigenre.train import GenreSource, Trainer, TrainConfig, load_config_file, run_config
+    from midigenre.train import CycleGANTask, GenreSource, run_settings
+    from shared.runtime import set_threads
 
-    if threads:
-        torch.set_num_threads(threads)
-
+    set_threads(threads)
     out_path = Path(out)
-    if resume:
-        settings = run_config(out_path)["train"]
-        ignored = [name for name, v in (("--config", config_file), ("--preset", preset), ("--variant", variant),
-                                        ("--sn/--sa", sn if sn is not None else sa), ("--batch-size", batch_size),
-                                        ("--lr", lr), ("--sigma-d", sigma_d), ("--seed", seed)) if v is not None]
-        if ignored:
-            click.echo(f"note: --resume keeps the run's own settings; ignoring {', '.join(ignored)}", err=True)
-        if epochs:
-            settings["epochs"] = epochs
-    else:
-        if (out_path / "checkpoint.pt").exists():
-            raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-        settings = load_config_file(config_file) if config_file else {}
-        given = {"preset": preset, "variant": variant, "spectral_norm": sn, "self_attention": sa, "epochs": epochs,
-                 "batch_size": batch_size, "lr": lr, "sigma_d": sigma_d, "seed": seed}
-        settings.update({k: v for k, v in given.items() if v is not None})
-    cfg = TrainConfig.from_dict(settings)
+    cfg, ignored = run_settings(out_path, resume=resume, config_file=config_file, given=given)
+    if ignored:
+        click.echo(f"note: --resume keeps the run's own settings; ignoring "
+                   f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", err=True)
     mixed = GenreSource.parse(mixed_spec) if mixed_spec else None
     split_arg = split_file or ((out_path / "split.json") if resume else None)
-    trainer = Trainer(GenreSource.parse(a_spec), GenreSource.parse(b_spec), out_path, cfg, mixed=mixed,
-                      split=split_arg, device=device, precision=precision)
+    task = CycleGANTask(GenreSource.parse(a_spec), GenreSource.parse(b_spec), out_path, cfg, mixed=mixed,
+                        split=split_arg, device=device, precision=precision)
     if resume:
-        trainer.load_checkpoint()
-    d = trainer.describe()
+        task.resume()
+    d = task.describe()
     click.echo(f"{d['a']['genre']} ↔ {d['b']['genre']}: {d['train_phrases_per_genre']} training phrases per genre "
-               f"(balanced), {trainer.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
-               f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {trainer.device}"
-               + (f"; resuming at epoch {trainer.epoch + 1}, step {trainer.step_in_epoch}" if resume else ""), err=True)
+               f"(balanced), {task.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
+               f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
+               + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
 
     bar = None
 
@@ -432,9 +398,9 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, preset, variant, sn, sa,
         losses = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if "/" in k)
         click.echo(f"epoch {epoch}: {losses}; {row['seconds']:.0f} s, {row['phrases_per_s']:.1f} phrases/s", err=True)
 
-    _sigterm_as_interrupt()
+    sigterm_as_interrupt()
     try:
-        trainer.fit(on_step=on_step, on_epoch=on_epoch)
+        task.fit(on_step=on_step, on_epoch=on_epoch)
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
@@ -529,12 +495,10 @@ def transfer(source, target, output, model_path, cycle, png, meter, device):
 @click.option("--genre", "genre_specs", multiple=True, required=True,
               help="NAME=FILE.h5 (or FILE.h5[:GENRE]); give two or more.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the classifier.")
-@click.option("--epochs", type=click.IntRange(1), default=20, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--test-fraction", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.1, show_default=True)
+@config_options(ClassifierConfig, into="settings")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json.")
-@click.option("--device", default="auto", show_default=True)
-def train_classifier_cmd(genre_specs, out, epochs, seed, test_fraction, split_file, device):
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+def train_classifier_cmd(genre_specs, out, settings, split_file, device):
     """Train the genre classifier (binary or multi-class) that measures transfer strength.
 
     Trains on the training songs of each genre, reports accuracy, per-class precision, recall
@@ -546,26 +510,15 @@ def train_classifier_cmd(genre_specs, out, epochs, seed, test_fraction, split_fi
     Example:
       genre midi train-classifier --genre jazz=jazz.h5 --genre classical=classical.h5 --out clf/
     """
-    from midigenre.classifier import ClassifierConfig, train_classifier
+    from midigenre.classifier import train_classifier
     from midigenre.train import GenreSource
+    from shared.config import from_dict
 
-    from midigenre.dataset import PhraseCache
-
-    sources = []
-    for spec in genre_specs:
-        name, _, path = spec.partition("=") if "=" in spec else ("", "", spec)
-        if name and ":" not in path and Path(path).exists():
-            with PhraseCache(path) as c:
-                if name in c.genres:  # NAME picks the genre group of a cache that holds several
-                    path = f"{path}:{name}"
-        src = GenreSource.parse(path)
-        if name and name != src.genre:
-            raise GenreError(f"{spec}: the cache's genre is '{src.genre}', not '{name}'")
-        sources.append(src)
-    cfg = ClassifierConfig(epochs=epochs, seed=seed, test_fraction=test_fraction)
+    sources = [GenreSource.parse_named(spec) for spec in genre_specs]
+    cfg = from_dict(ClassifierConfig, settings, what="classifier settings")
 
     def on_epoch(epoch, row):
-        click.echo(f"epoch {epoch}/{epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy']:.1%}", err=True)
+        click.echo(f"epoch {epoch}/{cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy']:.1%}", err=True)
 
     rep = train_classifier(sources, out, cfg, split=split_file, device=device, on_epoch=on_epoch)
     rows = [("held-out accuracy", f"{rep['accuracy']:.2%} ({rep['test_phrases']} phrases of "

@@ -12,7 +12,6 @@ test time is an option (the reference's robustness check).
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
@@ -25,41 +24,17 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from midigenre.config import ClassifierConfig
 from midigenre.dataset import PhraseCache, SongSplit
-from midigenre.train import GenreSource, _check_settings, pick_device, seed_everything
+from midigenre.train import GenreSource, check_settings
 from shared.errors import GenreError
+from shared.runtime import pick_device, seed_everything
+from shared.training import permutation
 from shared.report import classification_report, plot_confusion  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 KIND = "genre-classifier"
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Architecture and training of the classifier; the reference's values are the defaults
-    where it had them (Adam 2e-4, β1 0.5, LeakyReLU 0.2, instance norm)."""
-
-    channels: tuple = (64, 128, 256, 512)
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 2e-4
-    beta1: float = 0.5
-    seed: int = 0
-    test_fraction: float = 0.1
-    balance: bool = True  # downsample training phrases of larger genres to the smallest, as the reference does
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["channels"] = list(self.channels)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        d = dict(d)
-        if "channels" in d:
-            d["channels"] = tuple(d["channels"])
-        return cls(**d)
 
 
 class GenreClassifier(nn.Module):
@@ -134,25 +109,64 @@ class Classifier:
         return self.probabilities(phrases, **kw).argmax(axis=1)
 
 
+class _PhraseClassification:
+    """The classifier as a task of the shared training loop: cross-entropy on phrases in memory."""
+
+    def __init__(self, net: GenreClassifier, config: ClassifierConfig, x: np.ndarray, y: np.ndarray, device):
+        self.net, self.cfg, self.x, self.y, self.device = net, config, x, y, device
+        self.opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+
+    def state(self) -> dict:
+        return {"net": self.net, "opt": self.opt}
+
+    def batches(self, epoch: int) -> list[np.ndarray]:
+        order = permutation(len(self.x), self.cfg.seed, epoch)
+        return [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+
+    def train_step(self, idx: np.ndarray) -> dict:
+        self.net.train()
+        x = torch.from_numpy(self.x[idx].astype(np.float32)).unsqueeze(1).to(self.device)
+        y = torch.from_numpy(self.y[idx]).to(self.device)
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.item(), "train_accuracy": int((logits.argmax(1) == y).sum()) / len(idx), "n": len(idx)}
+
+
+def _save_classifier(folder, net: GenreClassifier, *, genres: list, roll_settings: dict, roll_settings_hash: str,
+                     config: ClassifierConfig, **extra) -> Path:
+    """Stand-in for the registry's ``save_classifier`` (same signature) until it lands."""
+    from shared.checkpoint import save_model
+
+    meta = {"kind": KIND, "genres": genres, "config": config.to_dict(), "roll_settings": roll_settings,
+            "roll_settings_hash": roll_settings_hash, **extra}
+    return save_model(folder, dict(net.state_dict()), meta)
+
+
 def train_classifier(
     sources: Sequence[GenreSource], out: str | os.PathLike, config: ClassifierConfig = ClassifierConfig(), *,
     split: str | os.PathLike | None = None, device: str = "auto",
     on_epoch: Callable[[int, dict], None] | None = None,
+    on_step: Callable[[int, int, int, dict], None] | None = None,
 ) -> dict:
     """Train on the training songs of each genre; evaluate on the held-out songs; save to ``out``.
 
     Returns the held-out report (see :func:`classification_report`), also written to
-    ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png``.
+    ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png`` and the settings in
+    ``out/config.json``. ``on_epoch(epoch, row)`` and ``on_step(epoch, step, n_steps, values)``
+    report progress.
     """
     from shared.atomic import write_json
-    from shared.checkpoint import save_model
+    from shared.training import EveryEpoch, EveryStep, TrainingLoop, write_run_config
 
     if len(sources) < 2:
         raise GenreError("a classifier needs at least two genres")
     names = [s.genre for s in sources]
     if len(set(names)) != len(names):
         raise GenreError(f"genre names must differ, got {names}")
-    roll_settings = _check_settings(list(sources))
+    roll_settings = check_settings(list(sources))
     out = Path(out)
     dev = pick_device(device)
 
@@ -188,30 +202,10 @@ def train_classifier(
 
     seed_everything(config.seed)
     net = GenreClassifier(len(sources), config.channels).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    rng = np.random.default_rng(config.seed)
+    task = _PhraseClassification(net, config, x_train, y_train, dev)
+    callbacks = ([EveryStep(on_step)] if on_step else []) + ([EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
     t0 = time.perf_counter()
-    history = []
-    for epoch in range(config.epochs):
-        net.train()
-        order = rng.permutation(len(x_train))
-        total, correct, loss_sum = 0, 0, 0.0
-        for i in range(0, len(order), config.batch_size):
-            idx = order[i : i + config.batch_size]
-            x = torch.from_numpy(x_train[idx].astype(np.float32)).unsqueeze(1).to(dev)
-            y = torch.from_numpy(y_train[idx]).to(dev)
-            logits = net(x)
-            loss = F.cross_entropy(logits, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            loss_sum += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == y).sum())
-            total += len(idx)
-        row = {"epoch": epoch + 1, "loss": loss_sum / total, "train_accuracy": correct / total}
-        history.append(row)
-        if on_epoch:
-            on_epoch(epoch + 1, row)
+    history = TrainingLoop(task, config.epochs, callbacks).run()
     seconds = time.perf_counter() - t0
 
     clf = Classifier(net.eval(), names, _hash_of(sources[0]), {}, dev)
@@ -221,13 +215,12 @@ def train_classifier(
         "test_songs": {g: len(p["test"]) for g, p in song_split.genres.items() if g in names},
         "train_seconds": round(seconds, 1), "history": history,
     })
-    meta = {
-        "kind": KIND, "genres": names, "config": config.to_dict(), "roll_settings": roll_settings,
-        "roll_settings_hash": clf.settings_hash, "data": [s.describe() for s in sources],
-        "metrics": {k: report[k] for k in ("accuracy", "per_class", "confusion", "test_phrases", "test_songs")},
-    }
     out.mkdir(parents=True, exist_ok=True)
-    save_model(out, {k: v for k, v in net.state_dict().items()}, meta)
+    data = [s.describe() for s in sources]
+    write_run_config(out, train=config.to_dict(), data=data, roll_settings=roll_settings, device=str(dev))
+    _save_classifier(out, net, genres=names, roll_settings=roll_settings, roll_settings_hash=clf.settings_hash,
+                     config=config, data=data,
+                     metrics={k: report[k] for k in ("accuracy", "per_class", "confusion", "test_phrases", "test_songs")})
     song_split.save(out / "split.json")
     write_json(out / "report.json", report)
     plot_confusion(report, out / "confusion.png", title=f"{' / '.join(names)}: accuracy {report['accuracy']:.1%} "

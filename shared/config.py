@@ -1,14 +1,15 @@
 """One source of truth for settings: frozen dataclasses, read from and written to plain dicts.
 
 Every job (training a CycleGAN, a classifier, an audio head…) has one frozen dataclass whose
-field defaults are the reference values and whose ``metadata["help"]`` is the help text; the
-CLI builds its options from those fields (:func:`click_options`), run folders write the
-dataclass as ``config.json`` and model files keep it in ``model.json``, so a value is typed
-once.
+field defaults are the reference values and whose ``metadata["help"]`` is the help text (declare
+fields with :func:`setting`); the CLI builds its options from those fields
+(``cli/options.py``), run folders write the dataclass as ``config.json`` and model files keep
+it in ``model.json``, so a value is typed once.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import os
 import typing
@@ -18,6 +19,16 @@ from typing import Any, TypeVar
 from shared.errors import GenreError
 
 C = TypeVar("C")
+
+
+def setting(default: Any, help: str, **cli: Any) -> Any:
+    """A dataclass field with its help text. ``cli`` holds hints for the command-line option:
+    ``choices``, ``min``/``max`` (``min_open``), ``option`` (its declaration, e.g. "--sn/--no-sn"),
+    ``cli=False`` (a config-file setting only)."""
+    metadata = {"help": help, **cli}
+    if isinstance(default, (dict, list)):
+        return dataclasses.field(default_factory=lambda: copy.deepcopy(default), metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
 
 
 def to_dict(cfg: Any) -> dict:

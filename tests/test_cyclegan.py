@@ -8,16 +8,8 @@ import torch
 from midigenre import models
 from midigenre.models import Discriminator, Generator, ModelConfig, SelfAttention, preset
 from midigenre.prepare import prepare
-from midigenre.train import (
-    CycleGAN,
-    GenreSource,
-    ImagePool,
-    Trainer,
-    TrainConfig,
-    discriminator_losses,
-    generator_losses,
-    weighted,
-)
+from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
+from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 from midigenre.transfer import TransferModel, transfer_midi
 from shared.errors import GenreError
 from tests.conftest import make_cache, make_midi, random_grid_notes
@@ -119,10 +111,10 @@ def test_image_pool_returns_history():
 def test_exact_resume(caches, tmp_path, tiny_preset):
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
     cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=4, pool_size=3, seed=5)
-    straight = Trainer(a, b, tmp_path / "straight", cfg)
+    straight = CycleGANTask(a, b, tmp_path / "straight", cfg)
     straight.fit()
 
-    interrupted = Trainer(a, b, tmp_path / "resumed", cfg)
+    interrupted = CycleGANTask(a, b, tmp_path / "resumed", cfg)
     calls = {"n": 0}
 
     def stop(epoch, step, n_steps, losses):
@@ -132,8 +124,8 @@ def test_exact_resume(caches, tmp_path, tiny_preset):
 
     with pytest.raises(KeyboardInterrupt):
         interrupted.fit(on_step=stop)
-    resumed = Trainer(a, b, tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
-    resumed.load_checkpoint()
+    resumed = CycleGANTask(a, b, tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
+    resumed.resume()
     assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
     resumed.fit()
     for (k, v), (k2, v2) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
@@ -145,7 +137,7 @@ def test_exact_resume(caches, tmp_path, tiny_preset):
 
 def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    t = Trainer(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, spectral_norm=True))
+    t = CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, spectral_norm=True))
     t.fit()
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.json", "split.json", "checkpoint.pt", "model.safetensors", "model.json", "log.csv", "samples"}
@@ -161,7 +153,7 @@ def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
 
 def test_whole_song_is_stitched_in_order_with_the_tail(caches, tmp_path, tiny_preset):
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    Trainer(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4)).fit()
+    CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4)).fit()
     model = TransferModel.load(tmp_path / "run")
     rng = np.random.default_rng(9)
     # 9 bars and a half: 2 full phrases, then an empty phrase, then a tail of 1.5 bars with notes
@@ -197,11 +189,11 @@ def _bytes(pm):
 def test_bad_training_input(caches, tmp_path, tiny_preset):
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
     with pytest.raises(GenreError, match="at least one batch"):
-        Trainer(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, batch_size=64))
+        CycleGANTask(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, batch_size=64))
     with pytest.raises(GenreError, match="same data"):
-        Trainer(a, a, tmp_path / "r", TrainConfig(preset=tiny_preset))
+        CycleGANTask(a, a, tmp_path / "r", TrainConfig(preset=tiny_preset))
     with pytest.raises(GenreError, match="third genre"):
-        Trainer(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, variant="full"))
+        CycleGANTask(a, b, tmp_path / "r", TrainConfig(preset=tiny_preset, variant="full"))
     with pytest.raises(GenreError, match="no genre 'jazz'"):
         GenreSource.parse(f"{caches[0]}:jazz")
     other = tmp_path / "other.h5"
@@ -209,7 +201,7 @@ def test_bad_training_input(caches, tmp_path, tiny_preset):
 
     prepare([tmp_path / "high"], "high", other, RollSettings(meter="lenient"))
     with pytest.raises(GenreError, match="different settings"):
-        Trainer(a, GenreSource.parse(other), tmp_path / "r", TrainConfig(preset=tiny_preset))
+        CycleGANTask(a, GenreSource.parse(other), tmp_path / "r", TrainConfig(preset=tiny_preset))
     with pytest.raises(GenreError, match="unknown variant"):
         TrainConfig(variant="half")
 
@@ -217,9 +209,9 @@ def test_bad_training_input(caches, tmp_path, tiny_preset):
 def test_partial_and_full_variants_train(caches, tmp_path, tiny_preset):
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
     third = make_cache(tmp_path / "mid", "mid", 6, 45, 75, 3, tmp_path / "mid.h5")
-    row = Trainer(a, b, tmp_path / "p", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="partial")).fit()
+    row = CycleGANTask(a, b, tmp_path / "p", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="partial")).fit()
     assert "d/a_all" in row and "d/b_all" in row
-    t = Trainer(a, b, tmp_path / "f", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="full"),
+    t = CycleGANTask(a, b, tmp_path / "f", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="full"),
                 mixed=GenreSource.parse(third))
     assert len(t.mixed) == 3 and t._mixed_batch(0, 0).shape == (4, 1, 64, 84)
     assert np.isfinite(t.fit()["d/a_all"])

@@ -12,7 +12,7 @@ from midigenre import models
 from midigenre.attribution import attribute
 from midigenre.classifier import Classifier, ClassifierConfig, GenreClassifier, classification_report, train_classifier
 from midigenre.evaluate import evaluate_transfer
-from midigenre.train import GenreSource, Trainer, TrainConfig
+from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 from midigenre.transfer import TransferModel
 from shared.errors import GenreError
 
@@ -56,7 +56,7 @@ def test_train_classifier_saves_a_self_describing_model(caches, tmp_path):
 def trained(caches, tmp_path, monkeypatch):
     monkeypatch.setitem(models.PRESETS, "tiny", models.ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8))
     a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    Trainer(a, b, tmp_path / "run", TrainConfig(preset="tiny", epochs=1, batch_size=4)).fit()
+    CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset="tiny", epochs=1, batch_size=4)).fit()
     train_classifier([a, b], tmp_path / "clf", TINY_CLF)
     return tmp_path / "run", tmp_path / "clf"
 

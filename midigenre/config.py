@@ -1,0 +1,110 @@
+"""The settings of the MIDI training jobs, one frozen dataclass each: :class:`TrainConfig` (the
+CycleGAN) and :class:`ClassifierConfig` (the genre classifier).
+
+Field defaults are the reference values and each field's ``metadata["help"]`` its help text;
+``genre midi train`` and ``genre midi train-classifier`` make their options from them. This
+module imports no torch, so the command line answers ``--help`` at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.config import from_dict, setting, to_dict
+from shared.errors import GenreError
+
+VARIANTS = ("base", "partial", "full")
+
+#: The reference's loss weights: adversarial 1, cycle λ = 10, D_all γ = 1, and 0 for ``g/adv_all``
+#: (the reference's generators never see the D_all discriminators).
+LAMBDAS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
+           "d/a": 1.0, "d/b": 1.0, "d/a_all": 1.0, "d/b_all": 1.0}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a CycleGAN training run depends on; the reference's values are the defaults.
+
+    ``lambdas`` weights each named loss of ``midigenre.cyclegan``; names left out keep the
+    reference's weights.
+    """
+
+    preset: str = setting("small", "Architecture: paper (Brunner et al.) or small (trains on a CPU).")
+    variant: str = setting("base", "base: D_A and D_B. partial: also D_A,all and D_B,all, which see A and B as "
+                                   "real. full: they also see a third genre (--mixed).", choices=VARIANTS)
+    spectral_norm: bool = setting(False, "Spectral normalisation on every G and D convolution.", option="--sn/--no-sn")
+    self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
+    epochs: int = setting(30, "Epochs.", min=1)
+    decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last "
+                                   "epoch.", min=0)
+    batch_size: int = setting(16, "Phrases of each genre per step.", min=1)
+    lr: float = setting(2e-4, "Adam learning rate.", min=0, min_open=True)
+    beta1: float = setting(0.5, "Adam β1.", min=0, max=1)
+    beta2: float = setting(0.999, "Adam β2.", min=0, max=1)
+    sigma_d: float = setting(1.0, "σ_D of the half-normal noise |N(0, σ_D)| on every discriminator input.", min=0)
+    pool_size: int = setting(50, "Generated phrases kept in each history pool (0: none).", min=0)
+    lambdas: dict = setting(LAMBDAS, "Weight of each named loss (config file only).", cli=False)
+    seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
+    test_fraction: float = setting(0.1, "Share of each genre's songs held out from training.", min=0, max=1,
+                                   min_open=True, max_open=True)
+    sample_phrases: int = setting(4, "Test phrases per direction in the per-epoch picture.", min=1)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise GenreError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        self.model  # noqa: B018 - validates the preset name
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GenreError("epochs and batch_size must be at least 1")
+        if not isinstance(self.lambdas, dict):
+            raise GenreError("lambdas must be a mapping of loss names to weights")
+        unknown = set(self.lambdas) - set(LAMBDAS)
+        if unknown:
+            raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)}")
+        try:
+            lambdas = {**LAMBDAS, **{k: float(v) for k, v in self.lambdas.items()}}
+        except (TypeError, ValueError):
+            raise GenreError(f"lambdas must map loss names to numbers, not {self.lambdas!r}") from None
+        object.__setattr__(self, "lambdas", lambdas)
+
+    @property
+    def model(self):
+        """The architecture (``midigenre.models.ModelConfig``) of the preset with SN / SA."""
+        from midigenre.models import preset
+
+        return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        return from_dict(cls, d, what="training settings")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Architecture and training of the genre classifier; the reference's values are the
+    defaults where it had them (Adam 2e-4, β1 0.5, LeakyReLU 0.2, instance norm)."""
+
+    channels: tuple = setting((64, 128, 256, 512), "Channels of the four convolutions (config only).", cli=False)
+    epochs: int = setting(20, "Epochs.", min=1)
+    batch_size: int = setting(64, "Phrases per step.", min=1)
+    lr: float = setting(2e-4, "Adam learning rate.", min=0, min_open=True)
+    beta1: float = setting(0.5, "Adam β1.", min=0, max=1)
+    seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
+    test_fraction: float = setting(0.1, "Share of each genre's songs held out for the report.", min=0, max=1,
+                                   min_open=True, max_open=True)
+    balance: bool = setting(True, "Downsample the training phrases of larger genres to the smallest, as the "
+                                  "reference does.")
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(int(c) for c in self.channels))
+        if len(self.channels) != 4:
+            raise GenreError(f"channels must be four numbers, not {list(self.channels)}")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        return from_dict(cls, d, what="classifier settings")

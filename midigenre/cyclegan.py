@@ -1,0 +1,121 @@
+"""The CycleGAN of Brunner et al. (2018): its networks as one container, its named losses and
+the history pool of generated phrases. Training runs on the shared loop (midigenre/train.py).
+
+Variants: ``base`` (D_A, D_B), ``partial`` and ``full`` (extra discriminators D_A,all and
+D_B,all that see mixed real data — A∪B, or all three genres — as real and generated phrases as
+fake). The losses are named dicts; each optimiser minimises ``weighted(losses, lambdas)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from midigenre.models import Discriminator, Generator, ModelConfig
+from shared.training import weighted  # noqa: F401  (the losses' weighting, re-exported)
+
+VARIANTS = ("base", "partial", "full")
+MODEL_KIND = "cyclegan"
+
+
+class CycleGAN(nn.Module):
+    """Two generators and two (base) or four (partial/full) discriminators."""
+
+    def __init__(self, model: ModelConfig, variant: str = "base"):
+        super().__init__()
+        self.config, self.variant = model, variant
+        self.G_AB, self.G_BA = Generator(model), Generator(model)
+        self.D_A, self.D_B = Discriminator(model), Discriminator(model)
+        if variant != "base":
+            self.D_A_all, self.D_B_all = Discriminator(model), Discriminator(model)
+
+    def generators(self) -> list[nn.Module]:
+        return [self.G_AB, self.G_BA]
+
+    def discriminators(self) -> list[nn.Module]:
+        ds = [self.D_A, self.D_B]
+        return ds + ([self.D_A_all, self.D_B_all] if self.variant != "base" else [])
+
+    @torch.no_grad()
+    def translate(self, x: torch.Tensor, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(transferred, cycled back) binary rolls of a batch; ``direction`` is "ab" or "ba"."""
+        self.eval()
+        g1, g2 = (self.G_AB, self.G_BA) if direction == "ab" else (self.G_BA, self.G_AB)
+        y = (g1(x) > 0.5).float()
+        return y, (g2(y) > 0.5).float()
+
+
+class ImagePool:
+    """History of generated phrases (Shrivastava et al.): half the time D sees an older fake.
+
+    Randomness comes from torch's generator, so a checkpoint that saves torch's RNG state
+    resumes the pool exactly.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.images: list[torch.Tensor] = []
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        if self.size <= 0:
+            return batch
+        out = []
+        for img in batch.detach():
+            img = img.unsqueeze(0)
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif torch.rand(1).item() < 0.5:
+                k = int(torch.randint(0, self.size, (1,)).item())
+                out.append(self.images[k].clone())
+                self.images[k] = img.clone()
+            else:
+                out.append(img)
+        return torch.cat(out)
+
+    def state(self) -> torch.Tensor | None:
+        return torch.cat(self.images).cpu() if self.images else None
+
+    def load(self, images: torch.Tensor | None, device) -> None:
+        self.images = [] if images is None else [x.unsqueeze(0).to(device) for x in images]
+
+
+def _noisy(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    # half-normal |N(0, σ_D)| on discriminator inputs (Brunner et al. 2018)
+    return x + torch.randn_like(x).abs_() * sigma if sigma > 0 else x
+
+
+def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(pred, torch.full_like(pred, target))
+
+
+def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False):
+    """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
+
+    ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
+    """
+    fake_b = m.G_AB(real_a)
+    fake_a = m.G_BA(real_b)
+    cyc_a = m.G_BA(fake_b)
+    cyc_b = m.G_AB(fake_a)
+    losses = {
+        "g/adv_ab": _lsgan(m.D_B(_noisy(fake_b, sigma_d)), 1.0),
+        "g/adv_ba": _lsgan(m.D_A(_noisy(fake_a, sigma_d)), 1.0),
+        "g/cycle": F.l1_loss(cyc_a, real_a) + F.l1_loss(cyc_b, real_b),
+    }
+    if adv_all and m.variant != "base":
+        losses["g/adv_all"] = _lsgan(m.D_A_all(_noisy(fake_a, sigma_d)), 1.0) + _lsgan(m.D_B_all(_noisy(fake_b, sigma_d)), 1.0)
+    return losses, fake_a, fake_b
+
+
+def discriminator_losses(m: CycleGAN, real_a, real_b, fake_a, fake_b, mixed, sigma_d: float):
+    """Named discriminator losses; each is (real + fake) / 2 as in the reference."""
+    def pair(d, real, fake):
+        return (_lsgan(d(_noisy(real, sigma_d)), 1.0) + _lsgan(d(_noisy(fake, sigma_d)), 0.0)) / 2
+
+    losses = {"d/a": pair(m.D_A, real_a, fake_a), "d/b": pair(m.D_B, real_b, fake_b)}
+    if m.variant != "base":
+        losses["d/a_all"] = pair(m.D_A_all, mixed, fake_a)
+        losses["d/b_all"] = pair(m.D_B_all, mixed, fake_b)
+    return losses
