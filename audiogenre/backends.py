@@ -319,16 +319,6 @@ class TwoLayerNet(nn.Module):
 
 TRAINABLE = {c.kind: c for c in (SpecCNN, SpecResNet18, LateFusion, SoftmaxAutoencoder, TwoLayerNet)}
 
-# paper defaults for training each backend: optimiser settings and the segment length
-TRAIN_DEFAULTS = {
-    "cnn": {"lr": 1e-3, "epochs": 20, "batch_size": 32, "segment": 5.0},
-    "resnet18": {"lr": 1e-4, "epochs": 15, "batch_size": 32, "segment": 5.0},
-    "fusion": {"lr": 5e-5, "epochs": 15, "batch_size": 16, "segment": 5.0},
-    "autoencoder": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
-    "mlp": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
-}
-
-
 class TrainableBackend(nn.Module):
     """Wraps one of :data:`TRAINABLE` with the backend interface (describe, identity, frames)."""
 
@@ -379,5 +369,5 @@ def receptive_seconds(kind: str) -> float:
     return 1.0 if kind in ("autoencoder", "mlp") else 0.5
 
 
-__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "TRAIN_DEFAULTS", "n_parameters",
+__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "n_parameters",
            "receptive_seconds"]

@@ -3,22 +3,27 @@
 Training: open the data set (folder / FMA-small / GTZAN), take its train/valid/test split
 (the official one, or a seeded split by song), encode every clip once into the embedding
 cache, train the head from the cache with early stopping on the validation split, then
-report on the **test** split (the seed reported its validation split as "test").
+report on the **test** split (the seed reported its validation split as "test"). The
+trainable backends train end to end on segments held in memory, with the settings of
+:class:`BackendTrainConfig`. Both run on the shared training loop (``shared/training.py``).
 """
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
+import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from audiogenre.audio import Preprocess
 from audiogenre.embeddings import EmbeddingCache, HeadConfig, default_cache_folder, encode_items, train_head
+from shared.config import setting, to_dict
 from shared.errors import GenreError
+from shared.training import CSVLog, EarlyStopping, EveryEpoch, EveryStep, TrainingLoop, permutation, write_run_config
 
 log = logging.getLogger(__name__)
 
@@ -35,17 +40,6 @@ def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | Non
         cache = EmbeddingCache.in_folder(cache_folder, backend.describe(), preprocess)
     emb, ok = encode_items(backend, items, preprocess, cache=cache, batch_size=batch_size, progress=progress, rng=rng)
     return emb, [items[i] for i in ok]
-
-
-def write_log(path: Path, history: list[dict]) -> None:
-    """Per-epoch rows as CSV, atomically."""
-    from shared.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=list(history[-1].keys()))
-            w.writeheader()
-            w.writerows(history)
 
 
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
@@ -74,15 +68,24 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") 
 def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, layers: int | None = 7,
                            pooling: str = "mean+max", preprocess: Preprocess = Preprocess(),
                            config: HeadConfig = HeadConfig(), cache_folder: str | os.PathLike | None = None,
-                           batch_size: int = 8, progress: bool = True, echo=print) -> dict:
-    """Train a wav2vec2 + head classifier on ``dataset`` (an :class:`AudioDataset`); returns the test report."""
+                           batch_size: int = 8, device: str = "auto", progress: bool = False,
+                           echo: Callable[[str], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
+                           on_step: Callable[[int, int, int, dict], None] | None = None) -> dict:
+    """Train a wav2vec2 + head classifier on ``dataset`` (an :class:`AudioDataset`); returns the test report.
+
+    ``echo(line)`` receives a description of the data and the encoder, ``on_epoch(row)`` and
+    ``on_step(epoch, step, n_steps, values)`` the training progress; ``progress`` draws the
+    encoding progress bar.
+    """
     import torch
 
     from audiogenre.models import AudioClassifier, GenreHead, Wav2Vec2Backend
     from shared.atomic import write_json
     from shared.report import classification_report, plot_confusion
+    from shared.runtime import pick_device
 
     out = Path(out)
+    dev = pick_device(device)
     genres = list(dataset.genres)
     splits = dataset.splits(seed=config.seed)
     for name in ("train", "test"):
@@ -91,10 +94,11 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
     missing = sorted({g for g in genres} - {it.genre for it in splits["train"]})
     if missing:
         raise GenreError(f"no training clips for {', '.join(missing)}; every genre needs clips in the train split")
-    backend = Wav2Vec2Backend.from_pretrained(encoder, layers=layers, pooling=pooling)
+    backend = Wav2Vec2Backend.from_pretrained(encoder, layers=layers, pooling=pooling).to(dev)
     folder = Path(cache_folder) if cache_folder else default_cache_folder(dataset.root)
-    echo(f"{dataset.kind} data set {dataset.root}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
-         + f" clips; encoder {encoder} ({backend.layers} layers, dim {backend.dim}); cache {folder}")
+    if echo:
+        echo(f"{dataset.kind} data set {dataset.root}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+             + f" clips; encoder {encoder} ({backend.layers} layers, dim {backend.dim}); cache {folder}; device {dev}")
     torch.manual_seed(config.seed)
     data = {}
     for name in ("train", "valid", "test"):
@@ -106,24 +110,23 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
         if name not in data or len(data[name][0]) == 0:
             raise GenreError(f"no readable clips in the {name} split of {dataset.root}")
     head = GenreHead(backend.dim, len(genres), hidden=config.hidden, dropout=config.dropout)
-
-    def on_epoch(row):
-        v = f"  valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.1%}" if "valid_loss" in row else ""
-        echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%}{v}")
-
+    counts = {k: len(v[2]) for k, v in data.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_config(out, train=config.to_dict(), backend={"type": "wav2vec2", "encoder": encoder, "layers": layers,
+                                                           "pooling": pooling},
+                     preprocess=preprocess.to_dict(), data={"dataset": str(dataset.root), "kind": dataset.kind,
+                                                           "clips": counts}, device=str(dev))
     xv, yv = (data["valid"][0], data["valid"][1]) if "valid" in data else (None, None)
-    history, best = train_head(head, data["train"][0], data["train"][1], xv, yv, config, on_epoch=on_epoch)
+    history, best = train_head(head, data["train"][0], data["train"][1], xv, yv, config, device=str(dev),
+                               log_csv=out / "log.csv", on_epoch=on_epoch, on_step=on_step)
     model = AudioClassifier(backend, head, genres).eval()
     with torch.no_grad():
-        pred = head(torch.from_numpy(data["test"][0])).argmax(1).numpy()
+        pred = head(torch.from_numpy(data["test"][0]).to(dev)).argmax(1).cpu().numpy()
     report = classification_report(data["test"][1], pred, genres)
-    report.update({"split": "test", "n": int(len(pred)), "best_epoch": best})
-    out.mkdir(parents=True, exist_ok=True)
-    write_log(out / "log.csv", history)
+    report.update({"split": "test", "n": int(len(pred)), "best_epoch": best, "epochs_run": len(history)})
     plot_history(history, out / "history.png", title=f"{encoder}: best epoch {best}")
     plot_confusion(report, out / "confusion.png", title=f"test split: accuracy {report['accuracy']:.1%} (n={len(pred)})")
     write_json(out / "report.json", report)
-    counts = {k: len(v[2]) for k, v in data.items()}
     model.save(out, preprocess=preprocess.to_dict(), extra={
         "train": {**config.to_dict(), "best_epoch": best, "dataset": str(dataset.root), "dataset_kind": dataset.kind,
                   "clips": counts},
@@ -217,135 +220,181 @@ def training_loss(model, xb, yb):
     return gamma * aux + (1 - gamma) * ce, logits
 
 
-def train_backend_classifier(dataset, out: str | os.PathLike, *, backend: str, segment: float | None = None,
-                             epochs: int | None = None, lr: float | None = None, batch_size: int | None = None,
-                             patience: int = 5, seed: int = 24, imagenet: str | None = None, weight_decay: float = 0.0,
-                             backend_config: dict | None = None, progress: bool = True, echo=print) -> dict:
+#: The paper's training settings of each trainable backend (seed 003: cnn, resnet18, fusion;
+#: seed 001: autoencoder, mlp).
+PAPER_SETTINGS = {
+    "cnn": {"lr": 1e-3, "epochs": 20, "batch_size": 32, "segment": 5.0},
+    "resnet18": {"lr": 1e-4, "epochs": 15, "batch_size": 32, "segment": 5.0},
+    "fusion": {"lr": 5e-5, "epochs": 15, "batch_size": 16, "segment": 5.0},
+    "autoencoder": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
+    "mlp": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
+}
+
+
+@dataclass(frozen=True)
+class BackendTrainConfig:
+    """End-to-end training of a trainable audio backend (Adam, early stopping on the validation
+    loss). ``segment``, ``epochs``, ``lr`` and ``batch_size`` left at None take the backend's
+    paper values (:data:`PAPER_SETTINGS`)."""
+
+    backend: str = setting("cnn", "Trainable backend.", choices=tuple(PAPER_SETTINGS), cli=False)
+    segment: float | None = setting(None, "Segment length in seconds.", min=0.5)
+    epochs: int | None = setting(None, "Epochs at most (early stopping may end sooner).", min=1)
+    batch_size: int | None = setting(None, "Examples per step.", min=1)
+    lr: float | None = setting(None, "Learning rate (Adam).", min=0, min_open=True)
+    weight_decay: float = setting(0.0, "Weight decay (Adam).", min=0)
+    patience: int = setting(5, "Epochs without a better validation loss before training stops.", min=1)
+    seed: int = setting(24, "Seed of the weights, the batch order and a split by song.")
+    imagenet: str | None = setting(None, "resnet18/fusion: torchvision ResNet-18 ImageNet weights "
+                                         "(resnet18-f37072fd.pth) to start from.")
+    image_size: int | None = setting(None, "cnn/resnet18/fusion: side of the spectrogram image (default 128, as "
+                                           "seed 003; 64 makes the CNN 4x smaller).", min=32, max=512)
+
+    def __post_init__(self):
+        if self.backend not in PAPER_SETTINGS:
+            raise GenreError(f"unknown backend {self.backend!r}: use wav2vec2 or one of {', '.join(PAPER_SETTINGS)}")
+        for name, value in PAPER_SETTINGS[self.backend].items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        if self.image_size and self.backend not in ("cnn", "resnet18", "fusion"):
+            raise GenreError("image_size (--image-size) is for the spectrogram backends (cnn, resnet18, fusion)")
+        if self.imagenet and self.backend not in ("resnet18", "fusion"):
+            raise GenreError("imagenet (--imagenet) is for the resnet18 and fusion backends")
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+class _BackendTraining:
+    """A trainable backend + linear head as a task of the shared training loop: Adam on
+    segments in memory; the autoencoder adds its reconstruction loss (see :func:`training_loss`)."""
+
+    def __init__(self, model, data: dict, config: BackendTrainConfig, device):
+        import torch
+
+        self.model, self.data, self.cfg, self.device = model, data, config, device
+        self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        # BatchNorm cannot train on one example: such a last batch is left out
+        self.min_batch = 2 if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) else 1
+
+    def state(self) -> dict:
+        return {"model": self.model, "opt": self.opt}
+
+    def batches(self, epoch: int) -> list:
+        order = permutation(len(self.data["train"][0]), self.cfg.seed, epoch, generator="torch")
+        batches = [order[i:i + self.cfg.batch_size] for i in range(0, len(order), self.cfg.batch_size)]
+        return [b for b in batches if len(b) >= self.min_batch]
+
+    def train_step(self, sel) -> dict:
+        x, y, _ = self.data["train"]
+        xb, yb = x[sel].to(self.device), y[sel].to(self.device)
+        self.model.train()
+        loss, logits = training_loss(self.model, xb, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": float(loss.detach()), "train_acc": int((logits.argmax(1) == yb).sum()) / len(sel), "n": len(sel)}
+
+    def validate(self) -> dict:
+        if "valid" not in self.data:
+            return {}
+        loss, p = self.evaluate("valid")
+        return {"valid_loss": loss, "valid_acc": float((p.argmax(1) == self.data["valid"][1].numpy()).mean())}
+
+    def evaluate(self, name: str) -> tuple[float, np.ndarray]:
+        """Mean cross-entropy and the probabilities of split ``name``."""
+        import torch
+        from torch.nn import functional as F
+
+        self.model.eval()
+        x, y, _ = self.data[name]
+        probs, total = [], 0.0
+        with torch.no_grad():
+            for i in range(0, len(x), 64):
+                logits = self.model(x[i:i + 64].to(self.device))
+                total += float(F.cross_entropy(logits, y[i:i + 64].to(self.device), reduction="sum"))
+                probs.append(torch.softmax(logits, -1).cpu())
+        return total / len(x), torch.cat(probs).numpy()
+
+
+def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTrainConfig = BackendTrainConfig(), *,
+                             device: str = "auto", progress: bool = False, echo: Callable[[str], None] | None = None,
+                             on_epoch: Callable[[dict], None] | None = None,
+                             on_step: Callable[[int, int, int, dict], None] | None = None) -> dict:
     """Train one of the trainable backends (cnn, resnet18, fusion, autoencoder, mlp) end to end.
 
-    Clips are cut into ``segment``-second pieces (seed 003: 3/5/10 s; seed 001: 1 s), all read
-    into memory at 16 kHz; Adam with the backend's paper defaults; early stopping on the
+    Clips are cut into ``config.segment``-second pieces (seed 003: 3/5/10 s; seed 001: 1 s), all
+    read into memory at 16 kHz; Adam with the backend's paper defaults; early stopping on the
     validation loss; the report is on the test split, per segment and per clip (segment
-    probabilities averaged in the log domain).
+    probabilities averaged in the log domain). ``echo(line)`` receives a description of the
+    data and the model, ``on_epoch(row)`` and ``on_step(epoch, step, n_steps, values)`` the
+    training progress; ``progress`` draws the reading progress bar.
     """
-    import time
-
     import torch
-    from torch.nn import functional as F
 
-    from audiogenre.backends import TRAIN_DEFAULTS, TrainableBackend, n_parameters
+    from audiogenre.backends import TrainableBackend, n_parameters
     from audiogenre.datasets import segment as cut
     from audiogenre.models import AudioClassifier, LinearHead
     from shared.atomic import write_json
     from shared.report import classification_report, plot_confusion
+    from shared.runtime import pick_device
 
-    if backend not in TRAIN_DEFAULTS:
-        raise GenreError(f"unknown backend {backend!r}: use wav2vec2 or one of {', '.join(TRAIN_DEFAULTS)}")
-    d = TRAIN_DEFAULTS[backend]
-    segment = segment or d["segment"]
-    epochs = epochs or d["epochs"]
-    lr = lr or d["lr"]
-    batch_size = batch_size or d["batch_size"]
-    out = Path(out)
+    cfg, out, dev = config, Path(out), pick_device(device)
     genres = list(dataset.genres)
-    splits = dataset.splits(seed=seed)
+    splits = dataset.splits(seed=cfg.seed)
     for name in ("train", "test"):
         if not splits.get(name):
             raise GenreError(f"the {name} split of {dataset.root} is empty; add clips or songs")
-    torch.manual_seed(seed)
+    torch.manual_seed(cfg.seed)
     data = {}
     for name in ("train", "valid", "test"):
         items = splits.get(name) or []
         if not items:
             continue
-        segs = cut(items, segment)
-        x, kept = load_segments(segs, segment, progress=progress, desc=f"reading {name}")
+        segs = cut(items, cfg.segment)
+        x, kept = load_segments(segs, cfg.segment, progress=progress, desc=f"reading {name}")
         if len(kept):
             data[name] = (torch.from_numpy(x), torch.from_numpy(_labels(kept, genres)), kept)
     if "train" not in data or "test" not in data:
-        raise GenreError(f"no readable {segment:g} s segments in the train or test split of {dataset.root}")
-    net = TrainableBackend(backend, **(backend_config or {}), **({"imagenet": imagenet} if imagenet else {}))
-    head = LinearHead(net.dim, len(genres))
-    model = AudioClassifier(net, head, genres)
-    echo(f"{backend}: {n_parameters(model) / 1e6:.2f} M parameters; {segment:g} s segments: "
-         + ", ".join(f"{k} {len(v[2])}" for k, v in data.items()) + f"; Adam lr {lr:g}, batch {batch_size}, ≤{epochs} epochs")
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    gen = torch.Generator().manual_seed(seed)
-
-    def loss_of(xb, yb):
-        return training_loss(model, xb, yb)
-
-    def run_eval(name):
-        model.eval()
-        x, y, _ = data[name]
-        probs, total = [], 0.0
-        with torch.no_grad():
-            for i in range(0, len(x), 64):
-                logits = model(x[i:i + 64])
-                total += float(F.cross_entropy(logits, y[i:i + 64], reduction="sum"))
-                probs.append(torch.softmax(logits, -1))
-        p = torch.cat(probs).numpy()
-        return total / len(x), p
-
-    history, best, best_state, best_epoch, stale = [], float("inf"), None, 0, 0
+        raise GenreError(f"no readable {cfg.segment:g} s segments in the train or test split of {dataset.root}")
+    net = TrainableBackend(cfg.backend, **({"size": cfg.image_size} if cfg.image_size else {}),
+                           **({"imagenet": cfg.imagenet} if cfg.imagenet else {}))
+    model = AudioClassifier(net, LinearHead(net.dim, len(genres)), genres).to(dev)
+    counts = {k: len(v[2]) for k, v in data.items()}
+    if echo:
+        echo(f"{cfg.backend}: {n_parameters(model) / 1e6:.2f} M parameters; {cfg.segment:g} s segments: "
+             + ", ".join(f"{k} {n}" for k, n in counts.items())
+             + f"; Adam lr {cfg.lr:g}, batch {cfg.batch_size}, ≤{cfg.epochs} epochs; device {dev}")
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_config(out, train=cfg.to_dict(), data={"dataset": str(dataset.root), "kind": dataset.kind,
+                                                     "segments": counts}, device=str(dev))
+    task = _BackendTraining(model, data, cfg, dev)
+    stopping = EarlyStopping(model, "valid_loss" if "valid" in data else "train_loss",
+                             patience=cfg.patience if "valid" in data else None)
+    callbacks = [stopping, CSVLog(out / "log.csv")] + ([EveryStep(on_step)] if on_step else [])
+    callbacks += [EveryEpoch(on_epoch)] if on_epoch else []
     t0 = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        model.train()
-        x, y, _ = data["train"]
-        order = torch.randperm(len(x), generator=gen)
-        tl, tc = 0.0, 0
-        from tqdm import tqdm
-
-        for i in tqdm(range(0, len(order), batch_size), desc=f"epoch {epoch}", unit="batch", leave=False,
-                      disable=not progress, dynamic_ncols=True):
-            sel = order[i:i + batch_size]
-            if len(sel) < 2 and any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()):
-                continue  # BatchNorm cannot train on one example
-            loss, logits = loss_of(x[sel], y[sel])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            tl += float(loss.detach()) * len(sel)
-            tc += int((logits.argmax(1) == y[sel]).sum())
-        row = {"epoch": epoch, "train_loss": tl / len(x), "train_acc": tc / len(x), "seconds": time.perf_counter() - t0}
-        if "valid" in data:
-            vl, vp = run_eval("valid")
-            row.update(valid_loss=vl, valid_acc=float((vp.argmax(1) == data["valid"][1].numpy()).mean()))
-        history.append(row)
-        v = f"  valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.1%}" if "valid_loss" in row else ""
-        echo(f"epoch {epoch:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%}{v}  ({row['seconds']:.0f} s)")
-        score = row.get("valid_loss", row["train_loss"])
-        if score < best - 1e-6:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            stale += 1
-            if "valid" in data and stale >= patience:
-                echo(f"early stop: no better validation loss for {patience} epochs (best epoch {best_epoch})")
-                break
-    if best_state is None:
-        raise GenreError(f"training diverged (the loss was never finite); lower --lr (now {lr:g})")
-    model.load_state_dict(best_state)
+    history = TrainingLoop(task, cfg.epochs, callbacks).run()
+    seconds = time.perf_counter() - t0
+    if stopping.best_epoch == 0:
+        raise GenreError(f"training diverged (the loss was never finite); lower --lr (now {cfg.lr:g})")
     model.eval()
-    _, p = run_eval("test")
+    _, p = task.evaluate("test")
     y_test = data["test"][1].numpy()
     report = classification_report(y_test, p.argmax(1), genres)
     keys, pred_clip, groups = clip_level(data["test"][2], p)
     true_clip = np.array([y_test[groups[k][0]] for k in keys])
     clip_report = classification_report(true_clip, pred_clip, genres)
-    report.update({"split": "test", "n": int(len(y_test)), "best_epoch": best_epoch, "segment_seconds": segment,
-                   "clip_accuracy": clip_report["accuracy"], "n_clips": len(keys), "backend": backend,
-                   "train_seconds": history[-1]["seconds"]})
-    out.mkdir(parents=True, exist_ok=True)
-    write_log(out / "log.csv", history)
-    plot_history(history, out / "history.png", title=f"{backend}, {segment:g} s segments: best epoch {best_epoch}")
+    report.update({"split": "test", "n": int(len(y_test)), "best_epoch": stopping.best_epoch, "epochs_run": len(history),
+                   "segment_seconds": cfg.segment, "clip_accuracy": clip_report["accuracy"], "n_clips": len(keys),
+                   "backend": cfg.backend, "train_seconds": round(seconds, 1)})
+    plot_history(history, out / "history.png", title=f"{cfg.backend}, {cfg.segment:g} s segments: best epoch {stopping.best_epoch}")
     plot_confusion(report, out / "confusion.png",
-                   title=f"{backend}, test segments: accuracy {report['accuracy']:.1%} (n={len(y_test)}); clips {clip_report['accuracy']:.1%}")
+                   title=f"{cfg.backend}, test segments: accuracy {report['accuracy']:.1%} (n={len(y_test)}); clips {clip_report['accuracy']:.1%}")
     write_json(out / "report.json", report)
-    model.save(out, preprocess=Preprocess(seconds=segment).to_dict(), extra={
-        "train": {"backend": backend, "segment": segment, "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed,
-                  "patience": patience, "best_epoch": best_epoch, "dataset": str(dataset.root), "dataset_kind": dataset.kind,
-                  "segments": {k: len(v[2]) for k, v in data.items()}, "imagenet": bool(imagenet)},
+    model.save(out, preprocess=Preprocess(seconds=cfg.segment).to_dict(), extra={
+        "train": {**cfg.to_dict(), "imagenet": bool(cfg.imagenet), "best_epoch": stopping.best_epoch,
+                  "dataset": str(dataset.root), "dataset_kind": dataset.kind, "segments": counts},
         "metrics": {"test_accuracy": report["accuracy"], "test_clip_accuracy": clip_report["accuracy"], "n_test": int(len(y_test))}})
     return report
 

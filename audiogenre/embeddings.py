@@ -21,7 +21,6 @@ never leaves a broken cache.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -34,7 +33,9 @@ from typing import Callable, Sequence
 import numpy as np
 
 from audiogenre.audio import Preprocess, file_sha1, load_clip
+from shared.config import setting, to_dict
 from shared.errors import GenreError
+from shared.training import permutation
 
 log = logging.getLogger(__name__)
 
@@ -209,87 +210,97 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
     return np.stack(rows).astype(np.float32), ok
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class HeadConfig:
-    """Training of the genre head (seed 000 defaults)."""
+    """Training of the genre head on cached wav2vec2 embeddings (seed 000's values)."""
 
-    epochs: int = 20
-    batch_size: int = 16
-    lr: float = 5e-4
-    weight_decay: float = 1e-5
-    step_size: int = 5
-    gamma: float = 0.5
-    patience: int = 5
-    hidden: int = 512
-    dropout: float = 0.4
-    seed: int = 24
+    epochs: int = setting(20, "Epochs at most (early stopping may end sooner).", min=1)
+    batch_size: int = setting(16, "Embeddings per step.", min=1)
+    lr: float = setting(5e-4, "AdamW learning rate.", min=0, min_open=True)
+    weight_decay: float = setting(1e-5, "AdamW weight decay.", min=0)
+    step_size: int = setting(5, "Epochs between two learning-rate steps (StepLR).", min=1)
+    gamma: float = setting(0.5, "Factor of each learning-rate step.", min=0, min_open=True)
+    patience: int = setting(5, "Epochs without a better validation loss before training stops.", min=1)
+    hidden: int = setting(512, "Hidden units of the head.", min=1)
+    dropout: float = setting(0.4, "Dropout in the head.", min=0, max=1)
+    seed: int = setting(24, "Seed of the head, the batch order and a split by song.")
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return to_dict(self)
+
+
+class _HeadTraining:
+    """The head as a task of the shared training loop: AdamW + StepLR on embeddings in memory."""
+
+    def __init__(self, head, x, y, xv, yv, config: HeadConfig, device):
+        import torch
+
+        self.head, self.cfg, self.device = head, config, device
+        self.x = torch.from_numpy(np.asarray(x, np.float32))
+        self.y = torch.from_numpy(np.asarray(y, np.int64))
+        self.has_valid = xv is not None and len(xv) > 0
+        if self.has_valid:
+            self.xv = torch.from_numpy(np.asarray(xv, np.float32)).to(device)
+            self.yv = torch.from_numpy(np.asarray(yv, np.int64)).to(device)
+        self.opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.sched = torch.optim.lr_scheduler.StepLR(self.opt, step_size=config.step_size, gamma=config.gamma)
+
+    def state(self) -> dict:
+        return {"head": self.head, "opt": self.opt, "sched": self.sched}
+
+    def batches(self, epoch: int) -> list:
+        order = permutation(len(self.x), self.cfg.seed, epoch, generator="torch")
+        return [order[b0:b0 + self.cfg.batch_size] for b0 in range(0, len(order), self.cfg.batch_size)]
+
+    def train_step(self, sel) -> dict:
+        from torch.nn import functional as F
+
+        self.head.train()
+        xb, yb = self.x[sel].to(self.device), self.y[sel].to(self.device)
+        logits = self.head(xb)
+        loss = F.cross_entropy(logits, yb)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"train_loss": float(loss.detach()), "train_acc": int((logits.argmax(1) == yb).sum()) / len(sel), "n": len(sel)}
+
+    def validate(self) -> dict:
+        import torch
+        from torch.nn import functional as F
+
+        if not self.has_valid:
+            return {}
+        self.head.eval()
+        with torch.no_grad():
+            lv = self.head(self.xv)
+            return {"valid_loss": float(F.cross_entropy(lv, self.yv)), "valid_acc": float((lv.argmax(1) == self.yv).float().mean())}
 
 
 def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray | None, y_valid: np.ndarray | None,
-               config: HeadConfig = HeadConfig(), *, device: str = "cpu",
-               on_epoch: Callable[[dict], None] | None = None) -> tuple[list[dict], int]:
-    """AdamW + StepLR on cached embeddings; early stopping on validation loss (patience).
+               config: HeadConfig = HeadConfig(), *, device: str = "cpu", log_csv: str | os.PathLike | None = None,
+               on_epoch: Callable[[dict], None] | None = None,
+               on_step: Callable[[int, int, int, dict], None] | None = None) -> tuple[list[dict], int]:
+    """AdamW + StepLR on cached embeddings; early stopping on the validation loss (patience).
 
-    The head ends with the weights of its best validation epoch (or the last epoch without a
-    validation set). Returns the per-epoch log and the best epoch (1-based).
+    The head ends with the weights of its best validation epoch (of its best training loss
+    without a validation set, which also never stops early). ``log_csv``: a CSV file for the
+    per-epoch rows. Returns the per-epoch rows and the best epoch (1-based).
     """
     import torch
-    from torch.nn import functional as F
 
+    from shared.runtime import pick_device
+    from shared.training import CSVLog, EarlyStopping, EveryEpoch, EveryStep, LearningRate, TrainingLoop
+
+    dev = pick_device(device)
     torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
-    head.to(device)
-    xt = torch.from_numpy(np.asarray(x_train, np.float32))
-    yt = torch.from_numpy(np.asarray(y_train, np.int64))
-    has_valid = x_valid is not None and len(x_valid) > 0
-    if has_valid:
-        xv = torch.from_numpy(np.asarray(x_valid, np.float32)).to(device)
-        yv = torch.from_numpy(np.asarray(y_valid, np.int64)).to(device)
-    opt = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=config.step_size, gamma=config.gamma)
-    best, best_epoch, best_state, stale = float("inf"), 0, None, 0
-    history = []
-    for epoch in range(1, config.epochs + 1):
-        head.train()
-        order = torch.randperm(len(xt), generator=gen)
-        total, correct, seen = 0.0, 0, 0
-        for b0 in range(0, len(order), config.batch_size):
-            sel = order[b0:b0 + config.batch_size]
-            xb, yb = xt[sel].to(device), yt[sel].to(device)
-            logits = head(xb)
-            loss = F.cross_entropy(logits, yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(sel)
-            correct += int((logits.argmax(1) == yb).sum())
-            seen += len(sel)
-        sched.step()
-        row = {"epoch": epoch, "lr": opt.param_groups[0]["lr"], "train_loss": total / seen, "train_acc": correct / seen}
-        if has_valid:
-            head.eval()
-            with torch.no_grad():
-                lv = head(xv)
-                row["valid_loss"] = float(F.cross_entropy(lv, yv))
-                row["valid_acc"] = float((lv.argmax(1) == yv).float().mean())
-            score = row["valid_loss"]
-        else:
-            score = row["train_loss"]
-        history.append(row)
-        if on_epoch:
-            on_epoch(row)
-        if score < best - 1e-6:
-            best, best_epoch, stale = score, epoch, 0
-            best_state = copy.deepcopy(head.state_dict())
-        else:
-            stale += 1
-            if has_valid and stale >= config.patience:
-                log.info("early stop at epoch %d (best %d)", epoch, best_epoch)
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
+    head.to(dev)
+    task = _HeadTraining(head, x_train, y_train, x_valid, y_valid, config, dev)
+    stopping = EarlyStopping(head, "valid_loss" if task.has_valid else "train_loss",
+                             patience=config.patience if task.has_valid else None)
+    callbacks = [LearningRate(scheduler=task.sched), stopping] + ([CSVLog(log_csv)] if log_csv else [])
+    callbacks += ([EveryStep(on_step)] if on_step else []) + ([EveryEpoch(on_epoch)] if on_epoch else [])
+    history = TrainingLoop(task, config.epochs, callbacks).run()
+    if len(history) < config.epochs:
+        log.info("early stop at epoch %d (best %d)", len(history), stopping.best_epoch)
     head.eval()
-    return history, best_epoch
+    return history, stopping.best_epoch

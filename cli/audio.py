@@ -12,7 +12,10 @@ from pathlib import Path
 
 import click
 
+from audiogenre.classify import BackendTrainConfig
+from cli.options import config_options
 from shared.errors import GenreError
+from shared.runtime import DEVICE_HELP
 
 DATASET_KINDS = ("auto", "folder", "fma", "gtzan")
 
@@ -149,18 +152,33 @@ def make_encoder(folder, size, seed):
 BACKENDS = ("wav2vec2", "cnn", "resnet18", "fusion", "autoencoder", "mlp")
 
 
+def _training_default(name: str) -> str:
+    """The default of a training setting per job, read from HeadConfig and BackendTrainConfig."""
+    from audiogenre.classify import PAPER_SETTINGS, BackendTrainConfig
+    from audiogenre.embeddings import HeadConfig
+
+    def show(v):
+        return "none" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
+
+    others = {b: show(getattr(BackendTrainConfig(backend=b), name)) for b in PAPER_SETTINGS}
+    if set(others.values()) == {"none"}:
+        return ""  # the backend's own choice, said in the help
+    head = show(getattr(HeadConfig(), name)) if name in HeadConfig.__dataclass_fields__ else None
+    if len(set(others.values())) == 1:
+        other = next(iter(others.values()))
+        return other if head in (None, other) else f"{head} for wav2vec2, {other} for the others"
+    listed = ", ".join(f"{b} {v}" for b, v in others.items())
+    return listed if head is None else f"{head} for wav2vec2; {listed}"
+
+
 @audio.command()
 @click.argument("dataset", type=click.Path())
 @click.option("--backend", type=click.Choice(BACKENDS), default="wav2vec2", show_default=True,
               help="wav2vec2: frozen encoder + head (seed 000). cnn / resnet18 / fusion: spectrogram models of seed 003. "
                    "autoencoder / mlp: deep softmax autoencoder and its two-layer baseline (seed 001). The last five "
                    "train from scratch, end to end.")
-@click.option("--segment", type=click.FloatRange(min=0.5), help="Trainable backends: segment length in seconds "
-              "(default: the paper's, 5 s for cnn/resnet18/fusion, 1 s for autoencoder/mlp).")
-@click.option("--imagenet", type=click.Path(dir_okay=False), help="resnet18/fusion: torchvision ResNet-18 ImageNet weights "
-              "(resnet18-f37072fd.pth) to start from.")
-@click.option("--image-size", type=click.IntRange(32, 512), help="cnn/resnet18/fusion: side of the spectrogram image "
-              "(default 128, as seed 003; 64 makes the CNN 4x smaller).")
+@config_options(BackendTrainConfig, into="trainable", only=("segment", "imagenet", "image_size"), given_only=True,
+                default_text=_training_default)
 @click.option("--encoder", default="facebook/wav2vec2-base", show_default=True,
               help="Hugging Face name or local folder of a wav2vec2 model (weights are not downloaded where there is no network).")
 @click.option("--layers", type=click.IntRange(1), default=7, show_default=True, help="Keep the first K transformer layers.")
@@ -169,55 +187,80 @@ BACKENDS = ("wav2vec2", "cnn", "resnet18", "fusion", "autoencoder", "mlp")
 @_dataset_options
 @click.option("--seconds", type=click.FloatRange(min=0.5), default=10.0, show_default=True, help="Clip length (zero-padded/truncated).")
 @click.option("--offset", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Start of the clip in each file.")
-@click.option("--epochs", type=click.IntRange(1), help="[default: 20 for wav2vec2, else the backend's]")
-@click.option("--batch-size", type=click.IntRange(1), help="[default: 16 for wav2vec2, else the backend's]")
-@click.option("--lr", type=float, help="[default: 5e-4 for wav2vec2, else the backend's]")
-@click.option("--weight-decay", type=float, default=1e-5, show_default=True, help="AdamW (wav2vec2 head) / Adam (the others).")
-@click.option("--patience", type=click.IntRange(1), default=5, show_default=True)
-@click.option("--seed", type=int, default=24, show_default=True, help="Seed of the head and of a split by song.")
+@config_options(BackendTrainConfig, into="common", only=("epochs", "batch_size", "lr", "weight_decay", "patience", "seed"),
+                given_only=True, default_text=_training_default)
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: DATASET/.genre-cache).")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
-def train(dataset, backend, segment, imagenet, image_size, encoder, layers, pooling, output, kind, gtzan_split, fma_subset, genres,
-          seconds, offset, epochs, batch_size, lr, weight_decay, patience, seed, cache_dir, threads):
+def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, gtzan_split, fma_subset, genres,
+          seconds, offset, common, cache_dir, device, threads):
     """Train a genre classifier on an audio data set; report on its test split.
 
     wav2vec2 (default): the frozen encoder's embeddings are computed once into a cache and
-    the head trains from it. The other backends train end to end on segments held in memory.
-    Writes the model, log.csv, history.png, report.json and confusion.png.
+    the head trains from it (settings: HeadConfig). The other backends train end to end on
+    segments held in memory (settings: BackendTrainConfig, the paper's per backend). Writes the
+    model, config.json, log.csv, history.png, report.json and confusion.png.
     """
+    from tqdm import tqdm
+
     from audiogenre.audio import Preprocess
     from audiogenre.classify import format_report, train_audio_classifier, train_backend_classifier
     from audiogenre.embeddings import HeadConfig
+    from shared.config import from_dict
 
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
-    if image_size and backend not in ("cnn", "resnet18", "fusion"):
-        raise GenreError("--image-size is for the spectrogram backends (cnn, resnet18, fusion)")
-    if imagenet and backend not in ("resnet18", "fusion"):
-        raise GenreError("--imagenet is for the resnet18 and fusion backends")
-    if segment and backend == "wav2vec2":
-        raise GenreError("--segment is for the trainable backends; wav2vec2 clips are set with --seconds/--offset")
+    given = {k: v for k, v in common.items() if v is not None}
+    bar = None
+
+    def on_step(epoch, step, n_steps, values):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n_steps, initial=step - 1, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
+                       file=sys.stderr, dynamic_ncols=True, disable=None)
+        bar.update(1)
+
+    def on_epoch(row):
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+        v = f"  valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.1%}" if "valid_loss" in row else ""
+        click.echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%}{v}"
+                   f"  ({row['seconds']:.0f} s)", err=True)
+
+    def early_stop_note(report, cfg):
+        if report["epochs_run"] < cfg.epochs:
+            click.echo(f"early stop: no better validation loss for {cfg.patience} epochs (best epoch {report['best_epoch']})",
+                       err=True)
+
+    echo = lambda s: click.echo(s, err=True)  # noqa: E731
     if backend != "wav2vec2":
-        report = train_backend_classifier(ds, output, backend=backend, segment=segment, epochs=epochs, lr=lr,
-                                          batch_size=batch_size, patience=patience, seed=seed, imagenet=imagenet,
-                                          weight_decay=weight_decay,
-                                          backend_config={"size": image_size} if image_size else None,
-                                          echo=lambda s: click.echo(s, err=True))
+        cfg = from_dict(BackendTrainConfig, {"backend": backend, **{k: v for k, v in trainable.items() if v is not None},
+                                             **given}, what="training settings")
+        report = train_backend_classifier(ds, output, cfg, device=device, progress=True, echo=echo,
+                                          on_epoch=on_epoch, on_step=on_step)
+        early_stop_note(report, cfg)
         click.echo(format_report(report))
         click.echo(f"per clip (segments averaged): accuracy {report['clip_accuracy']:.1%} on {report['n_clips']} clips")
-        click.echo(f"{output}: model, report.json, confusion.png, history.png, log.csv")
+        click.echo(f"{output}: model, config.json, report.json, confusion.png, history.png, log.csv")
         return
-    cfg = HeadConfig(epochs=epochs or 20, batch_size=batch_size or 16, lr=lr or 5e-4, weight_decay=weight_decay,
-                     patience=patience, seed=seed)
+    not_here = [k for k, v in trainable.items() if v is not None]
+    if not_here:
+        raise GenreError(f"--{not_here[0].replace('_', '-')} is for the trainable backends; wav2vec2 clips are set with "
+                         "--seconds/--offset")
+    cfg = from_dict(HeadConfig, given, what="training settings")
     try:
         report = train_audio_classifier(ds, output, encoder=encoder, layers=layers, pooling=pooling,
                                         preprocess=Preprocess(seconds=seconds, offset=offset), config=cfg,
-                                        cache_folder=cache_dir, echo=lambda s: click.echo(s, err=True))
+                                        cache_folder=cache_dir, device=device, progress=True, echo=echo,
+                                        on_epoch=on_epoch, on_step=on_step)
     except KeyboardInterrupt:
         click.echo("Interrupted: the embeddings encoded so far are kept in the cache; run the same command again.", err=True)
         sys.exit(130)
+    early_stop_note(report, cfg)
     click.echo(format_report(report))
-    click.echo(f"{output}: model, report.json, confusion.png, history.png, log.csv")
+    click.echo(f"{output}: model, config.json, report.json, confusion.png, history.png, log.csv")
 
 
 @audio.command()

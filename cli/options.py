@@ -40,7 +40,7 @@ def config_options(cls, *, into: str, only: tuple[str, ...] | None = None, skip:
 
     ``given_only``: every option defaults to None (not given), so a config file or another
     dataclass can fill it; the help still names the default (``default_text(name)`` may
-    replace it). Otherwise the field's default is the option's. Fields with ``cli=False`` in
+    replace it; "" shows none). Otherwise the field's default is the option's. Fields with ``cli=False`` in
     their metadata are left out.
     """
     fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True) and f.name not in skip
@@ -57,7 +57,7 @@ def config_options(cls, *, into: str, only: tuple[str, ...] | None = None, skip:
             decl = f.metadata.get("option") or "--" + f.name.replace("_", "-")
             help_text = f.metadata.get("help", "")
             shown = default_text(f.name) if default_text else None
-            if given_only:
+            if given_only and shown != "":
                 help_text += f"  [default: {shown if shown is not None else _show(default)}]"
             is_bool = _kind(cls, f) is bool
             if is_bool and "/" not in decl:
