@@ -129,8 +129,10 @@ def test_embedding_cache_survives_an_interrupted_run(audio_set, encoder_dir, tmp
 
 def test_train_evaluate_and_reload(trained, audio_set, encoder_dir):
     out, report = trained
-    for f in ("model.safetensors", "model.json", "report.json", "confusion.png", "history.png", "log.csv"):
+    for f in ("model.safetensors", "model.json", "report.json", "confusion.png", "history.png", "log.csv", "config.json"):
         assert (out / f).exists(), f
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["epochs"] == 25 and cfg["train"]["weight_decay"] == 1e-5 and cfg["backend"]["type"] == "wav2vec2"
     assert report["split"] == "test" and report["n"] > 0
     assert report["accuracy"] >= 0.75  # two very different synthetic genres
     model, meta = AudioClassifier.load(out)

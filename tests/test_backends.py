@@ -108,6 +108,8 @@ def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_pa
     assert rep["backend"] == kind and rep["n"] >= rep["n_clips"] > 0 and rep["accuracy"] > 0.5  # two easy genres
     model, meta = AudioClassifier.load(out)
     assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["train"]["segment"] == segment and cfg["train"]["epochs"] == 6 and cfg["train"]["weight_decay"] == 0.0
     r = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(small_set), "--json", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
     assert json.loads((tmp_path / "e.json").read_text())["accuracy"] == pytest.approx(rep["accuracy"])
@@ -123,7 +125,11 @@ def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_pa
 
 
 def test_damaged_backend_weights_are_refused(small_set, tmp_path):
-    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "mlp", "--epochs", "1", "-o", str(tmp_path / "m")])
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "mlp", "--epochs", "1", "-o", str(tmp_path / "m"),
+                                  "--device", "nonsense"])
+    assert r.exit_code == 1 and "unknown device" in r.output
+    r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", "mlp", "--epochs", "1", "-o", str(tmp_path / "m"),
+                                  "--device", "cpu"])
     assert r.exit_code == 0, r.output
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
     meta["backend"]["config"]["hidden"] = 64
@@ -172,3 +178,16 @@ def test_autoencoder_loss_is_gamma_weighted():
     cnn = AudioClassifier(plain, LinearHead(plain.dim, 2), ["a", "b"]).train()
     loss, logits = training_loss(cnn, x, y)
     assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits, y))
+
+
+def test_options_that_do_not_apply_are_refused(small_set, tmp_path):
+    def train(*args):
+        return CliRunner().invoke(main, ["audio", "train", str(small_set), *args, "-o", str(tmp_path / "x")])
+
+    r = train("--backend", "mlp", "--image-size", "64")
+    assert r.exit_code == 1 and "spectrogram backends" in r.output
+    r = train("--backend", "cnn", "--imagenet", "w.pth")
+    assert r.exit_code == 1 and "resnet18 and fusion" in r.output
+    r = train("--segment", "2")  # wav2vec2
+    assert r.exit_code == 1 and "--segment is for the trainable backends" in r.output
+    assert not (tmp_path / "x").exists()

@@ -1,3 +1,4 @@
+import csv
 import itertools
 import json
 
@@ -8,7 +9,7 @@ import torch
 from midigenre import models
 from midigenre.models import Discriminator, Generator, ModelConfig, SelfAttention, preset
 from midigenre.prepare import prepare
-from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
+from midigenre.cyclegan import CycleGAN, ImagePool, _noisy, discriminator_losses, generator_losses, weighted
 from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 from midigenre.transfer import TransferModel, transfer_midi
 from shared.errors import GenreError
@@ -96,6 +97,41 @@ def test_lambdas_weight_the_named_losses():
     with pytest.raises(GenreError):
         TrainConfig(lambdas={"g/typo": 1.0})
     assert TrainConfig.from_dict({"lambdas": {"g/cycle": 5.0}}).lambdas["g/adv_ab"] == 1.0
+
+
+def test_discriminator_noise_is_half_normal_with_sigma_d():
+    torch.manual_seed(0)
+    x = torch.zeros(200_000)
+    for sigma in (0.5, 1.0, 2.0):
+        n = _noisy(x, sigma)
+        assert n.min() >= 0  # |N(0, σ)|: never below the input
+        assert n.mean().item() == pytest.approx(sigma * np.sqrt(2 / np.pi), rel=0.02)
+        assert n.std().item() == pytest.approx(sigma * np.sqrt(1 - 2 / np.pi), rel=0.02)
+    assert _noisy(x, 0.0) is x
+    # every discriminator input gets it: D sees real phrases lifted, fakes too
+    m = CycleGAN(TINY, "partial")
+    seen = []
+    for d in m.discriminators():
+        d.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
+    real = torch.zeros(2, 1, 64, 84)
+    discriminator_losses(m, real, real, real, real, real, sigma_d=1.0)
+    assert len(seen) == 8 and all(t.min() >= 0 and t.mean() > 0.5 for t in seen)
+    seen.clear()
+    discriminator_losses(m, real, real, real, real, real, sigma_d=0.0)
+    assert all(torch.equal(t, real) for t in seen)
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero(caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    cfg = TrainConfig(preset=tiny_preset, epochs=4, decay_after=2, batch_size=8, lr=1e-3)
+    t = CycleGANTask(a, b, tmp_path / "run", cfg)
+    used = []
+    t.fit(on_step=lambda e, s, n, losses: used.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"])))
+    with open(tmp_path / "run" / "log.csv") as fh:
+        assert [float(r["lr"]) for r in csv.DictReader(fh)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
+    per_epoch = len(used) // 4  # G and D optimisers both follow it, the whole epoch
+    assert all(g == d for g, d in used)
+    assert [g for g, _ in used] == pytest.approx([1e-3] * 3 * per_epoch + [5e-4] * per_epoch)
 
 
 def test_image_pool_returns_history():
