@@ -44,7 +44,7 @@ def main() -> None:
 
     from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
     from midigenre.evaluate import evaluate_transfer, heldout_phrases
-    from midigenre.train import GenreSource, Trainer, TrainConfig
+    from midigenre.train import CycleGANTask, GenreSource, TrainConfig
     from midigenre.transfer import TransferModel
 
     if args.threads:
@@ -69,9 +69,9 @@ def main() -> None:
         saved = json.loads(meta.read_text()) if meta.exists() else {}
         done = saved.get("epochs_done") == args.epochs and saved.get("train") == cfg.to_dict()
         if not done:
-            trainer = Trainer(a, b, run, cfg)
+            trainer = CycleGANTask(a, b, run, cfg)
             if (run / "checkpoint.pt").exists():
-                trainer.load_checkpoint()
+                trainer.resume()
             print(f"training {name} ({args.preset}, {args.epochs} epochs, {trainer.steps_per_epoch()} steps/epoch) ...", flush=True)
             trainer.fit(on_epoch=lambda e, row: print(f"  {name} epoch {e}: {row['seconds']:.0f} s", flush=True))
         model = TransferModel.load(run)

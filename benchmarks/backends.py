@@ -46,7 +46,7 @@ def main() -> None:
     import torch
 
     from audiogenre.backends import n_parameters
-    from audiogenre.classify import train_backend_classifier
+    from audiogenre.classify import BackendTrainConfig, train_backend_classifier
     from audiogenre.datasets import open_dataset
 
     torch.set_num_threads(args.threads)
@@ -64,9 +64,11 @@ def main() -> None:
         size = int(parts[3]) if len(parts) > 3 else None
         out = Path(args.out) / (f"{kind}-{seg:g}s" + (f"-{size}px" if size else ""))
         t0 = time.perf_counter()
-        rep = train_backend_classifier(ds, out, backend=kind, segment=seg, epochs=epochs, seed=args.seed,
-                                       backend_config={"size": size} if size else None,
-                                       progress=False, echo=lambda s: print("   ", s, flush=True))
+        cfg = BackendTrainConfig(backend=kind, segment=seg, epochs=epochs, seed=args.seed, image_size=size)
+        rep = train_backend_classifier(ds, out, cfg, device="cpu", echo=lambda s: print("   ", s, flush=True),
+                                       on_epoch=lambda row: print(f"    epoch {row['epoch']}: train loss {row['train_loss']:.3f}"
+                                                                  + (f", valid loss {row['valid_loss']:.3f}" if "valid_loss" in row else ""),
+                                                                  flush=True))
         from audiogenre.models import AudioClassifier
 
         model, meta = AudioClassifier.load(out)

@@ -1,12 +1,12 @@
 """How fast does the CycleGAN train, and which settings make a training step faster?
 
-Every number comes from ``Trainer.train_step`` on real data: the jazz and classical folders of
+Every number comes from ``CycleGANTask.update`` (one training step) on real data: the jazz and classical folders of
 the shared MIDI data are prepared (``RollSettings(meter="lenient")``) into a temporary folder,
-and each setting gets a fresh ``Trainer`` (same seed, so the same initial weights) fed the same
+and each setting gets a fresh ``CycleGANTask`` (same seed, so the same initial weights) fed the same
 pre-loaded batches.
 
 What is counted
-    One *step* is ``Trainer.train_step(real_a, real_b, None)``: one batch of ``batch_size`` genre-A
+    One *step* is ``CycleGANTask.update(real_a, real_b, None)``: one batch of ``batch_size`` genre-A
     phrases plus one of genre-B phrases, a generator update then a discriminator update (base
     variant, image pool on). ``phrases/s`` = batch_size x steps / seconds, i.e. the A-B *pairs*
     per second, the same quantity as ``phrases_per_s`` in a run's log.csv (phrases touched per
@@ -14,9 +14,9 @@ What is counted
     step times; it is timed on its own and printed once.
 
 Settings (``--variants``; tokens joined with ``+``)
-    eager      the way Trainer runs now: fp32, contiguous tensors, no compilation
+    eager      the way the trainer runs now: fp32, contiguous tensors, no compilation
     cl         channels_last memory format for all four networks and the input batches
-    bf16       ``torch.autocast(device, dtype=torch.bfloat16)`` (Trainer's ``amp`` switch forced on)
+    bf16       ``torch.autocast(device, dtype=torch.bfloat16)`` (the task's ``amp`` switch forced on)
     compile    ``torch.compile`` of G_AB, G_BA, D_A and D_B (default mode); compilation happens in
                the warm-up steps, whose time is printed as "first step" and never in the timings
     ro         the same with ``mode="reduce-overhead"`` (CUDA graphs; meant for GPUs)
@@ -59,8 +59,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from midigenre.models import preset as model_preset
 from midigenre.pianoroll import RollSettings
 from midigenre.prepare import prepare
-from midigenre.train import (CycleGAN, GenreSource, TrainConfig, Trainer, discriminator_losses, generator_losses,
-                             weighted)
+from midigenre.cyclegan import CycleGAN, discriminator_losses, generator_losses, weighted
+from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_STEPS = {"small": 20, "paper": 3}
@@ -149,14 +149,14 @@ def one_line(err: BaseException) -> str:
 
 
 class Runner:
-    """A fresh Trainer with one setting applied; ``run(n)`` times n calls of Trainer.train_step, unchanged."""
+    """A fresh CycleGANTask with one setting applied; ``run(n)`` times n calls of its ``update``, unchanged."""
 
     def __init__(self, setting: Setting, preset: str, srcs, batches, device: torch.device, work: Path, default_threads: int):
         self.s, self.device, self.default_threads = setting, device, default_threads
         cfg = TrainConfig(preset=preset, spectral_norm=setting.sn, self_attention=setting.sa)
-        self.trainer = Trainer(srcs[0], srcs[1], work / f"{preset}_{setting.name}", cfg, device=str(device))
+        self.trainer = CycleGANTask(srcs[0], srcs[1], work / f"{preset}_{setting.name}", cfg, device=str(device))
         tr = self.trainer
-        tr.amp = setting.bf16  # train_step wraps both updates in autocast(device, bf16, enabled=amp)
+        tr.amp = setting.bf16  # update wraps both updates in autocast(device, bf16, enabled=amp)
         fmt = torch.channels_last if setting.channels_last else torch.contiguous_format
         if setting.channels_last:
             tr.model.to(memory_format=torch.channels_last)  # in place: the optimisers keep the same parameters
@@ -190,7 +190,7 @@ class Runner:
             for _ in range(n):
                 a, b = self.batches[self.i % len(self.batches)]
                 self._mark_step()
-                losses = self.trainer.train_step(a, b, None)
+                losses = self.trainer.update(a, b, None)
                 self.i += 1
             sync(self.device)
             dt = time.perf_counter() - t0
@@ -207,7 +207,7 @@ class Runner:
             a, b = self.batches[0]
             t0 = time.perf_counter()
             self._mark_step()
-            self.first_losses = self.trainer.train_step(a, b, None)
+            self.first_losses = self.trainer.update(a, b, None)
             sync(self.device)
             self.first_step_s = time.perf_counter() - t0
         finally:
@@ -439,7 +439,7 @@ def main() -> None:
     ap.add_argument("--sn", action="store_true", help="also time every setting with spectral norm")
     ap.add_argument("--sa", action="store_true", help="also time every setting with self-attention")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU measurements")
-    ap.add_argument("--batch-size", type=int, default=16, help="phrases per genre per step (16, Trainer's default)")
+    ap.add_argument("--batch-size", type=int, default=16, help="phrases per genre per step (16, TrainConfig's default)")
     ap.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "midi",
                     help="folder with jazz/ and classical/ MIDI files")
     args = ap.parse_args()
@@ -454,7 +454,7 @@ def main() -> None:
         for genre in ("jazz", "classical"):
             prepare([args.data / genre], genre, work / f"{genre}.h5", RollSettings(meter="lenient"))
         srcs = (GenreSource.parse(work / "jazz.h5"), GenreSource.parse(work / "classical.h5"))
-        probe = Trainer(srcs[0], srcs[1], work / "probe", TrainConfig(preset="paper", batch_size=args.batch_size), device="cpu")
+        probe = CycleGANTask(srcs[0], srcs[1], work / "probe", TrainConfig(preset="paper", batch_size=args.batch_size), device="cpu")
         spe = probe.steps_per_epoch()
         bs = args.batch_size
         n_batches = min(8, spe)
@@ -478,7 +478,7 @@ def main() -> None:
 
         if torch.cuda.is_available():
             gpu = torch.device("cuda")
-            print(f"\nGPU: {torch.cuda.get_device_name(gpu)} (eager = fp32; Trainer itself uses bf16 autocast on CUDA)")
+            print(f"\nGPU: {torch.cuda.get_device_name(gpu)} (eager = fp32; the trainer itself uses bf16 autocast on CUDA)")
             settings = setting_list(args.gpu_variants, args.sn, args.sa, gpu)
             for p in presets:
                 gpu_results[p] = bench_preset(p, settings, srcs, batches, gpu, work, args, default_threads)
