@@ -236,8 +236,9 @@ class TrainingLoop:
         between_steps = True
         try:
             with interrupt:
-                while pos.epoch < self.epochs and not pos.stopped:
-                    epoch = pos.epoch
+                for epoch in range(pos.epoch, self.epochs):
+                    if pos.stopped:
+                        break
                     self._call("on_epoch_start", epoch)
                     opts = self.optimizers()
                     lr = opts[0].param_groups[0]["lr"] if opts else None
