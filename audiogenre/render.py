@@ -89,7 +89,8 @@ def tracks_of_file(path: str | os.PathLike) -> list[Track]:
     import symusic
 
     try:
-        score = symusic.Score(str(path)).to("second")
+        # from the bytes: symusic.Score(path) picks the format by suffix and rejects .smf
+        score = symusic.Score.from_midi(Path(path).read_bytes()).to("second")
     except Exception as err:  # symusic raises plain RuntimeError/ValueError on bad files
         raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     out = []
@@ -260,8 +261,9 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
     to ``OUT/<genre>/<song>__<start>s.wav``. Songs are visited in a seeded order, one crop per
     song first, so a genre's clips come from as many songs as it has; the train/valid/test
     split is decided per *song* (a hash of the seed and the song's path, the one
-    :func:`audiogenre.datasets.unit_hash` gives a folder's groups), so no song is on two sides. ``OUT/manifest.json`` lists every clip with its genre, song, start and split.
-    Clips already on disk are kept (a stopped run continues where it was).
+    :func:`audiogenre.datasets.unit_hash` gives a folder's groups), so no song is on two sides.
+    ``OUT/manifest.json`` (format in :mod:`audiogenre.datasets.folder`) lists every clip with its
+    genre, song, start and split. Clips already on disk are kept (a stopped run continues where it was).
     """
     from tqdm import tqdm
 
