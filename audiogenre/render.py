@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from midigenre.prepare import MIDI_SUFFIXES
 from shared.errors import GenreError
 
 RENDER_RATE = 22_050
@@ -88,7 +89,8 @@ def tracks_of_file(path: str | os.PathLike) -> list[Track]:
     import symusic
 
     try:
-        score = symusic.Score(str(path)).to("second")
+        # from the bytes: symusic.Score(path) picks the format by suffix and rejects .smf
+        score = symusic.Score.from_midi(Path(path).read_bytes()).to("second")
     except Exception as err:  # symusic raises plain RuntimeError/ValueError on bad files
         raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     out = []
@@ -224,16 +226,28 @@ def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_R
     return renderer(soundfont, rate).render(tracks, start=start, seconds=seconds)
 
 
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
-
-
-def _split_of(song: str, seed: int, fractions: tuple[float, float, float]) -> str:
-    import hashlib
-
-    u = int(hashlib.sha1(f"{seed}:{song}".encode()).hexdigest()[:12], 16) / float(1 << 48)
-    if u < fractions[0]:
-        return "train"
-    return "valid" if u < fractions[0] + fractions[1] else "test"
+def midi_files_by_genre(midi_root: str | os.PathLike, *, genres: Sequence[str] | None = None,
+                        genre_map: dict[str, str] | None = None) -> dict[str, list[Path]]:
+    """``{genre: [MIDI files]}`` of a folder of genre folders: each visible subfolder of ``midi_root``
+    is a genre (renamed by ``genre_map``; only ``genres`` when given), holding, at any depth, files
+    with a MIDI suffix (``midigenre.prepare.MIDI_SUFFIXES``, the list ``genre midi prepare`` reads)."""
+    root = Path(midi_root)
+    if not root.is_dir():
+        raise GenreError(f"no such folder: {root}")
+    genre_map = dict(genre_map or {})
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    by_genre: dict[str, list[Path]] = {}
+    for folder in folders:
+        g = genre_map.get(folder.name, folder.name)
+        if genres and g not in genres:
+            continue
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
+        by_genre.setdefault(g, []).extend(files)
+    if genres:
+        missing = [g for g in genres if g not in by_genre]
+        if missing:
+            raise GenreError(f"no folder for genre(s) {', '.join(missing)} in {root} (folders: {', '.join(p.name for p in folders)})")
+    return by_genre
 
 
 def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clips_per_genre: int = 100,
@@ -246,31 +260,18 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
     Each clip is a random ``seconds``-long crop (seeded) of one song, rendered with FluidSynth
     to ``OUT/<genre>/<song>__<start>s.wav``. Songs are visited in a seeded order, one crop per
     song first, so a genre's clips come from as many songs as it has; the train/valid/test
-    split is decided per *song* (a hash of the seed and the song's path), so no song is on two
-    sides. ``OUT/manifest.json`` lists every clip with its genre, song, start and split.
-    Clips already on disk are kept (a stopped run continues where it was).
+    split is decided per *song* (a hash of the seed and the song's path, the one
+    :func:`audiogenre.datasets.unit_hash` gives a folder's groups), so no song is on two sides.
+    ``OUT/manifest.json`` (format in :mod:`audiogenre.datasets.folder`) lists every clip with its
+    genre, song, start and split. Clips already on disk are kept (a stopped run continues where it was).
     """
     from tqdm import tqdm
 
     from audiogenre.audio import write_audio
-    from shared.atomic import write_json
+    from audiogenre.datasets import manifest_clip, side_of, unit_hash, write_manifest
 
     root = Path(midi_root)
-    if not root.is_dir():
-        raise GenreError(f"no such folder: {root}")
-    genre_map = dict(genre_map or {})
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    by_genre: dict[str, list[Path]] = {}
-    for folder in folders:
-        g = genre_map.get(folder.name, folder.name)
-        if genres and g not in genres:
-            continue
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file())
-        by_genre.setdefault(g, []).extend(files)
-    if genres:
-        missing = [g for g in genres if g not in by_genre]
-        if missing:
-            raise GenreError(f"no folder for genre(s) {', '.join(missing)} in {root} (folders: {', '.join(p.name for p in folders)})")
+    by_genre = midi_files_by_genre(root, genres=genres, genre_map=genre_map)
     if len(by_genre) < 2:
         raise GenreError(f"{root} needs at least two genre folders of MIDI files, found {len(by_genre)}")
     out = Path(out)
@@ -313,8 +314,8 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
                 else:
                     skipped["silent crop"] = skipped.get("silent crop", 0) + 1
                     continue
-                clips.append({"path": dest.relative_to(out).as_posix(), "genre": g, "song": song, "song_start": start,
-                              "split": _split_of(song, seed, fractions)})
+                clips.append(manifest_clip(dest.relative_to(out).as_posix(), g, song, start,
+                                           side_of(unit_hash(seed, song), fractions)))
                 made += 1
                 bar.update(1)
             if made >= clips_per_genre or not usable:
@@ -322,8 +323,6 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
         if made < clips_per_genre:
             skipped[f"{g}: too few songs for {clips_per_genre} clips"] = clips_per_genre - made
     bar.close()
-    manifest = {"format": 1, "kind": "rendered-audio", "source": str(root.resolve()), "seconds": seconds, "seed": seed,
-                "rate": rate, "soundfont": str(rend.soundfont), "genres": sorted(by_genre), "fractions": list(fractions),
-                "skipped": skipped, "clips": clips}
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    return write_manifest(out, clips, source=str(root.resolve()), seconds=seconds, seed=seed, rate=rate,
+                          soundfont=str(rend.soundfont), genres=sorted(by_genre), fractions=list(fractions),
+                          skipped=skipped)

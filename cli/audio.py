@@ -12,9 +12,8 @@ from pathlib import Path
 
 import click
 
+from audiogenre.datasets import DATASET_KINDS
 from shared.errors import GenreError
-
-DATASET_KINDS = ("auto", "folder", "fma", "gtzan")
 
 
 @click.group()

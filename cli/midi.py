@@ -182,7 +182,9 @@ def _parse_indices(values: tuple[str, ...]) -> list[int]:
 
 
 def _is_midi_path(path: str) -> bool:
-    return Path(path).suffix.lower() in (".mid", ".midi", ".kar", ".smf")
+    from midigenre.prepare import MIDI_SUFFIXES
+
+    return Path(path).suffix.lower() in MIDI_SUFFIXES
 
 
 def _load_rolls(source, genre, index, song, meter, whole_midi: bool = False):
