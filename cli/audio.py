@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import BACKENDS, DATASET_KINDS, TqdmProgress, model_files
+from cli.common import BACKENDS, DATASET_KINDS, LibraryChoice, TqdmProgress, model_files
 from shared.errors import GenreError
 
 
@@ -41,9 +41,9 @@ def _dataset_options(f):
         click.option("--kind", type=DATASET_KINDS, default="auto", show_default=True,
                      help="folder: DATASET/<genre>/*.wav (or a render-dataset folder); fma: FMA (tracks.csv + MP3 tree, "
                           "official split); gtzan: GTZAN genre folders (jazz.00054 skipped)."),
-        click.option("--gtzan-split", type=click.Choice(["random", "filtered"]), default="random", show_default=True,
+        click.option("--gtzan-split", type=LibraryChoice("audiogenre.datasets", "GTZAN_SPLITS"), default="random", show_default=True,
                      help="GTZAN: a seeded random split, or the fault-filtered split (Kereliuk et al. 2015)."),
-        click.option("--fma-subset", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True),
+        click.option("--fma-subset", type=LibraryChoice("audiogenre.datasets", "FMA_SUBSETS"), default="small", show_default=True),
         click.option("--genres", help="Comma-separated genres to use (default: all)."),
     ]
     for opt in reversed(options):
@@ -134,7 +134,7 @@ def render_dataset(midi_root, output, clips_per_genre, seconds, genres, maps, se
 
 @audio.command("make-encoder")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True,
+@click.option("--size", type=LibraryChoice("audiogenre.models", "ENCODER_SIZES"), default="small", show_default=True,
               help="tiny: 2 layers × 32 (tests); small: 4 layers × 256; base: the wav2vec2-base shape (12 × 768).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def make_encoder(folder, size, seed):
@@ -227,7 +227,7 @@ def train(dataset, backend, segment, imagenet, image_size, encoder, layers, pool
 @click.argument("classifier", type=click.Path())
 @click.argument("dataset", type=click.Path())
 @_dataset_options
-@click.option("--split", type=click.Choice(["test", "valid", "train"]), default="test", show_default=True)
+@click.option("--split", type=LibraryChoice("audiogenre.datasets", "SPLITS"), default="test", show_default=True)
 @click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Gaussian noise at this ratio of each clip's RMS (robustness check; bypasses the cache).")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
@@ -259,7 +259,7 @@ def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, 
 @click.argument("classifier", type=click.Path())
 @click.argument("dataset", type=click.Path())
 @_dataset_options
-@click.option("--split", type=click.Choice(["test", "valid", "train", "all"]), default="test", show_default=True)
+@click.option("--split", type=LibraryChoice("audiogenre.datasets", "SPLITS", after=("all",)), default="test", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Embeddings, logits and labels (.npz).")
 @click.option("--png", type=click.Path(dir_okay=False), help="PCA plot (default: OUTPUT with .png).")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
@@ -308,7 +308,7 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--target-prob", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
               help="Stop a window once p(target) reaches this.")
 @click.option("--epsilon", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop a window once the loss is below ε.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--optimizer", type=LibraryChoice("audiogenre.transform", "OPTIMIZERS"), default="adam", show_default=True)
 @click.option("--window", type=click.FloatRange(min=0.5), help="Window seconds.  [default: the classifier's clip length]")
 @click.option("--overlap", type=click.FloatRange(min=0), help="Seconds shared by neighbouring windows.  [default: 1 s, at most a quarter window]")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the classifier: about 2x faster steps on CPUs with "

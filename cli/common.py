@@ -6,7 +6,7 @@ Nothing heavy is imported here at module level, so ``genre --help`` answers at o
 from __future__ import annotations
 
 import sys
-from typing import Callable, Iterable
+from typing import Iterable
 
 import click
 
@@ -21,17 +21,26 @@ def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
 
 class LibraryChoice(click.Choice):
     """A ``click.Choice`` whose values come from a library constant, read when first needed
-    (a ``--help`` of the command, or parsing), so importing the CLI imports no library."""
+    (a ``--help`` of the command, or parsing), so importing the CLI imports no library.
 
-    def __init__(self, load: Callable[[], Iterable[str]], case_sensitive: bool = True):
-        self._load = load
+    ``LibraryChoice("midigenre.pianoroll", "METER_MODES")`` offers that tuple (or a dict's
+    keys); ``before``/``after`` add values the command itself knows (``auto``, ``all``).
+    """
+
+    def __init__(self, module: str, name: str, *, before: Iterable[str] = (), after: Iterable[str] = (),
+                 case_sensitive: bool = True):
+        self._source, self._before, self._after = (module, name), tuple(before), tuple(after)
         self._choices: tuple | None = None
         self.case_sensitive = case_sensitive
 
     @property
     def choices(self) -> tuple:  # type: ignore[override]
         if self._choices is None:
-            self._choices = tuple(self._load())
+            import importlib
+
+            module, name = self._source
+            values = getattr(importlib.import_module(module), name)
+            self._choices = (*self._before, *values, *self._after)
         return self._choices
 
     @choices.setter
@@ -39,38 +48,14 @@ class LibraryChoice(click.Choice):
         self._choices = tuple(value)
 
 
-def _meters():
-    from midigenre.pianoroll import METER_MODES
-
-    return METER_MODES
-
-
-def _dataset_kinds():
-    from audiogenre.datasets import KINDS
-
-    return ("auto", *KINDS)
-
-
-def _attribution_methods():
-    from midigenre.attribution import METHODS
-
-    return METHODS
-
-
-def _backends():
-    from audiogenre.backends import BACKENDS
-
-    return BACKENDS
-
-
 #: The meter rules of :mod:`midigenre.pianoroll`.
-METERS = LibraryChoice(_meters)
-#: ``auto`` and the audio data set kinds of :mod:`audiogenre.datasets`.
-DATASET_KINDS = LibraryChoice(_dataset_kinds)
+METERS = LibraryChoice("midigenre.pianoroll", "METER_MODES")
 #: The attribution methods of :mod:`midigenre.attribution`.
-ATTRIBUTION_METHODS = LibraryChoice(_attribution_methods)
+ATTRIBUTION_METHODS = LibraryChoice("midigenre.attribution", "METHODS")
+#: ``auto`` and the audio data set kinds of :mod:`audiogenre.datasets`.
+DATASET_KINDS = LibraryChoice("audiogenre.datasets", "KINDS", before=("auto",))
 #: The audio classifier backends of :mod:`audiogenre.backends`.
-BACKENDS = LibraryChoice(_backends)
+BACKENDS = LibraryChoice("audiogenre.backends", "BACKENDS")
 
 
 class TqdmProgress:
