@@ -328,6 +328,9 @@ TRAIN_DEFAULTS = {
     "mlp": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
 }
 
+#: Every classifier backend by name: the frozen wav2vec2 encoder + head, then the trainable ones.
+BACKENDS = ("wav2vec2", *TRAIN_DEFAULTS)
+
 
 class TrainableBackend(nn.Module):
     """Wraps one of :data:`TRAINABLE` with the backend interface (describe, identity, frames)."""
@@ -379,5 +382,5 @@ def receptive_seconds(kind: str) -> float:
     return 1.0 if kind in ("autoencoder", "mlp") else 0.5
 
 
-__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "TRAIN_DEFAULTS", "n_parameters",
+__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "TRAIN_DEFAULTS", "BACKENDS", "n_parameters",
            "receptive_seconds"]

@@ -28,8 +28,9 @@ def _labels(items, genres: Sequence[str]) -> np.ndarray:
 
 
 def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | None, *, batch_size: int = 8,
-                progress: bool = True, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
-    """Embeddings of ``items`` (through the cache when ``cache_folder`` is given and noise is 0)."""
+                progress=None, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
+    """Embeddings of ``items`` (through the cache when ``cache_folder`` is given and noise is 0);
+    ``progress`` as in :func:`audiogenre.embeddings.encode_items`."""
     cache = None
     if cache_folder is not None and preprocess.noise == 0:
         cache = EmbeddingCache.in_folder(cache_folder, backend.describe(), preprocess)
@@ -49,11 +50,10 @@ def write_log(path: Path, history: list[dict]) -> None:
 
 
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
-    from shared.plotting import _pyplot, save_png
+    from shared.plotting import new_figure, save_png
 
-    plt = _pyplot()
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (a1, a2) = new_figure(1, 2, figsize=(9, 3.2))
     a1.plot(ep, [h["train_loss"] for h in history], label="train")
     a2.plot(ep, [h["train_acc"] for h in history], label="train")
     if "valid_loss" in history[0]:
@@ -133,8 +133,10 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
 
 def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: str = "test", encoder: str | None = None,
                               noise: float = 0.0, seed: int | None = None, cache_folder: str | os.PathLike | None = None,
-                              batch_size: int = 8, progress: bool = True, png: str | os.PathLike | None = None) -> dict:
-    """Accuracy, per-class P/R/F1 and the confusion matrix of a saved classifier on a split."""
+                              batch_size: int = 8, progress=None, png: str | os.PathLike | None = None) -> dict:
+    """Accuracy, per-class P/R/F1 and the confusion matrix of a saved classifier on a split.
+
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded."""
     import torch
 
     from audiogenre.models import AudioClassifier
@@ -176,20 +178,24 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def load_segments(items, seconds: float, *, progress: bool = True, desc: str = "reading") -> tuple[np.ndarray, list]:
-    """16 kHz waves ``(n, seconds·16000)`` of ``items`` (each already a segment), skipping unreadable ones."""
-    from tqdm import tqdm
+def load_segments(items, seconds: float, *, progress=None, desc: str = "reading") -> tuple[np.ndarray, list]:
+    """16 kHz waves ``(n, seconds·16000)`` of ``items`` (each already a segment), skipping unreadable ones.
 
+    ``progress(desc, done, total)`` (:mod:`shared.progress`) counts the segments read."""
     from audiogenre.audio import load_clip
+    from shared.progress import progress_callback
 
+    report_progress = progress_callback(progress)
     pre = Preprocess(seconds=seconds)
     waves, kept = [], []
-    for it in tqdm(items, desc=desc, unit="clip", disable=not progress, dynamic_ncols=True):
+    for done, it in enumerate(items):
+        report_progress(desc, done, len(items))
         try:
             waves.append(load_clip(it.path, pre, start=it.start, duration=it.duration))
             kept.append(it)
         except GenreError as err:
             log.warning("skipped: %s", err)
+    report_progress(desc, len(items), len(items))
     if not waves:
         return np.zeros((0, pre.length), np.float32), []
     return np.stack(waves), kept
@@ -366,8 +372,9 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = "test", encoder: str | None = None,
-                  progress: bool = True) -> dict:
-    """Embeddings (backend output) and logits of a data set's clips (segments for trainable backends)."""
+                  progress=None) -> dict:
+    """Embeddings (backend output) and logits of a data set's clips (segments for trainable backends);
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded."""
     import torch
 
     from audiogenre.models import AudioClassifier
@@ -393,10 +400,9 @@ def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = 
 
 def plot_embeddings(result: dict, path: str | os.PathLike, title: str = "") -> Path:
     """Two PCA panels, embeddings and logits, one colour per genre."""
-    from shared.plotting import _pyplot, save_png
+    from shared.plotting import new_figure, save_png
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    fig, axes = new_figure(1, 2, figsize=(10, 4.4))
     dim = result["embeddings"].shape[1]
     for ax, key, name in ((axes[0], "embeddings", f"{result['backend']} embedding ({dim}-d)"),
                           (axes[1], "logits", f"logits ({result['logits'].shape[1]}-d)")):

@@ -169,13 +169,17 @@ def default_cache_folder(dataset_root: str | os.PathLike) -> Path:
 
 
 def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: EmbeddingCache | None = None,
-                 batch_size: int = 8, device: str = "cpu", progress: bool = True, flush_every: float = 60.0,
+                 batch_size: int = 8, device: str = "cpu", progress=None, flush_every: float = 60.0,
                  on_error: str = "skip", rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[int]]:
     """Embeddings ``(n_ok, D)`` of ``items`` (objects with ``path``, ``start``, ``duration``) and
     the indices of the items they belong to (unreadable clips are skipped with a warning when
-    ``on_error="skip"``). Clips already in ``cache`` are not encoded again."""
+    ``on_error="skip"``). Clips already in ``cache`` are not encoded again.
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded now."""
     import torch
-    from tqdm import tqdm
+
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
 
     if cache is not None and preprocess.noise > 0:
         raise GenreError("embeddings with random noise cannot be cached; use noise 0 with the cache")
@@ -192,7 +196,8 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
     fresh: dict[int, np.ndarray] = {}
     bad: set[int] = {i for i, k in enumerate(keys) if k is None}
     last_flush = time.monotonic()
-    bar = tqdm(total=len(todo), desc="encoding", unit="clip", disable=not progress or not todo, dynamic_ncols=True)
+    if todo:
+        report_progress("encoding", 0, len(todo))
     was_training = backend.training
     backend.eval()
     try:
@@ -216,12 +221,11 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
                         cache.put(keys[i], e)
                     else:
                         fresh[i] = e
-            bar.update(len(todo[b0:b0 + batch_size]))
+            report_progress("encoding", min(b0 + batch_size, len(todo)), len(todo))
             if cache is not None and time.monotonic() - last_flush > flush_every:
                 cache.flush()
                 last_flush = time.monotonic()
     finally:
-        bar.close()
         backend.train(was_training)
         if cache is not None:
             cache.flush()

@@ -254,7 +254,7 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
                    seconds: float = 10.0, seed: int = 24, genres: Sequence[str] | None = None,
                    genre_map: dict[str, str] | None = None, soundfont=None, rate: int = RENDER_RATE,
                    max_clips_per_song: int = 4, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                   progress: bool = True) -> dict:
+                   progress=None) -> dict:
     """Build a genre-labelled audio set from a folder of genre folders of MIDI files.
 
     Each clip is a random ``seconds``-long crop (seeded) of one song, rendered with FluidSynth
@@ -264,11 +264,13 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
     :func:`audiogenre.datasets.unit_hash` gives a folder's groups), so no song is on two sides.
     ``OUT/manifest.json`` (format in :mod:`audiogenre.datasets.folder`) lists every clip with its
     genre, song, start and split. Clips already on disk are kept (a stopped run continues where it was).
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips made.
     """
-    from tqdm import tqdm
-
     from audiogenre.audio import write_audio
     from audiogenre.datasets import manifest_clip, side_of, unit_hash, write_manifest
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
 
     root = Path(midi_root)
     by_genre = midi_files_by_genre(root, genres=genres, genre_map=genre_map)
@@ -277,7 +279,8 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
     out = Path(out)
     rend = renderer(soundfont, rate)
     clips, skipped = [], {}
-    bar = tqdm(total=clips_per_genre * len(by_genre), desc="rendering", unit="clip", disable=not progress, dynamic_ncols=True)
+    total, n_made = clips_per_genre * len(by_genre), 0
+    report_progress("rendering", 0, total)
     for g, files in sorted(by_genre.items()):
         rng = np.random.default_rng([seed, *g.encode()])
         order = [files[i] for i in rng.permutation(len(files))]
@@ -317,12 +320,12 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
                 clips.append(manifest_clip(dest.relative_to(out).as_posix(), g, song, start,
                                            side_of(unit_hash(seed, song), fractions)))
                 made += 1
-                bar.update(1)
+                n_made += 1
+                report_progress("rendering", n_made, total)
             if made >= clips_per_genre or not usable:
                 break
         if made < clips_per_genre:
             skipped[f"{g}: too few songs for {clips_per_genre} clips"] = clips_per_genre - made
-    bar.close()
     return write_manifest(out, clips, source=str(root.resolve()), seconds=seconds, seed=seed, rate=rate,
                           soundfont=str(rend.soundfont), genres=sorted(by_genre), fractions=list(fractions),
                           skipped=skipped)

@@ -509,7 +509,7 @@ def test_smf_and_every_midi_suffix_found_by_render_dataset_and_prepare_alike(tmp
     songs = {c["song"] for c in man["clips"]}
     assert len(songs) == 4 and {"pop/f.midi", "pop/g.smf"} <= songs
 
-    from cli.midi import _is_midi_path
+    from midigenre.selection import is_midi_path as _is_midi_path
 
     assert all(_is_midi_path(f"x{s}") and _is_midi_path(f"x{s.upper()}") for s in MIDI_SUFFIXES)
     assert not _is_midi_path("x.wav") and not _is_midi_path("x.h5")
@@ -530,7 +530,7 @@ def test_manifest_writer_and_reader_agree(tmp_path):
 def test_dataset_kinds_constant():
     from cli.audio import DATASET_KINDS
 
-    assert DATASET_KINDS is ds.DATASET_KINDS and DATASET_KINDS == ("auto",) + ds.KINDS
+    assert tuple(DATASET_KINDS.choices) == ds.DATASET_KINDS == ("auto",) + ds.KINDS  # the CLI reads the library's
     for kind in ds.KINDS:
         assert kind in ds.open_dataset.__doc__
 
