@@ -1,4 +1,13 @@
-"""Audio genre classification and gradient-guided transformation (wav2vec2 and spectrogram backends).
+"""The audio path: genre classifiers behind one interface (frozen wav2vec2 + head, spectrogram
+CNN / ResNet-18 / late fusion, deep softmax autoencoder), gradient-guided transformation of a
+waveform toward a genre, Fréchet Audio Distance, and FluidSynth rendering of MIDI (the bridge
+from the symbolic path).
 
-Not built yet: this package is where the audio path lands (see the README road map).
+Main entry points::
+
+    from audiogenre.audio import Preprocess, load_clip
+    from audiogenre.models import AudioClassifier
+    from audiogenre.transform import TransformConfig, transform_file
+    from audiogenre.fad import fad, fad_infinity
+    from audiogenre.render import render_file
 """

@@ -319,6 +319,11 @@ class TwoLayerNet(nn.Module):
 
 TRAINABLE = {c.kind: c for c in (SpecCNN, SpecResNet18, LateFusion, SoftmaxAutoencoder, TwoLayerNet)}
 
+#: Every classifier backend by name: the frozen wav2vec2 encoder + head, then the trainable ones
+#: (their training settings: ``audiogenre.classify.BackendTrainConfig``).
+BACKENDS = ("wav2vec2", *TRAINABLE)
+
+
 class TrainableBackend(nn.Module):
     """Wraps one of :data:`TRAINABLE` with the backend interface (describe, identity, frames)."""
 
@@ -369,5 +374,5 @@ def receptive_seconds(kind: str) -> float:
     return 1.0 if kind in ("autoencoder", "mlp") else 0.5
 
 
-__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "n_parameters",
+__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "BACKENDS", "n_parameters",
            "receptive_seconds"]

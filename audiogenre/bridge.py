@@ -46,14 +46,16 @@ def phrase_embeddings(backend, phrases: np.ndarray, *, soundfont=None, segment: 
 
 
 def transfer_fad(model, x_a: np.ndarray, x_b: np.ndarray, backend, *, max_phrases: int = 200, seed: int = 0,
-                 soundfont=None, segment: float = 1.0, progress: bool = True) -> dict:
+                 soundfont=None, segment: float = 1.0, progress=None) -> dict:
     """FAD per direction: transferred vs real target, and source vs real target (the baseline).
 
     FAD depends strongly on the number of embeddings, so the transferred and the source set
     are subsampled (seeded) to the same n before they are compared with the target set.
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the four sets rendered and embedded.
     """
-    from tqdm import tqdm
+    from shared.progress import progress_callback
 
+    report_progress = progress_callback(progress)
     rng = np.random.default_rng(seed)
 
     def pick(x):
@@ -66,14 +68,15 @@ def transfer_fad(model, x_a: np.ndarray, x_b: np.ndarray, backend, *, max_phrase
     out = {}
     steps = [("real " + a, xa), ("real " + b, xb)]
     emb = {}
-    with tqdm(total=4, desc="FAD: render + embed", unit="set", disable=not progress) as bar:
-        for name, x in steps:
-            emb[name] = phrase_embeddings(backend, x, soundfont=soundfont, segment=segment)
-            bar.update(1)
-        for x, src, dst in ((xa, a, b), (xb, b, a)):
-            y, _ = model.transfer_phrases(x, dst)
-            emb[f"{src}→{dst}"] = phrase_embeddings(backend, y, soundfont=soundfont, segment=segment)
-            bar.update(1)
+    stage = "FAD: render + embed"
+    report_progress(stage, 0, 4)
+    for name, x in steps:
+        emb[name] = phrase_embeddings(backend, x, soundfont=soundfont, segment=segment)
+        report_progress(stage, len(emb), 4)
+    for x, src, dst in ((xa, a, b), (xb, b, a)):
+        y, _ = model.transfer_phrases(x, dst)
+        emb[f"{src}→{dst}"] = phrase_embeddings(backend, y, soundfont=soundfont, segment=segment)
+        report_progress(stage, len(emb), 4)
     for src, dst in ((a, b), (b, a)):
         moved, source = emb[f"{src}→{dst}"], emb[f"real {src}"]
         n = min(len(moved), len(source))

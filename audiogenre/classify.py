@@ -13,17 +13,17 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from audiogenre.audio import Preprocess
+from audiogenre.config import PAPER_SETTINGS, BackendTrainConfig  # noqa: F401  (re-exported)
 from audiogenre.embeddings import EmbeddingCache, HeadConfig, default_cache_folder, encode_items, train_head
-from shared.config import setting, to_dict
 from shared.errors import GenreError
-from shared.training import CSVLog, EarlyStopping, EveryEpoch, EveryStep, TrainingLoop, permutation, write_run_config
+from shared.training import (CSVLog, EarlyStopping, EveryEpoch, ReportProgress, TrainingLoop, permutation,
+                             write_run_config)
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ def _labels(items, genres: Sequence[str]) -> np.ndarray:
 
 
 def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | None, *, batch_size: int = 8,
-                progress: bool = True, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
-    """Embeddings of ``items`` (through the cache when ``cache_folder`` is given and noise is 0)."""
+                progress=None, rng: np.random.Generator | None = None) -> tuple[np.ndarray, list]:
+    """Embeddings of ``items`` (through the cache when ``cache_folder`` is given and noise is 0);
+    ``progress`` as in :func:`audiogenre.embeddings.encode_items`."""
     cache = None
     if cache_folder is not None and preprocess.noise == 0:
         cache = EmbeddingCache.in_folder(cache_folder, backend.describe(), preprocess)
@@ -43,11 +44,10 @@ def embed_split(backend, items, preprocess: Preprocess, cache_folder: Path | Non
 
 
 def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") -> Path:
-    from shared.plotting import _pyplot, save_png
+    from shared.plotting import new_figure, save_png
 
-    plt = _pyplot()
     ep = [h["epoch"] for h in history]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (a1, a2) = new_figure(1, 2, figsize=(9, 3.2))
     a1.plot(ep, [h["train_loss"] for h in history], label="train")
     a2.plot(ep, [h["train_acc"] for h in history], label="train")
     if "valid_loss" in history[0]:
@@ -68,14 +68,14 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") 
 def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, layers: int | None = 7,
                            pooling: str = "mean+max", preprocess: Preprocess = Preprocess(),
                            config: HeadConfig = HeadConfig(), cache_folder: str | os.PathLike | None = None,
-                           batch_size: int = 8, device: str = "auto", progress: bool = False,
-                           echo: Callable[[str], None] | None = None, on_epoch: Callable[[dict], None] | None = None,
-                           on_step: Callable[[int, int, int, dict], None] | None = None) -> dict:
+                           batch_size: int = 8, device: str = "auto", progress=None,
+                           echo: Callable[[str], None] | None = None,
+                           on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train a wav2vec2 + head classifier on ``dataset`` (an :class:`AudioDataset`); returns the test report.
 
     ``echo(line)`` receives a description of the data and the encoder, ``on_epoch(row)`` and
-    ``on_step(epoch, step, n_steps, values)`` the training progress; ``progress`` draws the
-    encoding progress bar.
+    ``progress(stage, done, total, note)`` (:mod:`shared.progress`) the clips encoded and the
+    training steps.
     """
     import torch
 
@@ -118,7 +118,7 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
                                                            "clips": counts}, device=str(dev))
     xv, yv = (data["valid"][0], data["valid"][1]) if "valid" in data else (None, None)
     history, best = train_head(head, data["train"][0], data["train"][1], xv, yv, config, device=str(dev),
-                               log_csv=out / "log.csv", on_epoch=on_epoch, on_step=on_step)
+                               log_csv=out / "log.csv", on_epoch=on_epoch, progress=progress)
     model = AudioClassifier(backend, head, genres).eval()
     with torch.no_grad():
         pred = head(torch.from_numpy(data["test"][0]).to(dev)).argmax(1).cpu().numpy()
@@ -136,8 +136,10 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
 
 def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: str = "test", encoder: str | None = None,
                               noise: float = 0.0, seed: int | None = None, cache_folder: str | os.PathLike | None = None,
-                              batch_size: int = 8, progress: bool = True, png: str | os.PathLike | None = None) -> dict:
-    """Accuracy, per-class P/R/F1 and the confusion matrix of a saved classifier on a split."""
+                              batch_size: int = 8, progress=None, png: str | os.PathLike | None = None) -> dict:
+    """Accuracy, per-class P/R/F1 and the confusion matrix of a saved classifier on a split.
+
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded."""
     import torch
 
     from audiogenre.models import AudioClassifier
@@ -179,20 +181,24 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
-def load_segments(items, seconds: float, *, progress: bool = True, desc: str = "reading") -> tuple[np.ndarray, list]:
-    """16 kHz waves ``(n, seconds·16000)`` of ``items`` (each already a segment), skipping unreadable ones."""
-    from tqdm import tqdm
+def load_segments(items, seconds: float, *, progress=None, desc: str = "reading") -> tuple[np.ndarray, list]:
+    """16 kHz waves ``(n, seconds·16000)`` of ``items`` (each already a segment), skipping unreadable ones.
 
+    ``progress(desc, done, total)`` (:mod:`shared.progress`) counts the segments read."""
     from audiogenre.audio import load_clip
+    from shared.progress import progress_callback
 
+    report_progress = progress_callback(progress)
     pre = Preprocess(seconds=seconds)
     waves, kept = [], []
-    for it in tqdm(items, desc=desc, unit="clip", disable=not progress, dynamic_ncols=True):
+    for done, it in enumerate(items):
+        report_progress(desc, done, len(items))
         try:
             waves.append(load_clip(it.path, pre, start=it.start, duration=it.duration))
             kept.append(it)
         except GenreError as err:
             log.warning("skipped: %s", err)
+    report_progress(desc, len(items), len(items))
     if not waves:
         return np.zeros((0, pre.length), np.float32), []
     return np.stack(waves), kept
@@ -218,51 +224,6 @@ def training_loss(model, xb, yb):
         return ce, logits
     gamma = model.backend.gamma
     return gamma * aux + (1 - gamma) * ce, logits
-
-
-#: The paper's training settings of each trainable backend (seed 003: cnn, resnet18, fusion;
-#: seed 001: autoencoder, mlp).
-PAPER_SETTINGS = {
-    "cnn": {"lr": 1e-3, "epochs": 20, "batch_size": 32, "segment": 5.0},
-    "resnet18": {"lr": 1e-4, "epochs": 15, "batch_size": 32, "segment": 5.0},
-    "fusion": {"lr": 5e-5, "epochs": 15, "batch_size": 16, "segment": 5.0},
-    "autoencoder": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
-    "mlp": {"lr": 1e-3, "epochs": 30, "batch_size": 64, "segment": 1.0},
-}
-
-
-@dataclass(frozen=True)
-class BackendTrainConfig:
-    """End-to-end training of a trainable audio backend (Adam, early stopping on the validation
-    loss). ``segment``, ``epochs``, ``lr`` and ``batch_size`` left at None take the backend's
-    paper values (:data:`PAPER_SETTINGS`)."""
-
-    backend: str = setting("cnn", "Trainable backend.", choices=tuple(PAPER_SETTINGS), cli=False)
-    segment: float | None = setting(None, "Segment length in seconds.", min=0.5)
-    epochs: int | None = setting(None, "Epochs at most (early stopping may end sooner).", min=1)
-    batch_size: int | None = setting(None, "Examples per step.", min=1)
-    lr: float | None = setting(None, "Learning rate (Adam).", min=0, min_open=True)
-    weight_decay: float = setting(0.0, "Weight decay (Adam).", min=0)
-    patience: int = setting(5, "Epochs without a better validation loss before training stops.", min=1)
-    seed: int = setting(24, "Seed of the weights, the batch order and a split by song.")
-    imagenet: str | None = setting(None, "resnet18/fusion: torchvision ResNet-18 ImageNet weights "
-                                         "(resnet18-f37072fd.pth) to start from.")
-    image_size: int | None = setting(None, "cnn/resnet18/fusion: side of the spectrogram image (default 128, as "
-                                           "seed 003; 64 makes the CNN 4x smaller).", min=32, max=512)
-
-    def __post_init__(self):
-        if self.backend not in PAPER_SETTINGS:
-            raise GenreError(f"unknown backend {self.backend!r}: use wav2vec2 or one of {', '.join(PAPER_SETTINGS)}")
-        for name, value in PAPER_SETTINGS[self.backend].items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
-        if self.image_size and self.backend not in ("cnn", "resnet18", "fusion"):
-            raise GenreError("image_size (--image-size) is for the spectrogram backends (cnn, resnet18, fusion)")
-        if self.imagenet and self.backend not in ("resnet18", "fusion"):
-            raise GenreError("imagenet (--imagenet) is for the resnet18 and fusion backends")
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 class _BackendTraining:
@@ -318,17 +279,16 @@ class _BackendTraining:
 
 
 def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTrainConfig = BackendTrainConfig(), *,
-                             device: str = "auto", progress: bool = False, echo: Callable[[str], None] | None = None,
-                             on_epoch: Callable[[dict], None] | None = None,
-                             on_step: Callable[[int, int, int, dict], None] | None = None) -> dict:
+                             device: str = "auto", progress=None, echo: Callable[[str], None] | None = None,
+                             on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one of the trainable backends (cnn, resnet18, fusion, autoencoder, mlp) end to end.
 
     Clips are cut into ``config.segment``-second pieces (seed 003: 3/5/10 s; seed 001: 1 s), all
     read into memory at 16 kHz; Adam with the backend's paper defaults; early stopping on the
     validation loss; the report is on the test split, per segment and per clip (segment
     probabilities averaged in the log domain). ``echo(line)`` receives a description of the
-    data and the model, ``on_epoch(row)`` and ``on_step(epoch, step, n_steps, values)`` the
-    training progress; ``progress`` draws the reading progress bar.
+    data and the model, ``on_epoch(row)`` each epoch, ``progress(stage, done, total, note)``
+    (:mod:`shared.progress`) the segments read and the training steps.
     """
     import torch
 
@@ -371,7 +331,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
     task = _BackendTraining(model, data, cfg, dev)
     stopping = EarlyStopping(model, "valid_loss" if "valid" in data else "train_loss",
                              patience=cfg.patience if "valid" in data else None)
-    callbacks = [stopping, CSVLog(out / "log.csv")] + ([EveryStep(on_step)] if on_step else [])
+    callbacks = [stopping, CSVLog(out / "log.csv")] + ([ReportProgress(progress)] if callable(progress) else [])
     callbacks += [EveryEpoch(on_epoch)] if on_epoch else []
     t0 = time.perf_counter()
     history = TrainingLoop(task, cfg.epochs, callbacks).run()
@@ -415,8 +375,9 @@ def pca_2d(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = "test", encoder: str | None = None,
-                  progress: bool = True) -> dict:
-    """Embeddings (backend output) and logits of a data set's clips (segments for trainable backends)."""
+                  progress=None) -> dict:
+    """Embeddings (backend output) and logits of a data set's clips (segments for trainable backends);
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded."""
     import torch
 
     from audiogenre.models import AudioClassifier
@@ -442,10 +403,9 @@ def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = 
 
 def plot_embeddings(result: dict, path: str | os.PathLike, title: str = "") -> Path:
     """Two PCA panels, embeddings and logits, one colour per genre."""
-    from shared.plotting import _pyplot, save_png
+    from shared.plotting import new_figure, save_png
 
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
+    fig, axes = new_figure(1, 2, figsize=(10, 4.4))
     dim = result["embeddings"].shape[1]
     for ax, key, name in ((axes[0], "embeddings", f"{result['backend']} embedding ({dim}-d)"),
                           (axes[1], "logits", f"logits ({result['logits'].shape[1]}-d)")):

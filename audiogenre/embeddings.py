@@ -5,25 +5,27 @@ A frozen encoder in eval mode gives each clip one fixed embedding, so this modul
 every clip once and trains the head on the stored vectors: the same model, 20 epochs for the
 price of one (``benchmarks/head_training_speed.py`` measures the ratio).
 
-Cache file (``emb-<backend>-<settings>.h5``, one per backend identity and preprocessing)::
+Cache file (``emb-<backend>-<settings>.h5``, one per backend identity and preprocessing), in the
+one cache scheme of :mod:`shared.cache` (root attributes kind, schema_version, settings,
+settings_hash, package_version, created; written atomically by :func:`shared.cache.rewrite`)::
 
-    attrs: kind="audio-embeddings", schema_version, backend (JSON), backend_identity,
-           preprocess (JSON), preprocess_key, dim
+    attrs: kind="audio-embeddings", schema_version, settings (JSON: backend, preprocess,
+           backend_identity, preprocess_key), settings_hash (of the identity and the key),
+           package_version, created; backend_identity, preprocess_key, dim
     keys   (N,)   S40      sha1 of the clip: file content + segment
     emb    (N, D) float32
 
 A cache is only used when the backend identity (a hash of the encoder's weights, depth and
 pooling) and the preprocessing key match; anything else is a different file, so a stale
-cache is never read. Rows are added as new clips appear; the file is rewritten atomically
-(temporary file + rename) every minute and at the end, so Ctrl-C keeps the work done and
-never leaves a broken cache.
+cache is never read. Caches written before the shared scheme (no settings_hash) are still
+read, checked by their backend_identity and preprocess_key attributes. Rows are added as new
+clips appear; the file is rewritten atomically (temporary file + rename) every minute and at
+the end, so Ctrl-C keeps the work done and never leaves a broken cache.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
 import logging
 import os
 import time
@@ -33,14 +35,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from audiogenre.audio import Preprocess, file_sha1, load_clip
-from shared.config import setting, to_dict
+from audiogenre.config import HeadConfig  # noqa: F401  (re-exported)
 from shared.errors import GenreError
 from shared.training import permutation
 
 log = logging.getLogger(__name__)
 
 CACHE_KIND = "audio-embeddings"
-SCHEMA_VERSION = 1
 
 
 def item_key(path: str | os.PathLike, start: float = 0.0, duration: float | None = None, _memo: dict = {}) -> str:
@@ -54,6 +55,15 @@ def item_key(path: str | os.PathLike, start: float = 0.0, duration: float | None
     return hashlib.sha1(f"{_memo[memo_key]}{seg}".encode()).hexdigest()
 
 
+def cache_settings(backend_info: dict, preprocess: Preprocess) -> tuple[dict, str]:
+    """The ``settings`` and ``settings_hash`` of an embedding cache: what made the embeddings, and a
+    hash of the two things that change them (the backend identity and the preprocessing key)."""
+    identity, key = str(backend_info["identity"]), preprocess.key()
+    settings = {"backend": backend_info, "preprocess": preprocess.to_dict(), "backend_identity": identity,
+                "preprocess_key": key}
+    return settings, hashlib.sha1(f"{CACHE_KIND}:{identity}:{key}".encode()).hexdigest()[:16]
+
+
 class EmbeddingCache:
     """Embeddings by clip key for one backend identity and one preprocessing."""
 
@@ -61,6 +71,7 @@ class EmbeddingCache:
         self.path = Path(path)
         self.backend_info = backend_info
         self.preprocess = preprocess
+        self.settings, self.settings_hash = cache_settings(backend_info, preprocess)
         self._rows: dict[str, np.ndarray] = {}
         self._dirty = False
         if self.path.exists():
@@ -75,22 +86,36 @@ class EmbeddingCache:
         return cls(Path(folder) / cls.file_name(backend_info, preprocess), backend_info, preprocess)
 
     def _read(self) -> None:
+        """Load the rows when the file was made by this backend and preprocessing; a damaged file is
+        rebuilt, a file of another kind is an error, a newer schema asks for an upgrade."""
         import h5py
 
+        from shared.cache import CacheUnreadable, read_header
+
+        try:
+            header = read_header(self.path)
+        except CacheUnreadable as err:
+            log.warning("embedding cache %s cannot be read (%s); it will be rebuilt", self.path, err)
+            return
+        if header.kind != CACHE_KIND:
+            raise GenreError(f"{self.path} is not an audio embedding cache (it holds {header.kind!r} data)")
         try:
             with h5py.File(self.path, "r") as f:
-                if f.attrs.get("kind") != CACHE_KIND:
-                    raise GenreError(f"{self.path} is not an audio embedding cache")
-                if int(f.attrs.get("schema_version", 0)) != SCHEMA_VERSION:
-                    log.warning("%s has another cache schema; it will be rebuilt", self.path)
-                    return
-                if f.attrs.get("backend_identity") != self.backend_info["identity"] or f.attrs.get("preprocess_key") != self.preprocess.key():
+                if header.settings_hash:
+                    same = header.settings_hash == self.settings_hash
+                else:  # written before the shared cache scheme: the identity attributes say it
+                    same = (f.attrs.get("backend_identity") == self.settings["backend_identity"]
+                            and f.attrs.get("preprocess_key") == self.settings["preprocess_key"])
+                if not same:
                     log.warning("%s was made by another encoder or preprocessing; it is not used", self.path)
                     return
                 keys = [k.decode() for k in f["keys"][:]]
                 emb = f["emb"][:]
-        except OSError as err:
+        except (OSError, KeyError, ValueError) as err:
             log.warning("embedding cache %s cannot be read (%s); it will be rebuilt", self.path, err)
+            return
+        if len(keys) != len(emb):
+            log.warning("embedding cache %s has %d keys for %d rows; it will be rebuilt", self.path, len(keys), len(emb))
             return
         self._rows = dict(zip(keys, emb))
 
@@ -108,26 +133,19 @@ class EmbeddingCache:
         self._dirty = True
 
     def flush(self) -> None:
-        """Rewrite the file atomically if anything was added."""
+        """Rewrite the file atomically (:func:`shared.cache.rewrite`) if anything was added."""
         if not self._dirty:
             return
-        import h5py
-
-        from shared.atomic import atomic_path
+        from shared.cache import rewrite
 
         keys = sorted(self._rows)
-        with atomic_path(self.path, suffix=".h5") as tmp:
-            with h5py.File(tmp, "w") as f:
-                f.attrs["kind"] = CACHE_KIND
-                f.attrs["schema_version"] = SCHEMA_VERSION
-                f.attrs["backend"] = json.dumps(self.backend_info, sort_keys=True)
-                f.attrs["backend_identity"] = self.backend_info["identity"]
-                f.attrs["preprocess"] = json.dumps(self.preprocess.to_dict(), sort_keys=True)
-                f.attrs["preprocess_key"] = self.preprocess.key()
-                f.attrs["dim"] = int(self.backend_info.get("dim", 0))
-                f.create_dataset("keys", data=np.array(keys, dtype="S40"))
-                f.create_dataset("emb", data=np.stack([self._rows[k] for k in keys]).astype(np.float32),
-                                 chunks=True, compression="gzip", compression_opts=1)
+        with rewrite(self.path, kind=CACHE_KIND, settings=self.settings, settings_hash=self.settings_hash) as f:
+            f.attrs["backend_identity"] = self.settings["backend_identity"]
+            f.attrs["preprocess_key"] = self.settings["preprocess_key"]
+            f.attrs["dim"] = int(self.backend_info.get("dim", 0))
+            f.create_dataset("keys", data=np.array(keys, dtype="S40"))
+            f.create_dataset("emb", data=np.stack([self._rows[k] for k in keys]).astype(np.float32),
+                             chunks=True, compression="gzip", compression_opts=1)
         self._dirty = False
 
 
@@ -141,19 +159,27 @@ def default_cache_folder(dataset_root: str | os.PathLike) -> Path:
         probe.unlink()
         return folder
     except OSError:
-        home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "genre-transfer"
-        home.mkdir(parents=True, exist_ok=True)
+        home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "genre-transfer"
+        try:
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise GenreError(f"cannot write an embedding cache in {folder} (read-only data set) nor in {home} "
+                             f"({err.strerror or err}); give a writable cache folder") from None
         return home
 
 
 def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: EmbeddingCache | None = None,
-                 batch_size: int = 8, device: str = "cpu", progress: bool = True, flush_every: float = 60.0,
+                 batch_size: int = 8, device: str = "cpu", progress=None, flush_every: float = 60.0,
                  on_error: str = "skip", rng: np.random.Generator | None = None) -> tuple[np.ndarray, list[int]]:
     """Embeddings ``(n_ok, D)`` of ``items`` (objects with ``path``, ``start``, ``duration``) and
     the indices of the items they belong to (unreadable clips are skipped with a warning when
-    ``on_error="skip"``). Clips already in ``cache`` are not encoded again."""
+    ``on_error="skip"``). Clips already in ``cache`` are not encoded again.
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips encoded now."""
     import torch
-    from tqdm import tqdm
+
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
 
     if cache is not None and preprocess.noise > 0:
         raise GenreError("embeddings with random noise cannot be cached; use noise 0 with the cache")
@@ -170,7 +196,8 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
     fresh: dict[int, np.ndarray] = {}
     bad: set[int] = {i for i, k in enumerate(keys) if k is None}
     last_flush = time.monotonic()
-    bar = tqdm(total=len(todo), desc="encoding", unit="clip", disable=not progress or not todo, dynamic_ncols=True)
+    if todo:
+        report_progress("encoding", 0, len(todo))
     was_training = backend.training
     backend.eval()
     try:
@@ -194,12 +221,11 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
                         cache.put(keys[i], e)
                     else:
                         fresh[i] = e
-            bar.update(len(todo[b0:b0 + batch_size]))
+            report_progress("encoding", min(b0 + batch_size, len(todo)), len(todo))
             if cache is not None and time.monotonic() - last_flush > flush_every:
                 cache.flush()
                 last_flush = time.monotonic()
     finally:
-        bar.close()
         backend.train(was_training)
         if cache is not None:
             cache.flush()
@@ -208,25 +234,6 @@ def encode_items(backend, items: Sequence, preprocess: Preprocess, *, cache: Emb
         return np.zeros((0, getattr(backend, "dim", 0)), np.float32), []
     rows = [cache.get([keys[i]])[0] if cache is not None else fresh[i] for i in ok]
     return np.stack(rows).astype(np.float32), ok
-
-
-@dataclasses.dataclass(frozen=True)
-class HeadConfig:
-    """Training of the genre head on cached wav2vec2 embeddings (seed 000's values)."""
-
-    epochs: int = setting(20, "Epochs at most (early stopping may end sooner).", min=1)
-    batch_size: int = setting(16, "Embeddings per step.", min=1)
-    lr: float = setting(5e-4, "AdamW learning rate.", min=0, min_open=True)
-    weight_decay: float = setting(1e-5, "AdamW weight decay.", min=0)
-    step_size: int = setting(5, "Epochs between two learning-rate steps (StepLR).", min=1)
-    gamma: float = setting(0.5, "Factor of each learning-rate step.", min=0, min_open=True)
-    patience: int = setting(5, "Epochs without a better validation loss before training stops.", min=1)
-    hidden: int = setting(512, "Hidden units of the head.", min=1)
-    dropout: float = setting(0.4, "Dropout in the head.", min=0, max=1)
-    seed: int = setting(24, "Seed of the head, the batch order and a split by song.")
-
-    def to_dict(self) -> dict:
-        return to_dict(self)
 
 
 class _HeadTraining:
@@ -278,8 +285,7 @@ class _HeadTraining:
 
 def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray | None, y_valid: np.ndarray | None,
                config: HeadConfig = HeadConfig(), *, device: str = "cpu", log_csv: str | os.PathLike | None = None,
-               on_epoch: Callable[[dict], None] | None = None,
-               on_step: Callable[[int, int, int, dict], None] | None = None) -> tuple[list[dict], int]:
+               on_epoch: Callable[[dict], None] | None = None, progress=None) -> tuple[list[dict], int]:
     """AdamW + StepLR on cached embeddings; early stopping on the validation loss (patience).
 
     The head ends with the weights of its best validation epoch (of its best training loss
@@ -289,7 +295,7 @@ def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarr
     import torch
 
     from shared.runtime import pick_device
-    from shared.training import CSVLog, EarlyStopping, EveryEpoch, EveryStep, LearningRate, TrainingLoop
+    from shared.training import CSVLog, EarlyStopping, EveryEpoch, LearningRate, ReportProgress, TrainingLoop
 
     dev = pick_device(device)
     torch.manual_seed(config.seed)
@@ -298,7 +304,7 @@ def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarr
     stopping = EarlyStopping(head, "valid_loss" if task.has_valid else "train_loss",
                              patience=config.patience if task.has_valid else None)
     callbacks = [LearningRate(scheduler=task.sched), stopping] + ([CSVLog(log_csv)] if log_csv else [])
-    callbacks += ([EveryStep(on_step)] if on_step else []) + ([EveryEpoch(on_epoch)] if on_epoch else [])
+    callbacks += ([ReportProgress(progress)] if callable(progress) else []) + ([EveryEpoch(on_epoch)] if on_epoch else [])
     history = TrainingLoop(task, config.epochs, callbacks).run()
     if len(history) < config.epochs:
         log.info("early stop at epoch %d (best %d)", len(history), stopping.best_epoch)

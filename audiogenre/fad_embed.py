@@ -87,15 +87,20 @@ def audio_files(folder: str | os.PathLike) -> list[Path]:
     return files
 
 
-def folder_embeddings(backend, folder: str | os.PathLike, *, segment: float = 1.0, progress: bool = True,
+def folder_embeddings(backend, folder: str | os.PathLike, *, segment: float = 1.0, progress=None,
                       device: str = "cpu") -> dict[str, np.ndarray]:
-    """Per-file per-segment embeddings of every audio file under ``folder`` (unreadable files skipped)."""
-    from tqdm import tqdm
+    """Per-file per-segment embeddings of every audio file under ``folder`` (unreadable files skipped).
 
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the files."""
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
     files = audio_files(folder)
     root = Path(folder) if Path(folder).is_dir() else Path(folder).parent
     out = {}
-    for f in tqdm(files, desc=f"embedding {Path(folder).name}", unit="file", disable=not progress, dynamic_ncols=True):
+    stage = f"embedding {Path(folder).name}"
+    for done, f in enumerate(files):
+        report_progress(stage, done, len(files))
         try:
             a = load_audio(f)
         except GenreError as err:
@@ -107,6 +112,7 @@ def folder_embeddings(backend, folder: str | os.PathLike, *, segment: float = 1.
             out[f.relative_to(root).as_posix()] = e
         else:
             log.warning("skipped %s: shorter than half a segment", f)
+    report_progress(stage, len(files), len(files))
     if not out:
         raise GenreError(f"no usable audio in {folder}")
     return out

@@ -19,6 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
+from midigenre.prepare import MIDI_SUFFIXES
 from shared.errors import GenreError
 
 RENDER_RATE = 22_050
@@ -88,7 +89,8 @@ def tracks_of_file(path: str | os.PathLike) -> list[Track]:
     import symusic
 
     try:
-        score = symusic.Score(str(path)).to("second")
+        # from the bytes: symusic.Score(path) picks the format by suffix and rejects .smf
+        score = symusic.Score.from_midi(Path(path).read_bytes()).to("second")
     except Exception as err:  # symusic raises plain RuntimeError/ValueError on bad files
         raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     out = []
@@ -224,37 +226,11 @@ def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_R
     return renderer(soundfont, rate).render(tracks, start=start, seconds=seconds)
 
 
-MIDI_EXTENSIONS = (".mid", ".midi", ".kar")
-
-
-def _split_of(song: str, seed: int, fractions: tuple[float, float, float]) -> str:
-    import hashlib
-
-    u = int(hashlib.sha1(f"{seed}:{song}".encode()).hexdigest()[:12], 16) / float(1 << 48)
-    if u < fractions[0]:
-        return "train"
-    return "valid" if u < fractions[0] + fractions[1] else "test"
-
-
-def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clips_per_genre: int = 100,
-                   seconds: float = 10.0, seed: int = 24, genres: Sequence[str] | None = None,
-                   genre_map: dict[str, str] | None = None, soundfont=None, rate: int = RENDER_RATE,
-                   max_clips_per_song: int = 4, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-                   progress: bool = True) -> dict:
-    """Build a genre-labelled audio set from a folder of genre folders of MIDI files.
-
-    Each clip is a random ``seconds``-long crop (seeded) of one song, rendered with FluidSynth
-    to ``OUT/<genre>/<song>__<start>s.wav``. Songs are visited in a seeded order, one crop per
-    song first, so a genre's clips come from as many songs as it has; the train/valid/test
-    split is decided per *song* (a hash of the seed and the song's path), so no song is on two
-    sides. ``OUT/manifest.json`` lists every clip with its genre, song, start and split.
-    Clips already on disk are kept (a stopped run continues where it was).
-    """
-    from tqdm import tqdm
-
-    from audiogenre.audio import write_audio
-    from shared.atomic import write_json
-
+def midi_files_by_genre(midi_root: str | os.PathLike, *, genres: Sequence[str] | None = None,
+                        genre_map: dict[str, str] | None = None) -> dict[str, list[Path]]:
+    """``{genre: [MIDI files]}`` of a folder of genre folders: each visible subfolder of ``midi_root``
+    is a genre (renamed by ``genre_map``; only ``genres`` when given), holding, at any depth, files
+    with a MIDI suffix (``midigenre.prepare.MIDI_SUFFIXES``, the list ``genre midi prepare`` reads)."""
     root = Path(midi_root)
     if not root.is_dir():
         raise GenreError(f"no such folder: {root}")
@@ -265,18 +241,46 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
         g = genre_map.get(folder.name, folder.name)
         if genres and g not in genres:
             continue
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_EXTENSIONS and p.is_file())
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in MIDI_SUFFIXES and p.is_file())
         by_genre.setdefault(g, []).extend(files)
     if genres:
         missing = [g for g in genres if g not in by_genre]
         if missing:
             raise GenreError(f"no folder for genre(s) {', '.join(missing)} in {root} (folders: {', '.join(p.name for p in folders)})")
+    return by_genre
+
+
+def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clips_per_genre: int = 100,
+                   seconds: float = 10.0, seed: int = 24, genres: Sequence[str] | None = None,
+                   genre_map: dict[str, str] | None = None, soundfont=None, rate: int = RENDER_RATE,
+                   max_clips_per_song: int = 4, fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+                   progress=None) -> dict:
+    """Build a genre-labelled audio set from a folder of genre folders of MIDI files.
+
+    Each clip is a random ``seconds``-long crop (seeded) of one song, rendered with FluidSynth
+    to ``OUT/<genre>/<song>__<start>s.wav``. Songs are visited in a seeded order, one crop per
+    song first, so a genre's clips come from as many songs as it has; the train/valid/test
+    split is decided per *song* (a hash of the seed and the song's path, the one
+    :func:`audiogenre.datasets.unit_hash` gives a folder's groups), so no song is on two sides.
+    ``OUT/manifest.json`` (format in :mod:`audiogenre.datasets.folder`) lists every clip with its
+    genre, song, start and split. Clips already on disk are kept (a stopped run continues where it was).
+    ``progress(stage, done, total)`` (:mod:`shared.progress`) counts the clips made.
+    """
+    from audiogenre.audio import write_audio
+    from audiogenre.datasets import manifest_clip, side_of, unit_hash, write_manifest
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
+
+    root = Path(midi_root)
+    by_genre = midi_files_by_genre(root, genres=genres, genre_map=genre_map)
     if len(by_genre) < 2:
         raise GenreError(f"{root} needs at least two genre folders of MIDI files, found {len(by_genre)}")
     out = Path(out)
     rend = renderer(soundfont, rate)
     clips, skipped = [], {}
-    bar = tqdm(total=clips_per_genre * len(by_genre), desc="rendering", unit="clip", disable=not progress, dynamic_ncols=True)
+    total, n_made = clips_per_genre * len(by_genre), 0
+    report_progress("rendering", 0, total)
     for g, files in sorted(by_genre.items()):
         rng = np.random.default_rng([seed, *g.encode()])
         order = [files[i] for i in rng.permutation(len(files))]
@@ -313,17 +317,15 @@ def render_dataset(midi_root: str | os.PathLike, out: str | os.PathLike, *, clip
                 else:
                     skipped["silent crop"] = skipped.get("silent crop", 0) + 1
                     continue
-                clips.append({"path": dest.relative_to(out).as_posix(), "genre": g, "song": song, "song_start": start,
-                              "split": _split_of(song, seed, fractions)})
+                clips.append(manifest_clip(dest.relative_to(out).as_posix(), g, song, start,
+                                           side_of(unit_hash(seed, song), fractions)))
                 made += 1
-                bar.update(1)
+                n_made += 1
+                report_progress("rendering", n_made, total)
             if made >= clips_per_genre or not usable:
                 break
         if made < clips_per_genre:
             skipped[f"{g}: too few songs for {clips_per_genre} clips"] = clips_per_genre - made
-    bar.close()
-    manifest = {"format": 1, "kind": "rendered-audio", "source": str(root.resolve()), "seconds": seconds, "seed": seed,
-                "rate": rate, "soundfont": str(rend.soundfont), "genres": sorted(by_genre), "fractions": list(fractions),
-                "skipped": skipped, "clips": clips}
-    write_json(out / "manifest.json", manifest)
-    return manifest
+    return write_manifest(out, clips, source=str(root.resolve()), seconds=seconds, seed=seed, rate=rate,
+                          soundfont=str(rend.soundfont), genres=sorted(by_genre), fractions=list(fractions),
+                          skipped=skipped)

@@ -63,6 +63,14 @@ class TransformConfig:
             raise GenreError(f"--window must be ≥ {MIN_SECONDS} s and --overlap between 0 and half the window")
 
 
+def window_defaults(clip_seconds: float, window: float | None = None, overlap: float | None = None) -> tuple[float, float]:
+    """``(window, overlap)`` in seconds for a classifier of ``clip_seconds`` clips: the window is
+    the clip length and the overlap 1 s (at most a quarter window), unless given."""
+    window = float(window or clip_seconds)
+    overlap = min(TransformConfig.overlap, window / 4) if overlap is None else float(overlap)
+    return window, overlap
+
+
 def windows(n: int, rate: int, window: float, overlap: float) -> list[tuple[int, int]]:
     """``(start, end)`` sample ranges of ``window`` seconds covering ``n`` samples, spread evenly
     so that neighbours overlap by at least ``overlap`` seconds; the first starts at 0, the last
@@ -184,11 +192,15 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
 
 
 def transform_audio(model, audio: Audio, target: str, config: TransformConfig = TransformConfig(), *,
-                    device: str = "cpu", progress: bool = True) -> tuple[np.ndarray, TransformReport, np.ndarray]:
+                    device: str = "cpu", progress=None) -> tuple[np.ndarray, TransformReport, np.ndarray]:
     """Transform ``audio`` toward ``target``; returns (output samples at the song's rate and
-    channels, the report with "after" measured on the output, the 16 kHz perturbation)."""
-    from tqdm import tqdm
+    channels, the report with "after" measured on the output, the 16 kHz perturbation).
 
+    ``progress(stage, done, total, note)`` (:mod:`shared.progress`) is told the steps done out of
+    the step budget, and the window being worked on with its p(target)."""
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
     config.check()
     t = model.genre_index(target)
     if audio.seconds < MIN_SECONDS:
@@ -209,33 +221,33 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     xh_full = mono16.astype(np.float32).copy()
     steps_taken = [0] * len(bounds)
     todo = list(range(len(bounds)))
-    bar = tqdm(total=len(bounds) * config.steps, desc=f"→ {target}", unit="step", disable=not progress, dynamic_ncols=True)
-    try:
-        for rnd in range(max(1, config.passes)):
-            if rnd:
-                now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
-                todo = [k for k in range(len(bounds)) if now[k] < config.target_prob]
-                if not todo or config.steps == 0:
-                    break
-                bar.total += len(todo) * config.steps
-                bar.refresh()
-            for k in todo:
-                s, e = bounds[k]
-                bar.set_description(f"→ {target} window {k + 1}/{len(bounds)}" + (f" (pass {rnd + 1})" if rnd else ""))
-                done = [0]
+    stage = f"→ {target}"
+    budget = [len(bounds) * config.steps, 0]  # total steps, steps done (or given up when a window stops early)
+    report_progress(stage, 0, budget[0])
+    for rnd in range(max(1, config.passes)):
+        if rnd:
+            now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
+            todo = [k for k in range(len(bounds)) if now[k] < config.target_prob]
+            if not todo or config.steps == 0:
+                break
+            budget[0] += len(todo) * config.steps
+            report_progress(stage, budget[1], budget[0])
+        for k in todo:
+            s, e = bounds[k]
+            where = f"window {k + 1}/{len(bounds)}" + (f" (pass {rnd + 1})" if rnd else "")
+            calls = [0]
 
-                def step(p, done=done):
-                    if done[0]:
-                        bar.update(1)
-                    done[0] += 1
-                    bar.set_postfix_str(f"p({target})={p:.3f}")
+            def step(p, calls=calls, where=where):
+                if calls[0]:
+                    budget[1] += 1
+                calls[0] += 1
+                report_progress(stage, budget[1], budget[0], f"{where}, p({target})={p:.3f}")
 
-                xh, taken = optimise_window(model, mono16[s:e], t, config, device=device, on_step=step, start=xh_full[s:e])
-                bar.update(config.steps - taken)
-                xh_full[s:e] = xh
-                steps_taken[k] += taken
-    finally:
-        bar.close()
+            xh, taken = optimise_window(model, mono16[s:e], t, config, device=device, on_step=step, start=xh_full[s:e])
+            budget[1] += config.steps - taken
+            report_progress(stage, budget[1], budget[0], where)
+            xh_full[s:e] = xh
+            steps_taken[k] += taken
     delta = xh_full.astype(np.float64) - mono16
     win_snr = [snr_db(mono16[s:e], delta[s:e]) for s, e in bounds]
     # back to the song: band-limited upsampling of the perturbation only, added to every channel
@@ -284,7 +296,7 @@ def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, w
 
 
 def transform_file(model, path: str | os.PathLike, target: str, out_path: str | os.PathLike,
-                   config: TransformConfig = TransformConfig(), *, device: str = "cpu", progress: bool = True,
+                   config: TransformConfig = TransformConfig(), *, device: str = "cpu", progress=None,
                    subtype: str | None = None) -> TransformReport:
     """Read ``path``, transform it and write ``out_path`` at the song's own rate and channels."""
     import soundfile as sf

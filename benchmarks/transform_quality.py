@@ -44,11 +44,11 @@ def main() -> None:
     from audiogenre.audio import load_audio, write_audio
     from audiogenre.models import AudioClassifier
     from audiogenre.render import render_file
-    from audiogenre.transform import TransformConfig, transform_audio
+    from audiogenre.transform import TransformConfig, transform_audio, window_defaults
 
     torch.set_num_threads(args.threads)
     model, meta = AudioClassifier.load(args.classifier)
-    window = float(meta["preprocess"]["seconds"])  # the classifier's clip length, as `genre audio transform` does
+    window, overlap = window_defaults(float(meta["preprocess"]["seconds"]))  # as `genre audio transform` does
     man = json.loads((Path(args.dataset) / "manifest.json").read_text())
     source = Path(man["source"])
     test = [c for c in man["clips"] if c["split"] == "test" and c["genre"] in model.genres]
@@ -60,7 +60,7 @@ def main() -> None:
         for g in sorted(by_genre):
             if by_genre[g] and len(picks) < args.songs:
                 picks.append(by_genre[g].pop(0))
-    cfg = TransformConfig(lam=args.lam, lr=args.lr, steps=args.steps, window=window, overlap=min(1.0, window / 4))
+    cfg = TransformConfig(lam=args.lam, lr=args.lr, steps=args.steps, window=window, overlap=overlap)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for k, c in enumerate(picks):

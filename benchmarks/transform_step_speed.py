@@ -2,9 +2,10 @@
 
 One *step* of Algorithm 1 (``audiogenre.transform.optimise_window``) is: the classifier's forward
 on the 10 s window x̂ (16 kHz, 160,000 samples), the loss −log p_target + λ‖x̂−x‖², its backward
-to the waveform, an Adam step on x̂ and the in-place clamp to [-1, 1]. Every variant below is
-timed by running the *real* ``optimise_window`` (unchanged) on a classifier built for the
-variant: its ``on_step`` callback fires right after each forward, so the time between two
+to the waveform, an Adam step on x̂ and the in-place clamp to [-1, 1]. "ours" (and its extras)
+is timed by running the *real* ``optimise_window`` (unchanged); the seed's variants by the
+same loop without the switch-off of parameter gradients and without the band limit (the seed
+had neither). Both call ``on_step`` right after each forward, so the time between two
 consecutive callbacks is exactly one step (backward, Adam, clamp, next forward). ``target_prob``
 is 1.0 and ε is 0, so no window stops early.
 
@@ -13,16 +14,21 @@ conv feature encoder, 12 transformer layers x 768), random weights, seeded; the 
 input clip (seeded noise + sines, 10 s) and ``GenreHead(768, 4)`` weights in every variant.
 
 Variants
-    naive     all 12 transformer layers, every encoder parameter ``requires_grad_(True)`` (so the
-              backward also computes and accumulates weight gradients nobody uses), eager attention
-              (``attn_implementation="eager"``, the only one older transformers had for wav2vec2).
-              The seed also left the encoder in train mode; train mode adds random time masking,
-              dropout and layer drop, which change the work from step to step, so for a fair
-              comparison of compute *both* naive and ours run in eval mode here.
-    ours      the package's path: ``Wav2Vec2Backend(enc, layers=7)`` (first 7 layers kept, the rest
-              never run; parameters frozen; eval mode) with SDPA attention, in ``AudioClassifier``.
-    ablations naive with one change: ``trunc`` (7 layers only), ``frozen`` (no parameter gradients
-              only), ``sdpa`` (SDPA attention only).
+    naive     the seed's own path (seed 000): the encoder cut to its first 7 transformer layers as
+              the seed did, every parameter ``requires_grad_(True)`` (so the backward also computes
+              and accumulates weight gradients nobody uses), eager attention
+              (``attn_implementation="eager"``, the only one older transformers had for wav2vec2),
+              and the encoder in **train mode**, as the seed left it (random time masking, dropout
+              and layer drop on: the work changes a little from step to step, and the gradient is a
+              noisy one — see "grad cos"). Its steps run in the seed's loop (below), not in the
+              package's ``optimise_window``, which switches parameter gradients off. (In train mode
+              transformers' feature encoder marks its output ``requires_grad``, which fails when the
+              input already needs a gradient; its ``_requires_grad`` flag is cleared, as
+              ``freeze_feature_encoder()`` would, and its weights still get gradients.)
+    ours      the package's path: ``Wav2Vec2Backend(enc, layers=7)`` (first 7 layers kept; parameters
+              frozen; always eval mode) with SDPA attention, in ``AudioClassifier``.
+    ablations naive with one change: ``eval`` (encoder in eval mode only), ``frozen`` (no parameter
+              gradients only), ``sdpa`` (SDPA attention only).
     extras    ours plus more (``--extras``, comma-separated, tokens joined with ``+``): ``bf16``
               (``torch.autocast("cpu", torch.bfloat16)`` around the classifier's forward: matmuls,
               convolutions and attention in bf16, norms and the loss in fp32; x̂ and Adam stay fp32),
@@ -37,7 +43,7 @@ e.g. another job, slows all variants alike). Reported: the median and the best s
 all timed steps (≥ 5 by default), and the ratio of medians to naive. ``spread`` = slowest step /
 fastest step of a variant (a noise indicator).
 
-Checks (untimed), against the fp32 reference of the same depth (naive for 12 layers, ours for 7):
+Checks (untimed), against the fp32 eval-mode reference ("ours"; every variant has 7 layers):
     grad cos   cosine between the variant's gradient of the loss w.r.t. the waveform at x and the
                reference's;
     sign agr   fraction of samples where the two gradients have the same sign (Adam's first steps
@@ -92,6 +98,7 @@ class Variant:
     depth: int
     ftz: bool = False
     first_call_s: float = 0.0
+    seed_loop: bool = False
     steps_s: list = field(default_factory=list)
     p0: float = float("nan")
     cos: float = float("nan")
@@ -126,27 +133,38 @@ def build_variants(size: str, seed: int, extras: list[str]) -> list[Variant]:
 
     torch.manual_seed(seed)
     full = Wav2Vec2Model(random_wav2vec2_config(size))
-    n_layers = full.config.num_hidden_layers
-    k = min(7, n_layers)
+    k = min(7, full.config.num_hidden_layers)  # the seed's depth
     torch.manual_seed(seed + 1)
     head = GenreHead(full.config.hidden_size, len(GENRES))
 
-    def classifier(layers: int | None, attn: str, param_grad: bool) -> AudioClassifier:
+    class SeedBackend(Wav2Vec2Backend):
+        """The seed's encoder: left in train mode (masking, dropout, layer drop), whatever the model's mode."""
+
+        def train(self, mode: bool = True):
+            nn.Module.train(self, mode)
+            self.encoder.train(True)
+            return self
+
+    def classifier(attn: str, param_grad: bool, train_mode: bool) -> AudioClassifier:
         enc = copy.deepcopy(full)
         enc.set_attn_implementation(attn)
-        backend = Wav2Vec2Backend(enc, name=f"random-{size}", layers=layers)  # frozen, eval mode
+        cls = SeedBackend if train_mode else Wav2Vec2Backend
+        backend = cls(enc, name=f"random-{size}", layers=k)  # frozen; eval mode unless train_mode
         if param_grad:
-            backend.encoder.requires_grad_(True)  # the naive way: weight gradients computed too
+            backend.encoder.requires_grad_(True)  # the seed's way: weight gradients computed too
+        if train_mode:
+            backend.encoder.feature_extractor._requires_grad = False  # see the module docstring
         model = AudioClassifier(backend, copy.deepcopy(head), list(GENRES))
+        model.requires_grad_(param_grad)
         model.eval()
         return model
 
     out = [
-        Variant("naive", f"{n_layers} layers, eager, param grads", classifier(None, "eager", True), n_layers),
-        Variant("trunc", f"{k} layers, eager, param grads", classifier(k, "eager", True), k),
-        Variant("frozen", f"{n_layers} layers, eager, frozen", classifier(None, "eager", False), n_layers),
-        Variant("sdpa", f"{n_layers} layers, sdpa, param grads", classifier(None, "sdpa", True), n_layers),
-        Variant("ours", f"{k} layers, sdpa, frozen (package)", classifier(k, "sdpa", False), k),
+        Variant("naive", f"seed: {k} layers, eager, param grads, train mode", classifier("eager", True, True), k, seed_loop=True),
+        Variant("eval", f"{k} layers, eager, param grads, eval mode", classifier("eager", True, False), k, seed_loop=True),
+        Variant("frozen", f"{k} layers, eager, frozen, train mode", classifier("eager", False, True), k, seed_loop=True),
+        Variant("sdpa", f"{k} layers, sdpa, param grads, train mode", classifier("sdpa", True, True), k, seed_loop=True),
+        Variant("ours", f"{k} layers, sdpa, frozen, eval (package)", classifier("sdpa", False, False), k),
     ]
     ours = out[-1].model
     words = {"bf16": "CPU bf16 autocast", "compile": "torch.compile", "ftz": "flush denormals"}
@@ -164,6 +182,28 @@ def build_variants(size: str, seed: int, extras: list[str]) -> list[Variant]:
     return out
 
 
+def seed_window(model: nn.Module, x: np.ndarray, target: int, cfg, on_step) -> tuple[np.ndarray, int]:
+    """The seed's step: forward, −log p_target + λ‖x̂ − x‖², backward (parameter gradients
+    included when the model asks for them), Adam on x̂, clamp to [-1, 1] in place."""
+    from torch.nn import functional as F
+
+    x0 = torch.from_numpy(x)
+    xh = x0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([xh], lr=cfg.lr)
+    for step in range(cfg.steps + 1):
+        logp = F.log_softmax(model(xh[None]).float(), dim=-1)[0, target]
+        on_step(float(logp.detach().exp()))
+        if step == cfg.steps:
+            break
+        loss = -logp + cfg.lam * torch.sum((xh - x0) ** 2)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            xh.clamp_(-1.0, 1.0)
+    return xh.detach().numpy(), cfg.steps
+
+
 def timed_call(v: Variant, x: np.ndarray, steps: int, target: int) -> tuple[list[float], float, float]:
     """``optimise_window`` for ``steps`` steps; returns the step times, the call's time and p at x
     (and keeps the call's x̂ in ``v.x_last``)."""
@@ -179,7 +219,10 @@ def timed_call(v: Variant, x: np.ndarray, steps: int, target: int) -> tuple[list
     torch.set_flush_denormal(v.ftz)
     try:
         t0 = time.perf_counter()
-        v.x_last, _ = optimise_window(v.model, x, target, cfg, on_step=on_step)
+        if v.seed_loop:
+            v.x_last, _ = seed_window(v.model, x, target, cfg, on_step)
+        else:
+            v.x_last, _ = optimise_window(v.model, x, target, cfg, on_step=on_step)
         call_s = time.perf_counter() - t0
     finally:
         torch.set_flush_denormal(False)
@@ -249,25 +292,22 @@ def main() -> None:
     # direction check (untimed)
     from torch.nn import functional as F
 
-    refs: dict[int, tuple[nn.Module, torch.Tensor]] = {}
-    for name in ("naive", "ours"):
-        v = next(v for v in variants if v.name == name)
-        refs[v.depth] = (v.model, wave_grad(v.model, x, args.target))
+    ref_model = by_name(variants, "ours").model
+    ref = wave_grad(ref_model, x, args.target)
 
-    def ref_logp(depth: int, wave: np.ndarray) -> float:
+    def ref_logp(wave: np.ndarray) -> float:
         with torch.no_grad():
-            return float(F.log_softmax(refs[depth][0](torch.from_numpy(wave)[None]).float(), dim=-1)[0, args.target])
+            return float(F.log_softmax(ref_model(torch.from_numpy(wave)[None]).float(), dim=-1)[0, args.target])
 
-    ref_gain = {d: ref_logp(d, next(v for v in variants if v.name == n).x_last) - ref_logp(d, x)
-                for d, n in ((variants[0].depth, "naive"), (by_name(variants, "ours").depth, "ours"))}
+    ref_gain = ref_logp(by_name(variants, "ours").x_last) - ref_logp(x)
     for v in variants:
+        torch.manual_seed(args.seed)  # the train-mode variants draw their masks from torch's generator
         g = wave_grad(v.model, x, args.target)
-        ref = refs[v.depth][1]
         v.finite = bool(torch.isfinite(g).all()) and bool(np.isfinite(v.x_last).all())
         if v.finite:
             v.cos = float(torch.dot(g, ref) / (g.norm() * ref.norm()))
             v.sign = float((torch.sign(g) == torch.sign(ref)).double().mean())
-            v.logp_gain = (ref_logp(v.depth, v.x_last) - ref_logp(v.depth, x)) / ref_gain[v.depth]
+            v.logp_gain = (ref_logp(v.x_last) - ref_logp(x)) / ref_gain
 
     by = {v.name: v for v in variants}
     naive = by["naive"]
@@ -279,13 +319,13 @@ def main() -> None:
               f"{max(v.steps_s) / min(v.steps_s):>8.2f}{v.first_call_s:>14.1f}{v.p0:>8.4f}{v.cos:>10.4f}"
               f"{v.sign:>10.4f}{v.logp_gain:>7.2f}")
     print(f"(p0: target probability at x; grad cos / sign agr: cosine / sign agreement of this variant's waveform "
-          f"gradient with the fp32 reference of the same depth, naive for {naive.depth} layers and ours for "
-          f"{by['ours'].depth}; gain: log p_target gained in {args.steps} steps, scored by that reference, over the "
-          f"reference's own gain)")
+          f"gradient with the fp32 eval-mode reference, ours ({by['ours'].depth} layers); train-mode variants are "
+          f"below 1 by their random masking and dropout; gain: log p_target gained in {args.steps} steps, scored by "
+          f"that reference, over the reference's own gain)")
 
     ours = by["ours"]
     print("\nablation (each alone on top of naive, ratio of median step times):")
-    for name, label in (("trunc", f"truncation to {by['ours'].depth} layers"), ("frozen", "no parameter gradients"), ("sdpa", "SDPA attention")):
+    for name, label in (("eval", "eval mode"), ("frozen", "no parameter gradients"), ("sdpa", "SDPA attention")):
         if name in by:
             print(f"  {label:<26} {naive.median / by[name].median:5.2f}x")
     print(f"  {'all three (ours)':<26} {naive.median / ours.median:5.2f}x")

@@ -2,6 +2,7 @@
 
 Rendering MIDI with FluidSynth, audio data sets, the frozen-wav2vec2 genre classifier
 (trained from an embedding cache), gradient-guided transformation of whole songs, and FAD.
+Each command parses its options, calls the library (:mod:`audiogenre`) and prints.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ from pathlib import Path
 
 import click
 
-from audiogenre.classify import BackendTrainConfig
+from audiogenre.config import BackendTrainConfig
+from cli.common import BACKENDS, DATASET_KINDS, LibraryChoice, TqdmProgress, model_files
 from cli.options import config_options
 from shared.errors import GenreError
 from shared.runtime import DEVICE_HELP
-
-DATASET_KINDS = ("auto", "folder", "fma", "gtzan")
 
 
 @click.group()
@@ -41,12 +41,12 @@ def audio() -> None:
 
 def _dataset_options(f):
     options = [
-        click.option("--kind", type=click.Choice(DATASET_KINDS), default="auto", show_default=True,
+        click.option("--kind", type=DATASET_KINDS, default="auto", show_default=True,
                      help="folder: DATASET/<genre>/*.wav (or a render-dataset folder); fma: FMA (tracks.csv + MP3 tree, "
                           "official split); gtzan: GTZAN genre folders (jazz.00054 skipped)."),
-        click.option("--gtzan-split", type=click.Choice(["random", "filtered"]), default="random", show_default=True,
+        click.option("--gtzan-split", type=LibraryChoice("audiogenre.datasets", "GTZAN_SPLITS"), default="random", show_default=True,
                      help="GTZAN: a seeded random split, or the fault-filtered split (Kereliuk et al. 2015)."),
-        click.option("--fma-subset", type=click.Choice(["small", "medium", "large"]), default="small", show_default=True),
+        click.option("--fma-subset", type=LibraryChoice("audiogenre.datasets", "FMA_SUBSETS"), default="small", show_default=True),
         click.option("--genres", help="Comma-separated genres to use (default: all)."),
     ]
     for opt in reversed(options):
@@ -77,7 +77,9 @@ def render(song, output, soundfont, rate, start, seconds):
     """
     from audiogenre.audio import write_audio
     from audiogenre.render import render_file, renderer
+    from shared.atomic import refuse_overwriting_input
 
+    refuse_overwriting_input([song, soundfont], output)
     if not Path(song).exists():
         raise GenreError(f"no such MIDI file: {song}")
     wave = render_file(song, soundfont=soundfont, rate=rate, start=start, seconds=seconds)
@@ -117,8 +119,9 @@ def render_dataset(midi_root, output, clips_per_genre, seconds, genres, maps, se
         a, b = m.split("=", 1)
         gmap[a.strip()] = b.strip()
     gl = [g.strip() for g in genres.split(",")] if genres else None
-    man = run(midi_root, output, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, genres=gl, genre_map=gmap,
-              soundfont=soundfont, rate=rate)
+    with TqdmProgress(unit="clip") as progress:
+        man = run(midi_root, output, clips_per_genre=clips_per_genre, seconds=seconds, seed=seed, genres=gl, genre_map=gmap,
+                  soundfont=soundfont, rate=rate, progress=progress)
     counts = {}
     for c in man["clips"]:
         counts.setdefault(c["genre"], {}).setdefault(c["split"], 0)
@@ -134,7 +137,7 @@ def render_dataset(midi_root, output, clips_per_genre, seconds, genres, maps, se
 
 @audio.command("make-encoder")
 @click.argument("folder", type=click.Path(file_okay=False))
-@click.option("--size", type=click.Choice(["tiny", "small", "base"]), default="small", show_default=True,
+@click.option("--size", type=LibraryChoice("audiogenre.models", "ENCODER_SIZES"), default="small", show_default=True,
               help="tiny: 2 layers × 32 (tests); small: 4 layers × 256; base: the wav2vec2-base shape (12 × 768).")
 @click.option("--seed", type=int, default=0, show_default=True)
 def make_encoder(folder, size, seed):
@@ -149,13 +152,9 @@ def make_encoder(folder, size, seed):
     click.echo(f"{folder}: random-weight wav2vec2 ({size}); pass it as --encoder {folder}")
 
 
-BACKENDS = ("wav2vec2", "cnn", "resnet18", "fusion", "autoencoder", "mlp")
-
-
 def _training_default(name: str) -> str:
     """The default of a training setting per job, read from HeadConfig and BackendTrainConfig."""
-    from audiogenre.classify import PAPER_SETTINGS, BackendTrainConfig
-    from audiogenre.embeddings import HeadConfig
+    from audiogenre.config import PAPER_SETTINGS, HeadConfig
 
     def show(v):
         return "none" if v is None else f"{v:g}" if isinstance(v, (int, float)) else str(v)
@@ -173,7 +172,7 @@ def _training_default(name: str) -> str:
 
 @audio.command()
 @click.argument("dataset", type=click.Path())
-@click.option("--backend", type=click.Choice(BACKENDS), default="wav2vec2", show_default=True,
+@click.option("--backend", type=BACKENDS, default="wav2vec2", show_default=True,
               help="wav2vec2: frozen encoder + head (seed 000). cnn / resnet18 / fusion: spectrogram models of seed 003. "
                    "autoencoder / mlp: deep softmax autoencoder and its two-layer baseline (seed 001). The last five "
                    "train from scratch, end to end.")
@@ -201,65 +200,51 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
     segments held in memory (settings: BackendTrainConfig, the paper's per backend). Writes the
     model, config.json, log.csv, history.png, report.json and confusion.png.
     """
-    from tqdm import tqdm
-
     from audiogenre.audio import Preprocess
     from audiogenre.classify import format_report, train_audio_classifier, train_backend_classifier
-    from audiogenre.embeddings import HeadConfig
+    from audiogenre.config import HeadConfig
     from shared.config import from_dict
 
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
     given = {k: v for k, v in common.items() if v is not None}
-    bar = None
+    trainable = {k: v for k, v in trainable.items() if v is not None}
+    if backend == "wav2vec2" and trainable:
+        raise GenreError(f"--{next(iter(trainable)).replace('_', '-')} is for the trainable backends; wav2vec2 clips are "
+                         "set with --seconds/--offset")
+    if backend == "wav2vec2":
+        cfg = from_dict(HeadConfig, given, what="training settings")
+    else:
+        cfg = from_dict(BackendTrainConfig, {"backend": backend, **trainable, **given}, what="training settings")
 
-    def on_step(epoch, step, n_steps, values):
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=n_steps, initial=step - 1, desc=f"epoch {epoch + 1}", unit="batch", leave=False,
-                       file=sys.stderr, dynamic_ncols=True, disable=None)
-        bar.update(1)
+    with TqdmProgress(unit="it", leave=False) as progress:
+        def echo(line):
+            progress.close()
+            click.echo(line, err=True)
 
-    def on_epoch(row):
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
-        v = f"  valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.1%}" if "valid_loss" in row else ""
-        click.echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%}{v}"
-                   f"  ({row['seconds']:.0f} s)", err=True)
+        def on_epoch(row):
+            v = f"  valid loss {row['valid_loss']:.3f} acc {row['valid_acc']:.1%}" if "valid_loss" in row else ""
+            echo(f"epoch {row['epoch']:3d}  train loss {row['train_loss']:.3f} acc {row['train_acc']:.1%}{v}"
+                 f"  ({row['seconds']:.0f} s)")
 
-    def early_stop_note(report, cfg):
-        if report["epochs_run"] < cfg.epochs:
-            click.echo(f"early stop: no better validation loss for {cfg.patience} epochs (best epoch {report['best_epoch']})",
-                       err=True)
-
-    echo = lambda s: click.echo(s, err=True)  # noqa: E731
-    if backend != "wav2vec2":
-        cfg = from_dict(BackendTrainConfig, {"backend": backend, **{k: v for k, v in trainable.items() if v is not None},
-                                             **given}, what="training settings")
-        report = train_backend_classifier(ds, output, cfg, device=device, progress=True, echo=echo,
-                                          on_epoch=on_epoch, on_step=on_step)
-        early_stop_note(report, cfg)
-        click.echo(format_report(report))
-        click.echo(f"per clip (segments averaged): accuracy {report['clip_accuracy']:.1%} on {report['n_clips']} clips")
-        click.echo(f"{output}: model, config.json, report.json, confusion.png, history.png, log.csv")
-        return
-    not_here = [k for k, v in trainable.items() if v is not None]
-    if not_here:
-        raise GenreError(f"--{not_here[0].replace('_', '-')} is for the trainable backends; wav2vec2 clips are set with "
-                         "--seconds/--offset")
-    cfg = from_dict(HeadConfig, given, what="training settings")
-    try:
-        report = train_audio_classifier(ds, output, encoder=encoder, layers=layers, pooling=pooling,
-                                        preprocess=Preprocess(seconds=seconds, offset=offset), config=cfg,
-                                        cache_folder=cache_dir, device=device, progress=True, echo=echo,
-                                        on_epoch=on_epoch, on_step=on_step)
-    except KeyboardInterrupt:
-        click.echo("Interrupted: the embeddings encoded so far are kept in the cache; run the same command again.", err=True)
-        sys.exit(130)
-    early_stop_note(report, cfg)
+        if backend != "wav2vec2":
+            report = train_backend_classifier(ds, output, cfg, device=device, progress=progress, echo=echo,
+                                              on_epoch=on_epoch)
+        else:
+            try:
+                report = train_audio_classifier(ds, output, encoder=encoder, layers=layers, pooling=pooling,
+                                                preprocess=Preprocess(seconds=seconds, offset=offset), config=cfg,
+                                                cache_folder=cache_dir, device=device, progress=progress, echo=echo,
+                                                on_epoch=on_epoch)
+            except KeyboardInterrupt:
+                echo("Interrupted: the embeddings encoded so far are kept in the cache; run the same command again.")
+                sys.exit(130)
+    if report["epochs_run"] < cfg.epochs:
+        click.echo(f"early stop: no better validation loss for {cfg.patience} epochs (best epoch {report['best_epoch']})",
+                   err=True)
     click.echo(format_report(report))
+    if backend != "wav2vec2":
+        click.echo(f"per clip (segments averaged): accuracy {report['clip_accuracy']:.1%} on {report['n_clips']} clips")
     click.echo(f"{output}: model, config.json, report.json, confusion.png, history.png, log.csv")
 
 
@@ -267,7 +252,7 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
 @click.argument("classifier", type=click.Path())
 @click.argument("dataset", type=click.Path())
 @_dataset_options
-@click.option("--split", type=click.Choice(["test", "valid", "train"]), default="test", show_default=True)
+@click.option("--split", type=LibraryChoice("audiogenre.datasets", "SPLITS"), default="test", show_default=True)
 @click.option("--noise", type=click.FloatRange(min=0), default=0.0, show_default=True,
               help="Gaussian noise at this ratio of each clip's RMS (robustness check; bypasses the cache).")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
@@ -278,12 +263,17 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
 def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, noise, encoder, png, json_out, cache_dir, threads):
     """Accuracy, per-class precision/recall/F1 and confusion matrix on a split (test by default)."""
     from audiogenre.classify import evaluate_audio_classifier, format_report
-    from shared.atomic import write_json
+    from shared.atomic import refuse_overwriting_input, write_json
 
+    png = png or str(Path(classifier) / f"confusion-{split}.png")
+    inputs = [dataset, Path(dataset) / "manifest.json", *model_files(classifier)]
+    refuse_overwriting_input(inputs, png, "--png")
+    refuse_overwriting_input(inputs, json_out, "--json")
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
-    png = png or str(Path(classifier) / f"confusion-{split}.png")
-    report = evaluate_audio_classifier(classifier, ds, split=split, encoder=encoder, noise=noise, cache_folder=cache_dir, png=png)
+    with TqdmProgress(unit="clip") as progress:
+        report = evaluate_audio_classifier(classifier, ds, split=split, encoder=encoder, noise=noise, cache_folder=cache_dir,
+                                           png=png, progress=progress)
     click.echo(format_report(report))
     click.echo(f"confusion matrix: {png}")
     if json_out:
@@ -294,7 +284,7 @@ def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, 
 @click.argument("classifier", type=click.Path())
 @click.argument("dataset", type=click.Path())
 @_dataset_options
-@click.option("--split", type=click.Choice(["test", "valid", "train", "all"]), default="test", show_default=True)
+@click.option("--split", type=LibraryChoice("audiogenre.datasets", "SPLITS", after=("all",)), default="test", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Embeddings, logits and labels (.npz).")
 @click.option("--png", type=click.Path(dir_okay=False), help="PCA plot (default: OUTPUT with .png).")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
@@ -312,16 +302,20 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
     import numpy as np
 
     from audiogenre.classify import embed_dataset, plot_embeddings
-    from shared.atomic import atomic_path
+    from shared.atomic import atomic_path, refuse_overwriting_input
 
+    png = png or str(Path(output).with_suffix(".png"))
+    inputs = [dataset, Path(dataset) / "manifest.json", *model_files(classifier)]
+    refuse_overwriting_input(inputs, output)
+    refuse_overwriting_input(inputs, png, "--png")
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
-    res = embed_dataset(classifier, ds, split=None if split == "all" else split, encoder=encoder)
+    with TqdmProgress(unit="clip") as progress:
+        res = embed_dataset(classifier, ds, split=None if split == "all" else split, encoder=encoder, progress=progress)
     with atomic_path(output, suffix=".npz") as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, embeddings=res["embeddings"], logits=res["logits"], labels=res["labels"],
                                 genres=np.array(res["genres"]), paths=np.array(res["paths"]), starts=np.array(res["starts"]))
-    png = png or str(Path(output).with_suffix(".png"))
     plot_embeddings(res, png, title=f"{Path(classifier).name}: {len(res['labels'])} {split} segments of {Path(dataset).name}")
     click.echo(f"{output}: {res['embeddings'].shape[0]} × {res['embeddings'].shape[1]} embeddings + logits; PCA plot {png}")
 
@@ -339,7 +333,7 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--target-prob", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
               help="Stop a window once p(target) reaches this.")
 @click.option("--epsilon", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop a window once the loss is below ε.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--optimizer", type=LibraryChoice("audiogenre.transform", "OPTIMIZERS"), default="adam", show_default=True)
 @click.option("--window", type=click.FloatRange(min=0.5), help="Window seconds.  [default: the classifier's clip length]")
 @click.option("--overlap", type=click.FloatRange(min=0), help="Seconds shared by neighbouring windows.  [default: 1 s, at most a quarter window]")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the classifier: about 2x faster steps on CPUs with "
@@ -356,30 +350,30 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     window and for the song, p(target) and the predicted genre before and after (measured on
     the written file) and the SNR of the change.
     """
+    from audiogenre.audio import Preprocess, check_output_suffix
     from audiogenre.models import AudioClassifier
-    from audiogenre.transform import TransformConfig, format_report, transform_file
-    from shared.atomic import write_json
+    from audiogenre.transform import TransformConfig, format_report, transform_file, window_defaults
+    from shared.atomic import refuse_overwriting_input, write_json
 
-    _threads(threads)
-    from audiogenre.audio import check_output_suffix
-
-    if Path(output).resolve() == Path(song).resolve():
-        raise GenreError("the output would overwrite the input song; choose another -o")
-    check_output_suffix(output)
     if clf is None:
         from audiogenre.models import DEFAULT_AUDIO_MODEL
 
         clf = DEFAULT_AUDIO_MODEL
+    inputs = [song, *model_files(clf)]
+    refuse_overwriting_input(inputs, output)
+    refuse_overwriting_input(inputs, json_out, "--json")
+    _threads(threads)
+    check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)
-    window = window or float(meta.get("preprocess", {}).get("seconds", 10.0))
-    overlap = min(1.0, window / 4) if overlap is None else overlap
+    window, overlap = window_defaults(float(meta.get("preprocess", {}).get("seconds", Preprocess.seconds)), window, overlap)
     if overlap >= window / 2:
         raise GenreError(f"--overlap must be less than half the window ({window:g} s)")
     cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
                           window=window, overlap=overlap, bf16=bf16)
     cfg.check()
     model.genre_index(target)
-    report = transform_file(model, song, target, output, cfg)
+    with TqdmProgress(unit="step") as progress:
+        report = transform_file(model, song, target, output, cfg, progress=progress)
     click.echo(format_report(report))
     click.echo(f"wrote {output}")
     if json_out:
@@ -408,8 +402,9 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
     from audiogenre.fad import fad as fad_value
     from audiogenre.fad import fad_infinity, per_song_fad
     from audiogenre.fad_embed import embedding_backend, folder_embeddings
-    from shared.atomic import write_json
+    from shared.atomic import refuse_overwriting_input, write_json
 
+    refuse_overwriting_input([reference, test, *model_files(embedding)], json_out, "--json")
     _threads(threads)
     backend = embedding_backend(embedding, layers=layers)
     if segment is None:
@@ -418,8 +413,9 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
             meta = json.loads((Path(embedding) / "model.json").read_text())
             if meta.get("backend", {}).get("trainable"):
                 segment = float(meta.get("train", {}).get("segment", 1.0))
-    ref = folder_embeddings(backend, reference, segment=segment)
-    tst = folder_embeddings(backend, test, segment=segment)
+    with TqdmProgress(unit="file") as progress:
+        ref = folder_embeddings(backend, reference, segment=segment, progress=progress)
+        tst = folder_embeddings(backend, test, segment=segment, progress=progress)
     r, t = np.concatenate(list(ref.values())), np.concatenate(list(tst.values()))
     res = fad_value(r, t)
     out = {"fad": res.value, "n_reference": res.n_reference, "n_test": res.n_test, "dim": res.dim,
@@ -444,7 +440,6 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
 
 
 def _threads(threads: int | None) -> None:
-    if threads:
-        import torch
+    from shared.runtime import set_threads
 
-        torch.set_num_threads(threads)
+    set_threads(threads)

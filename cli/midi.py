@@ -1,4 +1,8 @@
-"""``genre midi …``: the symbolic path (piano-roll phrases, cache, plots, MIDI export)."""
+"""``genre midi …``: the symbolic path (piano-roll phrases, cache, plots, MIDI export).
+
+Each command parses its options, calls the library and prints; the work is done in
+:mod:`midigenre` (selection, plots, transfer, prepare, evaluate, …).
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,11 @@ from pathlib import Path
 
 import click
 
+from cli.common import ATTRIBUTION_METHODS, METERS, TqdmProgress, model_files, table
 from cli.options import config_options
 from midigenre.config import ClassifierConfig, TrainConfig
 from shared.errors import GenreError
 from shared.runtime import DEVICE_HELP, sigterm_as_interrupt
-
-METERS = ("strict", "lenient", "assume-4/4")
 
 
 @click.group()
@@ -20,16 +23,9 @@ def midi() -> None:
     """Symbolic genre transfer on 64×84 piano-roll phrases (4 bars × 16 steps, MIDI 24–107)."""
 
 
-def _table(rows: list[tuple[str, str]], title: str | None = None) -> str:
-    width = max(len(k) for k, _ in rows)
-    lines = [title] if title else []
-    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(lines)
-
-
 def _settings_options(f):
     options = [
-        click.option("--meter", type=click.Choice(METERS), default="strict", show_default=True,
+        click.option("--meter", type=METERS, default="strict", show_default=True,
                      help="strict: exactly one 4/4 signature at tick 0 (Brunner et al.). lenient: every signature "
                           "is 4/4 (restated 4/4 allowed, none = 4/4). assume-4/4: ignore signatures and read 4 beats "
                           "per bar (for collections like POP909 that write 1/4)."),
@@ -68,8 +64,16 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     from tqdm import tqdm
 
     from midigenre.pianoroll import RollSettings
+    from midigenre.prepare import find_midi_files
     from midigenre.prepare import prepare as run_prepare
+    from midigenre.selection import is_midi_path
+    from shared.atomic import refuse_overwriting_input
+    from shared.runtime import sigterm_as_interrupt
 
+    inputs = list(sources)
+    if is_midi_path(output):  # a cache named like a MIDI file: it may be one of the files found in a folder
+        inputs += [path for path, _ in find_midi_files(sources)]
+    refuse_overwriting_input(inputs, output)
     settings = RollSettings(meter=meter, max_bars=max_bars, keep_drums=keep_drums)
     bar = None
     kept = [0, 0, 0]  # files done, kept, phrases
@@ -102,7 +106,7 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     finally:
         if bar:
             bar.close()
-    click.echo(_table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+    click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
 
 
 @midi.command()
@@ -118,10 +122,11 @@ def inspect(cache, genre, show_files, show_dropped):
 
     from midigenre.dataset import PhraseCache
     from midigenre.pianoroll import DROP_REASONS
+    from midigenre.prepare import music_seconds
 
     with PhraseCache(cache) as c:
         h = c.header
-        click.echo(_table([
+        click.echo(table([
             ("kind", f"{h.kind} (schema {h.schema_version})"),
             ("written by", f"genre-transfer {h.package_version} at {h.created}"),
             ("settings hash", h.settings_hash),
@@ -133,15 +138,14 @@ def inspect(cache, genre, show_files, show_dropped):
         for g in genres:
             files, dropped = c.files(g), c.dropped(g)
             n = c.n_phrases(g)
-            steps = c.settings.phrase_steps / c.settings.steps_per_beat
-            hours = float(np.sum(files["n_phrases"] * steps * 60.0 / files["tempo"])) / 3600 if len(files["tempo"]) else 0.0
+            hours = float(np.sum(music_seconds(files["n_phrases"], files["tempo"], c.settings))) / 3600 if len(files["tempo"]) else 0.0
             reasons = collections.Counter(dropped["reason"])
             rows = [("files kept", str(len(files["name"]))), ("files dropped", str(len(dropped["name"])))]
             rows += [(f"  {r}", str(reasons[r])) for r in DROP_REASONS if reasons.get(r)]
             rows += [("phrases", str(n)), ("hours of music", f"{hours:.2f}")]
             if len(files["n_phrases"]):
                 rows.append(("phrases per song", f"median {int(np.median(files['n_phrases']))}, max {int(files['n_phrases'].max())}"))
-            click.echo("\n" + _table(rows, title=f"genre '{g}'"))
+            click.echo("\n" + table(rows, title=f"genre '{g}'"))
             if show_files:
                 click.echo("  kept files (song number, phrases, tempo, name):")
                 for i, (name, k, t) in enumerate(zip(files["name"], files["n_phrases"], files["tempo"])):
@@ -152,76 +156,6 @@ def inspect(cache, genre, show_files, show_dropped):
                     click.echo(f"    {r}{': ' + d if d else ''}  {name}")
 
 
-def _parse_indices(values: tuple[str, ...]) -> list[int]:
-    out: list[int] = []
-    for v in values:
-        for part in v.split(","):
-            part = part.strip()
-            if ":" in part:
-                a, b = part.split(":", 1)
-                try:
-                    out += list(range(int(a or 0), int(b)))
-                except ValueError:
-                    raise GenreError(f"bad index range {part!r}: write START:STOP, e.g. 0:8") from None
-            elif part:
-                try:
-                    out.append(int(part))
-                except ValueError:
-                    raise GenreError(f"bad index {part!r}: give numbers such as 3, 0:8 or 1,4,9") from None
-    return out
-
-
-def _is_midi_path(path: str) -> bool:
-    return Path(path).suffix.lower() in (".mid", ".midi", ".kar", ".smf")
-
-
-def _load_rolls(source, genre, index, song, meter, whole_midi: bool = False):
-    """Rolls to draw or export: list of (title, phrase (64, 84), phrase number), settings, tempo."""
-    items, settings, tempo = _select_rolls(source, genre, index, song, meter, whole_midi)
-    if not items:
-        raise GenreError("no phrases selected (check --index: START:STOP needs START < STOP)")
-    return items, settings, tempo
-
-
-def _select_rolls(source, genre, index, song, meter, whole_midi):
-    if song is not None and index:
-        raise GenreError("give --index or --song, not both")
-    from midigenre.pianoroll import RollSettings, read_song, split_phrases
-
-    if _is_midi_path(source):
-        if song is not None:
-            raise GenreError("--song picks a song of a cache; for a MIDI file use --index")
-        settings = RollSettings(meter=meter)
-        s = read_song(source, settings)
-        phrases, pos = split_phrases(s.roll, settings, keep_empty=True, pad_tail=True)
-        chosen = _parse_indices(index) if index else list(range(len(phrases) if whole_midi else min(4, len(phrases))))
-        for i in chosen:
-            if not 0 <= i < len(phrases):
-                raise GenreError(f"phrase {i} is out of range: {Path(source).name} has {len(phrases)} phrases (0..{len(phrases) - 1})")
-        return [(f"{Path(source).name}, phrase {i}", phrases[i], i) for i in chosen], settings, s.tempo
-
-    from midigenre.dataset import PhraseCache
-
-    with PhraseCache(source) as c:
-        if genre is None:
-            if len(c.genres) != 1:
-                raise GenreError(f"{source} holds several genres ({', '.join(c.genres)}): choose one with --genre")
-            genre = c.genres[0]
-        if song is not None:
-            phrases, pos, tempo, name = c.song(genre, song)
-            return [(f"{genre}: {name}, phrase {p}", ph, int(p)) for ph, p in zip(phrases, pos)], c.settings, tempo
-        chosen = _parse_indices(index) if index else [0]
-        files = c.files(genre)
-        pf, pi = c.phrase_file(genre), c.phrase_index(genre)
-        out, tempo = [], None
-        for i in chosen:
-            ph = c.phrases(genre, i)
-            f = int(pf[i])
-            tempo = tempo or float(files["tempo"][f])
-            out.append((f"{genre} #{i}: {files['name'][f]}, phrase {int(pi[i])}", ph, int(pi[i])))
-        return out, c.settings, tempo
-
-
 @midi.command()
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
@@ -229,7 +163,7 @@ def _select_rolls(source, genre, index, song, meter, whole_midi):
 @click.option("-i", "--index", multiple=True, help="Phrase rows (cache) or phrase numbers (MIDI): 3, 0:8 or 1,4,9. "
               "Default: the first phrase of a cache, the first four of a MIDI file.")
 @click.option("--song", help="Draw every phrase of one cached song: its number (see inspect --files) or name.")
-@click.option("--meter", type=click.Choice(METERS), default="assume-4/4", show_default=True,
+@click.option("--meter", type=METERS, default="assume-4/4", show_default=True,
               help="Meter rule when SOURCE is a MIDI file.")
 def plot(source, output, genre, index, song, meter):
     """Draw phrases of a cache or of a MIDI file as piano-roll images with bar lines.
@@ -240,36 +174,15 @@ def plot(source, output, genre, index, song, meter):
       genre midi plot jazz.h5 --song ArtPepper_Anthropology -o song.png
       genre midi plot song.mid -o song.png
     """
-    import numpy as np
+    from midigenre.plots import plot_phrases
+    from midigenre.selection import select_phrases
+    from shared.atomic import refuse_overwriting_input
 
-    from midigenre.pianoroll import join_phrases
-    from shared.plotting import plot_rolls
-
-    items, settings, _ = _load_rolls(source, genre, index, song, meter)
-    if song is not None or _is_midi_path(source):
-        # one panel per 4 consecutive phrases: reads like a score, line by line
-        title = items[0][0].rsplit(", phrase", 1)[0]
-        phrases = np.stack([ph for _, ph, _ in items])
-        pos = np.array([p for _, _, p in items])
-        roll = join_phrases(phrases, pos - pos.min())
-        per_line = 4 * settings.phrase_steps
-        bar0 = int(pos.min()) * settings.bars_per_phrase  # bars before the first drawn phrase
-        panels, firsts = [], []
-        for start in range(0, len(roll), per_line):
-            chunk = roll[start : start + per_line]
-            first = bar0 + start // settings.steps_per_bar + 1
-            last = first + len(chunk) // settings.steps_per_bar - 1
-            panels.append((f"{title}, bars {first}–{last}", chunk))
-            firsts.append(first)
-        if len(panels) > 12:
-            click.echo(f"note: drawing the first 12 of {len(panels)} lines", err=True)
-            panels, firsts = panels[:12], firsts[:12]
-    else:
-        panels = [(title, ph) for title, ph, _ in items]
-        firsts = [p * settings.bars_per_phrase + 1 for _, _, p in items]
-    path = plot_rolls(panels, output, lowest_pitch=settings.lowest_pitch, steps_per_bar=settings.steps_per_bar,
-                      phrase_steps=settings.phrase_steps, first_bars=firsts)
-    click.echo(f"wrote {path}")
+    refuse_overwriting_input([source], output)
+    drawing = plot_phrases(select_phrases(source, genre=genre, index=index, song=song, meter=meter), output)
+    if drawing.total > len(drawing.panels):
+        click.echo(f"note: drawing the first {len(drawing.panels)} of {drawing.total} lines", err=True)
+    click.echo(f"wrote {drawing.path}")
 
 
 @midi.command("export")
@@ -290,23 +203,18 @@ def export(cache, output, genre, index, song, tempo):
       genre midi export jazz.h5 --index 12 -o phrase.mid
       genre midi export jazz.h5 --song 0 -o song.mid
     """
-    import numpy as np
+    from midigenre.pianoroll import write_midi
+    from midigenre.selection import is_midi_path, select_phrases
+    from shared.atomic import refuse_overwriting_input
 
-    from midigenre.pianoroll import join_phrases, roll_to_midi, write_midi
-
-    if _is_midi_path(cache):
+    refuse_overwriting_input([cache], output)
+    if is_midi_path(cache):
         raise GenreError(f"{cache} is a MIDI file; export reads a cache (.h5)")
-    items, settings, file_tempo = _load_rolls(cache, genre, index, song, "strict")
-    phrases = np.stack([ph for _, ph, _ in items])
-    if song is not None:
-        pos = np.array([p for _, _, p in items])
-        roll = join_phrases(phrases, pos)  # silent gaps where empty phrases were dropped
-    else:
-        roll = join_phrases(phrases)
-    pm = roll_to_midi(roll, tempo or file_tempo or 120.0, settings)
+    sel = select_phrases(cache, genre=genre, index=index, song=song, meter="strict")
+    pm = sel.to_midi(tempo)
     write_midi(pm, output)
     n_notes = sum(len(i.notes) for i in pm.instruments)
-    click.echo(f"wrote {output}: {len(items)} phrases, {n_notes} notes, {pm.get_end_time():.1f} s at {tempo or file_tempo:.1f} BPM")
+    click.echo(f"wrote {output}: {len(sel.items)} phrases, {n_notes} notes, {pm.get_end_time():.1f} s at {tempo or sel.bpm:.1f} BPM")
 
 
 @midi.command()
@@ -321,11 +229,13 @@ def split(caches, output, test_fraction, seed):
     CACHES may be one cache with several genres or one cache per genre (same settings).
     """
     from midigenre.dataset import SongSplit
+    from shared.atomic import refuse_overwriting_input
 
+    refuse_overwriting_input(caches, output)
     merged = SongSplit.for_sources([(path, None) for path in caches], test_fraction=test_fraction, seed=seed)
     merged.save(output)
     rows = [(g, f"{len(p['train'])} train songs, {len(p['test'])} test songs") for g, p in merged.genres.items()]
-    click.echo(_table(rows, title=f"wrote {output} (seed {seed}, test fraction {test_fraction})"))
+    click.echo(table(rows, title=f"wrote {output} (seed {seed}, test fraction {test_fraction})"))
 
 
 @midi.command()
@@ -357,8 +267,6 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
     + model.json, for `genre midi transfer`) and checkpoint.pt after every epoch. Ctrl-C saves
     the state; --resume continues it.
     """
-    from tqdm import tqdm
-
     from midigenre.train import CycleGANTask, GenreSource, run_settings
     from shared.runtime import set_threads
 
@@ -380,34 +288,21 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
                f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
 
-    bar = None
-
-    def on_step(epoch, step, n_steps, losses):
-        nonlocal bar
-        if bar is None:
-            bar = tqdm(total=n_steps, initial=step - 1, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="step",
-                       file=sys.stderr, dynamic_ncols=True, disable=None)
-        bar.update(1)
-        bar.set_postfix({k.replace("/", "_"): f"{v:.3f}" for k, v in losses.items()}, refresh=False)
-
-    def on_epoch(epoch, row):
-        nonlocal bar
-        if bar is not None:
-            bar.close()
-            bar = None
-        losses = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if "/" in k)
-        click.echo(f"epoch {epoch}: {losses}; {row['seconds']:.0f} s, {row['phrases_per_s']:.1f} phrases/s", err=True)
-
     sigterm_as_interrupt()
-    try:
-        task.fit(on_step=on_step, on_epoch=on_epoch)
-    except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
-        mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
-        click.echo(f"Interrupted: the state is saved in {out_path / 'checkpoint.pt'}; continue with "
-                   f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume", err=True)
-        sys.exit(130)
+    with TqdmProgress(unit="step", leave=False) as progress:
+        def on_epoch(epoch, row):
+            progress.close()
+            losses = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if "/" in k)
+            click.echo(f"epoch {epoch}: {losses}; {row['seconds']:.0f} s, {row['phrases_per_s']:.1f} phrases/s", err=True)
+
+        try:
+            task.fit(progress=progress, on_epoch=on_epoch)
+        except KeyboardInterrupt:
+            progress.close()
+            mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
+            click.echo(f"Interrupted: the state is saved in {out_path / 'checkpoint.pt'}; continue with "
+                       f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume", err=True)
+            sys.exit(130)
     click.echo(f"done: model in {out_path} (model.safetensors + model.json), log in {out_path / 'log.csv'}, "
                f"pictures in {out_path / 'samples'}")
 
@@ -421,7 +316,7 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
               "jazz↔classical model in data/models/jazz-classical]")
 @click.option("--cycle", is_flag=True, help="Also write the cycled-back song (…​.cycle.mid).")
 @click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
-@click.option("--meter", type=click.Choice(METERS), help="Meter rule for reading songs (default: the model's data's).")
+@click.option("--meter", type=METERS, help="Meter rule for reading songs (default: the model's data's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
 def transfer(source, target, output, model_path, cycle, png, meter, device):
     """Turn a whole MIDI song (or a folder of songs) into another genre.
@@ -431,64 +326,26 @@ def transfer(source, target, output, model_path, cycle, png, meter, device):
       genre midi transfer data/examples/jazz_example.mid --to classical -o out.mid --png
       genre midi transfer songs/ --model runs/jc --to jazz -o out/
     """
-    from midigenre.pianoroll import Unusable, write_midi
-    from midigenre.prepare import find_midi_files
-    from midigenre.transfer import DEFAULT_MODEL, TransferModel, transfer_midi
+    from midigenre.transfer import transfer_files
 
-    model = TransferModel.load(model_path or DEFAULT_MODEL, device=device)
-    model.direction(target)
-    src = Path(source)
-    if not src.exists():
-        raise GenreError(f"no such file or folder: {source}")
-    if src.is_dir():
-        songs = [(p, Path(name)) for p, name in find_midi_files([src])]
-        out_dir = Path(output)
-        if out_dir.suffix.lower() in (".mid", ".midi"):
-            raise GenreError(f"SOURCE is a folder, so -o must be a folder, not {output}")
-        jobs = [(p, out_dir / name.with_name(f"{name.stem}.{target}.mid")) for p, name in songs]
-    else:
-        if Path(output).is_dir():
-            jobs = [(src, Path(output) / f"{src.stem}.{target}.mid")]
-        else:
-            jobs = [(src, Path(output))]
-    ok, failed = 0, []
-    for song, out in jobs:
-        try:
-            res = transfer_midi(song, model, target, meter=meter, cycle=cycle)
-        except Unusable as err:
-            hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in (
-                "not 4/4", "meter changes", "no time signature", "several time signatures", "first beat not at 0") else ""
-            failed.append(f"{song}: {err}{hint}")
-            continue
-        write_midi(res.midi(), out)
-        written = [str(out)]
-        if cycle:
-            cyc = out.with_name(out.stem + ".cycle.mid")
-            write_midi(res.midi("cycled"), cyc)
-            written.append(str(cyc))
-        if png:
-            from shared.plotting import plot_rolls
+    def done(song):
+        if song.ok:
+            res = song.result
+            bars = len(res.source) / res.settings.steps_per_bar
+            click.echo(f"{song.source.name}: {res.source_genre} → {res.target_genre}, {bars:.0f} bars, content change "
+                       f"{res.content_change():.2f}; wrote {', '.join(str(p) for p in song.written)}")
 
-            panels = [(f"{song.name} ({res.source_genre})", res.source), (f"→ {res.target_genre}", res.transferred)]
-            if cycle:
-                panels.append((f"→ {res.source_genre} again", res.cycled))
-            bars = 16 * res.settings.steps_per_bar
-            panels = [(t, r[:bars]) for t, r in panels]  # the first 16 bars: readable at a glance
-            pic = plot_rolls(panels, out.with_suffix(".png"), lowest_pitch=res.settings.lowest_pitch,
-                             steps_per_bar=res.settings.steps_per_bar, phrase_steps=res.settings.phrase_steps)
-            written.append(str(pic))
-        ok += 1
-        bars = len(res.source) / res.settings.steps_per_bar
-        click.echo(f"{song.name}: {res.source_genre} → {res.target_genre}, {bars:.0f} bars, content change "
-                   f"{res.content_change():.2f}; wrote {', '.join(written)}")
-    if len(jobs) == 1 and failed:
-        raise GenreError(f"cannot transfer {failed[0]}")
-    for line in failed:
-        click.echo(f"skipped {line}", err=True)
-    if not ok:
+    batch = transfer_files(source, output, target, model=model_path, device=device, meter=meter, cycle=cycle, png=png,
+                           on_song=done)
+    failed = batch.failed
+    if len(batch.songs) == 1 and failed:
+        raise GenreError(f"cannot transfer {failed[0].source}: {failed[0].error}")
+    for song in failed:
+        click.echo(f"skipped {song.source}: {song.error}", err=True)
+    if not batch.done:
         raise GenreError(f"no song could be transferred: all {len(failed)} failed (reasons above)")
     if failed:
-        click.echo(f"{ok} songs transferred, {len(failed)} skipped", err=True)
+        click.echo(f"{len(batch.done)} songs transferred, {len(failed)} skipped", err=True)
 
 
 @midi.command("train-classifier")
@@ -517,16 +374,19 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device):
     sources = [GenreSource.parse_named(spec) for spec in genre_specs]
     cfg = from_dict(ClassifierConfig, settings, what="classifier settings")
 
-    def on_epoch(epoch, row):
-        click.echo(f"epoch {epoch}/{cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy']:.1%}", err=True)
+    with TqdmProgress(unit="step", leave=False) as progress:
+        def on_epoch(epoch, row):
+            progress.close()
+            click.echo(f"epoch {epoch}/{cfg.epochs}: loss {row['loss']:.4f}, train accuracy {row['train_accuracy']:.1%}",
+                       err=True)
 
-    rep = train_classifier(sources, out, cfg, split=split_file, device=device, on_epoch=on_epoch)
+        rep = train_classifier(sources, out, cfg, split=split_file, device=device, progress=progress, on_epoch=on_epoch)
     rows = [("held-out accuracy", f"{rep['accuracy']:.2%} ({rep['test_phrases']} phrases of "
                                   f"{sum(rep['test_songs'].values())} songs)")]
     for g, m in rep["per_class"].items():
         rows.append((f"  {g}", f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}  (n={m['support']})"))
     rows.append(("training time", f"{rep['train_seconds']:.0f} s"))
-    click.echo(_table(rows, title=f"classifier {' / '.join(s.genre for s in sources)} → {out}"))
+    click.echo(table(rows, title=f"classifier {' / '.join(s.genre for s in sources)} → {out}"))
     click.echo(f"wrote {Path(out) / 'confusion.png'} and {Path(out) / 'report.json'}")
 
 
@@ -554,8 +414,11 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
     from midigenre.classifier import Classifier
     from midigenre.evaluate import evaluate_transfer, heldout_phrases
     from midigenre.transfer import DEFAULT_MODEL, TransferModel
+    from shared.atomic import refuse_overwriting_input
 
     path = model_path or DEFAULT_MODEL
+    refuse_overwriting_input([cache_a, cache_b, soundfont, *model_files(path), *model_files(clf_path),
+                              *(model_files(fad_embedding) if with_fad else [])], output)
     model = TransferModel.load(path)
     clf = Classifier.load(clf_path)
     x_a, x_b, what = heldout_phrases(path, model, cache_a, cache_b, all_phrases=all_phrases)
@@ -584,7 +447,9 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
             m = json.loads(meta_path.read_text())
             if m.get("backend", {}).get("trainable"):
                 segment = float(m.get("train", {}).get("segment", 1.0))
-        res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont, segment=segment)
+        with TqdmProgress(unit="set") as progress:
+            res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont,
+                                      segment=segment, progress=progress)
         click.echo(f"  FAD ({fad_embedding}, 1 embedding per second, rendered with FluidSynth; lower = closer to the target):")
         for key in (f"{a}→{b}", f"{b}→{a}"):
             f = res["fad"][key]
@@ -607,8 +472,8 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
               "Default: the whole MIDI file, or the first row of a cache.")
 @click.option("--song", help="A whole cached song (number or name).")
 @click.option("--cache-genre", help="Genre group in the cache when it holds several.")
-@click.option("--method", type=click.Choice(["saliency", "integrated-gradients"]), default="saliency", show_default=True)
-@click.option("--meter", type=click.Choice(METERS), default="assume-4/4", show_default=True,
+@click.option("--method", type=ATTRIBUTION_METHODS, default="saliency", show_default=True)
+@click.option("--meter", type=METERS, default="assume-4/4", show_default=True,
               help="Meter rule when SOURCE is a MIDI file.")
 def explain(source, clf_path, target, output, index, song, cache_genre, method, meter):
     """Draw which notes drive the classifier's score for a genre (saliency over the piano roll).
@@ -621,42 +486,17 @@ def explain(source, clf_path, target, output, index, song, cache_genre, method, 
       genre midi explain song.mid --classifier clf/ --genre jazz -o saliency.png
       genre midi explain jazz.h5 --song 3 --classifier clf/ --genre jazz -o song3.png
     """
-    import numpy as np
-
-    from midigenre.attribution import attribute
     from midigenre.classifier import Classifier
-    from shared.plotting import plot_rolls
+    from midigenre.plots import plot_attribution
+    from midigenre.selection import select_phrases
+    from shared.atomic import refuse_overwriting_input
 
+    refuse_overwriting_input([source, *model_files(clf_path)], output)
     clf = Classifier.load(clf_path)
     clf.index(target)
-    items, settings, _ = _load_rolls(source, cache_genre, index, song, meter, whole_midi=True)
-    phrases = np.stack([ph for _, ph, _ in items]).astype(bool)
-    maps = attribute(clf, phrases, target, method=method)
-    probs = clf.probabilities(phrases)[:, clf.index(target)]
-    pos = np.array([p for _, _, p in items])
-    per_line = 4 if (song is not None or _is_midi_path(source)) else 1  # cache rows may come from different songs
-    panels, overlays, firsts = [], [], []
-    if per_line == 1:
-        for k, (title, _, p) in enumerate(items):
-            panels.append((f"{title}: P({target}) = {probs[k]:.2f}", phrases[k]))
-            overlays.append(maps[k])
-            firsts.append(int(p) * settings.bars_per_phrase + 1)
-    else:  # a song: lines of 4 phrase places; phrases dropped from the cache (silent) stay gaps
-        name = items[0][0].rsplit(", phrase", 1)[0]
-        steps = settings.phrase_steps
-        song_roll = np.zeros((int(pos.max()) + 1, steps, phrases.shape[-1]), dtype=bool)
-        song_map = np.zeros(song_roll.shape, dtype=np.float32)
-        song_roll[pos], song_map[pos] = phrases, maps
-        prob_at = dict(zip(pos.tolist(), probs.tolist()))
-        for start in range(int(pos.min()), int(pos.max()) + 1, per_line):
-            places = range(start, min(start + per_line, len(song_roll)))
-            shown = ", ".join(f"{prob_at[p]:.2f}" if p in prob_at else "–" for p in places)
-            panels.append((f"{name}, phrases {places[0]}–{places[-1]}: P({target}) = {shown}",
-                           song_roll[places.start : places.stop].reshape(-1, phrases.shape[-1])))
-            overlays.append(song_map[places.start : places.stop].reshape(-1, phrases.shape[-1]))
-            firsts.append(start * settings.bars_per_phrase + 1)
-    if len(panels) > 12:
-        click.echo(f"note: drawing the first 12 of {len(panels)} lines", err=True)
-    path = plot_rolls(panels[:12], output, lowest_pitch=settings.lowest_pitch, steps_per_bar=settings.steps_per_bar,
-                      phrase_steps=settings.phrase_steps, overlays=overlays[:12], first_bars=firsts[:12])
-    click.echo(f"wrote {path}: {method} for '{target}' on {len(items)} phrases (mean P({target}) = {probs.mean():.2f})")
+    sel = select_phrases(source, genre=cache_genre, index=index, song=song, meter=meter, whole_midi=True)
+    ex = plot_attribution(sel, clf, target, output, method=method)
+    if ex.total > len(ex.panels):
+        click.echo(f"note: drawing the first {len(ex.panels)} of {ex.total} lines", err=True)
+    click.echo(f"wrote {ex.path}: {method} for '{target}' on {len(sel.items)} phrases "
+               f"(mean P({target}) = {ex.probabilities.mean():.2f})")

@@ -148,18 +148,17 @@ def _save_classifier(folder, net: GenreClassifier, *, genres: list, roll_setting
 def train_classifier(
     sources: Sequence[GenreSource], out: str | os.PathLike, config: ClassifierConfig = ClassifierConfig(), *,
     split: str | os.PathLike | None = None, device: str = "auto",
-    on_epoch: Callable[[int, dict], None] | None = None,
-    on_step: Callable[[int, int, int, dict], None] | None = None,
+    on_epoch: Callable[[int, dict], None] | None = None, progress=None,
 ) -> dict:
     """Train on the training songs of each genre; evaluate on the held-out songs; save to ``out``.
 
     Returns the held-out report (see :func:`classification_report`), also written to
     ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png`` and the settings in
-    ``out/config.json``. ``on_epoch(epoch, row)`` and ``on_step(epoch, step, n_steps, values)``
-    report progress.
+    ``out/config.json``. ``on_epoch(epoch, row)`` reports each epoch, ``progress(stage, step,
+    n_steps, note)`` (:mod:`shared.progress`) each step.
     """
     from shared.atomic import write_json
-    from shared.training import EveryEpoch, EveryStep, TrainingLoop, write_run_config
+    from shared.training import EveryEpoch, ReportProgress, TrainingLoop, write_run_config
 
     if len(sources) < 2:
         raise GenreError("a classifier needs at least two genres")
@@ -203,7 +202,8 @@ def train_classifier(
     seed_everything(config.seed)
     net = GenreClassifier(len(sources), config.channels).to(dev)
     task = _PhraseClassification(net, config, x_train, y_train, dev)
-    callbacks = ([EveryStep(on_step)] if on_step else []) + ([EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
+    callbacks = ([ReportProgress(progress)] if callable(progress) else []) + (
+        [EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
     t0 = time.perf_counter()
     history = TrainingLoop(task, config.epochs, callbacks).run()
     seconds = time.perf_counter() - t0

@@ -146,6 +146,11 @@ def _process_star(args):
 # ----------------------------------------------------------------------------- report
 
 
+def music_seconds(n_phrases, tempo, settings: RollSettings):
+    """Seconds of music in ``n_phrases`` phrases at ``tempo`` BPM (numbers, or arrays of songs)."""
+    return np.asarray(n_phrases) * settings.phrase_steps / settings.steps_per_beat * 60.0 / np.asarray(tempo, dtype=np.float64)
+
+
 @dataclass
 class PrepareReport:
     """Counts of one ``prepare`` run (this run's files; resumed work included)."""
@@ -411,7 +416,7 @@ def prepare(
         else:
             report.kept += 1
             report.phrases += r.n_phrases
-            report.seconds_of_music += r.n_phrases * settings.phrase_steps / settings.steps_per_beat * 60.0 / r.tempo
+            report.seconds_of_music += float(music_seconds(r.n_phrases, r.tempo, settings))
 
     try:
         totals = _write_genre(output, genre, settings, all_new, keep_groups, append=genre_there and resume and not overwrite)

@@ -35,7 +35,7 @@ from midigenre.models import ModelConfig
 from shared.config import merge
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
-from shared.training import CSVLog, EveryEpoch, EveryStep, LearningRate, TrainingLoop, linear_decay, write_run_config
+from shared.training import CSVLog, EveryEpoch, LearningRate, ReportProgress, TrainingLoop, linear_decay, write_run_config
 
 log = logging.getLogger(__name__)
 
@@ -317,20 +317,21 @@ class CycleGANTask:
     def step_in_epoch(self) -> int:
         return self.loop.position.step
 
-    def fit(self, on_step: Callable[[int, int, int, dict], None] | None = None,
-            on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    def fit(self, progress=None, on_epoch: Callable[[int, dict], None] | None = None) -> dict:
         """Train to ``config.epochs``; returns the last epoch's log row.
 
-        ``on_step(epoch, step, steps_per_epoch, losses)`` and ``on_epoch(epoch, row)`` report
-        progress. Ctrl-C or SIGTERM stops the run between two steps (never inside one), saves a
-        mid-epoch checkpoint and raises KeyboardInterrupt.
+        ``progress(stage, step, steps_per_epoch, note)`` (:mod:`shared.progress`) is called after
+        every step, ``on_epoch(epoch, row)`` after every epoch. Ctrl-C or SIGTERM stops the run
+        between two steps (never inside one), saves a mid-epoch checkpoint and raises
+        KeyboardInterrupt.
         """
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         if not self.resumed:
             write_run_config(self.out, train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
-        extra = ([EveryStep(on_step)] if on_step else []) + ([EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
+        extra = ([ReportProgress(progress)] if callable(progress) else []) + (
+            [EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
         self.loop.callbacks += extra
         try:
             history = self.loop.run()

@@ -160,3 +160,142 @@ def transfer_midi(source: str | os.PathLike | bytes, model: TransferModel | str 
         source=song.roll, transferred=join_phrases(out)[:n], cycled=join_phrases(back)[:n] if back is not None else None,
         tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings,
     )
+
+
+# ----------------------------------------------------------------------------- files and folders
+
+#: Reasons a song is unreadable that reading it as 4/4 anyway (``meter="assume-4/4"``) may cure.
+METER_REASONS = ("not 4/4", "meter changes", "no time signature", "several time signatures", "first beat not at 0")
+
+
+@dataclass
+class FileTransfer:
+    """One song of :func:`transfer_files`: where it came from and went, and what happened.
+
+    ``result`` and ``written`` (the files written: the MIDI, then the cycled-back MIDI and the
+    PNG when asked for) when it worked; ``error`` (one line) when it did not.
+    """
+
+    source: Path
+    output: Path
+    result: SongTransfer | None = None
+    written: list[Path] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class TransferBatch:
+    """Per-song outcomes of :func:`transfer_files`, in order."""
+
+    songs: list[FileTransfer]
+
+    @property
+    def done(self) -> list[FileTransfer]:
+        return [s for s in self.songs if s.ok]
+
+    @property
+    def failed(self) -> list[FileTransfer]:
+        return [s for s in self.songs if not s.ok]
+
+
+def _written_paths(out: Path, *, cycle: bool, png: bool) -> list[Path]:
+    paths = [out]
+    if cycle:
+        paths.append(out.with_name(out.stem + ".cycle.mid"))
+    if png:
+        paths.append(out.with_suffix(".png"))
+    return paths
+
+
+def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: str, *, cycle: bool = False,
+                  png: bool = False) -> list[tuple[Path, Path]]:
+    """``(song, output MIDI)`` pairs for a file or a folder of songs.
+
+    A folder's songs (found recursively) go to ``output/<relative path>/<stem>.<target>.mid``;
+    a file goes to ``output``, or into it as ``<stem>.<target>.mid`` when it is a folder.
+    Raises GenreError before anything is read or written when the source is missing or a file
+    to be written (MIDI, cycled-back MIDI, PNG) is one of the songs.
+    """
+    from midigenre.prepare import MIDI_SUFFIXES, find_midi_files
+    from shared.atomic import refuse_overwriting_input
+
+    src = Path(source)
+    if not src.exists():
+        raise GenreError(f"no such file or folder: {source}")
+    if src.is_dir():
+        out_dir = Path(output)
+        if out_dir.suffix.lower() in MIDI_SUFFIXES:
+            raise GenreError(f"SOURCE is a folder, so -o must be a folder, not {output}")
+        jobs = [(p, out_dir / Path(name).with_name(f"{Path(name).stem}.{target}.mid")) for p, name in find_midi_files([src])]
+    elif Path(output).is_dir():
+        jobs = [(src, Path(output) / f"{src.stem}.{target}.mid")]
+    else:
+        jobs = [(src, Path(output))]
+    inputs: dict[Path, Path] = {}
+    for song, _ in jobs:
+        try:
+            inputs[song.resolve()] = song
+        except (OSError, RuntimeError):
+            pass
+    for song, out in jobs:
+        for path in _written_paths(out, cycle=cycle, png=png):
+            try:
+                other = inputs.get(path.resolve())
+            except (OSError, RuntimeError):
+                other = None
+            refuse_overwriting_input([song, other], path)
+    return jobs
+
+
+def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target: str, *,
+                   model: "TransferModel | str | os.PathLike | None" = None, device: str = "cpu",
+                   meter: str | None = None, cycle: bool = False, png: bool = False,
+                   on_song=None) -> TransferBatch:
+    """Transfer a MIDI file, or every MIDI file under a folder, to ``target`` and write the results.
+
+    Parameters
+    ----------
+    source, output : see :func:`transfer_jobs` (checked before the model is loaded).
+    model : a loaded :class:`TransferModel` or the folder of one (loaded on ``device``); default
+        the shipped model.
+    meter, cycle : as for :func:`transfer_midi`; ``cycle`` also writes ``<out>.cycle.mid``.
+    png : also draw source, result (and cycle) into ``<out>.png`` (:func:`midigenre.plots.plot_transfer`).
+    on_song : called with each :class:`FileTransfer` as soon as its song is done (or failed).
+
+    A song that cannot be read is recorded with its reason (and a hint to try
+    ``meter="assume-4/4"`` where that may help) and the others go on.
+    """
+    from midigenre.pianoroll import Unusable, write_midi
+
+    jobs = transfer_jobs(source, output, target, cycle=cycle, png=png)
+    if model is None:
+        model = TransferModel.load(device=device)
+    elif not isinstance(model, TransferModel):
+        model = TransferModel.load(model, device=device)
+    model.direction(target)
+    songs = []
+    for song, out in jobs:
+        item = FileTransfer(song, out)
+        try:
+            res = transfer_midi(song, model, target, meter=meter, cycle=cycle)
+        except Unusable as err:
+            hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in METER_REASONS else ""
+            item.error = f"{err}{hint}"
+        else:
+            item.result = res
+            paths = _written_paths(out, cycle=cycle, png=png)
+            item.written.append(write_midi(res.midi(), paths[0]))
+            if cycle:
+                item.written.append(write_midi(res.midi("cycled"), paths[1]))
+            if png:
+                from midigenre.plots import plot_transfer
+
+                item.written.append(plot_transfer(res, paths[-1], song.name))
+        songs.append(item)
+        if on_song is not None:
+            on_song(item)
+    return TransferBatch(songs)

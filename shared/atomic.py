@@ -61,3 +61,32 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False) + "\n", encoding="utf-8")
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` name one file: equal resolved paths (symbolic links followed),
+    or, where both exist, the same file on disk (hard links, case-insensitive file systems)."""
+    pa, pb = Path(a).expanduser(), Path(b).expanduser()
+    try:
+        if pa.resolve() == pb.resolve():
+            return True
+    except (OSError, RuntimeError):  # a symbolic-link loop: compare as written
+        if pa.absolute() == pb.absolute():
+            return True
+    try:
+        return os.path.samefile(pa, pb)
+    except (OSError, ValueError):  # one of them does not exist (yet)
+        return False
+
+
+def refuse_overwriting_input(inputs, output: str | os.PathLike | None, what: str = "-o") -> None:
+    """Raise GenreError when ``output`` would be written over one of ``inputs``.
+
+    Commands call this before doing any work. ``inputs`` may hold None (an input not given);
+    ``what`` names the option in the message (``-o``, ``--json``, ``--png``).
+    """
+    if output is None:
+        return
+    for given in inputs:
+        if given is not None and same_file(given, output):
+            raise GenreError(f"{what} {output} would overwrite the input {given}; choose another {what}")

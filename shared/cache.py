@@ -3,7 +3,7 @@
 A cache file is one HDF5 file whose root attributes say what it is:
 
 ========================  ===========================================================
-``kind``                  what the file holds, e.g. ``"midi-phrases"``
+``kind``                  what the file holds: ``"midi-phrases"``, ``"audio-embeddings"``
 ``schema_version``        layout version; a reader refuses a newer one
 ``settings``              the preprocessing settings as JSON
 ``settings_hash``         short hash of those settings; files are only mixed when equal
@@ -33,6 +33,11 @@ from shared.version import __version__
 SCHEMA_VERSION = 1
 
 
+class CacheUnreadable(GenreError):
+    """The file is missing, is not HDF5, or its root attributes are damaged: nothing in it can be
+    trusted (a reader that can rebuild the cache may do so; others report it)."""
+
+
 @dataclass
 class CacheHeader:
     """Root attributes of a cache file."""
@@ -57,25 +62,31 @@ def read_header(path: str | os.PathLike, kind: str | None = None) -> CacheHeader
 
     path = Path(path)
     if not path.exists():
-        raise GenreError(f"no such cache file: {path}")
+        raise CacheUnreadable(f"no such cache file: {path}")
     try:
         with h5py.File(path, "r") as h5:
             attrs = dict(h5.attrs)
             groups = sorted(h5["genres"].keys()) if "genres" in h5 else []
-    except OSError as err:
-        raise GenreError(f"{path} is not a readable HDF5 file ({_short(err)})") from None
+    except (OSError, KeyError, AttributeError, TypeError, ValueError) as err:  # damaged attributes or groups
+        raise CacheUnreadable(f"{path} is not a readable HDF5 file ({_short(err)})") from None
     if "kind" not in attrs or "schema_version" not in attrs:
         raise GenreError(f"{path} is an HDF5 file but not a cache of this toolkit (no kind/schema_version attributes)")
-    header = CacheHeader(
-        path=path,
-        kind=str(attrs["kind"]),
-        schema_version=int(attrs["schema_version"]),
-        settings=json.loads(str(attrs.get("settings", "{}"))),
-        settings_hash=str(attrs.get("settings_hash", "")),
-        package_version=str(attrs.get("package_version", "?")),
-        created=str(attrs.get("created", "?")),
-        groups=groups,
-    )
+    try:
+        settings = json.loads(str(attrs.get("settings", "{}")))
+        if not isinstance(settings, dict):
+            raise ValueError("not a JSON object")
+        header = CacheHeader(
+            path=path,
+            kind=str(attrs["kind"]),
+            schema_version=int(attrs["schema_version"]),
+            settings=settings,
+            settings_hash=str(attrs.get("settings_hash", "")),
+            package_version=str(attrs.get("package_version", "?")),
+            created=str(attrs.get("created", "?")),
+            groups=groups,
+        )
+    except (TypeError, ValueError) as err:
+        raise CacheUnreadable(f"{path} has damaged root attributes ({_short(err)}); rebuild the cache") from None
     if kind is not None and header.kind != kind:
         raise GenreError(f"{path} holds {header.kind!r} data, not {kind!r}")
     if header.schema_version > SCHEMA_VERSION:

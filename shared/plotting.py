@@ -1,6 +1,9 @@
 """Piano-roll pictures a musician can read: pitch names on the axis, bar and phrase lines.
 
-matplotlib is imported inside the functions (Agg backend, no display needed).
+matplotlib is imported inside the functions. Figures are made with matplotlib's
+object-oriented API (:class:`matplotlib.figure.Figure` on an Agg canvas), never through
+pyplot, so drawing a PNG neither needs a display nor changes the backend of a notebook or
+application that imports this module.
 """
 
 from __future__ import annotations
@@ -19,17 +22,47 @@ def pitch_name(midi: int) -> str:
     return f"{NOTE_NAMES[midi % 12]}{midi // 12 - 1}"
 
 
-def _pyplot():
-    import matplotlib
+def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None, squeeze: bool = True,
+               **subplot_kw):
+    """``(figure, axes)`` like ``pyplot.subplots``, but on its own Agg canvas: nothing global
+    (pyplot's figure list, the backend) is touched, and the figure is freed with its last reference."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=squeeze, **subplot_kw)
+    return fig, axes
 
-    return plt
+
+class _FigureFactory:
+    """The two pyplot calls older plotting code makes (``subplots``, ``close``), without pyplot."""
+
+    @staticmethod
+    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = True, **subplot_kw):
+        return new_figure(nrows, ncols, figsize=figsize, squeeze=squeeze, **subplot_kw)
+
+    @staticmethod
+    def close(fig) -> None:
+        _release(fig)
+
+
+def _pyplot() -> _FigureFactory:
+    """Compatibility for code written against ``plt = _pyplot()``: use :func:`new_figure`."""
+    return _FigureFactory()
+
+
+def _release(fig) -> None:
+    """Close a figure that pyplot manages (one a caller made with pyplot); ours need nothing."""
+    import sys
+
+    plt = sys.modules.get("matplotlib.pyplot")  # never imported here: only if the caller uses pyplot
+    if plt is not None and getattr(fig.canvas, "manager", None) is not None:
+        plt.close(fig)
 
 
 def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
-    """Save a matplotlib figure as a PNG atomically and close it."""
+    """Save a matplotlib figure as a PNG atomically (and close it if pyplot manages it)."""
     from shared.atomic import atomic_path
 
     path = Path(path)
@@ -37,7 +70,7 @@ def save_png(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=dpi, format="png")
     finally:
-        _pyplot().close(fig)
+        _release(fig)
     return path
 
 
@@ -103,11 +136,10 @@ def plot_rolls(
     dpi: int = 110,
 ) -> Path:
     """Save one row per ``(title, roll)`` panel as a PNG (atomically)."""
-    plt = _pyplot()
     n = len(panels)
     widest = max(np.asarray(r).shape[0] for _, r in panels)
     width = min(24.0, 3.0 + 2.2 * widest / phrase_steps * 2)
-    fig, axes = plt.subplots(n, 1, figsize=(width, 2.6 * n + 0.4), squeeze=False)
+    fig, axes = new_figure(n, 1, figsize=(width, 2.6 * n + 0.4), squeeze=False)
     for i, (title, roll) in enumerate(panels):
         draw_roll(
             axes[i, 0], roll, lowest_pitch=lowest_pitch, steps_per_bar=steps_per_bar, phrase_steps=phrase_steps,
@@ -129,9 +161,8 @@ def plot_grid(
     dpi: int = 90,
 ) -> Path:
     """Save a grid of single phrases (e.g. source | transferred | cycled back per row) as a PNG."""
-    plt = _pyplot()
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(4.2 * n_cols, 2.3 * n_rows + 0.5), squeeze=False)
+    fig, axes = new_figure(n_rows, n_cols, figsize=(4.2 * n_cols, 2.3 * n_rows + 0.5), squeeze=False)
     for i, row in enumerate(rows):
         for j in range(n_cols):
             ax = axes[i, j]

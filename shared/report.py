@@ -28,13 +28,12 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, genres: Sequen
 
 def plot_confusion(report: dict, path: str | os.PathLike, title: str = "") -> Path:
     """Confusion matrix PNG (counts and row percentages)."""
-    from shared.plotting import _pyplot, save_png
+    from shared.plotting import new_figure, save_png
 
-    plt = _pyplot()
     cm = np.array(report["confusion"])
     genres = report["genres"]
     frac = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.1 * len(genres), 1.2 + 1.0 * len(genres)))
+    fig, ax = new_figure(figsize=(1.6 + 1.1 * len(genres), 1.2 + 1.0 * len(genres)))
     ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
     for i in range(len(genres)):
         for j in range(len(genres)):

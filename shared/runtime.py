@@ -9,8 +9,6 @@ import random
 import signal
 import threading
 
-import numpy as np
-
 from shared.errors import GenreError
 
 DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
@@ -40,6 +38,7 @@ def pick_device(name: str = "auto"):
 
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's global generators."""
+    import numpy as np
     import torch
 
     random.seed(seed)

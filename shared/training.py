@@ -17,7 +17,7 @@ head and the end-to-end audio backends are tasks on this loop. A task provides::
 
 Everything else is a :class:`Callback`: the CSV log, pictures, the learning-rate schedule,
 early stopping and progress reports. Libraries never print; a command line draws its
-progress bar from :class:`EveryStep`.
+progress bar from :class:`ReportProgress`.
 
 The checkpoint (``torch.save`` to a temporary file, then rename) is written after every epoch
 and when Ctrl-C or SIGTERM stops the run — between two steps, never inside one. It holds the
@@ -108,6 +108,18 @@ class EveryStep(Callback):
 
     def on_step(self, loop, epoch, step, n_steps, values):
         self.fn(epoch, step, n_steps, values)
+
+
+class ReportProgress(Callback):
+    """Each step as ``progress(f"epoch {e}/{epochs}", step, n_steps, note)``, the protocol of
+    :mod:`shared.progress` (the command line draws a bar from it); the note lists the step's values."""
+
+    def __init__(self, progress):
+        self.progress = progress
+
+    def on_step(self, loop, epoch, step, n_steps, values):
+        note = ", ".join(f"{k} {v:.3f}" for k, v in values.items() if k != "n")
+        self.progress(f"epoch {epoch + 1}/{loop.epochs}", step, n_steps, note)
 
 
 class EveryEpoch(Callback):

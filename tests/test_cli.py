@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 import subprocess
 import sys
 
@@ -13,9 +14,20 @@ from midigenre.dataset import PhraseCache
 from midigenre.pianoroll import phrases_of_file
 from tests.conftest import SONG_FOLDER_EXPECTED, make_midi, random_grid_notes
 
-COMMANDS = [[], ["midi"], ["audio"], ["midi", "prepare"], ["midi", "inspect"], ["midi", "plot"], ["midi", "export"], ["midi", "split"],
-            ["render"], ["audio", "render-dataset"], ["audio", "make-encoder"], ["audio", "train"], ["audio", "evaluate"],
-            ["audio", "embed"], ["audio", "transform"], ["audio", "fad"]]
+def _command_paths(group, path=()):
+    """Every command and group under ``group``, as argument lists (the group itself first)."""
+    import click
+
+    out = [list(path)]
+    for name, cmd in sorted(group.commands.items()):
+        if isinstance(cmd, click.Group):
+            out += _command_paths(cmd, (*path, name))
+        else:
+            out.append([*path, name])
+    return out
+
+
+COMMANDS = _command_paths(main)
 
 
 def run(*args, ok=True):
@@ -25,10 +37,34 @@ def run(*args, ok=True):
     return result
 
 
-@pytest.mark.parametrize("cmd", COMMANDS)
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "genre")
 def test_every_command_has_help(cmd):
     out = run(*cmd, "--help").output
     assert "Usage:" in out and len(out.splitlines()) > 4
+
+
+def test_the_help_test_sees_every_command():
+    names = {" ".join(c) for c in COMMANDS}
+    assert {"midi transfer", "midi explain", "midi evaluate", "midi train", "midi train-classifier", "audio transform",
+            "render"} <= names and len(names) >= 20
+
+
+def test_choices_come_from_the_libraries():
+    from audiogenre.backends import BACKENDS, TRAINABLE
+    from audiogenre.classify import PAPER_SETTINGS
+    from audiogenre.datasets import KINDS
+    from midigenre.attribution import METHODS
+    from midigenre.pianoroll import METER_MODES
+
+    assert BACKENDS == ("wav2vec2", *TRAINABLE) and tuple(PAPER_SETTINGS) == tuple(TRAINABLE)
+    helps = {" ".join(c): run(*c, "--help").output for c in (["midi", "prepare"], ["midi", "explain"], ["audio", "train"],
+                                                              ["audio", "evaluate"])}
+    assert "|".join(METER_MODES) in helps["midi prepare"]
+    assert "|".join(METHODS) in helps["midi explain"]
+    assert "|".join(BACKENDS) in helps["audio train"].replace("\n", "").replace(" ", "")
+    assert "|".join(("auto", *KINDS)) in helps["audio evaluate"]
+    r = run("midi", "plot", "x.mid", "-o", "x.png", "--meter", "waltz", ok=False)
+    assert r.exit_code == 2 and "strict" in r.output
 
 
 def test_version():
@@ -128,3 +164,64 @@ def test_empty_or_conflicting_selection_is_a_clear_error(song_folder, tmp_path):
                  ["export", cache, "-i", "0", "--song", "0", "-o", tmp_path / "x.mid"]):
         r = run("midi", *args, ok=False)
         assert r.exit_code == 1 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def inputs(song_folder, tmp_path):
+    """A MIDI file, a cache, a WAV file, a data set folder and a (fake) model folder."""
+    import soundfile as sf
+
+    cache = tmp_path / "c.h5"
+    run("midi", "prepare", song_folder / "a.mid", song_folder / "b.mid", "-g", "jazz", "-o", cache)
+    wav = tmp_path / "s.wav"
+    sf.write(wav, (0.1 * np.sin(np.arange(22050) / 10)).astype(np.float32), 22050)
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "manifest.json").write_text("{}")
+    (tmp_path / "clf").mkdir()
+    (tmp_path / "clf" / "model.json").write_text("{}")
+    (tmp_path / "hard.mid").hardlink_to(song_folder / "a.mid")
+    return {"mid": song_folder / "a.mid", "songs": song_folder, "c": cache, "wav": wav, "set": tmp_path / "set",
+            "clf": tmp_path / "clf", "tmp": tmp_path}
+
+
+@pytest.mark.parametrize(
+    "args, victim",
+    [
+        (["midi", "transfer", "{mid}", "--model", "{tmp}/none", "--to", "jazz", "-o", "{mid}"], "{mid}"),
+        (["midi", "transfer", "{mid}", "--model", "{tmp}/none", "--to", "jazz", "-o", "{tmp}/hard.mid"], "{mid}"),
+        (["midi", "plot", "{mid}", "-o", "{mid}"], "{mid}"),
+        (["midi", "plot", "{c}", "-o", "{c}"], "{c}"),
+        (["midi", "export", "{c}", "-o", "{c}"], "{c}"),
+        (["midi", "split", "{c}", "-o", "{c}"], "{c}"),
+        (["midi", "explain", "{mid}", "--classifier", "{clf}", "-g", "jazz", "-o", "{mid}"], "{mid}"),
+        (["midi", "explain", "{mid}", "--classifier", "{clf}", "-g", "jazz", "-o", "{clf}/model.json"], "{clf}/model.json"),
+        (["midi", "evaluate", "--classifier", "{clf}", "--a", "{c}", "-o", "{c}"], "{c}"),
+        (["midi", "prepare", "{mid}", "-g", "jazz", "-o", "{mid}", "--overwrite"], "{mid}"),
+        (["midi", "prepare", "{songs}", "-g", "jazz", "-o", "{songs}/nested/c.midi", "--overwrite"], "{songs}/nested/c.midi"),
+        (["render", "{mid}", "-o", "{mid}"], "{mid}"),
+        (["audio", "transform", "{wav}", "--classifier", "{clf}", "--to", "a", "-o", "{wav}"], "{wav}"),
+        (["audio", "transform", "{wav}", "--classifier", "{clf}", "--to", "a", "-o", "{tmp}/o.wav", "--json", "{wav}"], "{wav}"),
+        (["audio", "evaluate", "{clf}", "{set}", "--json", "{set}/manifest.json"], "{set}/manifest.json"),
+        (["audio", "evaluate", "{clf}", "{set}", "--png", "{clf}/model.json"], "{clf}/model.json"),
+        (["audio", "embed", "{clf}", "{set}", "-o", "{clf}/model.json"], "{clf}/model.json"),
+        (["audio", "fad", "--reference", "{set}", "--test", "{wav}", "--json", "{wav}"], "{wav}"),
+    ],
+)
+def test_no_command_writes_over_its_input(args, victim, inputs):
+    args = [a.format(**inputs) for a in args]
+    victim = Path(victim.format(**inputs))
+    before = victim.read_bytes()
+    files_before = sorted(inputs["tmp"].rglob("*"))
+    result = run(*args, ok=False)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code == 1 and len(lines) == 1 and "would overwrite the input" in lines[0], result.output
+    assert victim.read_bytes() == before
+    assert sorted(inputs["tmp"].rglob("*")) == files_before  # refused before any work: nothing written
+
+
+def test_transfer_of_a_folder_refuses_outputs_that_are_its_songs(song_folder, tmp_path):
+    (song_folder / "a.jazz.mid").write_bytes((song_folder / "b.mid").read_bytes())  # a.mid would go to a.jazz.mid
+    before = (song_folder / "a.jazz.mid").read_bytes()
+    result = run("midi", "transfer", song_folder, "--model", tmp_path / "none", "--to", "jazz", "-o", song_folder, ok=False)
+    assert result.exit_code == 1 and "would overwrite the input" in result.output and "a.jazz.mid" in result.output
+    assert (song_folder / "a.jazz.mid").read_bytes() == before

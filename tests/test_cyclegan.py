@@ -126,7 +126,7 @@ def test_learning_rate_is_constant_then_decays_linearly_to_zero(caches, tmp_path
     cfg = TrainConfig(preset=tiny_preset, epochs=4, decay_after=2, batch_size=8, lr=1e-3)
     t = CycleGANTask(a, b, tmp_path / "run", cfg)
     used = []
-    t.fit(on_step=lambda e, s, n, losses: used.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"])))
+    t.fit(progress=lambda stage, step, n, note: used.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"])))
     with open(tmp_path / "run" / "log.csv") as fh:
         assert [float(r["lr"]) for r in csv.DictReader(fh)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
     per_epoch = len(used) // 4  # G and D optimisers both follow it, the whole epoch
@@ -153,13 +153,14 @@ def test_exact_resume(caches, tmp_path, tiny_preset):
     interrupted = CycleGANTask(a, b, tmp_path / "resumed", cfg)
     calls = {"n": 0}
 
-    def stop(epoch, step, n_steps, losses):
+    def stop(stage, step, n_steps, note):
         calls["n"] += 1
         if calls["n"] == n_steps + 2:  # two steps into the second epoch
+            assert stage == "epoch 2/2" and "g/cycle" in note
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        interrupted.fit(on_step=stop)
+        interrupted.fit(progress=stop)
     resumed = CycleGANTask(a, b, tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
     resumed.resume()
     assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)

@@ -425,3 +425,118 @@ def test_segment_unreadable_and_bad_arguments(tmp_path):
                             ({"seconds": 1, "min_fraction": 2}, "min_fraction")):
         with pytest.raises(GenreError, match=message):
             segment([good], **kwargs)
+
+
+# ----------------------------------------------------------------------------- shared with rendering
+
+
+class _FakeRenderer:
+    """Stands in for FluidSynth: a quiet noise crop, so render-dataset runs without a synthesiser."""
+
+    soundfont = Path("/fake.sf2")
+
+    def render(self, tracks, *, start=0.0, seconds=None, tail=1.0):
+        n = int(round(seconds * SR))
+        return np.random.default_rng(int(start * 100)).uniform(-0.1, 0.1, (n, 2)).astype(np.float32)
+
+
+@pytest.fixture
+def fake_render(monkeypatch):
+    from audiogenre import render
+
+    monkeypatch.setattr(render, "renderer", lambda soundfont=None, rate=None: _FakeRenderer())
+    return render
+
+
+def midi_tree(root: Path, songs: dict[str, list[str]]) -> Path:
+    """``root/<genre>/<name>`` MIDI files of 5 s (ten half notes at 120 bpm)."""
+    from tests.conftest import make_midi
+
+    for genre, names in songs.items():
+        for k, name in enumerate(names):
+            (root / genre / name).parent.mkdir(parents=True, exist_ok=True)
+            make_midi(root / genre / name, [(i * 480, i * 480 + 400, 50 + (i + k) % 12) for i in range(10)])
+    return root
+
+
+def test_render_dataset_split_is_the_dataset_split(tmp_path, fake_render):
+    """render-dataset writes for each song the side a folder of the same songs gets from
+    AudioDataset.splits (one hash, ``unit_hash`` + ``side_of``). The seeds are ones where every
+    genre has a song on every side: otherwise AudioDataset.splits moves a song to stratify, which
+    render-dataset does not do."""
+    songs = {g: [f"song{k:02d}.mid" for k in range(30)] for g in ("low", "high")}
+    midi = midi_tree(tmp_path / "midi", songs)
+    for seed in (7, 13):
+        out = tmp_path / f"audio{seed}"
+        man = fake_render.render_dataset(midi, out, clips_per_genre=30, seconds=1.0, seed=seed, rate=SR,
+                                         progress=False)
+        assert len(man["clips"]) == 60 and man["kind"] == ds.MANIFEST_KIND and man["format"] == ds.MANIFEST_FORMAT
+        written = {c["song"]: c["split"] for c in man["clips"]}
+        assert written == {s: ds.side_of(ds.unit_hash(seed, s), (0.8, 0.1, 0.1)) for s in written}
+        assert all({s for g2, s in written.items() if g2.startswith(g)} == set(ds.SPLITS) for g in songs)
+
+        # the manifest read back: its official split is the one written
+        d = open_dataset(out)
+        assert d.has_official_split and {it.group: it.split for it in d.items} == written
+
+        # the same songs without a written split: the seeded split of the data set agrees song by song
+        bare = ds.read_manifest(out)
+        for c in bare["clips"]:
+            del c["split"]
+        ds.write_manifest(out, bare["clips"])
+        d = open_dataset(out)
+        assert not d.has_official_split
+        side = {it.group: s for s, part in d.splits(seed=seed).items() for it in part}
+        assert side == written
+
+
+def test_smf_and_every_midi_suffix_found_by_render_dataset_and_prepare_alike(tmp_path, fake_render):
+    from midigenre.prepare import MIDI_SUFFIXES, find_midi_files
+
+    assert ".smf" in MIDI_SUFFIXES and fake_render.MIDI_SUFFIXES is MIDI_SUFFIXES
+    midi = midi_tree(tmp_path / "midi", {"jazz": ["a.mid", "b.smf", "sub/c.MIDI", "d.kar", "e.SMF"],
+                                         "pop": ["f.midi", "g.smf"]})
+    (midi / "jazz" / "notes.txt").write_text("not MIDI")
+    (midi / "pop" / "h.wav").write_bytes(b"RIFF")
+    by_genre = fake_render.midi_files_by_genre(midi)
+    for genre, files in by_genre.items():
+        assert {p.resolve() for p in files} == {p for p, _ in find_midi_files([midi / genre])}
+    assert sorted(p.name for p in by_genre["jazz"]) == ["a.mid", "b.smf", "c.MIDI", "d.kar", "e.SMF"]
+
+    man = fake_render.render_dataset(midi, tmp_path / "audio", clips_per_genre=2, seconds=1.0, rate=SR,
+                                     max_clips_per_song=1, progress=False)
+    assert man["skipped"] == {}  # every suffix is read, .smf and .kar too
+    songs = {c["song"] for c in man["clips"]}
+    assert len(songs) == 4 and {"pop/f.midi", "pop/g.smf"} <= songs
+
+    from midigenre.selection import is_midi_path as _is_midi_path
+
+    assert all(_is_midi_path(f"x{s}") and _is_midi_path(f"x{s.upper()}") for s in MIDI_SUFFIXES)
+    assert not _is_midi_path("x.wav") and not _is_midi_path("x.h5")
+
+
+def test_manifest_writer_and_reader_agree(tmp_path):
+    clips = [ds.manifest_clip("a/x.wav", "a", "a/x.mid", 1.5, "train"),
+             ds.manifest_clip("b/y.wav", "b", "b/y.mid", 0.0, None)]
+    tone(tmp_path / "a" / "x.wav")
+    tone(tmp_path / "b" / "y.wav")
+    man = ds.write_manifest(tmp_path, clips, seed=3, seconds=1.0)
+    assert list(man) == ["format", "kind", "seed", "seconds", "clips"]
+    assert ds.read_manifest(tmp_path) == man == json.loads((tmp_path / ds.MANIFEST_NAME).read_text())
+    d = open_dataset(tmp_path)
+    assert [(it.genre, it.split, it.group) for it in d.items] == [("a", "train", "a/x.mid"), ("b", None, "b/y.mid")]
+
+
+def test_dataset_kinds_constant():
+    from cli.audio import DATASET_KINDS
+
+    assert tuple(DATASET_KINDS.choices) == ds.DATASET_KINDS == ("auto",) + ds.KINDS  # the CLI reads the library's
+    for kind in ds.KINDS:
+        assert kind in ds.open_dataset.__doc__
+
+
+def test_side_of_never_gives_a_side_without_share():
+    assert ds.side_of(0.95, (0.7, 0.2, 0.1)) == "test"
+    assert ds.side_of(0.9999999, (0.7, 0.2999999, 0.0)) == "valid"  # the rounding sliver
+    assert ds.side_of(0.9999999, (0.9999999, 0.0, 0.0)) == "train"
+    assert 0 <= ds.unit_hash(24, "jazz/a.mid") < 1 and ds.unit_hash(24, "x") == ds.unit_hash(24, "x")
