@@ -48,7 +48,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model, meta = AudioClassifier.load(args.classifier)
-    window = float(meta["preprocess"]["seconds"])  # the classifier's clip length, as `genre audio transform` does
+    window = float(meta["settings"]["seconds"])  # the classifier's clip length, as `genre audio transform` does
     man = json.loads((Path(args.dataset) / "manifest.json").read_text())
     source = Path(man["source"])
     test = [c for c in man["clips"] if c["split"] == "test" and c["genre"] in model.genres]

@@ -45,7 +45,7 @@ META = "model.json"
 
 #: The module that registers each kind, imported on demand by :func:`load_model`.
 KIND_MODULES: dict[str, str] = {
-    "cyclegan": "midigenre.cyclegan",
+    "cyclegan": "midigenre.models",
     "genre-classifier": "midigenre.classifier",
     "audio-classifier": "audiogenre.models",
 }
@@ -134,16 +134,56 @@ def save_model(folder: str | os.PathLike, module, kind: str, config: Any, *, set
     return folder
 
 
-def _folder(path: str | os.PathLike) -> Path:
-    folder = Path(path).expanduser()
-    return folder.parent if folder.is_file() else folder
+# ---- shipped models ------------------------------------------------------------------------
 
+def shipped_models_dir() -> Path:
+    """Where the shipped models are: ``data/models`` of a source checkout, else the installed
+    package ``genre_models`` (the same folder, mapped by pyproject.toml's package-dir)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "data" / "models").is_dir():
+        return root / "data" / "models"
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("genre_models")))
+    except (ModuleNotFoundError, TypeError):
+        return root / "data" / "models"  # not installed: errors name the place it was looked for
+
+
+def shipped_model(name: str) -> Path:
+    """The folder of the shipped model ``name`` (e.g. ``jazz-classical``), present or not."""
+    return shipped_models_dir() / name
+
+
+def shipped_model_names() -> list[str]:
+    d = shipped_models_dir()
+    return sorted(p.name for p in d.iterdir() if (p / META).is_file()) if d.is_dir() else []
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The model folder ``path`` names: a folder, a file in one, or the name of a shipped model.
+
+    A folder that exists wins over a shipped model of the same name.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists():
+        return folder.parent if folder.is_file() else folder
+    text = str(path)
+    if text and "/" not in text and os.sep not in text and (shipped_model(text) / META).is_file():
+        return shipped_model(text)
+    names = shipped_model_names()
+    if folder.parent == shipped_models_dir():
+        raise GenreError(f"the shipped model {folder.name} is not installed (looked in {folder}); "
+                         "reinstall genre-transfer or give a model folder")
+    raise GenreError(f"no such model: {path}" + (f" (shipped models: {', '.join(names)})" if names else ""))
+
+
+# ---- reading ---------------------------------------------------------------------------------
 
 def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict:
-    """The checked ``model.json`` of a model folder (or of the folder holding a given model file)."""
-    folder = _folder(path)
-    if not folder.exists():
-        raise GenreError(f"no such model: {folder}")
+    """The checked ``model.json`` of a model folder (or of the folder holding a given model file,
+    or of a shipped model named by its name)."""
+    folder = model_folder(path)
     meta_path = folder / META
     if not meta_path.exists():
         raise GenreError(f"{folder} is not a model folder (no {META}); give a training run folder or a shipped model")
@@ -188,8 +228,8 @@ def load_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = Non
 
     from shared.runtime import pick_device
 
-    meta = read_meta(path, kind)
-    folder = _folder(path)
+    folder = model_folder(path)
+    meta = read_meta(folder, kind)
     spec = get_kind(meta["kind"])
     config = from_dict(spec.config, meta.get("config") or {}, what=f"settings in {folder / META}")
     try:
@@ -206,7 +246,7 @@ def load_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = Non
     try:
         module = spec.build(config, meta, **options)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise GenreError(f"{folder / META} does not describe a {meta['kind']} model this version can build "
+        raise GenreError(f"{folder / META} does not describe a {meta['kind']!r} model that this version can build "
                          f"({type(err).__name__}: {err})") from None
     try:
         if hasattr(module, "load_saved_weights"):
