@@ -7,8 +7,9 @@ on top. Every backend follows :class:`Backend`: ``forward`` (waveform → embedd
 ``frames()`` (one vector per time step, for FAD), ``dim``, ``segment_seconds`` (the clip
 length a trainable backend was trained on; None for wav2vec2, which takes clips of any
 length), ``frame_rate`` (frames per second when ``frames()`` is on a fixed time grid),
-``trainable`` (whether its weights are part of a saved classifier), ``config()`` (what
-rebuilds it), ``identity()`` and ``describe()``. :data:`BACKENDS` maps each name to its
+``trainable`` (whether its weights are part of a saved classifier), ``auxiliary_loss()``
+(a loss of its own for the trainer, or None), ``config()`` (what rebuilds it), ``identity()``
+and ``describe()``. :data:`BACKENDS` maps each name to its
 config dataclass and class; :func:`make_backend` builds one from a name and a config.
 
 Seed 000: ``wav2vec2``, a frozen ``transformers.Wav2Vec2Model`` (optionally cut to its first
@@ -47,7 +48,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol, runtime_checkable
+from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -74,6 +75,8 @@ class Backend(Protocol):
     def __call__(self, wave: torch.Tensor) -> torch.Tensor: ...  # (B, T) → (B, dim)
 
     def frames(self, wave: torch.Tensor) -> torch.Tensor: ...  # (B, T) → (B, F, D)
+
+    def auxiliary_loss(self) -> torch.Tensor | None: ...  # a loss the trainer adds (autoencoder), else None
 
     def config(self) -> dict: ...  # the fields of its config dataclass in BACKENDS
 
@@ -252,6 +255,9 @@ class Wav2Vec2Backend(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return pool_frames(self.frames(wave), self.pooling)
+
+    def auxiliary_loss(self) -> None:
+        return None  # frozen: nothing to train
 
     def config(self) -> dict:
         return {"encoder": self.name, "layers": self.layers, "pooling": self.pooling}

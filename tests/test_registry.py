@@ -296,6 +296,15 @@ def test_bad_model_folders_through_the_cli_are_one_line(saved, tmp_path):
     assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, jazz-classical)" in r.output
 
 
+def test_resave_keeps_the_description_and_takes_new_tensors(saved, tmp_path):
+    tensors = {k: v.half() for k, v in registry.read_weights(saved).items()}
+    registry.resave_model(saved, tmp_path / "copy", tensors=tensors, metrics={"accuracy": 1.0})
+    old, new = registry.read_meta(saved), registry.read_meta(tmp_path / "copy")
+    assert new["metrics"] == {"accuracy": 1.0} and new["created"] == old["created"] and new["config"] == old["config"]
+    assert load_file(str(tmp_path / "copy" / "model.safetensors"))["net.0.weight"].dtype == torch.float16
+    registry.load_model(tmp_path / "copy")
+
+
 # ---- the shipped models -------------------------------------------------------------------------
 
 def test_shipped_models_by_name(tmp_path, monkeypatch):
@@ -441,7 +450,7 @@ def test_every_backend_follows_the_protocol(encoder_dir):
         assert b.segment_seconds == (None if name == "wav2vec2" else 2.0)
         with torch.no_grad():
             e = b(torch.randn(1, 32000) * 0.1)
-        assert e.shape == (1, b.dim)
+        assert e.shape == (1, b.dim) and b.auxiliary_loss() is None  # eval mode: no loss of its own
         assert make_backend(name, b.config(), **opts).identity() == b.identity() or b.trainable  # random init differs
     with pytest.raises(GenreError, match="unknown backend 'rnn'"):
         make_backend("rnn")
