@@ -144,7 +144,7 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
 
     model, meta = AudioClassifier.load(model_dir, encoder=encoder)
     genres = model.genres
-    pre = Preprocess.from_dict({**meta["preprocess"], "noise": noise})
+    pre = Preprocess.from_dict({**meta["settings"], "noise": noise})
     split_seed = seed if seed is not None else meta.get("train", {}).get("seed", 24)
     splits = dataset.splits(seed=split_seed)
     items = [it for it in splits.get(split, []) if it.genre in genres]
@@ -154,7 +154,7 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
     if not items:
         raise GenreError(f"no clips of the classifier's genres ({', '.join(genres)}) in the {split} split of {dataset.root}")
     folder = Path(cache_folder) if cache_folder else default_cache_folder(dataset.root)
-    seg = meta.get("train", {}).get("segment") if meta["backend"].get("trainable") else None
+    seg = model.backend.segment_seconds
     if seg:  # trainable backends are scored on the segments they were trained on (no cache)
         from audiogenre.datasets import segment as cut
 
@@ -380,13 +380,13 @@ def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = 
     from audiogenre.models import AudioClassifier
 
     model, meta = AudioClassifier.load(model_dir, encoder=encoder)
-    pre = Preprocess.from_dict(meta["preprocess"])
+    pre = Preprocess.from_dict(meta["settings"])
     seed = meta.get("train", {}).get("seed", 24)
     items = dataset.splits(seed=seed).get(split, []) if split else list(dataset.items)
     items = [it for it in items if it.genre in model.genres]
     if not items:
         raise GenreError(f"no clips of the classifier's genres in {'the ' + split + ' split of ' if split else ''}{dataset.root}")
-    seg = meta.get("train", {}).get("segment") if meta["backend"].get("trainable") else None
+    seg = model.backend.segment_seconds
     if seg:
         from audiogenre.datasets import segment as cut
 

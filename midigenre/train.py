@@ -608,16 +608,11 @@ class Trainer:
 
     def export(self) -> Path:
         """Write the generators as a self-describing model (model.safetensors + model.json)."""
-        from shared.checkpoint import save_model
+        from midigenre.models import save_generators
 
-        tensors = {f"G_AB.{k}": v for k, v in self.model.G_AB.state_dict().items()}
-        tensors |= {f"G_BA.{k}": v for k, v in self.model.G_BA.state_dict().items()}
-        meta = {
-            "kind": MODEL_KIND, "model": self.cfg.model.to_dict(), "genres": {"a": self.a.genre, "b": self.b.genre},
-            "roll_settings": self.roll_settings, "train": self.cfg.to_dict(), "data": self.describe(),
-            "epochs_done": self.epoch, "metrics": {},
-        }
-        return save_model(self.out, tensors, meta)
+        return save_generators(self.out, self.model.G_AB, self.model.G_BA, self.cfg.model,
+                               genres={"a": self.a.genre, "b": self.b.genre}, roll_settings=self.roll_settings,
+                               train=self.cfg.to_dict(), data=self.describe(), epochs_done=self.epoch, metrics={})
 
     def save_checkpoint(self) -> Path:
         """The whole training state (models, optimisers, pools, RNG, position), atomically."""

@@ -55,7 +55,7 @@ def test_choices_come_from_the_libraries():
     from midigenre.attribution import METHODS
     from midigenre.pianoroll import METER_MODES
 
-    assert BACKENDS == ("wav2vec2", *TRAIN_DEFAULTS)
+    assert tuple(BACKENDS) == ("wav2vec2", *TRAIN_DEFAULTS)
     helps = {" ".join(c): run(*c, "--help").output for c in (["midi", "prepare"], ["midi", "explain"], ["audio", "train"],
                                                               ["audio", "evaluate"])}
     assert "|".join(METER_MODES) in helps["midi prepare"]
