@@ -1,10 +1,21 @@
-"""Trainable audio backends of seeds 003 and 001, behind the wav2vec2 backend's interface.
+"""Every audio backend of the toolkit behind one protocol, and the table that builds them.
 
-Every backend maps a 16 kHz waveform ``(B, T)`` to an embedding ``(B, dim)`` with
+A *backend* maps a 16 kHz waveform ``(B, T)`` to an embedding ``(B, dim)`` with
 differentiable torch operations only, so the gradient-guided transformation reaches the
 waveform through any of them; :class:`audiogenre.models.AudioClassifier` puts the genre head
-on top. Each has ``frames()`` (one vector per time step, for FAD), ``config()`` (what rebuilds
-it) and ``describe()``.
+on top. Every backend follows :class:`Backend`: ``forward`` (waveform → embedding),
+``frames()`` (one vector per time step, for FAD), ``dim``, ``segment_seconds`` (the clip
+length a trainable backend was trained on; None for wav2vec2, which takes clips of any
+length), ``frame_rate`` (frames per second when ``frames()`` is on a fixed time grid),
+``trainable`` (whether its weights are part of a saved classifier), ``auxiliary_loss()``
+(a loss of its own for the trainer, or None), ``config()`` (what rebuilds it), ``identity()``
+and ``describe()``. :data:`BACKENDS` maps each name to its
+config dataclass and class; :func:`make_backend` builds one from a name and a config.
+
+Seed 000: ``wav2vec2``, a frozen ``transformers.Wav2Vec2Model`` (optionally cut to its first
+K transformer layers; the seed used 7), always in eval mode, whose frames are pooled by the
+average of mean- and max-pooling. Its weights stay where they are (a Hugging Face name or
+folder); a saved classifier keeps their identity, not a copy.
 
 Seed 003 (GTZAN, 3/5/10 s segments):
 
@@ -30,9 +41,14 @@ Seed 001 (deep softmax autoencoder, 1 s segments):
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol, runtime_checkable
 
 import torch
 from torch import nn
@@ -40,12 +56,262 @@ from torch.nn import functional as F
 
 from shared.errors import GenreError
 
+log = logging.getLogger(__name__)
+
 SAMPLE_RATE = 16_000
+FRAME_RATE = 50  # wav2vec2 frames per second of 16 kHz audio (stride 320)
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What every backend is: a module from 16 kHz waveforms ``(B, T)`` to embeddings ``(B, dim)``."""
+
+    dim: int  #: size of the embedding
+    segment_seconds: float | None  #: clip length it was trained on; None: clips of any length (wav2vec2)
+    frame_rate: float | None  #: frames per second of ``frames()`` on a fixed time grid; None: not on one
+    trainable: bool  #: its weights are saved with a classifier (False: read from elsewhere, e.g. wav2vec2)
+    pooling: str  #: how ``frames()`` pool into one embedding (``mean``, ``max``, ``mean+max``)
+
+    def __call__(self, wave: torch.Tensor) -> torch.Tensor: ...  # (B, T) → (B, dim)
+
+    def frames(self, wave: torch.Tensor) -> torch.Tensor: ...  # (B, T) → (B, F, D)
+
+    def auxiliary_loss(self) -> torch.Tensor | None: ...  # a loss the trainer adds (autoencoder), else None
+
+    def config(self) -> dict: ...  # the fields of its config dataclass in BACKENDS
+
+    def identity(self) -> str: ...  # what makes two backends give the same embeddings
+
+    def describe(self) -> dict: ...  # a JSON-ready record: type, config, dim, trainable, identity
+
+
+def state_sha1(module: nn.Module) -> str:
+    """Hash of a module's weights (names, shapes, values): identifies an encoder for caches."""
+    h = hashlib.sha1()
+    for name, t in sorted(module.state_dict().items()):
+        h.update(name.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.detach().to("cpu").contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 def _identity(kind: str, config: dict) -> str:
     return hashlib.sha1(f"{kind}:{json.dumps(config, sort_keys=True)}".encode()).hexdigest()
 
+
+# ---- seed 000: a frozen wav2vec2 ------------------------------------------------------------
+
+class Normalize(nn.Module):
+    """Zero mean, unit variance per clip (over time), as wav2vec2 was trained with.
+
+    Inside the model (what ``Wav2Vec2FeatureExtractor(do_normalize=True)`` does outside it), so
+    the transformation's gradients reach the raw waveform through it.
+    """
+
+    def __init__(self, eps: float = 1e-7):
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        mean = wave.mean(dim=-1, keepdim=True)
+        var = wave.var(dim=-1, keepdim=True, unbiased=False)
+        return (wave - mean) / torch.sqrt(var + self.eps)
+
+
+def pool_frames(frames: torch.Tensor, pooling: str = "mean+max") -> torch.Tensor:
+    """``(B, F, D)`` → ``(B, D)``: ``mean``, ``max`` or ``mean+max`` (their average, as the seed)."""
+    if pooling == "mean":
+        return frames.mean(dim=1)
+    if pooling == "max":
+        return frames.amax(dim=1)
+    if pooling == "mean+max":
+        return 0.5 * (frames.mean(dim=1) + frames.amax(dim=1))
+    raise GenreError(f"unknown pooling {pooling!r}: use mean, max or mean+max")
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Errors only and no progress bars from ``transformers`` while inside; the caller's
+    settings are restored afterwards (the toolkit never changes them for the process)."""
+    from transformers.utils import logging as hf_logging
+
+    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
+
+
+def load_wav2vec2(name_or_path: str, layers: int | None = None):
+    """``Wav2Vec2Model.from_pretrained`` with a one-line error when the weights are not there.
+
+    Looks in the local Hugging Face cache first (instant when offline), then on the Hub.
+    """
+    from transformers import Wav2Vec2Model
+
+    local = Path(name_or_path).expanduser()
+    hub_like = name_or_path.count("/") <= 1 and not name_or_path.startswith((".", "/", "~"))
+    looks_local = local.exists() or not hub_like
+    if looks_local and not local.exists():
+        raise GenreError(f"no such encoder folder: {local} (pass --encoder with where the wav2vec2 weights are now)")
+    if local.exists() and not (local / "config.json").exists():
+        raise GenreError(f"{local} is not a Hugging Face model folder (no config.json); give a folder written by save_pretrained")
+    kwargs = {"attn_implementation": "sdpa"}
+    if layers:
+        kwargs["num_hidden_layers"] = int(layers)
+    try:
+        with quiet_transformers():
+            try:
+                model = Wav2Vec2Model.from_pretrained(str(local) if local.exists() else name_or_path, local_files_only=True, **kwargs)
+            except OSError:
+                if local.exists():
+                    raise
+                model = Wav2Vec2Model.from_pretrained(name_or_path, **kwargs)
+    except OSError as err:
+        if local.exists():
+            raise GenreError(f"cannot load the wav2vec2 encoder in {local}: {str(err).splitlines()[0]}") from None
+        raise GenreError(
+            f"the wav2vec2 weights {name_or_path!r} are not in the local Hugging Face cache and cannot be downloaded here; "
+            f"on a machine with internet run `hf download {name_or_path} --local-dir DIR` (huggingface_hub), copy DIR here and pass --encoder DIR"
+        ) from None
+    except ValueError as err:
+        raise GenreError(f"cannot load the wav2vec2 encoder {name_or_path!r}: {str(err).splitlines()[0]}") from None
+    return model
+
+
+@dataclass(frozen=True)
+class Wav2Vec2BackendConfig:
+    """Where the frozen encoder's weights are, how many transformer layers are kept and how frames pool."""
+
+    encoder: str = "facebook/wav2vec2-base"
+    layers: int | None = 7
+    pooling: str = "mean+max"
+
+
+class Wav2Vec2Backend(nn.Module):
+    """Frozen wav2vec2 (first ``layers`` transformer layers) + frame pooling → ``(B, hidden)``.
+
+    Unlike the seed's code it normalises every clip inside the model (:class:`Normalize`),
+    keeps the encoder in eval mode even when the classifier is put in train mode (no
+    SpecAugment masking, dropout or layer drop in a "frozen" encoder) and never asks for
+    gradients of the encoder's parameters.
+    """
+
+    kind = "wav2vec2"
+    frame_rate = FRAME_RATE
+    segment_seconds = None  # any clip length; the classifier's clip length is in its preprocessing settings
+    trainable = False
+
+    def __init__(self, encoder, *, name: str = "", layers: int | None = None, pooling: str = "mean+max"):
+        super().__init__()
+        if layers is not None:
+            total = len(encoder.encoder.layers)
+            if not 1 <= layers <= total:
+                raise GenreError(f"--layers must be between 1 and {total} for this encoder, not {layers}")
+            if layers < total:
+                encoder.encoder.layers = encoder.encoder.layers[:layers]
+                encoder.config.num_hidden_layers = layers
+        self.normalize = Normalize()
+        self.encoder = encoder
+        self.encoder.requires_grad_(False)
+        self.encoder.eval()
+        self.name = name
+        self.layers = len(encoder.encoder.layers)
+        self.pooling = pooling
+        self.dim = int(encoder.config.hidden_size)
+        self._sha1: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str, layers: int | None = 7, pooling: str = "mean+max") -> Wav2Vec2Backend:
+        enc = load_wav2vec2(name_or_path, layers=None)
+        local = Path(name_or_path).expanduser()
+        if local.exists():  # remember where, not how it was typed: the classifier may be used from elsewhere
+            name_or_path = str(local.resolve())
+        total = enc.config.num_hidden_layers
+        if layers is not None and layers > total:
+            log.warning("%s has %d transformer layers; all of them are used (asked for %d)", name_or_path, total, layers)
+            layers = total
+        return cls(enc, name=str(name_or_path), layers=layers, pooling=pooling)
+
+    @classmethod
+    def from_config(cls, name: str, config: Wav2Vec2BackendConfig, *, encoder: str | None = None, **_) -> Wav2Vec2Backend:
+        """The backend a saved classifier describes; ``encoder`` overrides where the weights are read from."""
+        return cls.from_pretrained(encoder or config.encoder, layers=config.layers, pooling=config.pooling)
+
+    def train(self, mode: bool = True) -> Wav2Vec2Backend:
+        super().train(mode)
+        self.encoder.eval()  # frozen means frozen: no masking, dropout or layer drop, ever
+        return self
+
+    def frames(self, wave: torch.Tensor) -> torch.Tensor:
+        """``(B, T)`` waveform → ``(B, F, D)`` hidden states of the last kept layer."""
+        if wave.dim() != 2:
+            raise GenreError(f"expected a (batch, samples) waveform, got shape {tuple(wave.shape)}")
+        return self.encoder(self.normalize(wave)).last_hidden_state
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return pool_frames(self.frames(wave), self.pooling)
+
+    def auxiliary_loss(self) -> None:
+        return None  # frozen: nothing to train
+
+    def config(self) -> dict:
+        return {"encoder": self.name, "layers": self.layers, "pooling": self.pooling}
+
+    def identity(self) -> str:
+        """What makes two backends give the same embeddings: weights, depth and pooling."""
+        if self._sha1 is None:
+            conf = {k: v for k, v in self.encoder.config.to_dict().items()  # not where it was read from, nor versions
+                    if not k.startswith("_") and k not in ("transformers_version", "architectures", "torch_dtype", "dtype")}
+            cfg = hashlib.sha1(json.dumps(conf, sort_keys=True, default=str).encode()).hexdigest()
+            self._sha1 = f"{state_sha1(self.encoder)}:{cfg}"  # weights and the config they run under
+        return hashlib.sha1(f"wav2vec2:{self._sha1}:{self.layers}:{self.pooling}".encode()).hexdigest()
+
+    def describe(self) -> dict:
+        return {"type": self.kind, "encoder": self.name, "layers": self.layers, "pooling": self.pooling,
+                "identity": self.identity(), "dim": self.dim, "trainable": False}
+
+
+ENCODER_SIZES = {
+    # hidden, layers, heads, intermediate, conv channels, positional conv kernel / groups
+    "tiny": (32, 2, 2, 64, 32, 16, 2),
+    "small": (256, 4, 4, 1024, 256, 64, 16),
+    "base": (768, 12, 12, 3072, 512, 128, 16),
+}
+
+
+def random_wav2vec2_config(size: str = "tiny"):
+    """A ``Wav2Vec2Config`` of the given size (same conv strides as wav2vec2-base: 320 samples per frame)."""
+    from transformers import Wav2Vec2Config
+
+    if size not in ENCODER_SIZES:
+        raise GenreError(f"unknown encoder size {size!r}: use {', '.join(ENCODER_SIZES)}")
+    hidden, layers, heads, inter, conv, pos_k, pos_g = ENCODER_SIZES[size]
+    return Wav2Vec2Config(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          intermediate_size=inter, conv_dim=(conv,) * 7, num_conv_pos_embeddings=pos_k,
+                          num_conv_pos_embedding_groups=pos_g, feat_extract_norm="group", do_stable_layer_norm=False,
+                          vocab_size=32)
+
+
+def make_random_wav2vec2(folder: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+    """Save a randomly initialised wav2vec2 of ``size`` with ``save_pretrained`` (offline trials, tests, benchmarks)."""
+    from transformers import Wav2Vec2Model
+
+    from shared.atomic import check_writable_dir
+
+    folder = Path(folder)
+    check_writable_dir(folder / "config.json")
+    torch.manual_seed(seed)
+    with quiet_transformers():
+        Wav2Vec2Model(random_wav2vec2_config(size)).save_pretrained(str(folder))
+    return folder
+
+
+# ---- seeds 003 and 001: trainable backends --------------------------------------------------
 
 class Spectrogram(nn.Module):
     """Waveform ``(B, T)`` → dB spectrogram image ``(B, 1, size, size)`` in [0, 1]."""
@@ -319,23 +585,74 @@ class TwoLayerNet(nn.Module):
 
 TRAINABLE = {c.kind: c for c in (SpecCNN, SpecResNet18, LateFusion, SoftmaxAutoencoder, TwoLayerNet)}
 
-#: Every classifier backend by name: the frozen wav2vec2 encoder + head, then the trainable ones
-#: (their training settings: ``audiogenre.classify.BackendTrainConfig``).
-BACKENDS = ("wav2vec2", *TRAINABLE)
+# ---- the config of each trainable backend (the keyword arguments of its net) -----------------
+
+@dataclass(frozen=True)
+class CNNConfig:
+    size: int = 128  # spectrogram image size
+    dim: int = 256  # embedding size
+    dropout: float = 0.4
+
+
+@dataclass(frozen=True)
+class ResNet18Config:
+    size: int = 128
+    dim: int = 256
+    dropout: float = 0.4
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    size: int = 128
+    dim: int = 512
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class AutoencoderConfig:
+    pool: int = 32  # samples averaged into one input value
+    hidden: tuple = (256, 128)
+    dim: int = 64  # bottleneck = embedding size
+    dropout: float = 0.1
+    gamma: float = 0.9  # weight of the reconstruction loss
+    scale: float = 10.0  # input gain
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    pool: int = 32
+    hidden: int = 128  # = embedding size
+    scale: float = 10.0
 
 
 class TrainableBackend(nn.Module):
-    """Wraps one of :data:`TRAINABLE` with the backend interface (describe, identity, frames)."""
+    """Wraps one of :data:`TRAINABLE` with the backend interface (describe, identity, frames).
 
-    def __init__(self, kind: str, **config):
+    ``segment_seconds`` is the clip length it is trained on (set by the trainer, kept in the
+    saved classifier); ``imagenet`` a torchvision ResNet-18 file to start ``resnet18`` /
+    ``fusion`` from.
+    """
+
+    frame_rate = None  # frames() are not on a fixed time grid: FAD embeds each segment as a clip
+    trainable = True
+
+    def __init__(self, kind: str, *, segment_seconds: float | None = None, **config):
         super().__init__()
         if kind not in TRAINABLE:
-            raise GenreError(f"unknown backend {kind!r}: use wav2vec2, {', '.join(TRAINABLE)}")
+            raise GenreError(f"unknown backend {kind!r}: use {', '.join(BACKENDS)}")
         imagenet = config.pop("imagenet", None)
         self.kind = kind
         self.net = TRAINABLE[kind](**config, **({"imagenet": imagenet} if imagenet and kind in ("resnet18", "fusion") else {}))
         self.dim = self.net.dim
         self.pooling = "mean+max"
+        self.segment_seconds = segment_seconds
+
+    @classmethod
+    def from_config(cls, name: str, config, *, imagenet: str | None = None, segment_seconds: float | None = None,
+                    **_) -> TrainableBackend:
+        from shared.config import to_dict
+
+        return cls(name, segment_seconds=segment_seconds, **to_dict(config), **({"imagenet": imagenet} if imagenet else {}))
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         if wave.dim() != 2:
@@ -357,12 +674,40 @@ class TrainableBackend(nn.Module):
         return self.net.config()
 
     def identity(self) -> str:
-        from audiogenre.models import state_sha1
-
         return _identity(self.kind, {**self.config(), "weights": state_sha1(self)})
 
     def describe(self) -> dict:
         return {"type": self.kind, "config": self.config(), "dim": self.dim, "trainable": True, "identity": self.identity()}
+
+
+#: Every backend: name → (config dataclass, class with ``from_config(name, config, **options)``).
+BACKENDS: dict[str, tuple[type, type]] = {
+    "wav2vec2": (Wav2Vec2BackendConfig, Wav2Vec2Backend),
+    "cnn": (CNNConfig, TrainableBackend),
+    "resnet18": (ResNet18Config, TrainableBackend),
+    "fusion": (FusionConfig, TrainableBackend),
+    "autoencoder": (AutoencoderConfig, TrainableBackend),
+    "mlp": (MLPConfig, TrainableBackend),
+}
+
+
+def backend_config(name: str, config: dict | None = None):
+    """The config dataclass of backend ``name`` from a dict (unknown keys and bad values: GenreError)."""
+    from shared.config import from_dict
+
+    if name not in BACKENDS:
+        raise GenreError(f"unknown backend {name!r} (a newer version of the toolkit?); known: {', '.join(BACKENDS)}")
+    return from_dict(BACKENDS[name][0], config or {}, what=f"{name} backend settings")
+
+
+def make_backend(name: str, config: dict | None = None, **options) -> nn.Module:
+    """Build backend ``name`` from its config (a dict of its config dataclass's fields).
+
+    ``options``: ``encoder=`` (where the wav2vec2 weights are now), ``imagenet=`` (a ResNet-18
+    file), ``segment_seconds=`` (the clip length a trainable backend is trained on).
+    """
+    cfg = backend_config(name, config)
+    return BACKENDS[name][1].from_config(name, cfg, **options)
 
 
 def n_parameters(module: nn.Module) -> int:
@@ -374,5 +719,6 @@ def receptive_seconds(kind: str) -> float:
     return 1.0 if kind in ("autoencoder", "mlp") else 0.5
 
 
-__all__ = ["Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend", "TRAINABLE", "BACKENDS", "n_parameters",
-           "receptive_seconds"]
+__all__ = ["Backend", "BACKENDS", "make_backend", "backend_config", "Wav2Vec2Backend", "Wav2Vec2BackendConfig",
+           "load_wav2vec2", "pool_frames", "state_sha1", "Spectrogram", "WaveformImage", "ResNet18", "TrainableBackend",
+           "TRAINABLE", "n_parameters", "receptive_seconds"]

@@ -147,7 +147,7 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
 
     model, meta = AudioClassifier.load(model_dir, encoder=encoder)
     genres = model.genres
-    pre = Preprocess.from_dict({**meta["preprocess"], "noise": noise})
+    pre = Preprocess.from_dict({**meta["settings"], "noise": noise})
     split_seed = seed if seed is not None else meta.get("train", {}).get("seed", 24)
     splits = dataset.splits(seed=split_seed)
     items = [it for it in splits.get(split, []) if it.genre in genres]
@@ -157,7 +157,7 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
     if not items:
         raise GenreError(f"no clips of the classifier's genres ({', '.join(genres)}) in the {split} split of {dataset.root}")
     folder = Path(cache_folder) if cache_folder else default_cache_folder(dataset.root)
-    seg = meta.get("train", {}).get("segment") if meta["backend"].get("trainable") else None
+    seg = model.backend.segment_seconds
     if seg:  # trainable backends are scored on the segments they were trained on (no cache)
         from audiogenre.datasets import segment as cut
 
@@ -317,7 +317,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
             data[name] = (torch.from_numpy(x), torch.from_numpy(_labels(kept, genres)), kept)
     if "train" not in data or "test" not in data:
         raise GenreError(f"no readable {cfg.segment:g} s segments in the train or test split of {dataset.root}")
-    net = TrainableBackend(cfg.backend, **({"size": cfg.image_size} if cfg.image_size else {}),
+    net = TrainableBackend(cfg.backend, segment_seconds=cfg.segment, **({"size": cfg.image_size} if cfg.image_size else {}),
                            **({"imagenet": cfg.imagenet} if cfg.imagenet else {}))
     model = AudioClassifier(net, LinearHead(net.dim, len(genres)), genres).to(dev)
     counts = {k: len(v[2]) for k, v in data.items()}
@@ -383,13 +383,13 @@ def embed_dataset(model_dir: str | os.PathLike, dataset, *, split: str | None = 
     from audiogenre.models import AudioClassifier
 
     model, meta = AudioClassifier.load(model_dir, encoder=encoder)
-    pre = Preprocess.from_dict(meta["preprocess"])
+    pre = Preprocess.from_dict(meta["settings"])
     seed = meta.get("train", {}).get("seed", 24)
     items = dataset.splits(seed=seed).get(split, []) if split else list(dataset.items)
     items = [it for it in items if it.genre in model.genres]
     if not items:
         raise GenreError(f"no clips of the classifier's genres in {'the ' + split + ' split of ' if split else ''}{dataset.root}")
-    seg = meta.get("train", {}).get("segment") if meta["backend"].get("trainable") else None
+    seg = model.backend.segment_seconds
     if seg:
         from audiogenre.datasets import segment as cut
 

@@ -24,8 +24,13 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 
 
 def embedding_backend(spec: str, layers: int | None = 7):
-    """A classifier folder (its backend) or a wav2vec2 name/folder (first ``layers`` layers)."""
-    from audiogenre.models import AudioClassifier, Wav2Vec2Backend
+    """A classifier folder (its backend) or a wav2vec2 name/folder (first ``layers`` layers).
+
+    The backend of a classifier knows the segment length it was trained on
+    (``backend.segment_seconds``); a wav2vec2 encoder has None.
+    """
+    from audiogenre.backends import Wav2Vec2Backend
+    from audiogenre.models import AudioClassifier
 
     p = Path(spec).expanduser()
     if (p / "model.json").exists():
@@ -35,18 +40,23 @@ def embedding_backend(spec: str, layers: int | None = 7):
 
 
 def wave_embeddings(backend, mono16: np.ndarray, *, segment: float = 1.0, window: float = 10.0, device: str = "cpu") -> np.ndarray:
-    """``(n_segments, D)`` per-``segment`` embeddings of a 16 kHz mono signal."""
+    """``(n_segments, D)`` per-``segment`` embeddings of a 16 kHz mono signal.
+
+    A backend whose ``frames()`` lie on a fixed time grid (``frame_rate``, wav2vec2) is run on
+    windows of at most ``window`` seconds and its frames pooled per segment; any other backend
+    (the trainable ones) embeds each segment as a clip of its own.
+    """
     import torch
 
-    from audiogenre.models import FRAME_RATE, pool_frames
+    from audiogenre.backends import pool_frames
 
-    if not hasattr(backend, "frame_rate"):  # trainable backends: embed each segment as a clip of its own
+    if backend.frame_rate is None:  # embed each segment as a clip of its own
         n = int(round(segment * SAMPLE_RATE))
         chunks = [mono16[s:s + n] for s in range(0, len(mono16) - n + 1, n)]
         if not chunks and len(mono16) >= n // 2:
             chunks = [np.pad(mono16, (0, n - len(mono16)))]
         if not chunks:
-            return np.zeros((0, getattr(backend, "dim", 0)), np.float32)
+            return np.zeros((0, backend.dim), np.float32)
         was = backend.training
         backend.eval()
         with torch.inference_mode():
@@ -54,7 +64,7 @@ def wave_embeddings(backend, mono16: np.ndarray, *, segment: float = 1.0, window
                    for i in range(0, len(chunks), 64)]
         backend.train(was)
         return np.concatenate(out).astype(np.float32)
-    per = max(1, int(round(segment * FRAME_RATE)))
+    per = max(1, int(round(segment * backend.frame_rate)))
     w = int(round(window * SAMPLE_RATE))
     out = []
     with torch.inference_mode():
@@ -68,9 +78,9 @@ def wave_embeddings(backend, mono16: np.ndarray, *, segment: float = 1.0, window
                 chunk = frames[:, f0:f0 + per]
                 if chunk.shape[1] * 2 < per:
                     break
-                out.append(pool_frames(chunk, getattr(backend, "pooling", "mean+max"))[0].cpu().numpy())
+                out.append(pool_frames(chunk, backend.pooling)[0].cpu().numpy())
     if not out:
-        return np.zeros((0, getattr(backend, "dim", 0)), np.float32)
+        return np.zeros((0, backend.dim), np.float32)
     return np.stack(out).astype(np.float32)
 
 

@@ -85,7 +85,7 @@ def main() -> None:
         if proc.returncode:
             raise SystemExit(f"the CLI failed: {proc.stderr.strip()}")
 
-    arch = model.meta["model"]
+    arch = model.meta["config"]
     print(f"song: {song.name}, {dur:.0f} s, {len(res.source) / res.settings.steps_per_bar:.0f} bars, {n_phrases} phrases; "
           f"model {args.model} (g_channels {arch['g_channels']}, {arch['n_res_blocks']} residual blocks"
           f"{', SN' if arch['spectral_norm'] else ''}{', SA' if arch['self_attention'] else ''}); "

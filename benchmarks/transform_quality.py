@@ -48,7 +48,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     model, meta = AudioClassifier.load(args.classifier)
-    window, overlap = window_defaults(float(meta["preprocess"]["seconds"]))  # as `genre audio transform` does
+    window, overlap = window_defaults(float(meta["settings"]["seconds"]))  # as `genre audio transform` does
     man = json.loads((Path(args.dataset) / "manifest.json").read_text())
     source = Path(man["source"])
     test = [c for c in man["clips"] if c["split"] == "test" and c["genre"] in model.genres]

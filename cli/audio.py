@@ -322,8 +322,8 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 
 @audio.command()
 @click.argument("song", type=click.Path())
-@click.option("--classifier", "clf", type=click.Path(), help="Classifier folder (genre audio train).  [default: the shipped "
-              "model data/models/audio-rendered, which knows FluidSynth-rendered classical, folk, jazz and pop]")
+@click.option("--classifier", "clf", type=click.Path(), help="Classifier folder (genre audio train) or a shipped model's name.  [default: "
+              "the shipped audio-rendered, which knows FluidSynth-rendered classical, folk, jazz and pop]")
 @click.option("--to", "target", required=True, help="Target genre (one the classifier knows).")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Output audio (.wav/.flac/.ogg).")
 @click.option("--lambda", "lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -365,7 +365,7 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     _threads(threads)
     check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)
-    window, overlap = window_defaults(float(meta.get("preprocess", {}).get("seconds", Preprocess.seconds)), window, overlap)
+    window, overlap = window_defaults(float(meta["settings"].get("seconds", Preprocess.seconds)), window, overlap)
     if overlap >= window / 2:
         raise GenreError(f"--overlap must be less than half the window ({window:g} s)")
     cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
@@ -408,11 +408,7 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
     _threads(threads)
     backend = embedding_backend(embedding, layers=layers)
     if segment is None:
-        segment = 1.0
-        if (Path(embedding) / "model.json").exists():
-            meta = json.loads((Path(embedding) / "model.json").read_text())
-            if meta.get("backend", {}).get("trainable"):
-                segment = float(meta.get("train", {}).get("segment", 1.0))
+        segment = backend.segment_seconds or 1.0
     with TqdmProgress(unit="file") as progress:
         ref = folder_embeddings(backend, reference, segment=segment, progress=progress)
         tst = folder_embeddings(backend, test, segment=segment, progress=progress)

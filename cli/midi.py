@@ -312,8 +312,8 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
 @click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output MIDI file, or a folder when SOURCE is a folder.")
-@click.option("--model", "model_path", type=click.Path(), help="Run folder or model folder.  [default: the shipped "
-              "jazz↔classical model in data/models/jazz-classical]")
+@click.option("--model", "model_path", type=click.Path(), help="Run folder, model folder or a shipped model's name.  "
+              "[default: the shipped jazz↔classical model, jazz-classical]")
 @click.option("--cycle", is_flag=True, help="Also write the cycled-back song (…​.cycle.mid).")
 @click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
 @click.option("--meter", type=METERS, help="Meter rule for reading songs (default: the model's data's).")
@@ -391,7 +391,7 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device):
 
 
 @midi.command()
-@click.option("--model", "model_path", type=click.Path(), help="Run or model folder.  [default: the shipped model]")
+@click.option("--model", "model_path", type=click.Path(), help="Run or model folder, or a shipped model's name.  [default: jazz-classical]")
 @click.option("--classifier", "clf_path", required=True, type=click.Path(), help="Classifier folder (train-classifier).")
 @click.option("--a", "cache_a", type=click.Path(dir_okay=False), help="Cache with the model's genre A (default: its own).")
 @click.option("--b", "cache_b", type=click.Path(dir_okay=False), help="Cache with the model's genre B.")
@@ -439,14 +439,7 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
         from audiogenre.fad_embed import embedding_backend
 
         backend = embedding_backend(fad_embedding)
-        segment = 1.0
-        meta_path = Path(fad_embedding) / "model.json"
-        if meta_path.exists():
-            import json
-
-            m = json.loads(meta_path.read_text())
-            if m.get("backend", {}).get("trainable"):
-                segment = float(m.get("train", {}).get("segment", 1.0))
+        segment = backend.segment_seconds or 1.0
         with TqdmProgress(unit="set") as progress:
             res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont,
                                       segment=segment, progress=progress)

@@ -8,10 +8,14 @@ Convolutions whose kernels equal their strides summarise the piano roll in music
 
 Binary for a pair of genres and multi-class for several. σ_C Gaussian noise on the input at
 test time is an option (the reference's robustness check).
+
+A trained classifier is saved and loaded through the model registry as kind
+``"genre-classifier"`` (:func:`save_classifier`, :meth:`Classifier.load`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -28,13 +32,26 @@ from midigenre.config import ClassifierConfig
 from midigenre.dataset import PhraseCache, SongSplit
 from midigenre.train import GenreSource, check_settings
 from shared.errors import GenreError
+from shared.registry import register, save_model
+from shared.report import classification_report, plot_confusion  # noqa: F401  (re-exported)
 from shared.runtime import pick_device, seed_everything
 from shared.training import permutation
-from shared.report import classification_report, plot_confusion  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 KIND = "genre-classifier"
+
+
+@dataclass(frozen=True)
+class GenreClassifierConfig:
+    """Architecture of :class:`GenreClassifier` (what a saved classifier's ``config`` holds; the
+    number of genres is the length of its ``genres``)."""
+
+    channels: tuple = (64, 128, 256, 512)
+
+    def __post_init__(self):
+        if len(self.channels) != 4 or not all(isinstance(c, int) and c > 0 for c in self.channels):
+            raise GenreError(f"channels must be four positive numbers, not {list(self.channels)}")
 
 
 class GenreClassifier(nn.Module):
@@ -43,6 +60,7 @@ class GenreClassifier(nn.Module):
     def __init__(self, n_genres: int, channels: Sequence[int] = (64, 128, 256, 512)):
         super().__init__()
         c1, c2, c3, c4 = channels
+        self.n_genres, self.channels = int(n_genres), tuple(int(c) for c in channels)
         self.net = nn.Sequential(
             nn.Conv2d(1, c1, (1, 12), stride=(1, 12)), nn.LeakyReLU(0.2, True),
             nn.Conv2d(c1, c2, (4, 1), stride=(4, 1)), nn.InstanceNorm2d(c2, affine=True), nn.LeakyReLU(0.2, True),
@@ -71,21 +89,12 @@ class Classifier:
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str = "cpu") -> "Classifier":
-        from shared.checkpoint import load_model
+        """Load a classifier folder (model.safetensors + model.json)."""
+        from shared.registry import load_model
+        from shared.runtime import pick_device
 
-        tensors, meta = load_model(path, kind=KIND)
-        try:
-            cfg = ClassifierConfig.from_dict(meta["config"])
-            net = GenreClassifier(len(meta["genres"]), cfg.channels)
-            meta["roll_settings_hash"]
-        except (KeyError, TypeError, ValueError) as err:
-            raise GenreError(f"{path}/model.json is incomplete or from another version ({type(err).__name__}: {err})") from None
-        try:
-            net.load_state_dict(tensors)
-        except RuntimeError as err:
-            raise GenreError(f"{path}: the weights do not fit the architecture in model.json ({str(err).splitlines()[0]})") from None
-        dev = pick_device(device)
-        return cls(net.to(dev).eval().requires_grad_(False), list(meta["genres"]), meta["roll_settings_hash"], meta, dev)
+        net, meta = load_model(path, KIND, device=device)
+        return cls(net.requires_grad_(False), list(meta["genres"]), meta["roll_settings_hash"], meta, pick_device(device))
 
     def index(self, genre: str) -> int:
         if genre not in self.genres:
@@ -107,6 +116,36 @@ class Classifier:
     def predict(self, phrases: np.ndarray, **kw) -> np.ndarray:
         """(N,) index of the most likely genre."""
         return self.probabilities(phrases, **kw).argmax(axis=1)
+
+
+@register(KIND, GenreClassifierConfig, version=1)
+def _build(config: GenreClassifierConfig, meta: dict, **options) -> GenreClassifier:
+    genres = meta["genres"]
+    if not isinstance(genres, list) or len(genres) < 2 or not all(isinstance(g, str) for g in genres):
+        raise ValueError("genres must be a list of at least two names")
+    if not isinstance(meta["roll_settings_hash"], str):
+        raise TypeError("roll_settings_hash must be a string")
+    return GenreClassifier(len(genres), config.channels)
+
+
+def save_classifier(folder: str | os.PathLike, net: GenreClassifier, *, genres: list, roll_settings: dict,
+                    roll_settings_hash: str, **extra) -> Path:
+    """Save a trained classifier (kind ``"genre-classifier"``).
+
+    ``roll_settings`` (kept as the model's ``settings``) and ``roll_settings_hash`` describe the
+    caches it was trained on; ``extra``: JSON-ready keys to keep, e.g. ``train`` (the training
+    settings; ``config=`` is taken as ``train``), ``data``, ``metrics``.
+    """
+    from shared.config import to_dict
+
+    if "config" in extra:  # the training settings; the model's config is the architecture
+        extra["train"] = extra.pop("config")
+    if dataclasses.is_dataclass(extra.get("train")):
+        extra["train"] = to_dict(extra["train"])
+    if len(genres) != net.n_genres:
+        raise GenreError(f"the classifier has {net.n_genres} outputs but {len(genres)} genres were given")
+    return save_model(folder, net, KIND, GenreClassifierConfig(net.channels), settings=dict(roll_settings),
+                      genres=list(genres), roll_settings_hash=roll_settings_hash, **extra)
 
 
 class _PhraseClassification:
@@ -133,16 +172,6 @@ class _PhraseClassification:
         loss.backward()
         self.opt.step()
         return {"loss": loss.item(), "train_accuracy": int((logits.argmax(1) == y).sum()) / len(idx), "n": len(idx)}
-
-
-def _save_classifier(folder, net: GenreClassifier, *, genres: list, roll_settings: dict, roll_settings_hash: str,
-                     config: ClassifierConfig, **extra) -> Path:
-    """Stand-in for the registry's ``save_classifier`` (same signature) until it lands."""
-    from shared.checkpoint import save_model
-
-    meta = {"kind": KIND, "genres": genres, "config": config.to_dict(), "roll_settings": roll_settings,
-            "roll_settings_hash": roll_settings_hash, **extra}
-    return save_model(folder, dict(net.state_dict()), meta)
 
 
 def train_classifier(
@@ -218,9 +247,9 @@ def train_classifier(
     out.mkdir(parents=True, exist_ok=True)
     data = [s.describe() for s in sources]
     write_run_config(out, train=config.to_dict(), data=data, roll_settings=roll_settings, device=str(dev))
-    _save_classifier(out, net, genres=names, roll_settings=roll_settings, roll_settings_hash=clf.settings_hash,
-                     config=config, data=data,
-                     metrics={k: report[k] for k in ("accuracy", "per_class", "confusion", "test_phrases", "test_songs")})
+    save_classifier(out, net, genres=names, roll_settings=roll_settings, roll_settings_hash=clf.settings_hash,
+                    train=config.to_dict(), data=data,
+                    metrics={k: report[k] for k in ("accuracy", "per_class", "confusion", "test_phrases", "test_songs")})
     song_split.save(out / "split.json")
     write_json(out / "report.json", report)
     plot_confusion(report, out / "confusion.png", title=f"{' / '.join(names)}: accuracy {report['accuracy']:.1%} "

@@ -4,6 +4,7 @@ the history pool of generated phrases. Training runs on the shared loop (midigen
 Variants: ``base`` (D_A, D_B), ``partial`` and ``full`` (extra discriminators D_A,all and
 D_B,all that see mixed real data — A∪B, or all three genres — as real and generated phrases as
 fake). The losses are named dicts; each optimiser minimises ``weighted(losses, lambdas)``.
+The saved model (kind ``"cyclegan"``) is the two generators: ``midigenre.models.save_generators``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,6 @@ from torch.nn import functional as F
 
 from midigenre.models import Discriminator, Generator, ModelConfig
 from shared.training import weighted  # noqa: F401  (the losses' weighting, re-exported)
-
-VARIANTS = ("base", "partial", "full")
-MODEL_KIND = "cyclegan"
 
 
 class CycleGAN(nn.Module):

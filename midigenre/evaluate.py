@@ -70,7 +70,7 @@ def evaluate_transfer(model: TransferModel, classifier: Classifier, x_a: np.ndar
 def _model_settings_hash(model: TransferModel) -> str:
     from midigenre.pianoroll import RollSettings
 
-    return RollSettings.from_dict(model.meta["roll_settings"]).hash()
+    return RollSettings.from_dict(model.meta["settings"]).hash()
 
 
 def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a=None, cache_b=None,
@@ -81,8 +81,9 @@ def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a
     taken, found by content hash in ``cache_a``/``cache_b`` or, by default, in the caches the
     model was trained from. ``all_phrases`` (or a model without a split) takes every phrase.
     """
-    folder = Path(model_path)
-    folder = folder.parent if folder.is_file() else folder
+    from shared.registry import model_folder
+
+    folder = model_folder(model_path)
     meta_data = model.meta.get("data", {})
     caches = []
     for key, given in (("a", cache_a), ("b", cache_b)):

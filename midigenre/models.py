@@ -5,18 +5,27 @@ Shapes (paper preset): the generator maps (B, 1, 64, 84) → (B, 1, 64, 84) thro
 64×84 → 32×42 → 16×21 (256 channels, 10 residual blocks) → 64×84, sigmoid output; the
 discriminator maps (B, 1, 64, 84) → (B, 1, 16, 21) patch scores. The ``small`` preset is the
 same code with fewer channels and residual blocks.
+
+A trained transfer model is the pair of generators (:class:`Generators`), saved and loaded
+through the model registry as kind ``"cyclegan"`` (:func:`save_generators`;
+:meth:`midigenre.transfer.TransferModel.load` reads it back).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from shared.errors import GenreError
+from shared.registry import register, save_model
+
+KIND = "cyclegan"
 
 
 @dataclass(frozen=True)
@@ -163,3 +172,43 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.InstanceNorm2d) and m.affine:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
+
+
+class Generators(nn.Module):
+    """The two generators of a CycleGAN — what a transfer model file holds.
+
+    ``G_AB`` turns genre A into genre B, ``G_BA`` B into A (the names of the training container,
+    so the weights are stored under ``G_AB.…`` and ``G_BA.…``).
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.G_AB = Generator(cfg)
+        self.G_BA = Generator(cfg)
+
+
+@register(KIND, ModelConfig, version=1)
+def _build(config: ModelConfig, meta: dict, **options) -> Generators:
+    from midigenre.pianoroll import RollSettings
+
+    genres = meta["genres"]
+    if not isinstance(genres, dict) or not all(isinstance(genres.get(k), str) for k in ("a", "b")):
+        raise ValueError('genres must be {"a": name, "b": name}')
+    if not isinstance(meta["settings"], dict) or not meta["settings"]:
+        raise ValueError("no piano-roll settings")
+    RollSettings.from_dict(meta["settings"])  # checked here: one-line errors for settings of another version
+    return Generators(config)
+
+
+def save_generators(folder: str | os.PathLike, g_ab: nn.Module, g_ba: nn.Module, config: ModelConfig, *,
+                    genres: dict, roll_settings: dict, **extra) -> Path:
+    """Save the two generators of a CycleGAN as a transfer model (kind ``"cyclegan"``).
+
+    ``genres``: ``{"a": name, "b": name}``; ``roll_settings``: the piano-roll settings of the
+    training caches (kept as the model's ``settings``); ``extra``: JSON-ready keys to keep, e.g.
+    ``train``, ``data``, ``epochs_done``, ``metrics``.
+    """
+    tensors = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()}
+    tensors |= {f"G_BA.{k}": v for k, v in g_ba.state_dict().items()}
+    return save_model(folder, None, KIND, config, settings=dict(roll_settings), tensors=tensors,
+                      genres={"a": genres["a"], "b": genres["b"]}, **extra)

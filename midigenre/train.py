@@ -29,9 +29,8 @@ import numpy as np
 import torch
 
 from midigenre.config import TrainConfig
-from midigenre.cyclegan import MODEL_KIND, CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
+from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
 from midigenre.dataset import PhraseCache, PhraseDataset, SongSplit, balance
-from midigenre.models import ModelConfig
 from shared.config import merge
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
@@ -130,16 +129,6 @@ def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: s
     if (Path(out) / "checkpoint.pt").exists():
         raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
     return merge(TrainConfig, file=config_file, given=given, what="training settings"), []
-
-
-def _save_generators(folder, g_ab, g_ba, config: ModelConfig, *, genres: dict, roll_settings: dict, **extra) -> Path:
-    """Stand-in for ``midigenre.models.save_generators`` (same signature) until the registry's lands."""
-    from shared.checkpoint import save_model
-
-    tensors = {f"G_AB.{k}": v for k, v in g_ab.state_dict().items()}
-    tensors |= {f"G_BA.{k}": v for k, v in g_ba.state_dict().items()}
-    meta = {"kind": MODEL_KIND, "model": config.to_dict(), "genres": genres, "roll_settings": roll_settings, **extra}
-    return save_model(folder, tensors, meta)
 
 
 # ----------------------------------------------------------------------------- the task
@@ -381,7 +370,9 @@ class CycleGANTask:
 
     def export(self, epochs_done: int | None = None) -> Path:
         """Write the generators as a self-describing model (model.safetensors + model.json)."""
-        return _save_generators(
+        from midigenre.models import save_generators
+
+        return save_generators(
             self.out, self.model.G_AB, self.model.G_BA, self.cfg.model,
             genres={"a": self.a.genre, "b": self.b.genre}, roll_settings=self.roll_settings,
             train=self.cfg.to_dict(), data=self.describe(),

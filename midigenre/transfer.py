@@ -6,7 +6,7 @@ padded with silence, not dropped — every phrase is transferred in one batch, a
 are laid back in order and cut to the song's own length.
 
     >>> from midigenre.transfer import TransferModel, transfer_midi
-    >>> model = TransferModel.load("data/models/jazz-classical")
+    >>> model = TransferModel.load("jazz-classical")  # a shipped model's name, or a model folder
     >>> result = transfer_midi("song.mid", model, "classical")
     >>> result.midi().write("song_classical.mid")
 """
@@ -22,9 +22,10 @@ import numpy as np
 
 from midigenre.pianoroll import RollSettings, join_phrases, read_song, roll_to_midi, split_phrases
 from shared.errors import GenreError
+from shared.registry import shipped_model
 
-#: The shipped default model (jazz ↔ classical), relative to the repository.
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "data" / "models" / "jazz-classical"
+#: The shipped default model (jazz ↔ classical); ``--model jazz-classical`` names it too.
+DEFAULT_MODEL = shipped_model("jazz-classical")
 
 
 class TransferModel:
@@ -34,40 +35,25 @@ class TransferModel:
     ----------
     genres : {"a": name, "b": name}
     settings : the piano-roll settings of the training caches.
-    meta : the model's JSON sidecar (config, data, metrics).
+    meta : the model's ``model.json`` (config, settings, genres, train, data, metrics).
+    folder : the model folder it was loaded from (where its ``split.json`` is).
     """
 
-    def __init__(self, g_ab, g_ba, genres: dict, settings: RollSettings, meta: dict, device="cpu"):
+    def __init__(self, g_ab, g_ba, genres: dict, settings: RollSettings, meta: dict, device="cpu", folder: Path | None = None):
         self.g_ab, self.g_ba, self.genres, self.settings, self.meta, self.device = g_ab, g_ba, genres, settings, meta, device
+        self.folder = folder
 
     @classmethod
     def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> "TransferModel":
-        """Load a run folder or a shipped model folder (model.safetensors + model.json)."""
-        from midigenre.models import Generator, ModelConfig
-        from midigenre.train import MODEL_KIND, pick_device
-        from shared.checkpoint import load_model
+        """Load a run folder, a model folder or a shipped model by name (``jazz-classical``)."""
+        from shared.registry import load_model, model_folder
+        from shared.runtime import pick_device
 
-        path = Path(path)
-        if path == DEFAULT_MODEL and not path.exists():
-            raise GenreError(f"the default model is not at {path} (installed without the repository's data/?); pass --model")
-        tensors, meta = load_model(path, kind=MODEL_KIND)
-        try:
-            cfg = ModelConfig(**meta["model"])
-            genres, settings = meta["genres"], RollSettings.from_dict(meta["roll_settings"])
-            genres["a"], genres["b"]
-        except (KeyError, TypeError) as err:
-            raise GenreError(f"{path}/model.json is incomplete or from another version ({type(err).__name__}: {err})") from None
-        dev = pick_device(device)
-        gens = []
-        for name in ("G_AB", "G_BA"):
-            g = Generator(cfg)
-            state = {k[len(name) + 1:]: v for k, v in tensors.items() if k.startswith(name + ".")}
-            try:
-                g.load_state_dict(state)
-            except RuntimeError as err:
-                raise GenreError(f"{path}: the weights do not fit the architecture in model.json ({str(err).splitlines()[0]})") from None
-            gens.append(g.to(dev).eval().requires_grad_(False))
-        return cls(gens[0], gens[1], genres, settings, meta, dev)
+        folder = model_folder(path)
+        gens, meta = load_model(folder, "cyclegan", device=device)  # checks genres and settings too
+        gens.requires_grad_(False)
+        return cls(gens.G_AB, gens.G_BA, dict(meta["genres"]), RollSettings.from_dict(meta["settings"]), meta,
+                   pick_device(device), folder)
 
     def direction(self, target: str) -> tuple[str, str]:
         """(source genre, target genre) for a target name; raises GenreError for an unknown one."""

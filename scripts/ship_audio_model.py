@@ -26,20 +26,16 @@ def main() -> None:
     ap.add_argument("--table", default="", help="markdown results table of the backends benchmark, for the card")
     args = ap.parse_args()
 
-    from safetensors.torch import load_file, save_file
-
     from audiogenre.classify import evaluate_audio_classifier
     from audiogenre.datasets import open_dataset
+    from shared.registry import read_meta, read_weights, resave_model
 
-    meta = json.loads((args.run / "model.json").read_text())
+    meta = read_meta(args.run, "audio-classifier")
     report = json.loads((args.run / "report.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "model"
-        stage.mkdir()
-        tensors = load_file(str(args.run / "model.safetensors"))
-        half = {k: (v.half() if v.is_floating_point() else v) for k, v in tensors.items()}
-        save_file(half, str(stage / "model.safetensors"))
-        shutil.copy(args.run / "model.json", stage / "model.json")
+        half = {k: (v.half() if v.is_floating_point() else v) for k, v in read_weights(args.run).items()}
+        resave_model(args.run, stage, tensors=half)
         check = evaluate_audio_classifier(stage, open_dataset(args.dataset), progress=False)
         args.dest.mkdir(parents=True, exist_ok=True)
         for f in ("model.safetensors", "model.json"):

@@ -1,4 +1,4 @@
-"""Copy a trained run's model into data/models/NAME and write its model card.
+"""Copy a trained run's model into data/models/NAME (registry format) and write its model card.
 
     python scripts/ship_model.py /tmp/runs/jc data/models/jazz-classical [--command "..."]
 
@@ -41,23 +41,22 @@ def main() -> None:
     ap.add_argument("--classifier-command", default="", help="how the classifier was trained, for the card")
     args = ap.parse_args()
 
-    from shared.atomic import write_json
+    from shared.registry import read_meta, resave_model
 
-    meta = json.loads((args.run / "model.json").read_text())
-    cfg = json.loads((args.run / "config.json").read_text())
+    meta = read_meta(args.run, "cyclegan")
+    cfg = json.loads((args.run / "config.json").read_text())  # the run's settings and where it ran
     with open(args.run / "log.csv") as fh:
         log = list(csv.DictReader(fh))
     seconds = sum(float(r["seconds"]) for r in log)
     scores = heldout_scores(args.run, args.classifier)
-    clf_meta = json.loads((args.classifier / "model.json").read_text())
-    meta["metrics"] = {"heldout": scores, "training_seconds": round(seconds, 1), "epochs": len(log),
-                       "classifier_accuracy": clf_meta["metrics"]["accuracy"]}
+    clf_meta = read_meta(args.classifier, "genre-classifier")
+    metrics = {"heldout": scores, "training_seconds": round(seconds, 1), "epochs": len(log),
+               "classifier_accuracy": clf_meta["metrics"]["accuracy"]}
     args.dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run / "model.safetensors", args.dest / "model.safetensors")
     shutil.copyfile(args.run / "split.json", args.dest / "split.json")
-    write_json(args.dest / "model.json", meta)
+    meta = read_meta(resave_model(args.run, args.dest, metrics=metrics))  # the same tensors, format of today
 
-    d, t, m = cfg["data"], cfg["train"], cfg["model"]
+    d, t, m = meta["data"], meta["train"], meta["config"]
     lines = [
         f"# Model card: {meta['genres']['a']} ↔ {meta['genres']['b']} CycleGAN",
         "",
@@ -68,7 +67,7 @@ def main() -> None:
         "## Data",
         f"- A: `{meta['genres']['a']}` from the cache {Path(d['a']['cache']).name}; B: `{meta['genres']['b']}` from {Path(d['b']['cache']).name}.",
         f"- Prepared with: `{args.prepare}`" if args.prepare else "",
-        f"- Piano-roll settings: {json.dumps(cfg['roll_settings'])}.",
+        f"- Piano-roll settings: {json.dumps(meta['settings'])}.",
         f"- Song-level split (seed {t['seed']}, {t['test_fraction']:.0%} of songs held out): training songs "
         f"{d['train_songs']}, held-out songs {d['test_songs']}; {d['train_phrases_per_genre']} training phrases per genre "
         "after downsampling the larger genre, as in the reference. `split.json` lists the songs.",
@@ -79,7 +78,7 @@ def main() -> None:
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, image pool {t['pool_size']}, "
         f"loss weights {json.dumps(t['lambdas'])}, seed {t['seed']}.",
         f"- Command: `{args.command}`" if args.command else "",
-        f"- Trained on {cfg['device']} with genre-transfer {cfg['package_version']}, torch {cfg['torch_version']}: "
+        f"- Trained on {cfg.get('device', '?')} with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s).",
         "",
         "## Held-out results",

@@ -3,15 +3,22 @@
 A model *kind* (``"cyclegan"``, ``"genre-classifier"``, ``"audio-classifier"``, …) registers
 its name, its config dataclass, a builder and a version::
 
-    @register("genre-classifier", ClassifierConfig, version=1)
-    def _build(config: ClassifierConfig, meta: dict, **options) -> nn.Module:
+    @register("genre-classifier", GenreClassifierConfig, version=1)
+    def _build(config: GenreClassifierConfig, meta: dict, **options) -> nn.Module:
         return GenreClassifier(len(meta["genres"]), config.channels)
+
+The kinds: ``cyclegan`` (:mod:`midigenre.models`: the two generators, ``save_generators``),
+``genre-classifier`` (:mod:`midigenre.classifier`: ``save_classifier``, ``Classifier.load``),
+``audio-classifier`` (:mod:`audiogenre.models`: every audio backend with its head,
+``AudioClassifier.save/load``).
 
 A model folder holds two files, written atomically (the JSON last, so a folder whose JSON is
 present has complete weights):
 
 ``model.safetensors``
-    the module's ``state_dict()`` — tensors only, no pickle, safe to load from anywhere.
+    the module's ``state_dict()`` — tensors only, no pickle, safe to load from anywhere (a
+    module may keep weights that live elsewhere out: ``weights_to_save`` /
+    ``load_saved_weights``, e.g. a frozen wav2vec2 encoder).
 ``model.json``
     ``{"format": 2, "kind": …, "kind_version": …, "config": {…}, "settings": {…},
     "package_version": …, "torch_version": …, "created": …, …}`` plus whatever the kind
@@ -20,7 +27,13 @@ present has complete weights):
 :func:`load_model` reads the JSON, checks format and version (one-line errors), imports the
 module that registers the kind (see :data:`KIND_MODULES`; the registry itself imports no
 model code), rebuilds the module from the config through the builder, loads the weights
-strictly and returns ``(module, meta)`` in eval mode.
+strictly and returns ``(module, meta)`` in eval mode. Damaged, foreign or future files are
+one-line :class:`GenreError` s; folders of the old format 1 are rewritten by
+``scripts/upgrade_models.py``.
+
+A model is named by its folder (or a file in it) or, for the shipped models, by its name
+(``jazz-classical``, ``audio-rendered``): :func:`model_folder`. The shipped models are
+``data/models`` of a source checkout, installed as the package ``genre_models``.
 """
 
 from __future__ import annotations
@@ -45,7 +58,7 @@ META = "model.json"
 
 #: The module that registers each kind, imported on demand by :func:`load_model`.
 KIND_MODULES: dict[str, str] = {
-    "cyclegan": "midigenre.cyclegan",
+    "cyclegan": "midigenre.models",
     "genre-classifier": "midigenre.classifier",
     "audio-classifier": "audiogenre.models",
 }
@@ -134,16 +147,71 @@ def save_model(folder: str | os.PathLike, module, kind: str, config: Any, *, set
     return folder
 
 
-def _folder(path: str | os.PathLike) -> Path:
-    folder = Path(path).expanduser()
-    return folder.parent if folder.is_file() else folder
+def resave_model(src: str | os.PathLike, dest: str | os.PathLike, *, tensors: dict | None = None, **changes) -> Path:
+    """Write the model of ``src`` into ``dest`` (through :func:`save_model`): the same description
+    with ``changes`` applied (e.g. ``metrics=…``) and its tensors, or ``tensors`` in their place
+    (e.g. cast to float16). The versions and date of the original are kept."""
+    meta = read_meta(src)
+    folder = model_folder(src)
+    if tensors is None:
+        tensors = read_weights(folder)
+    spec = get_kind(meta["kind"])
+    config = from_dict(spec.config, meta.get("config") or {}, what=f"settings in {folder / META}")
+    extra = {k: v for k, v in meta.items() if k not in ("format", "kind", "kind_version", "config", "settings")}
+    extra.update(changes)
+    return save_model(dest, None, meta["kind"], config, settings=meta.get("settings") or {}, tensors=tensors, **extra)
 
+
+# ---- shipped models ------------------------------------------------------------------------
+
+def shipped_models_dir() -> Path:
+    """Where the shipped models are: ``data/models`` of a source checkout, else the installed
+    package ``genre_models`` (the same folder, mapped by pyproject.toml's package-dir)."""
+    root = Path(__file__).resolve().parents[1]
+    if (root / "pyproject.toml").is_file() and (root / "data" / "models").is_dir():
+        return root / "data" / "models"
+    try:
+        from importlib.resources import files
+
+        return Path(str(files("genre_models")))
+    except (ModuleNotFoundError, TypeError):
+        return root / "data" / "models"  # not installed: errors name the place it was looked for
+
+
+def shipped_model(name: str) -> Path:
+    """The folder of the shipped model ``name`` (e.g. ``jazz-classical``), present or not."""
+    return shipped_models_dir() / name
+
+
+def shipped_model_names() -> list[str]:
+    d = shipped_models_dir()
+    return sorted(p.name for p in d.iterdir() if (p / META).is_file()) if d.is_dir() else []
+
+
+def model_folder(path: str | os.PathLike) -> Path:
+    """The model folder ``path`` names: a folder, a file in one, or the name of a shipped model.
+
+    A folder that exists wins over a shipped model of the same name.
+    """
+    folder = Path(path).expanduser()
+    if folder.exists():
+        return folder.parent if folder.is_file() else folder
+    text = str(path)
+    if text and "/" not in text and os.sep not in text and (shipped_model(text) / META).is_file():
+        return shipped_model(text)
+    names = shipped_model_names()
+    if folder.parent == shipped_models_dir():
+        raise GenreError(f"the shipped model {folder.name} is not installed (looked in {folder}); "
+                         "reinstall genre-transfer or give a model folder")
+    raise GenreError(f"no such model: {path}" + (f" (shipped models: {', '.join(names)})" if names else ""))
+
+
+# ---- reading ---------------------------------------------------------------------------------
 
 def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict:
-    """The checked ``model.json`` of a model folder (or of the folder holding a given model file)."""
-    folder = _folder(path)
-    if not folder.exists():
-        raise GenreError(f"no such model: {folder}")
+    """The checked ``model.json`` of a model folder (or of the folder holding a given model file,
+    or of a shipped model named by its name)."""
+    folder = model_folder(path)
     meta_path = folder / META
     if not meta_path.exists():
         raise GenreError(f"{folder} is not a model folder (no {META}); give a training run folder or a shipped model")
@@ -177,36 +245,43 @@ def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
     return meta
 
 
-def load_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None, *, device: str = "cpu",
-               **options) -> tuple[Any, dict]:
-    """Rebuild a saved model: ``(module in eval mode on device, meta)``.
-
-    ``options`` go to the kind's builder (e.g. ``encoder=`` for where wav2vec2 weights are now).
-    """
+def read_weights(path: str | os.PathLike) -> dict:
+    """The checked tensors of a model folder's ``model.safetensors`` (one-line errors when it is
+    missing, damaged or holds non-finite values)."""
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from shared.runtime import pick_device
-
-    meta = read_meta(path, kind)
-    folder = _folder(path)
-    spec = get_kind(meta["kind"])
-    config = from_dict(spec.config, meta.get("config") or {}, what=f"settings in {folder / META}")
+    folder = model_folder(path)
     try:
         tensors = load_file(str(folder / WEIGHTS))
     except FileNotFoundError:
         raise GenreError(f"{folder} has {META} but no {WEIGHTS}") from None
     except (SafetensorError, OSError, ValueError) as err:
         raise GenreError(f"{folder / WEIGHTS} is damaged ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
-    import torch
-
     for name, t in tensors.items():
         if t.is_floating_point() and not torch.isfinite(t).all():
             raise GenreError(f"{folder / WEIGHTS} holds non-finite weights ({name}); retrain or re-copy the model")
+    return tensors
+
+
+def load_model(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None, *, device: str = "cpu",
+               **options) -> tuple[Any, dict]:
+    """Rebuild a saved model: ``(module in eval mode on device, meta)``.
+
+    ``options`` go to the kind's builder (e.g. ``encoder=`` for where wav2vec2 weights are now).
+    """
+    from shared.runtime import pick_device
+
+    folder = model_folder(path)
+    meta = read_meta(folder, kind)
+    spec = get_kind(meta["kind"])
+    config = from_dict(spec.config, meta.get("config") or {}, what=f"settings in {folder / META}")
+    tensors = read_weights(folder)
     try:
         module = spec.build(config, meta, **options)
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise GenreError(f"{folder / META} does not describe a {meta['kind']} model this version can build "
+        raise GenreError(f"{folder / META} does not describe a {meta['kind']!r} model that this version can build "
                          f"({type(err).__name__}: {err})") from None
     try:
         if hasattr(module, "load_saved_weights"):

@@ -136,7 +136,7 @@ def test_train_evaluate_and_reload(trained, audio_set, encoder_dir):
     assert report["split"] == "test" and report["n"] > 0
     assert report["accuracy"] >= 0.75  # two very different synthetic genres
     model, meta = AudioClassifier.load(out)
-    assert model.genres == ["high", "low"] and meta["preprocess"]["seconds"] == 2.0
+    assert model.genres == ["high", "low"] and meta["settings"]["seconds"] == 2.0
     assert not model.backend.encoder.training
     from audiogenre.classify import evaluate_audio_classifier
 
@@ -322,11 +322,11 @@ def test_damaged_or_mismatched_model_files_give_one_line(trained, tmp_path):
     meta = json.loads((bad / "model.json").read_text())
     meta["genres"] = meta["genres"] + ["rock"]
     (bad / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(GenreError, match="do not fit together"):
+    with pytest.raises(GenreError, match="do not fit the architecture"):
         AudioClassifier.load(bad)
     del meta["backend"]
     (bad / "model.json").write_text(json.dumps(meta))
-    with pytest.raises(GenreError, match="do not fit together"):
+    with pytest.raises(GenreError, match="does not describe a 'audio-classifier' model"):
         AudioClassifier.load(bad)
 
 

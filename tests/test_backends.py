@@ -107,7 +107,7 @@ def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_pa
     rep = json.loads((out / "report.json").read_text())
     assert rep["backend"] == kind and rep["n"] >= rep["n_clips"] > 0 and rep["accuracy"] > 0.5  # two easy genres
     model, meta = AudioClassifier.load(out)
-    assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment
+    assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment == model.backend.segment_seconds
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["segment"] == segment and cfg["train"]["epochs"] == 6 and cfg["train"]["weight_decay"] == 0.0
     r = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(small_set), "--json", str(tmp_path / "e.json")])
@@ -132,7 +132,7 @@ def test_damaged_backend_weights_are_refused(small_set, tmp_path):
                                   "--device", "cpu"])
     assert r.exit_code == 0, r.output
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
-    meta["backend"]["config"]["hidden"] = 64
+    meta["config"]["backend_config"]["hidden"] = 64
     (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
     with pytest.raises(GenreError, match="do not fit"):
         AudioClassifier.load(tmp_path / "m")

@@ -56,7 +56,7 @@ def test_choices_come_from_the_libraries():
     from midigenre.attribution import METHODS
     from midigenre.pianoroll import METER_MODES
 
-    assert BACKENDS == ("wav2vec2", *TRAINABLE) and tuple(PAPER_SETTINGS) == tuple(TRAINABLE)
+    assert tuple(BACKENDS) == ("wav2vec2", *TRAINABLE) and tuple(PAPER_SETTINGS) == tuple(TRAINABLE)
     helps = {" ".join(c): run(*c, "--help").output for c in (["midi", "prepare"], ["midi", "explain"], ["audio", "train"],
                                                               ["audio", "evaluate"])}
     assert "|".join(METER_MODES) in helps["midi prepare"]

@@ -179,7 +179,7 @@ def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.json", "split.json", "checkpoint.pt", "model.safetensors", "model.json", "log.csv", "samples"}
     meta = json.loads((run / "model.json").read_text())
-    assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "low", "b": "high"} and meta["model"]["spectral_norm"]
+    assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "low", "b": "high"} and meta["config"]["spectral_norm"]
     assert meta["package_version"] and meta["torch_version"] and meta["epochs_done"] == 1
     model = TransferModel.load(run)
     x = torch.rand(3, 1, 64, 84).round()

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pretty_midi
+import pytest
 from click.testing import CliRunner
 
 from cli.main import main
@@ -55,12 +56,17 @@ def test_shipped_audio_model_is_small_self_describing_and_transforms(tmp_path):
     assert "rendered" in card and "Held-out results" in card
     model, _ = AudioClassifier.load(DEFAULT_AUDIO_MODEL)
     assert meta["metrics"]["test_accuracy"] >= 0.9
-    if fluidsynth_ready() is not None:
-        return
+    assert model.backend.segment_seconds == meta["settings"]["seconds"] == 3.0
+    reason = fluidsynth_ready()
+    if reason is not None:
+        pytest.skip(f"rendering the example needs FluidSynth: {reason}")
     song = tmp_path / "jazz.wav"
     r = CliRunner().invoke(main, ["render", str(EXAMPLES / "jazz_example.mid"), "-o", str(song), "--seconds", "12"])
     assert r.exit_code == 0, r.output
     r = CliRunner().invoke(main, ["audio", "transform", str(song), "--to", "classical", "-o", str(tmp_path / "out.wav"),
-                                  "--steps", "5"])
+                                  "--steps", "5", "--json", str(tmp_path / "r.json")])
     assert r.exit_code == 0, r.output
     assert "p(classical)" in r.output and sf.info(str(tmp_path / "out.wav")).samplerate == 44100
+    report = json.loads((tmp_path / "r.json").read_text())
+    first = report["windows"][0]  # the default window is the classifier's clip length
+    assert first["end"] - first["start"] == pytest.approx(3.0, abs=0.01) and len(report["windows"]) > 4

@@ -236,11 +236,9 @@ def test_rng_notes_fill_expected_phrases(tmp_path):
 
 
 def test_written_files_get_normal_permissions(tmp_path):
-    import torch
+    from midigenre.classifier import GenreClassifier, save_classifier
 
-    from shared.checkpoint import save_model
-
-    save_model(tmp_path / "m", {"w": torch.zeros(2)}, {"kind": "test"})
+    save_classifier(tmp_path / "m", GenreClassifier(2, (8, 8, 8, 8)), genres=["a", "b"], roll_settings={}, roll_settings_hash="0")
     umask = os.umask(0)
     os.umask(umask)
     for name in ("model.safetensors", "model.json"):
