@@ -19,6 +19,10 @@ VARIANTS = ("base", "partial", "full")
 #: (the reference's generators never see the D_all discriminators).
 LAMBDAS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
            "d/a": 1.0, "d/b": 1.0, "d/a_all": 1.0, "d/b_all": 1.0}
+#: How generated probabilities become notes: ``fixed`` at 0.5 (the reference), or ``density``:
+#: per direction, the threshold that gives the transferred phrases of the training songs the
+#: mean note density of the target genre's training phrases (computed when the model is saved).
+BINARIZE = ("fixed", "density")
 
 
 @dataclass(frozen=True)
@@ -29,11 +33,17 @@ class TrainConfig:
     reference's weights.
     """
 
-    preset: str = setting("small", "Architecture: paper (Brunner et al.) or small (trains on a CPU).")
+    preset: str = setting("small", "Architecture: paper (Brunner et al.), medium, or small (trains on a CPU).")
     variant: str = setting("base", "base: D_A and D_B. partial: also D_A,all and D_B,all, which see A and B as "
                                    "real. full: they also see a third genre (--mixed).", choices=VARIANTS)
     spectral_norm: bool = setting(False, "Spectral normalisation on every G and D convolution.", option="--sn/--no-sn")
     self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
+    residual: bool = setting(False, "Generators start from their input: output = sigmoid(net(x) + s·(2x − 1)) with a "
+                                    "learned s (not in the papers).", option="--residual/--no-residual")
+    identity: float = setting(0.0, "Weight of the identity loss |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (0 in the "
+                                   "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
+    binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
+                                     "direction that matches the target genre's note density.", choices=BINARIZE)
     epochs: int = setting(30, "Epochs.", min=1)
     decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last "
                                    "epoch.", min=0)
@@ -47,11 +57,15 @@ class TrainConfig:
     seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
     test_fraction: float = setting(0.1, "Share of each genre's songs held out from training.", min=0, max=1,
                                    min_open=True, max_open=True)
+    valid_fraction: float = setting(0.0, "Share of each genre's training songs set aside for choosing settings "
+                                         "(the split's 'valid' part; not trained on).", min=0, max=1, max_open=True)
     sample_phrases: int = setting(4, "Test phrases per direction in the per-epoch picture.", min=1)
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise GenreError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.binarize not in BINARIZE:
+            raise GenreError(f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
         self.model  # noqa: B018 - validates the preset name
         if self.epochs < 1 or self.batch_size < 1:
             raise GenreError("epochs and batch_size must be at least 1")
@@ -71,7 +85,8 @@ class TrainConfig:
         """The architecture (``midigenre.models.ModelConfig``) of the preset with SN / SA."""
         from midigenre.models import preset
 
-        return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention)
+        return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
+                      residual=self.residual)
 
     def to_dict(self) -> dict:
         return to_dict(self)

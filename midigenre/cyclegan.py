@@ -36,12 +36,34 @@ class CycleGAN(nn.Module):
         return ds + ([self.D_A_all, self.D_B_all] if self.variant != "base" else [])
 
     @torch.no_grad()
-    def translate(self, x: torch.Tensor, direction: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(transferred, cycled back) binary rolls of a batch; ``direction`` is "ab" or "ba"."""
+    def translate(self, x: torch.Tensor, direction: str, thresholds: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(transferred, cycled back) binary rolls of a batch; ``direction`` is "ab" or "ba";
+        ``thresholds`` per direction (default 0.5)."""
         self.eval()
+        t = {"ab": 0.5, "ba": 0.5, **(thresholds or {})}
+        back = "ba" if direction == "ab" else "ab"
         g1, g2 = (self.G_AB, self.G_BA) if direction == "ab" else (self.G_BA, self.G_AB)
-        y = (g1(x) > 0.5).float()
-        return y, (g2(y) > 0.5).float()
+        y = (g1(x) > t[direction]).float()
+        return y, (g2(y) > t[back]).float()
+
+
+@torch.no_grad()
+def density_thresholds(m: CycleGAN, x_a: torch.Tensor, x_b: torch.Tensor, *, batch_size: int = 256) -> dict[str, float]:
+    """Per direction, the threshold on G's output that gives the transferred phrases the mean note
+    density of the real phrases of the target genre (``binarize: density``).
+
+    ``x_a``, ``x_b``: (N, 1, T, P) real phrases of A and B (training songs). Thresholds are the
+    (1 − density) quantile of the generated probabilities, kept within [0.05, 0.95].
+    """
+    m.eval()
+    out = {}
+    for direction, g, x, target in (("ab", m.G_AB, x_a, x_b), ("ba", m.G_BA, x_b, x_a)):
+        probs = torch.cat([g(x[i:i + batch_size]).float().flatten() for i in range(0, len(x), batch_size)])
+        density = float(target.float().mean())
+        k = min(len(probs) - 1, max(0, int(round((1.0 - density) * (len(probs) - 1)))))
+        t = float(torch.kthvalue(probs.cpu(), k + 1).values)
+        out[direction] = float(min(0.95, max(0.05, t)))
+    return out
 
 
 class ImagePool:
@@ -88,10 +110,12 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
 
-def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False):
+def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
+    ``identity`` adds ``g/identity`` = |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (CycleGAN's identity
+    loss: a phrase already in the target genre should pass unchanged); the papers leave it out.
     """
     fake_b = m.G_AB(real_a)
     fake_a = m.G_BA(real_b)
@@ -102,6 +126,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
         "g/adv_ba": _lsgan(m.D_A(_noisy(fake_a, sigma_d)), 1.0),
         "g/cycle": F.l1_loss(cyc_a, real_a) + F.l1_loss(cyc_b, real_b),
     }
+    if identity:
+        losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
     if adv_all and m.variant != "base":
         losses["g/adv_all"] = _lsgan(m.D_A_all(_noisy(fake_a, sigma_d)), 1.0) + _lsgan(m.D_B_all(_noisy(fake_b, sigma_d)), 1.0)
     return losses, fake_a, fake_b

@@ -143,15 +143,25 @@ class SongSplit:
     test_fraction: float
     settings_hash: str
     genres: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
+    valid_fraction: float = 0.0
 
     @classmethod
     def create(
-        cls, cache: PhraseCache, genres: Sequence[str] | None = None, *, test_fraction: float = 0.1, seed: int = 0
+        cls, cache: PhraseCache, genres: Sequence[str] | None = None, *, test_fraction: float = 0.1, seed: int = 0,
+        valid_fraction: float = 0.0,
     ) -> "SongSplit":
-        """Hold out ``ceil(test_fraction * songs)`` songs per genre (at least one when there are two or more)."""
+        """Hold out ``ceil(test_fraction * songs)`` songs per genre (at least one when there are two or more).
+
+        ``valid_fraction`` > 0 also sets ``ceil(valid_fraction * training songs)`` of the remaining
+        songs aside as the ``valid`` part (for choosing settings); the ``test`` songs are the same
+        as without it.
+        """
         if not 0.0 <= test_fraction < 1.0:
             raise GenreError(f"test fraction must be in [0, 1), got {test_fraction}")
-        split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash)
+        if not 0.0 <= valid_fraction < 1.0:
+            raise GenreError(f"validation fraction must be in [0, 1), got {valid_fraction}")
+        split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash,
+                    valid_fraction=valid_fraction)
         for genre in genres or cache.genres:
             files = cache.files(genre)
             first = {}  # one entry per distinct song content (identical files share a side)
@@ -163,15 +173,19 @@ class SongSplit:
             n_test = math.ceil(test_fraction * len(order)) if test_fraction > 0 else 0
             if test_fraction > 0 and len(order) >= 2:
                 n_test = min(max(n_test, 1), len(order) - 1)
+            rest = order[n_test:]
+            n_valid = math.ceil(valid_fraction * len(rest)) if valid_fraction > 0 else 0
+            if valid_fraction > 0 and len(rest) >= 2:
+                n_valid = min(max(n_valid, 1), len(rest) - 1)
             entry = lambda i: {"name": str(files["name"][i]), "sha1": str(files["sha1"][i])}  # noqa: E731
-            split.genres[genre] = {
-                "test": sorted((entry(i) for i in order[:n_test]), key=lambda e: e["name"]),
-                "train": sorted((entry(i) for i in order[n_test:]), key=lambda e: e["name"]),
-            }
+            parts = {"test": order[:n_test], "train": rest[n_valid:]}
+            if valid_fraction > 0:
+                parts["valid"] = rest[:n_valid]
+            split.genres[genre] = {k: sorted((entry(i) for i in v), key=lambda e: e["name"]) for k, v in parts.items()}
         return split
 
     @classmethod
-    def for_sources(cls, sources, *, test_fraction: float = 0.1, seed: int = 0) -> "SongSplit":
+    def for_sources(cls, sources, *, test_fraction: float = 0.1, seed: int = 0, valid_fraction: float = 0.0) -> "SongSplit":
         """One split over genres that may live in several caches.
 
         ``sources`` are ``(cache path, genre)`` pairs; a genre of None takes every genre of
@@ -180,7 +194,8 @@ class SongSplit:
         merged = None
         for path, genre in sources:
             with PhraseCache(path) as c:
-                part = cls.create(c, None if genre is None else [genre], test_fraction=test_fraction, seed=seed)
+                part = cls.create(c, None if genre is None else [genre], test_fraction=test_fraction, seed=seed,
+                                  valid_fraction=valid_fraction)
             if merged is None:
                 merged = part
                 continue
@@ -197,6 +212,7 @@ class SongSplit:
     def to_dict(self) -> dict:
         return {
             "format": SPLIT_FORMAT, "kind": "song-split", "seed": self.seed, "test_fraction": self.test_fraction,
+            **({"valid_fraction": self.valid_fraction} if self.valid_fraction else {}),
             "settings_hash": self.settings_hash, "genres": self.genres,
         }
 
@@ -217,19 +233,21 @@ class SongSplit:
         if not isinstance(d, dict) or d.get("kind") != "song-split" or d.get("format", 0) > SPLIT_FORMAT:
             raise GenreError(f"{path} is not a song split of this toolkit (or a newer format)")
         try:
-            return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"])
+            return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"],
+                       valid_fraction=float(d.get("valid_fraction", 0.0)))
         except KeyError as err:
             raise GenreError(f"{path} is a damaged song split (no {err})") from None
 
     def rows(self, cache: PhraseCache, genre: str, part: str) -> np.ndarray:
-        """Phrase rows of ``genre`` in ``cache`` whose song is in ``part`` ("train" or "test")."""
-        if part not in ("train", "test"):
-            raise GenreError(f"split part must be 'train' or 'test', not {part!r}")
+        """Phrase rows of ``genre`` in ``cache`` whose song is in ``part`` ("train", "valid" or "test";
+        a split without a validation part has no "valid" rows)."""
+        if part not in ("train", "valid", "test"):
+            raise GenreError(f"split part must be 'train', 'valid' or 'test', not {part!r}")
         if genre not in self.genres:
             raise GenreError(f"the split has no genre '{genre}' (it has: {', '.join(sorted(self.genres))})")
         if cache.header.settings_hash != self.settings_hash:
             raise GenreError(f"the split was made for a cache with other settings than {cache.path}")
-        wanted = {e["sha1"] for e in self.genres[genre][part]}
+        wanted = {e["sha1"] for e in self.genres[genre].get(part, [])}
         files = cache.files(genre)
         chosen = [i for i, s in enumerate(files["sha1"]) if s in wanted]
         if not chosen:

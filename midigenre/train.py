@@ -193,8 +193,8 @@ class CycleGANTask:
         if split_path is not None:
             return SongSplit.load(split_path)
         sources = [self.a, self.b] + ([self.mixed_src] if self.mixed_src else [])
-        return SongSplit.for_sources([(s.path, s.genre) for s in sources],
-                                     test_fraction=self.cfg.test_fraction, seed=self.cfg.seed)
+        return SongSplit.for_sources([(s.path, s.genre) for s in sources], test_fraction=self.cfg.test_fraction,
+                                     seed=self.cfg.seed, valid_fraction=self.cfg.valid_fraction)
 
     def _rows(self, src: GenreSource, part: str) -> np.ndarray:
         with PhraseCache(src.path) as c:
@@ -277,9 +277,10 @@ class CycleGANTask:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             for d in m.discriminators():
                 d.requires_grad_(False)
-            g_losses, fake_a, fake_b = generator_losses(m, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0)
+            g_losses, fake_a, fake_b = generator_losses(m, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
+                                                        identity=c.identity > 0)
             self.opt_g.zero_grad(set_to_none=True)
-            weighted(g_losses, c.lambdas).backward()
+            weighted(g_losses, {**c.lambdas, "g/identity": c.identity}).backward()
             self.opt_g.step()
             # discriminators, on fakes from the history pool
             for d in m.discriminators():
@@ -362,11 +363,26 @@ class CycleGANTask:
         rows, titles = [], []
         for x, direction, (src, dst) in ((self.samples[0], "ab", (self.a.genre, self.b.genre)),
                                          (self.samples[1], "ba", (self.b.genre, self.a.genre))):
-            y, z = (t.cpu() for t in self.model.translate(x.to(self.device), direction))
+            y, z = (t.cpu() for t in self.model.translate(x.to(self.device), direction, self.thresholds()))
             for i in range(len(x)):
                 rows.append([x[i, 0].numpy(), y[i, 0].numpy(), z[i, 0].numpy()])
                 titles.append([f"{src} (test)", f"→ {dst}", f"→ {src} again"])
         plot_grid(rows, titles, path, suptitle=f"epoch {epoch}")
+
+    def thresholds(self) -> dict[str, float]:
+        """Binarisation thresholds per direction: 0.5, or density-matched (``binarize: density``) on
+        up to 512 training phrases of each genre (a fixed, seeded choice)."""
+        if self.cfg.binarize == "fixed":
+            return {"ab": 0.5, "ba": 0.5}
+        from midigenre.cyclegan import density_thresholds
+
+        xs = []
+        for k, rows in enumerate((self.train_a, self.train_b)):
+            rng = np.random.default_rng([self.cfg.seed, 7, k])
+            pick = np.sort(rng.choice(len(rows.rows), size=min(512, len(rows.rows)), replace=False))
+            xs.append(rows.batch(pick).to(self.device))
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            return density_thresholds(self.model, xs[0], xs[1])
 
     def export(self, epochs_done: int | None = None) -> Path:
         """Write the generators as a self-describing model (model.safetensors + model.json)."""
@@ -375,5 +391,5 @@ class CycleGANTask:
         return save_generators(
             self.out, self.model.G_AB, self.model.G_BA, self.cfg.model,
             genres={"a": self.a.genre, "b": self.b.genre}, roll_settings=self.roll_settings,
-            train=self.cfg.to_dict(), data=self.describe(),
+            train=self.cfg.to_dict(), data=self.describe(), thresholds=self.thresholds(),
             epochs_done=self.epoch if epochs_done is None else epochs_done, metrics={})

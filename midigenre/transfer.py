@@ -64,23 +64,32 @@ class TransferModel:
             return b, a
         raise GenreError(f"this model transfers between {a} and {b}; --to must be one of them, not {target!r}")
 
+    @property
+    def thresholds(self) -> dict[str, float]:
+        """Binarisation threshold of each direction, ``{"ab": …, "ba": …}`` (0.5 unless the model has its own)."""
+        saved = self.meta.get("thresholds") or {}
+        return {"ab": float(saved.get("ab", 0.5)), "ba": float(saved.get("ba", 0.5))}
+
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, cycle: bool = False, batch_size: int = 64):
         """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
 
-        Generator outputs are binarised at 0.5, as in the reference.
+        Generator outputs are binarised at the model's threshold of each direction
+        (:attr:`thresholds`: 0.5 as in the reference, or the density-matched ones it was saved with).
         """
         import torch
 
         self.direction(target)  # validates the name
         forward, backward = (self.g_ab, self.g_ba) if target == self.genres["b"] else (self.g_ba, self.g_ab)
+        there, back_again = ("ab", "ba") if target == self.genres["b"] else ("ba", "ab")
+        t_fwd, t_back = self.thresholds[there], self.thresholds[back_again]
         out, back = [], []
         with torch.inference_mode():
             for i in range(0, len(phrases), batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(phrases[i : i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
-                y = (forward(x) > 0.5).float()
+                y = (forward(x) > t_fwd).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
-                    back.append((backward(y) > 0.5)[:, 0].cpu().numpy())
+                    back.append((backward(y) > t_back)[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty
         return transferred, (np.concatenate(back) if back else empty) if cycle else None
