@@ -17,6 +17,9 @@ from shared.errors import GenreError
 from tests.test_audio_model import _clip
 
 KINDS = sorted(TRAINABLE)
+# Image backends at a quarter of the default image size where a test checks shapes, gradients or
+# the transformation running through (ResNet-18 and fusion take seconds at 128 × 128).
+SMALL = {"cnn": {"size": 64}, "resnet18": {"size": 64}, "fusion": {"size": 64}}
 
 
 def test_spectrogram_and_waveform_images():
@@ -58,7 +61,7 @@ def test_seconds_pooled_is_500_values_per_second():
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_backend_gives_embeddings_and_gradients_reach_the_waveform(kind):
     torch.manual_seed(0)
-    b = TrainableBackend(kind)
+    b = TrainableBackend(kind, **SMALL.get(kind, {}))
     x = torch.from_numpy(np.stack([_clip("low", 1, 2.0, 16000), _clip("high", 2, 2.0, 16000)])).requires_grad_(True)
     b.train()
     e = b(x)
@@ -76,7 +79,7 @@ def test_every_backend_gives_embeddings_and_gradients_reach_the_waveform(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_transform_runs_through_every_backend(kind):
     torch.manual_seed(1)
-    b = TrainableBackend(kind).eval()
+    b = TrainableBackend(kind, **SMALL.get(kind, {})).eval()
     model = AudioClassifier(b, LinearHead(b.dim, 2), ["a", "b"]).eval()
     x = _clip("low", 3, 2.0, 16000)
     with torch.no_grad():
@@ -101,13 +104,15 @@ def small_set(tmp_path_factory):
 @pytest.mark.parametrize("kind,segment", [("cnn", 1.5), ("autoencoder", 1.0), ("mlp", 1.0)])
 def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_path):
     out = tmp_path / kind
+    size = ["--image-size", "64"] if kind == "cnn" else []
     r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", kind, "--segment", str(segment),
-                                  "--epochs", "6", "-o", str(out)])
+                                  "--epochs", "6", *size, "-o", str(out)])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["backend"] == kind and rep["n"] >= rep["n_clips"] > 0 and rep["accuracy"] > 0.5  # two easy genres
     model, meta = AudioClassifier.load(out)
     assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment == model.backend.segment_seconds
+    assert kind != "cnn" or meta["backend"]["config"]["size"] == 64 == model.backend.net.spec.size
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["segment"] == segment and cfg["train"]["epochs"] == 6 and cfg["train"]["weight_decay"] == 0.0
     r = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(small_set), "--json", str(tmp_path / "e.json")])
