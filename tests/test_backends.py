@@ -2,6 +2,7 @@
 saving/loading, and the transformation and FAD running through each."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -156,6 +157,27 @@ def test_embed_writes_bottleneck_logits_and_pca_plot(small_set, tmp_path):
 
     comps, var = pca_2d(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
     assert np.isclose(var[0], 1.0) and np.allclose(np.abs(comps[:, 0]), [np.sqrt(2), 0, np.sqrt(2)])
+
+
+def test_clip_level_predictions_average_segment_log_probabilities():
+    from types import SimpleNamespace
+
+    from audiogenre.classify import clip_level
+
+    # clip a: two segments say 0 (0.9), one says 1 almost surely: the plain mean picks 0
+    # (0.600 vs 0.400), the mean log-probability 1 (−7.12 vs −4.61); clip c the other way round
+    segs = [("a.wav", [0.9, 0.1]), ("c.wav", [0.1, 0.9]), ("b.wav", [0.3, 0.7]), ("a.wav", [0.9, 0.1]),
+            ("c.wav", [0.1, 0.9]), ("a.wav", [0.001, 0.999]), ("c.wav", [0.999, 0.001])]
+    items = [SimpleNamespace(path=Path("/clips") / name) for name, _ in segs]
+    probs = np.array([p for _, p in segs])
+    keys, predicted, groups = clip_level(items, probs)
+    assert keys == ["/clips/a.wav", "/clips/b.wav", "/clips/c.wav"]
+    assert groups == {"/clips/a.wav": [0, 3, 5], "/clips/b.wav": [2], "/clips/c.wav": [1, 4, 6]}
+    assert predicted.tolist() == [1, 1, 0]
+    plain = [int(probs[groups[k]].mean(0).argmax()) for k in keys]
+    assert plain == [0, 1, 1]  # what a plain mean would have said
+    _, predicted, _ = clip_level(items[:1] + items[2:3], np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert predicted.tolist() == [1, 0]  # a probability of 0 is no -inf / NaN
 
 
 def test_diverging_training_is_an_error_not_a_traceback(small_set, tmp_path):
