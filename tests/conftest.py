@@ -159,8 +159,8 @@ def make_cache(folder, genre, n_songs, lo, hi, seed, out):
 @pytest.fixture(scope="session")
 def caches(tmp_path_factory):
     """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each, made once per
-    session and shared: READ ONLY (a test that writes into a cache or next to it takes
-    ``writable_caches``). The songs are in ``caches[0].parent / "low"`` and ``… / "high"``."""
+    session and shared: READ ONLY (a test that writes into a cache or next to it copies it into
+    its ``tmp_path`` first). The songs are in ``caches[0].parent / "low"`` and ``… / "high"``."""
     root = tmp_path_factory.mktemp("caches")
     a = make_cache(root / "low", "low", 10, 30, 60, 1, root / "low.h5")
     b = make_cache(root / "high", "high", 10, 60, 90, 2, root / "high.h5")
@@ -169,23 +169,12 @@ def caches(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def small_caches(tmp_path_factory):
-    """Like ``caches`` with 4 songs per genre (3 for training: 6 phrases), for tests that train
-    several epochs only to look at what happens between them; READ ONLY."""
+    """Like ``caches`` with 4 songs per genre, for tests that train and look only at what the
+    trainer does (3 training songs: an epoch is 6 phrases); READ ONLY."""
     root = tmp_path_factory.mktemp("small_caches")
     a = make_cache(root / "low", "low", 4, 30, 60, 1, root / "low.h5")
     b = make_cache(root / "high", "high", 4, 60, 90, 2, root / "high.h5")
     return a, b
-
-
-@pytest.fixture
-def writable_caches(caches, tmp_path):
-    """A private copy of ``caches`` (the two caches and their song folders) in ``tmp_path``."""
-    import shutil
-
-    for p in caches:
-        shutil.copy(p, tmp_path / p.name)
-        shutil.copytree(p.parent / p.stem, tmp_path / p.stem)
-    return tuple(tmp_path / p.name for p in caches)
 
 
 TINY_MODEL = {"g_channels": 8, "n_res_blocks": 2, "d_channels": 8}
