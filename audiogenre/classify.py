@@ -204,8 +204,17 @@ def load_segments(items, seconds: float, *, progress=None, desc: str = "reading"
     return np.stack(waves), kept
 
 
-def clip_level(items, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray, list]:
-    """Average segment probabilities per source clip (path) → (true, predicted, clip keys)."""
+def clip_level(items, probs: np.ndarray) -> tuple[list[str], np.ndarray, dict[str, list[int]]]:
+    """Clip-level predictions from segment probabilities.
+
+    The segments are grouped by their source clip (``str(item.path)``); a clip is predicted as
+    the class with the highest mean log-probability over its segments (the product of the
+    segment probabilities, not their plain mean; 1e-9 is added before the log).
+
+    Returns ``(keys, predicted, groups)``: the clip keys, sorted; the predicted class index of
+    each clip, in that order; and for each key the indices of its segments in ``items`` and
+    ``probs`` (the caller takes a clip's true class from them).
+    """
     groups: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         groups.setdefault(str(it.path), []).append(i)

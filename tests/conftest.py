@@ -156,9 +156,48 @@ def make_cache(folder, genre, n_songs, lo, hi, seed, out):
     return out
 
 
-@pytest.fixture
-def caches(tmp_path):
-    """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each."""
-    a = make_cache(tmp_path / "low", "low", 10, 30, 60, 1, tmp_path / "low.h5")
-    b = make_cache(tmp_path / "high", "high", 10, 60, 90, 2, tmp_path / "high.h5")
+@pytest.fixture(scope="session")
+def caches(tmp_path_factory):
+    """Genre 'low' (pitches 30–60) and 'high' (60–90): 10 songs × 2 phrases each, made once per
+    session and shared: READ ONLY (a test that writes into a cache or next to it copies it into
+    its ``tmp_path`` first). The songs are in ``caches[0].parent / "low"`` and ``… / "high"``."""
+    root = tmp_path_factory.mktemp("caches")
+    a = make_cache(root / "low", "low", 10, 30, 60, 1, root / "low.h5")
+    b = make_cache(root / "high", "high", 10, 60, 90, 2, root / "high.h5")
     return a, b
+
+
+@pytest.fixture(scope="session")
+def small_caches(tmp_path_factory):
+    """Like ``caches`` with 4 songs per genre, for tests that train and look only at what the
+    trainer does (3 training songs: an epoch is 6 phrases); READ ONLY."""
+    root = tmp_path_factory.mktemp("small_caches")
+    a = make_cache(root / "low", "low", 4, 30, 60, 1, root / "low.h5")
+    b = make_cache(root / "high", "high", 4, 60, 90, 2, root / "high.h5")
+    return a, b
+
+
+TINY_MODEL = {"g_channels": 8, "n_res_blocks": 2, "d_channels": 8}
+
+
+@pytest.fixture
+def tiny_preset(monkeypatch):
+    """The CycleGAN preset 'tiny' (8 channels, 2 residual blocks), registered for one test."""
+    from midigenre import models
+
+    monkeypatch.setitem(models.PRESETS, "tiny", models.ModelConfig(**TINY_MODEL))
+    return "tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_run(caches, tmp_path_factory):
+    """A tiny CycleGAN low ↔ high trained for one epoch: a run folder, made once; READ ONLY."""
+    from midigenre import models
+    from midigenre.train import CycleGANTask, GenreSource, TrainConfig
+
+    run = tmp_path_factory.mktemp("tiny_run") / "run"
+    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(models.PRESETS, "tiny", models.ModelConfig(**TINY_MODEL))
+        CycleGANTask(a, b, run, TrainConfig(preset="tiny", epochs=1, batch_size=4, sample_phrases=1)).fit()
+    return run

@@ -127,7 +127,7 @@ def test_embedding_cache_survives_an_interrupted_run(audio_set, encoder_dir, tmp
     assert [p.name for p in tmp_path.iterdir()] == [cache.path.name]  # no temporary files left
 
 
-def test_train_evaluate_and_reload(trained, audio_set, encoder_dir):
+def test_train_evaluate_and_reload(trained, audio_set, encoder_dir, tmp_path):
     out, report = trained
     for f in ("model.safetensors", "model.json", "report.json", "confusion.png", "history.png", "log.csv", "config.json"):
         assert (out / f).exists(), f
@@ -142,9 +142,9 @@ def test_train_evaluate_and_reload(trained, audio_set, encoder_dir):
 
     again = evaluate_audio_classifier(out, open_dataset(audio_set), progress=False)
     assert again["accuracy"] == report["accuracy"] and again["confusion"] == report["confusion"]
-    res = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(audio_set), "--json", str(out / "e.json")])
+    res = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(audio_set), "--json", str(tmp_path / "e.json")])
     assert res.exit_code == 0, res.output
-    assert "accuracy" in res.output and json.loads((out / "e.json").read_text())["split"] == "test"
+    assert "accuracy" in res.output and json.loads((tmp_path / "e.json").read_text())["split"] == "test"
 
 
 def test_classifier_refuses_an_encoder_with_other_weights(trained, tmp_path):

@@ -2,6 +2,7 @@
 saving/loading, and the transformation and FAD running through each."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,6 +18,9 @@ from shared.errors import GenreError
 from tests.test_audio_model import _clip
 
 KINDS = sorted(TRAINABLE)
+# Image backends at a quarter of the default image size where a test checks shapes, gradients or
+# the transformation running through (ResNet-18 and fusion take seconds at 128 × 128).
+SMALL = {"cnn": {"size": 64}, "resnet18": {"size": 64}, "fusion": {"size": 64}}
 
 
 def test_spectrogram_and_waveform_images():
@@ -58,7 +62,7 @@ def test_seconds_pooled_is_500_values_per_second():
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_backend_gives_embeddings_and_gradients_reach_the_waveform(kind):
     torch.manual_seed(0)
-    b = TrainableBackend(kind)
+    b = TrainableBackend(kind, **SMALL.get(kind, {}))
     x = torch.from_numpy(np.stack([_clip("low", 1, 2.0, 16000), _clip("high", 2, 2.0, 16000)])).requires_grad_(True)
     b.train()
     e = b(x)
@@ -76,7 +80,7 @@ def test_every_backend_gives_embeddings_and_gradients_reach_the_waveform(kind):
 @pytest.mark.parametrize("kind", KINDS)
 def test_transform_runs_through_every_backend(kind):
     torch.manual_seed(1)
-    b = TrainableBackend(kind).eval()
+    b = TrainableBackend(kind, **SMALL.get(kind, {})).eval()
     model = AudioClassifier(b, LinearHead(b.dim, 2), ["a", "b"]).eval()
     x = _clip("low", 3, 2.0, 16000)
     with torch.no_grad():
@@ -101,13 +105,15 @@ def small_set(tmp_path_factory):
 @pytest.mark.parametrize("kind,segment", [("cnn", 1.5), ("autoencoder", 1.0), ("mlp", 1.0)])
 def test_train_save_load_evaluate_transform_fad(kind, segment, small_set, tmp_path):
     out = tmp_path / kind
+    size = ["--image-size", "64"] if kind == "cnn" else []
     r = CliRunner().invoke(main, ["audio", "train", str(small_set), "--backend", kind, "--segment", str(segment),
-                                  "--epochs", "6", "-o", str(out)])
+                                  "--epochs", "6", *size, "-o", str(out)])
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["backend"] == kind and rep["n"] >= rep["n_clips"] > 0 and rep["accuracy"] > 0.5  # two easy genres
     model, meta = AudioClassifier.load(out)
     assert meta["backend"]["type"] == kind and meta["train"]["segment"] == segment == model.backend.segment_seconds
+    assert kind != "cnn" or meta["backend"]["config"]["size"] == 64 == model.backend.net.spec.size
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["train"]["segment"] == segment and cfg["train"]["epochs"] == 6 and cfg["train"]["weight_decay"] == 0.0
     r = CliRunner().invoke(main, ["audio", "evaluate", str(out), str(small_set), "--json", str(tmp_path / "e.json")])
@@ -151,6 +157,27 @@ def test_embed_writes_bottleneck_logits_and_pca_plot(small_set, tmp_path):
 
     comps, var = pca_2d(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0]]))
     assert np.isclose(var[0], 1.0) and np.allclose(np.abs(comps[:, 0]), [np.sqrt(2), 0, np.sqrt(2)])
+
+
+def test_clip_level_predictions_average_segment_log_probabilities():
+    from types import SimpleNamespace
+
+    from audiogenre.classify import clip_level
+
+    # clip a: two segments say 0 (0.9), one says 1 almost surely: the plain mean picks 0
+    # (0.600 vs 0.400), the mean log-probability 1 (−7.12 vs −4.61); clip c the other way round
+    segs = [("a.wav", [0.9, 0.1]), ("c.wav", [0.1, 0.9]), ("b.wav", [0.3, 0.7]), ("a.wav", [0.9, 0.1]),
+            ("c.wav", [0.1, 0.9]), ("a.wav", [0.001, 0.999]), ("c.wav", [0.999, 0.001])]
+    items = [SimpleNamespace(path=Path("/clips") / name) for name, _ in segs]
+    probs = np.array([p for _, p in segs])
+    keys, predicted, groups = clip_level(items, probs)
+    assert keys == ["/clips/a.wav", "/clips/b.wav", "/clips/c.wav"]
+    assert groups == {"/clips/a.wav": [0, 3, 5], "/clips/b.wav": [2], "/clips/c.wav": [1, 4, 6]}
+    assert predicted.tolist() == [1, 1, 0]
+    plain = [int(probs[groups[k]].mean(0).argmax()) for k in keys]
+    assert plain == [0, 1, 1]  # what a plain mean would have said
+    _, predicted, _ = clip_level(items[:1] + items[2:3], np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert predicted.tolist() == [1, 0]  # a probability of 0 is no -inf / NaN
 
 
 def test_diverging_training_is_an_error_not_a_traceback(small_set, tmp_path):

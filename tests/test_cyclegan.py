@@ -13,15 +13,25 @@ from midigenre.cyclegan import CycleGAN, ImagePool, _noisy, discriminator_losses
 from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 from midigenre.transfer import TransferModel, transfer_midi
 from shared.errors import GenreError
-from tests.conftest import make_cache, make_midi, random_grid_notes
+from shared.training import linear_decay
+from tests.conftest import TINY_MODEL, make_cache, make_midi, random_grid_notes
 
-TINY = ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8)
+TINY = ModelConfig(**TINY_MODEL)
 
 
 @pytest.fixture
-def tiny_preset(monkeypatch):
-    monkeypatch.setitem(models.PRESETS, "tiny", TINY)
-    return "tiny"
+def stub_samples(monkeypatch):
+    """Per-epoch sample pictures as empty files (the picture itself is drawn, and checked, by
+    test_run_folder_and_model_round_trip and test_cli_train_resume_and_transfer): matplotlib
+    takes ~1 s a picture, more than a tiny epoch."""
+    drawn = []
+
+    def save_samples(self, path, epoch):
+        path.write_bytes(b"")
+        drawn.append(epoch)
+
+    monkeypatch.setattr(CycleGANTask, "save_samples", save_samples)
+    return drawn
 
 
 @pytest.mark.parametrize("sn, sa", list(itertools.product([False, True], [False, True])))
@@ -121,17 +131,22 @@ def test_discriminator_noise_is_half_normal_with_sigma_d():
     assert all(torch.equal(t, real) for t in seen)
 
 
-def test_learning_rate_is_constant_then_decays_linearly_to_zero(caches, tmp_path, tiny_preset):
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    cfg = TrainConfig(preset=tiny_preset, epochs=4, decay_after=2, batch_size=8, lr=1e-3)
+def test_learning_rate_is_constant_then_decays_linearly_to_zero(small_caches, tmp_path, tiny_preset, stub_samples):
+    """The trainer applies linear_decay (its values: tests/test_training.py) to both optimisers,
+    for whole epochs, and logs it: 3 epochs of 2 steps, decay after the first."""
+    a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    cfg = TrainConfig(preset=tiny_preset, epochs=3, decay_after=1, batch_size=3, lr=1e-3)
     t = CycleGANTask(a, b, tmp_path / "run", cfg)
     used = []
     t.fit(progress=lambda stage, step, n, note: used.append((t.opt_g.param_groups[0]["lr"], t.opt_d.param_groups[0]["lr"])))
+    expect = [1e-3, 1e-3, 5e-4]  # constant through epoch decay_after + 1, then linearly to 0 at epoch 3 + 1
+    assert [linear_decay(1e-3, 3, 1)(e) for e in range(3)] == pytest.approx(expect)
     with open(tmp_path / "run" / "log.csv") as fh:
-        assert [float(r["lr"]) for r in csv.DictReader(fh)] == pytest.approx([1e-3, 1e-3, 1e-3, 5e-4])
-    per_epoch = len(used) // 4  # G and D optimisers both follow it, the whole epoch
-    assert all(g == d for g, d in used)
-    assert [g for g, _ in used] == pytest.approx([1e-3] * 3 * per_epoch + [5e-4] * per_epoch)
+        assert [float(r["lr"]) for r in csv.DictReader(fh)] == pytest.approx(expect)
+    per_epoch = t.steps_per_epoch()
+    assert per_epoch == 2 and len(used) == 3 * per_epoch
+    assert all(g == d for g, d in used)  # G and D optimisers both follow it, the whole epoch
+    assert [g for g, _ in used] == pytest.approx([lr for lr in expect for _ in range(per_epoch)])
 
 
 def test_image_pool_returns_history():
@@ -144,10 +159,11 @@ def test_image_pool_returns_history():
     assert torch.equal(ImagePool(0)(first), first)
 
 
-def test_exact_resume(caches, tmp_path, tiny_preset):
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=4, pool_size=3, seed=5)
+def test_exact_resume(small_caches, tmp_path, tiny_preset, stub_samples):
+    a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=2, pool_size=3, seed=5)
     straight = CycleGANTask(a, b, tmp_path / "straight", cfg)
+    assert straight.steps_per_epoch() == 3  # the stop below is inside an epoch, with the image pool in use
     straight.fit()
 
     interrupted = CycleGANTask(a, b, tmp_path / "resumed", cfg)
@@ -172,12 +188,14 @@ def test_exact_resume(caches, tmp_path, tiny_preset):
     assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
 
 
-def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    t = CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, spectral_norm=True))
+def test_run_folder_and_model_round_trip(small_caches, tmp_path, tiny_preset):
+    a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    t = CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=3, spectral_norm=True,
+                                                         sample_phrases=1))
     t.fit()
     run = tmp_path / "run"
     assert {p.name for p in run.iterdir()} >= {"config.json", "split.json", "checkpoint.pt", "model.safetensors", "model.json", "log.csv", "samples"}
+    assert (run / "samples" / "epoch_001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     meta = json.loads((run / "model.json").read_text())
     assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "low", "b": "high"} and meta["config"]["spectral_norm"]
     assert meta["package_version"] and meta["torch_version"] and meta["epochs_done"] == 1
@@ -188,10 +206,8 @@ def test_run_folder_and_model_round_trip(caches, tmp_path, tiny_preset):
         assert torch.equal(model.g_ab(x), t.model.G_AB(x)) and torch.equal(model.g_ba(x), t.model.G_BA(x))
 
 
-def test_whole_song_is_stitched_in_order_with_the_tail(caches, tmp_path, tiny_preset):
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4)).fit()
-    model = TransferModel.load(tmp_path / "run")
+def test_whole_song_is_stitched_in_order_with_the_tail(tiny_run, tmp_path):
+    model = TransferModel.load(tiny_run)
     rng = np.random.default_rng(9)
     # 9 bars and a half: 2 full phrases, then an empty phrase, then a tail of 1.5 bars with notes
     notes = random_grid_notes(rng, 8, n=50, lo=30, hi=60) + [(192 * 120, 200 * 120, 40), (200 * 120, 232 * 120, 45)]
@@ -236,25 +252,25 @@ def test_bad_training_input(caches, tmp_path, tiny_preset):
     other = tmp_path / "other.h5"
     from midigenre.pianoroll import RollSettings
 
-    prepare([tmp_path / "high"], "high", other, RollSettings(meter="lenient"))
+    prepare([caches[1].parent / "high"], "high", other, RollSettings(meter="lenient"))
     with pytest.raises(GenreError, match="different settings"):
         CycleGANTask(a, GenreSource.parse(other), tmp_path / "r", TrainConfig(preset=tiny_preset))
     with pytest.raises(GenreError, match="unknown variant"):
         TrainConfig(variant="half")
 
 
-def test_partial_and_full_variants_train(caches, tmp_path, tiny_preset):
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    third = make_cache(tmp_path / "mid", "mid", 6, 45, 75, 3, tmp_path / "mid.h5")
-    row = CycleGANTask(a, b, tmp_path / "p", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="partial")).fit()
+def test_partial_and_full_variants_train(small_caches, tmp_path, tiny_preset, stub_samples):
+    a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    third = make_cache(tmp_path / "mid", "mid", 4, 45, 75, 3, tmp_path / "mid.h5")
+    row = CycleGANTask(a, b, tmp_path / "p", TrainConfig(preset=tiny_preset, epochs=1, batch_size=3, variant="partial")).fit()
     assert "d/a_all" in row and "d/b_all" in row
-    t = CycleGANTask(a, b, tmp_path / "f", TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, variant="full"),
+    t = CycleGANTask(a, b, tmp_path / "f", TrainConfig(preset=tiny_preset, epochs=1, batch_size=3, variant="full"),
                 mixed=GenreSource.parse(third))
-    assert len(t.mixed) == 3 and t._mixed_batch(0, 0).shape == (4, 1, 64, 84)
+    assert len(t.mixed) == 3 and t._mixed_batch(0, 0).shape == (3, 1, 64, 84)
     assert np.isfinite(t.fit()["d/a_all"])
 
 
-def test_cli_train_resume_and_transfer(caches, tmp_path):
+def test_cli_train_resume_and_transfer(small_caches, tmp_path, tiny_preset, stub_samples):
     from click.testing import CliRunner
 
     from cli.main import main
@@ -265,23 +281,23 @@ def test_cli_train_resume_and_transfer(caches, tmp_path):
         return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
     cfg = tmp_path / "cfg.yaml"
-    cfg.write_text("batch_size: 8\nsample_phrases: 2\n")
-    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "1", "--config", cfg)
+    cfg.write_text(f"batch_size: 3\nsample_phrases: 1\npreset: {tiny_preset}\n")
+    r = cli("midi", "train", "--a", small_caches[0], "--b", small_caches[1], "--out", run, "--epochs", "1", "--config", cfg)
     assert r.exit_code == 0, r.output
-    assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 8
-    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "1")
+    assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 3
+    r = cli("midi", "train", "--a", small_caches[0], "--b", small_caches[1], "--out", run, "--epochs", "1")
     assert r.exit_code == 1 and "--resume" in r.output
-    r = cli("midi", "train", "--a", caches[0], "--b", caches[1], "--out", run, "--epochs", "2", "--resume")
+    r = cli("midi", "train", "--a", small_caches[0], "--b", small_caches[1], "--out", run, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len((run / "log.csv").read_text().splitlines()) == 3
 
-    song = tmp_path / "low" / "low00.mid"
+    song = small_caches[0].parent / "low" / "low00.mid"
     out = tmp_path / "out.mid"
     r = cli("midi", "transfer", song, "--model", run, "--to", "high", "-o", out, "--cycle", "--png")
     assert r.exit_code == 0, r.output
     assert out.exists() and (tmp_path / "out.cycle.mid").exists() and (tmp_path / "out.png").exists()
-    r = cli("midi", "transfer", tmp_path / "low", "--model", run, "--to", "high", "-o", tmp_path / "many")
-    assert r.exit_code == 0 and len(list((tmp_path / "many").glob("*.high.mid"))) == 10
+    r = cli("midi", "transfer", song.parent, "--model", run, "--to", "high", "-o", tmp_path / "many")
+    assert r.exit_code == 0 and len(list((tmp_path / "many").glob("*.high.mid"))) == 4
     waltz = tmp_path / "waltz.mid"
     make_midi(waltz, random_grid_notes(np.random.default_rng(0), 8), time_signatures=[(0, 3, 4)])
     r = cli("midi", "transfer", waltz, "--model", run, "--to", "high", "-o", tmp_path / "w.mid")
@@ -290,7 +306,7 @@ def test_cli_train_resume_and_transfer(caches, tmp_path):
     assert r.exit_code == 0
     r = cli("midi", "transfer", song, "--model", tmp_path, "--to", "high", "-o", out)
     assert r.exit_code == 1 and "not a model folder" in r.output
-    r = cli("midi", "train", "--a", caches[0], "--b", f"{caches[1]}:jazz", "--out", tmp_path / "r2")
+    r = cli("midi", "train", "--a", small_caches[0], "--b", f"{small_caches[1]}:jazz", "--out", tmp_path / "r2")
     assert r.exit_code == 1 and "no genre 'jazz'" in r.output
 
 

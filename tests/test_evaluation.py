@@ -8,11 +8,10 @@ import torch
 from click.testing import CliRunner
 
 from cli.main import main
-from midigenre import models
 from midigenre.attribution import attribute
 from midigenre.classifier import Classifier, ClassifierConfig, GenreClassifier, classification_report, train_classifier
 from midigenre.evaluate import evaluate_transfer
-from midigenre.train import CycleGANTask, GenreSource, TrainConfig
+from midigenre.train import GenreSource
 from midigenre.transfer import TransferModel
 from shared.errors import GenreError
 
@@ -37,47 +36,109 @@ def test_classification_report_hand_computed():
     assert r["per_class"]["a"]["f1"] == pytest.approx(0.8)
 
 
-def test_train_classifier_saves_a_self_describing_model(caches, tmp_path):
+@pytest.fixture(scope="module")
+def trained_classifier(caches, tmp_path_factory):
+    """A tiny classifier low vs high, trained once for the module: (folder, report); READ ONLY."""
     srcs = [GenreSource.parse(caches[0]), GenreSource.parse(caches[1])]
-    rep = train_classifier(srcs, tmp_path / "clf", TINY_CLF)
+    out = tmp_path_factory.mktemp("clf") / "clf"
+    return out, train_classifier(srcs, out, TINY_CLF)
+
+
+def test_train_classifier_saves_a_self_describing_model(trained_classifier, caches, tmp_path):
+    clf_dir, rep = trained_classifier
     assert rep["accuracy"] >= 0.75  # low vs high register is easy
-    assert {p.name for p in (tmp_path / "clf").iterdir()} >= {"model.safetensors", "model.json", "report.json", "confusion.png", "split.json"}
-    clf = Classifier.load(tmp_path / "clf")
+    assert {p.name for p in clf_dir.iterdir()} >= {"model.safetensors", "model.json", "report.json", "confusion.png", "split.json"}
+    clf = Classifier.load(clf_dir)
     assert clf.genres == ["low", "high"] and clf.index("high") == 1
     with pytest.raises(GenreError, match="knows low, high"):
         clf.index("jazz")
     p = clf.probabilities(np.zeros((2, 64, 84), bool), sigma_c=0.5)
     assert p.shape == (2, 2) and np.allclose(p.sum(1), 1, atol=1e-5)
     with pytest.raises(GenreError, match="at least two"):
-        train_classifier(srcs[:1], tmp_path / "x", TINY_CLF)
+        train_classifier([GenreSource.parse(caches[0])], tmp_path / "x", TINY_CLF)
 
 
-@pytest.fixture
-def trained(caches, tmp_path, monkeypatch):
-    monkeypatch.setitem(models.PRESETS, "tiny", models.ModelConfig(g_channels=8, n_res_blocks=2, d_channels=8))
-    a, b = GenreSource.parse(caches[0]), GenreSource.parse(caches[1])
-    CycleGANTask(a, b, tmp_path / "run", TrainConfig(preset="tiny", epochs=1, batch_size=4)).fit()
-    train_classifier([a, b], tmp_path / "clf", TINY_CLF)
-    return tmp_path / "run", tmp_path / "clf"
+@pytest.fixture(scope="module")
+def trained(tiny_run, trained_classifier):
+    """(run folder of a tiny CycleGAN, classifier folder), both low ↔ high; READ ONLY."""
+    return tiny_run, trained_classifier[0]
 
 
-def test_evaluate_transfer_table(trained, caches):
-    run, clf_dir = trained
-    model, clf = TransferModel.load(run), Classifier.load(clf_dir)
-    from midigenre.dataset import PhraseCache
+# ---- S_tot with a classifier and generators whose outputs are known ------------------------------
 
-    with PhraseCache(caches[0]) as ca, PhraseCache(caches[1]) as cb:
-        xa, xb = ca.phrases("low", slice(0, 6)), cb.phrases("high", slice(0, 6))
-    res = evaluate_transfer(model, clf, xa, xb)
-    for key, src in (("low→high", xa), ("high→low", xb)):
-        r = res[key]
-        assert r["n"] == 6
-        assert r["S"] == pytest.approx(0.5 * (r["P_src(x)"] + r["P_src(cycled)"] - 2 * r["P_src(transferred)"]))
-        y = model.transfer_phrases(src, "high" if key.startswith("low") else "low")[0]
-        from midigenre.metrics import content_change
+class _ByMeanPitch(torch.nn.Module):
+    """A stand-in classifier net: 'high' when a phrase's mean pitch row is above 42, else 'low'.
+    Its outputs are in the order high, low (the model's genres are a = low, b = high), so an
+    index mix-up shows."""
 
-        assert r["content_change"]["mean"] == pytest.approx(np.nanmean(content_change(src, y)))
-    assert res["S_tot"] == pytest.approx(0.5 * (res["low→high"]["S"] + res["high→low"]["S"]))
+    def forward(self, x):
+        w = x[:, 0].sum(1)  # (B, 84) notes per pitch row
+        mean = (w * torch.arange(84.0)).sum(1) / w.sum(1).clamp(min=1)
+        return torch.stack([mean - 42.0, 42.0 - mean], 1) * 10
+
+
+class _Transpose(torch.nn.Module):
+    """A stand-in generator: shifts the piano roll by ``shift`` pitch rows (no wrap-around)."""
+
+    def __init__(self, shift):
+        super().__init__()
+        self.shift = shift
+
+    def forward(self, x):
+        y = torch.zeros_like(x)
+        s = self.shift
+        if s > 0:
+            y[..., s:] = x[..., :-s]
+        else:
+            y[..., :s] = x[..., -s:]
+        return y
+
+
+def _phrases(*pitch_sets):
+    x = np.zeros((len(pitch_sets), 64, 84), bool)
+    for i, pitches in enumerate(pitch_sets):
+        for p in pitches:
+            x[i, 8:24, p] = True  # one held note (or chord) per phrase
+    return x
+
+
+def test_evaluate_transfer_table_on_known_outputs():
+    """S, S_tot and content change against hand-computed values: G_AB transposes up 26 rows,
+    G_BA down 30; the classifier says 'high' above mean row 42."""
+    from midigenre.pianoroll import RollSettings
+
+    settings = RollSettings()
+    clf = Classifier(_ByMeanPitch(), ["high", "low"], settings.hash(), {}, torch.device("cpu"))
+    model = TransferModel(_Transpose(26), _Transpose(-30), {"a": "low", "b": "high"}, settings,
+                          {"settings": settings.to_dict()}, torch.device("cpu"))
+    # A = low. Rows (mean) → classes:  x: 10 L, 14 L, {8, 34} (21) L, 44 H          P_low(x)  = 3/4
+    #   x̂ = +26:  36 L, 40 L, {34, 60} (47) H, 70 H                                  P_low(x̂)  = 2/4
+    #   x̃ = x̂ − 30:  6 L, 10 L, {4, 30} (17) L, 40 L                                 P_low(x̃)  = 4/4
+    #   S_low→high = ½ (3/4 + 1 − 2·2/4) = 0.375; content change 2, 2, 1 (the chord keeps row 34), 2
+    x_a = _phrases([10], [14], [8, 34], [44])
+    # B = high. x: 60 H, 50 H, 80 H, 30 L, 66 H                                      P_high(x) = 4/5
+    #   x̂ = −30:  30 L, 20 L, 50 H, 0 L, 36 L                                        P_high(x̂) = 1/5
+    #   x̃ = x̂ + 26:  56 H, 46 H, 76 H, 26 L, 62 H                                    P_high(x̃) = 4/5
+    #   S_high→low = ½ (4/5 + 4/5 − 2·1/5) = 0.6; content change 2 each
+    x_b = _phrases([60], [50], [80], [30], [66])
+    res = evaluate_transfer(model, clf, x_a, x_b)
+    ab, ba = res["low→high"], res["high→low"]
+    assert (ab["n"], ba["n"]) == (4, 5) and res["genres"] == {"a": "low", "b": "high"}
+    assert (ab["P_src(x)"], ab["P_src(transferred)"], ab["P_src(cycled)"]) == pytest.approx((0.75, 0.5, 1.0))
+    assert (ba["P_src(x)"], ba["P_src(transferred)"], ba["P_src(cycled)"]) == pytest.approx((0.8, 0.2, 0.8))
+    assert ab["S"] == pytest.approx(0.375) and ba["S"] == pytest.approx(0.6)
+    assert res["S_tot"] == pytest.approx(0.4875)
+    assert ab["content_change"]["mean"] == pytest.approx(1.75) and ab["content_change"]["std"] == pytest.approx(0.1875 ** 0.5)
+    assert ab["added"]["mean"] == pytest.approx(0.875) and ab["removed"]["mean"] == pytest.approx(0.875)
+    assert ba["content_change"] == pytest.approx({"mean": 2.0, "std": 0.0})
+    assert res["content_change"]["mean"] == pytest.approx(17 / 9)  # over all 9 phrases
+    assert ab["cycle_content_change"]["mean"] == pytest.approx(2.0)  # x̃ is x shifted down 4 rows
+    assert ab["transposition_invariant"]["mean"] == 0.0 and ba["transposition_invariant"]["mean"] == 0.0
+    with pytest.raises(GenreError, match="no phrases of 'high'"):
+        evaluate_transfer(model, clf, x_a, x_b[:0])
+    other = Classifier(_ByMeanPitch(), ["high", "low"], RollSettings(meter="lenient").hash(), {}, torch.device("cpu"))
+    with pytest.raises(GenreError, match="other piano-roll settings"):
+        evaluate_transfer(model, other, x_a, x_b)
 
 
 def test_cli_classifier_evaluate_explain(trained, caches, tmp_path):
@@ -95,7 +156,7 @@ def test_cli_classifier_evaluate_explain(trained, caches, tmp_path):
     assert "S_tot" in r.output and "held-out songs" in r.output
     ev = json.loads((tmp_path / "e.json").read_text())
     assert set(ev) >= {"S_tot", "low→high", "high→low", "content_change"}
-    r = cli("midi", "explain", tmp_path / "low" / "low00.mid", "--classifier", tmp_path / "c2", "-g", "low",
+    r = cli("midi", "explain", caches[0].parent / "low" / "low00.mid", "--classifier", tmp_path / "c2", "-g", "low",
             "-o", tmp_path / "s.png")
     assert r.exit_code == 0 and (tmp_path / "s.png").stat().st_size > 5000
     r = cli("midi", "explain", caches[1], "--song", "0", "--classifier", tmp_path / "c2", "-g", "high",
@@ -126,12 +187,9 @@ def test_evaluate_with_fad_renders_phrases(trained, caches, tmp_path):
 
     if fluidsynth_ready() is not None:
         pytest.skip(f"FluidSynth not usable: {fluidsynth_ready()}")
-    run, _ = trained
+    run, clf_dir = trained
     enc = make_random_wav2vec2(tmp_path / "enc", "tiny")
-    r = CliRunner().invoke(main, ["midi", "train-classifier", "--genre", f"low={caches[0]}", "--genre", f"high={caches[1]}",
-                                  "--out", str(tmp_path / "c"), "--epochs", "1"])
-    assert r.exit_code == 0, r.output
-    r = CliRunner().invoke(main, ["midi", "evaluate", "--model", str(run), "--classifier", str(tmp_path / "c"), "--fad",
+    r = CliRunner().invoke(main, ["midi", "evaluate", "--model", str(run), "--classifier", str(clf_dir), "--fad",
                                   "--fad-embedding", str(enc), "--fad-phrases", "6", "-o", str(tmp_path / "e.json")])
     assert r.exit_code == 0, r.output
     assert "transferred vs real target" in r.output

@@ -110,13 +110,23 @@ def test_a_song_is_laid_out_in_lines_of_four_places_with_gaps():
     assert not second.overlay[:64].any()
 
 
-def test_plot_phrases_draws_at_most_twelve_lines_of_a_song(tmp_path):
-    sel = _selection(list(range(4 * MAX_LINES + 3)))
-    drawing = plot_phrases(sel, tmp_path / "song.png")
-    assert drawing.total == MAX_LINES + 1 and len(drawing.panels) == MAX_LINES
+def test_plot_phrases_draws_at_most_twelve_lines_of_a_song(tmp_path, monkeypatch):
+    # drawn: 3 lines of a song with max_lines=2, and 3 cache rows (never capped)
+    drawing = plot_phrases(_selection(list(range(4 * 2 + 3))), tmp_path / "song.png", max_lines=2)
+    assert drawing.total == 3 and len(drawing.panels) == 2
     assert drawing.path.read_bytes()[:8] == PNG
+    rows = plot_phrases(_selection(range(3), song=None), tmp_path / "rows.png", max_lines=2)
+    assert rows.total == len(rows.panels) == 3 and rows.path.read_bytes()[:8] == PNG
+    # the default, laid out only (matplotlib needs ~5 s for 12 tall panels)
+    import midigenre.plots
+
+    drawn = []
+    monkeypatch.setattr(midigenre.plots, "_draw", lambda panels, titles, path, settings: drawn.append(len(panels)) or path)
+    assert MAX_LINES == 12
+    drawing = plot_phrases(_selection(list(range(4 * MAX_LINES + 3))), tmp_path / "song.png")
+    assert drawing.total == MAX_LINES + 1 and len(drawing.panels) == MAX_LINES
     rows = plot_phrases(_selection(range(14), song=None), tmp_path / "rows.png")  # cache rows: every one
-    assert rows.total == len(rows.panels) == 14
+    assert rows.total == len(rows.panels) == 14 and drawn == [MAX_LINES, 14]
 
 
 class _Classifier:
