@@ -386,6 +386,8 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
         bar.close()
     if best_pass and best_pass < max(1, config.passes) and float(now.mean()) < best_mean:
         notes.append(f"kept pass {best_pass}: later passes lowered the mean p({target})")
+    if not best_pass and config.steps and any(steps_taken):
+        notes.append(f"no pass raised the mean p({target}): the song is left unchanged")
     delta = np.subtract(best_full, mono16, out=best_full)  # float32, in place: one 16 kHz copy fewer
     del xh_full
     # The floor holds per window; overlapping windows can add up past it over the song: back off.

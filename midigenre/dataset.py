@@ -28,9 +28,10 @@ class PhraseCache:
 
     Parameters
     ----------
-    path : the ``.h5`` file. Its header is checked on opening (kind, schema version, settings),
-        and each genre's tables the first time the genre is used (see :func:`check_genre`), so a
-        damaged or foreign file is refused with one line instead of giving wrong phrases.
+    path : the ``.h5`` file. Its header (kind, schema version, settings) and every genre's
+        tables (see :func:`check_genre`) are checked on opening, so a damaged or foreign file is
+        refused with one line before anything is read from it, instead of giving wrong phrases.
+        A flipped bit inside the phrases is found by their checksums when they are read.
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -44,6 +45,11 @@ class PhraseCache:
         except OSError as err:
             raise GenreError(f"{self.path} cannot be opened ({_short(err)})") from None
         self._checked: set[str] = set()
+        try:
+            self.check()
+        except BaseException:
+            self._h5.close()
+            raise
 
     def close(self) -> None:
         self._h5.close()

@@ -259,12 +259,12 @@ def cache_inputs(good: Path, folder: Path) -> dict[str, Path]:
         g = h5["genres/jazz"]
         x = g["phrases"][:]
         del g["phrases"]
-        g.create_dataset("phrases", data=x[:, :32], chunks=(16, 32, 84), compression="gzip")
+        g.create_dataset("phrases", data=x[:, :32], chunks=(min(16, len(x)), 32, 84), compression="gzip")
     with h5py.File(copy("phrases-float"), "r+") as h5:
         g = h5["genres/jazz"]
         x = g["phrases"][:]
         del g["phrases"]
-        g.create_dataset("phrases", data=x.astype(np.float32) * 7.5, chunks=(16, 64, 84))
+        g.create_dataset("phrases", data=x.astype(np.float32) * 7.5, chunks=(min(16, len(x)), 64, 84))
     with h5py.File(copy("empty-genres"), "r+") as h5:
         del h5["genres"]
     with h5py.File(folder / "plain-hdf5.h5", "w") as h5:
