@@ -202,6 +202,8 @@ class _reading:
         return False
 
 
+# What a MIDI tempo event can say: 1 to 2^24 − 1 µs per quarter note (read_song's 6e7 / mspq).
+_MIN_TEMPO, _MAX_TEMPO = 6e7 / 0xFFFFFF * (1 - 1e-6), 6e7 * (1 + 1e-6)
 _FILE_KEYS = ("path", "name", "sha1", "tempo", "first_phrase", "n_phrases")
 _DROPPED_KEYS = ("path", "name", "reason", "detail")
 _STRINGS = {"files/path", "files/name", "files/sha1", *(f"dropped/{k}" for k in _DROPPED_KEYS)}
@@ -211,7 +213,8 @@ def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
     """Check that a genre's tables have the layout :mod:`midigenre.prepare` writes and agree with
     each other and with the cache's settings: every table present, phrases of shape
     (N, phrase_steps, n_pitches) and bool, one row per phrase in ``phrase_file`` and
-    ``phrase_index``, every file's phrases inside the N rows and its own, positive tempos.
+    ``phrase_index``, every file's phrases inside the N rows and its own, phrase positions
+    within the ``max_bars`` limit, tempos that a MIDI file can hold.
 
     Costs one read of the small tables (4 bytes per phrase), not of the phrases. Raises
     GenreError naming what is wrong.
@@ -263,6 +266,9 @@ def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
         raise damaged(f"has phrases of song numbers outside its {f} files")
     if n and pi.min() < 0:
         raise damaged("has negative phrase positions")
+    last = settings.max_bars // settings.bars_per_phrase + 1  # prepare drops longer songs
+    if n and pi.max() > last:
+        raise damaged(f"has a phrase at position {int(pi.max())}, beyond the {settings.max_bars}-bar limit")
     if f and ((count < 0).any() or (first < 0).any() or (first + count > n).any() or int(count.sum()) != n):
         raise damaged(f"has a file list that does not add up to its {n} phrases")
     if f:
@@ -270,8 +276,8 @@ def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
         rows = np.repeat(first - np.cumsum(count) + count, count) + np.arange(n)
         if not np.array_equal(pf[rows], owner):
             raise damaged("has a phrase table that disagrees with its file list")
-    if f and not (np.isfinite(tempo) & (tempo > 0)).all():
-        raise damaged("has a song with a tempo that is not a positive number")
+    if f and not (np.isfinite(tempo) & (tempo >= _MIN_TEMPO) & (tempo <= _MAX_TEMPO)).all():
+        raise damaged("has a song whose tempo no MIDI file can hold")
 
 
 def read_rows(ds, rows: Sequence[int]) -> np.ndarray:

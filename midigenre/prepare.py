@@ -322,7 +322,7 @@ def prepare(
     resume : keep the genre's files already in the cache or in an interrupted run's journal
         and process only the others.
     overwrite : replace the genre if present; if the cache was built with other settings
-        (or is not a cache), replace the whole file.
+        (or is not a cache, or is damaged), replace the whole file.
     dedupe : drop files whose bytes equal an earlier file's (reason "duplicate"), so the same
         song cannot land on both sides of a train/test split.
     progress : called with each file's result, in input order.

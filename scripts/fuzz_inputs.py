@@ -249,6 +249,11 @@ def cache_inputs(good: Path, folder: Path) -> dict[str, Path]:
     with h5py.File(copy("phrase-index-negative"), "r+") as h5:
         pi = h5["genres/jazz/phrase_index"]
         pi[...] = -1 - pi[...]
+    with h5py.File(copy("phrase-index-huge"), "r+") as h5:
+        pi = h5["genres/jazz/phrase_index"]
+        pi[...] = pi[...] + 10**9  # export --song would lay out 10^9 phrases
+    with h5py.File(copy("tempo-0"), "r+") as h5:
+        h5["genres/jazz/files/tempo"][...] = 0.0
     with h5py.File(copy("first-phrase-out-of-range"), "r+") as h5:
         fp = h5["genres/jazz/files/first_phrase"]
         fp[...] = fp[...] + 10_000

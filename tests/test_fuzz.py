@@ -142,7 +142,7 @@ def caches(tmp_path_factory) -> dict[str, Path]:
 DAMAGED = ["zero-byte", "random-bytes", "truncated@50%", "corrupted-chunk", "bit-flip-in-chunk", "settings-not-json",
            "settings-wrong-types", "settings-a-list", "schema-version-text", "schema-version-99", "kind-other",
            "missing-phrases", "missing-files-group", "genre-is-a-dataset", "phrase-file-out-of-range",
-           "phrase-index-negative", "first-phrase-out-of-range", "counts-disagree", "phrases-(N,32,84)", "phrases-float",
+           "phrase-index-negative", "phrase-index-huge", "tempo-0", "first-phrase-out-of-range", "counts-disagree", "phrases-(N,32,84)", "phrases-float",
            "plain-hdf5"]
 
 
