@@ -315,6 +315,8 @@ class SongSplit:
         if not 0.0 <= test_fraction < 1.0:
             raise GenreError(f"test fraction must be in [0, 1), got {test_fraction}")
         split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash)
+        if not (genres or cache.genres):
+            raise GenreError(f"{cache.path} holds no genres yet: prepare one into it first")
         for genre in genres or cache.genres:
             files = cache.files(genre)
             first = {}  # one entry per distinct song content (identical files share a side)

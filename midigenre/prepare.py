@@ -414,7 +414,15 @@ def prepare(
                 now = _cache_state(output, genre, settings, resume=resume, overwrite=overwrite, quiet=True)
                 if now.append != state.append:
                     raise GenreError(f"{output} changed while this run worked; run the same command with --resume")
-                totals = _write_genre(output, genre, settings, all_new, now.keep, append=now.append)
+                try:
+                    totals = _write_genre(output, genre, settings, all_new, now.keep, append=now.append)
+                except (RuntimeError, OSError) as err:
+                    if "copy" not in str(err).lower() or not now.keep:
+                        raise
+                    # HDF5 walks every object it copies: damage the checks above cannot see
+                    raise GenreError(f"{output} is damaged: its other genres cannot be copied "
+                                     f"({str(err).splitlines()[0][:120]}); pass --overwrite to replace the whole cache, "
+                                     "with --resume to keep this run's work") from None
                 _remove_litter(output)
         except BaseException:
             journal.write(pending)
