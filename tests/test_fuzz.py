@@ -418,3 +418,40 @@ def test_window_defaults_come_from_one_place():
     assert default_windows(3.0) == (3.0, 0.75)  # a quarter of a short window
     assert default_windows(None) == (DEFAULT_WINDOW, 1.0) == (TransformConfig().window, TransformConfig().overlap)
     assert default_windows(3.0, window=8.0, overlap=0.5) == (8.0, 0.5)
+
+
+# ----------------------------------------------------------------------------- every offset, every byte
+
+
+def _midi_variants():
+    """The good song cut at every offset, with single bytes flipped, and as random bytes."""
+    good = F.song(16, seed=1)
+    rng = np.random.default_rng(0)
+    out = [good[:k] for k in range(len(good))]
+    for k in range(0, len(good), 7):
+        b = bytearray(good)
+        b[k] ^= 0xFF
+        out.append(bytes(b))
+    out += [rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes() for _ in range(50)]
+    out += [good[:14] + rng.integers(0, 256, 300, dtype=np.uint8).tobytes() for _ in range(50)]
+    return out
+
+
+def test_every_truncation_and_flipped_byte_is_a_reason_or_a_song(tmp_path):
+    """The readers of prepare/plot/transfer and of render either read a file or say why not."""
+    from audiogenre.render import tracks_of_file
+    from midigenre.pianoroll import DROP_REASONS, RollSettings, Unusable, phrases_of_file
+
+    reasons = set()
+    path = tmp_path / "x.mid"
+    for data in _midi_variants():
+        try:
+            phrases_of_file(data, RollSettings(meter="assume-4/4", max_bars=512))
+        except Unusable as err:
+            reasons.add(err.reason)
+        path.write_bytes(data)
+        try:
+            tracks_of_file(path, max_bars=512)
+        except GenreError:
+            pass
+    assert reasons <= set(DROP_REASONS) and {"parse error", "empty file"} <= reasons
