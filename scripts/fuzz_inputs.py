@@ -710,7 +710,7 @@ def scenario_cases(tmp: Path, slow: bool) -> list[Case]:
     return cases
 
 
-def kill_resume_trials(tmp: Path, trials: int = 6, n_files: int = 1500) -> list[tuple[str, str, str]]:
+def kill_resume_trials(tmp: Path, trials: int = 8, n_files: int = 1500) -> list[tuple[str, str, str]]:
     """kill -9 a prepare at different moments, then --resume: the cache must be the uninterrupted one, no litter."""
     src = tmp / "killsrc"
     src.mkdir(parents=True, exist_ok=True)
@@ -719,6 +719,7 @@ def kill_resume_trials(tmp: Path, trials: int = 6, n_files: int = 1500) -> list[
     ref = tmp / "kill-ref.h5"
     r = run_subprocess(["midi", "prepare", str(src), "-g", "g", "-o", str(ref)], 900)
     ref_phrases = _phrase_digest(ref)
+    whole = r.seconds  # kills spread over the whole run, the final rewrite (temporary .tmp.h5 files) included
     rows = []
     code = "import sys; sys.argv[0] = 'genre'; from cli.main import main; main()"
     for k in range(trials):
@@ -729,10 +730,11 @@ def kill_resume_trials(tmp: Path, trials: int = 6, n_files: int = 1500) -> list[
         env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
         p = subprocess.Popen([sys.executable, "-c", code, "midi", "prepare", str(src), "-g", "h", "-o", str(out)],
                              env=env, cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(2.0 + k * 1.7)
+        at = whole * (0.25 + 0.8 * k / max(1, trials - 1))
+        time.sleep(at)
         p.send_signal(signal.SIGKILL)
         p.wait()
-        litter_before = sorted(x.name for x in out.parent.iterdir() if x.name.startswith(".") and "tmp" in x.name)
+        litter_before = sorted(x.name for x in out.parent.iterdir() if x.name.endswith(".tmp.h5"))
         r = run_subprocess(["midi", "prepare", str(src), "-g", "h", "-o", str(out), "--resume"], 900)
         litter = sorted(x.name for x in out.parent.iterdir() if x.name.startswith("."))
         problem = []
@@ -745,7 +747,7 @@ def kill_resume_trials(tmp: Path, trials: int = 6, n_files: int = 1500) -> list[
                 problem.append("the other genre changed")
         if litter:
             problem.append(f"litter: {litter}")
-        rows.append((f"kill -9 after {2.0 + k * 1.7:.1f} s (tmp files then: {len(litter_before)})",
+        rows.append((f"kill -9 after {at:.1f} s of {whole:.1f} (litter then: {len(litter_before)})",
                      "midi prepare --resume", "; ".join(problem) or "ok"))
     return rows
 
