@@ -710,12 +710,12 @@ def scenario_cases(tmp: Path, slow: bool) -> list[Case]:
     return cases
 
 
-def kill_resume_trials(tmp: Path, trials: int = 8, n_files: int = 1500) -> list[tuple[str, str, str]]:
+def kill_resume_trials(tmp: Path, trials: int = 10, n_files: int = 3000) -> list[tuple[str, str, str]]:
     """kill -9 a prepare at different moments, then --resume: the cache must be the uninterrupted one, no litter."""
     src = tmp / "killsrc"
     src.mkdir(parents=True, exist_ok=True)
     for i in range(n_files):
-        (src / f"s{i:05d}.mid").write_bytes(song(8, seed=5000 + i))
+        (src / f"s{i:05d}.mid").write_bytes(song(64, seed=5000 + i))
     ref = tmp / "kill-ref.h5"
     r = run_subprocess(["midi", "prepare", str(src), "-g", "g", "-o", str(ref)], 900)
     ref_phrases = _phrase_digest(ref)
