@@ -168,7 +168,7 @@ class Renderer:
         self.synth_rate = min(self.rate, SYNTH_RATES[1])
         fluidsynth = _fluidsynth()
         self._synth = fluidsynth.Synth(gain=gain, samplerate=float(self.synth_rate))
-        got = self._synth.get_setting("synth.sample-rate")
+        got = self._synth.get_setting("synth.sample-rate") if hasattr(self._synth, "get_setting") else None
         if got is not None and int(round(got)) != self.synth_rate:
             self._synth.delete()
             self._synth = None
