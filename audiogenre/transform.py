@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from audiogenre.audio import SAMPLE_RATE, MIN_SECONDS, Audio, energy, load_audio, resample, snr_db, to_mono, write_audio
+from audiogenre.audio import SAMPLE_RATE, MIN_SECONDS, Audio, energy, load_audio, snr_db, to_mono, write_audio
 from shared.errors import GenreError
 
 OPTIMIZERS = ("adam", "sgd")
