@@ -67,28 +67,64 @@ def load_audio(path: str | os.PathLike, *, start: float = 0.0, duration: float |
     if path.stat().st_size == 0:
         raise GenreError(f"{path} is empty (0 bytes)")
     try:
-        with sf.SoundFile(str(path)) as f:
-            rate = f.samplerate
-            first = int(round(start * rate))
-            if first:
-                if f.seekable():
-                    f.seek(min(first, f.frames))
-                else:  # some MP3 streams: read and drop
-                    f.read(first, dtype="float32", always_2d=True)
-            frames = -1 if duration is None else int(round(duration * rate))
-            data = f.read(frames, dtype="float32", always_2d=True)
+        with _quiet_decoder():
+            with sf.SoundFile(str(path)) as f:
+                rate = f.samplerate
+                first = int(round(start * rate))
+                if first:
+                    if f.seekable():
+                        f.seek(min(first, f.frames))
+                    else:  # some MP3 streams: read and drop
+                        f.read(first, dtype="float32", always_2d=True)
+                frames = -1 if duration is None else int(round(duration * rate))
+                data = f.read(frames, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         msg = str(err).split("\n")[0]
+        if msg.startswith("Error opening") and path.is_file():  # libsndfile's words fit a missing file, not this
+            msg = "not a format it can decode, or damaged"
         raise GenreError(f"cannot read {path} as audio ({msg}); formats: WAV, FLAC, OGG, MP3, AIFF") from None
     if data.shape[0] == 0:
         raise GenreError(f"{path} has no audio samples" + (f" after {start:g} s" if start else ""))
-    if not np.isfinite(data).all():
+    if not all(np.isfinite(data[i:i + (1 << 20)]).all() for i in range(0, data.shape[0], 1 << 20)):
         raise GenreError(f"{path} holds NaN or infinite samples")
     return Audio(np.ascontiguousarray(data), int(rate))
 
 
+class _quiet_decoder:
+    """Hold back what the C decoders (libmpg123 inside libsndfile) print straight to the
+    process's stderr about a damaged file while it is read: the reader's own one-line error
+    says what matters. Only where file descriptor 2 can be redirected (a normal process)."""
+
+    def __enter__(self):
+        self._saved = None
+        try:
+            import sys
+
+            sys.stderr.flush()
+            self._saved = os.dup(2)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            if self._saved is not None:
+                os.close(self._saved)
+            self._saved = None
+        return self
+
+    def __exit__(self, *exc):
+        if self._saved is not None:
+            os.dup2(self._saved, 2)
+            os.close(self._saved)
+        return False
+
+
 def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, subtype: str | None = None) -> Path:
-    """Write ``samples`` (frames[, channels]) atomically; the format follows the suffix (WAV default)."""
+    """Write ``samples`` (frames[, channels]) atomically; the format follows the suffix (WAV default).
+
+    Integer and compressed formats hold [-1, 1]: samples beyond it are clipped, so callers with
+    louder signals scale them first (:func:`audiogenre.transform.transform_file` does, and says
+    so). Float subtypes (FLOAT, DOUBLE) are written as they are.
+    """
     import soundfile as sf
 
     path = Path(path)
@@ -100,7 +136,12 @@ def write_audio(path: str | os.PathLike, samples: np.ndarray, rate: int, subtype
         subtype = {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
     with atomic_path(path, suffix=path.suffix) as tmp:
         try:
-            sf.write(str(tmp), np.clip(data, -1.0, 1.0), int(rate), subtype=subtype, format=fmt)
+            clip = subtype.upper() not in ("FLOAT", "DOUBLE")
+            channels = 1 if data.ndim == 1 else data.shape[1]
+            with sf.SoundFile(str(tmp), "w", int(rate), channels, subtype=subtype, format=fmt) as f:
+                for i in range(0, data.shape[0], 1 << 20):  # a block at a time: no copy of a long song
+                    block = data[i:i + (1 << 20)]
+                    f.write(np.clip(block, -1.0, 1.0) if clip else block)
         except (sf.LibsndfileError, RuntimeError, ValueError) as err:
             raise GenreError(f"cannot write {path} ({fmt} {subtype} at {rate} Hz): {str(err).splitlines()[0]}") from None
     return path
@@ -227,10 +268,20 @@ def file_sha1(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def energy(x: np.ndarray) -> float:
+    """Σx² in float64, a block at a time (no float64 copy of a long song)."""
+    flat = np.asarray(x).reshape(-1)
+    total = 0.0
+    for i in range(0, len(flat), 1 << 20):
+        b = flat[i:i + (1 << 20)].astype(np.float64)
+        total += float(np.dot(b, b))
+    return total
+
+
 def snr_db(signal: np.ndarray, noise: np.ndarray) -> float:
     """10·log10(Σ signal² / Σ noise²); +inf for a zero perturbation."""
-    s = float(np.sum(np.square(signal, dtype=np.float64)))
-    n = float(np.sum(np.square(noise, dtype=np.float64)))
+    s = energy(signal)
+    n = energy(noise)
     if n == 0:
         return float("inf")
     if s == 0:

@@ -84,14 +84,45 @@ class Track:
     notes: np.ndarray
 
 
-def tracks_of_file(path: str | os.PathLike) -> list[Track]:
-    """Tracks of a MIDI file in seconds (symusic: tempo map applied)."""
+#: Longest song rendered, in 4/4 bars: the same guard against absurd note times as
+#: ``genre midi prepare --max-bars`` (RollSettings.max_bars), checked before any sample is made.
+MAX_BARS = 4096
+
+
+def tracks_of_file(path: str | os.PathLike, *, max_bars: int = MAX_BARS) -> list[Track]:
+    """Tracks of a MIDI file in seconds (symusic: tempo map applied), read by the toolkit's rules.
+
+    As everywhere in the toolkit: ticks per quarter note must be positive; a tempo event of
+    0 µs per quarter note is ignored (the tempo before it goes on; 120 bpm before any tempo);
+    files whose notes reach beyond ``max_bars`` bars of 4/4 are refused as too long.
+    """
     import symusic
 
     try:
-        # from the bytes: symusic.Score(path) picks the format by suffix and rejects .smf
-        score = symusic.Score.from_midi(Path(path).read_bytes()).to("second")
+        data = Path(path).read_bytes()
+    except OSError as err:
+        raise GenreError(f"cannot read {path}: {err.strerror or err}") from None
+    if not data:
+        raise GenreError(f"{path} is empty (0 bytes)")
+    try:
+        score = symusic.Score.from_midi(data)
     except Exception as err:  # symusic raises plain RuntimeError/ValueError on bad files
+        raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
+    if score.tpq <= 0:
+        raise GenreError(f"cannot read {path} as MIDI (invalid ticks per quarter note {score.tpq})")
+    last = 0
+    for t in score.tracks:
+        if len(t.notes):
+            arr = t.notes.numpy()
+            last = max(last, int((arr["time"].astype(np.int64) + np.maximum(arr["duration"], 0)).max()))
+    ticks_per_bar = 4 * int(score.tpq)
+    if last > max_bars * ticks_per_bar:
+        raise GenreError(f"{path} is too long: notes reach bar {last // ticks_per_bar + 1}, the limit is {max_bars} bars")
+    if len(score.tempos) and (score.tempos.numpy()["mspq"] <= 0).any():
+        score.tempos.filter(lambda t: t.mspq > 0, inplace=True)
+    try:
+        score = score.to("second")
+    except Exception as err:
         raise GenreError(f"cannot read {path} as MIDI ({str(err).splitlines()[0] if str(err) else type(err).__name__})") from None
     out = []
     for t in score.tracks:
@@ -118,17 +149,35 @@ def song_seconds(tracks: Sequence[Track]) -> float:
     return max((float(t.notes[:, 1].max()) for t in tracks if len(t.notes)), default=0.0)
 
 
+#: FluidSynth's sample-rate range; higher output rates are rendered at the top of it and resampled.
+SYNTH_RATES = (8000, 96000)
+
+
 class Renderer:
-    """A FluidSynth synthesiser with a General MIDI sound font loaded once."""
+    """A FluidSynth synthesiser with a General MIDI sound font loaded once.
+
+    ``rate`` is the output rate. FluidSynth itself runs at 8–96 kHz (asked for more, it would
+    silently stay at 44.1 kHz and every note would come out at the wrong pitch); above 96 kHz
+    it renders at 96 kHz and the output is resampled (band-limited, soxr) to ``rate``.
+    """
 
     def __init__(self, soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE, gain: float = 0.5):
         self.soundfont = find_soundfont(soundfont)
         self.rate = int(rate)
+        if self.rate < SYNTH_RATES[0]:
+            raise GenreError(f"cannot render at {self.rate} Hz: the lowest rate is {SYNTH_RATES[0]} Hz")
+        self.synth_rate = min(self.rate, SYNTH_RATES[1])
         fluidsynth = _fluidsynth()
-        self._synth = fluidsynth.Synth(gain=gain, samplerate=float(self.rate))
+        self._synth = fluidsynth.Synth(gain=gain, samplerate=float(self.synth_rate))
+        got = self._synth.get_setting("synth.sample-rate") if hasattr(self._synth, "get_setting") else None
+        if got is not None and int(round(got)) != self.synth_rate:
+            self._synth.delete()
+            self._synth = None
+            raise GenreError(f"FluidSynth refused the sample rate {self.synth_rate} Hz (it runs at {got:g} Hz)")
         self._sfid = self._synth.sfload(str(self.soundfont))
         if self._sfid == -1:
             self._synth.delete()
+            self._synth = None
             raise GenreError(f"FluidSynth cannot load the sound font {self.soundfont}")
 
     def _silence(self) -> None:
@@ -140,7 +189,7 @@ class Renderer:
         for chan in range(16):
             synth.cc(chan, 120, 0)
             synth.cc(chan, 121, 0)
-        synth.get_samples(self.rate * 2)  # 2 s: longer than the reverb's decay; the samples are dropped
+        synth.get_samples(self.synth_rate * 2)  # 2 s: longer than the reverb's decay; the samples are dropped
 
     def close(self) -> None:
         if self._synth is not None:
@@ -158,16 +207,81 @@ class Renderer:
         """Float32 stereo ``(frames, 2)`` of the notes sounding in ``[start, start + seconds)``.
 
         Notes already sounding at ``start`` are struck at 0; with ``seconds`` None the whole
-        song is rendered plus ``tail`` seconds of release.
+        song is rendered plus ``tail`` seconds of release. For long songs see :meth:`blocks`.
         """
-        synth = self._synth
+        return np.concatenate(list(self.blocks(tracks, start=start, seconds=seconds, tail=tail)))
+
+    def blocks(self, tracks: Sequence[Track], *, start: float = 0.0, seconds: float | None = None,
+               tail: float = 1.0, block_seconds: float = 10.0):
+        """:meth:`render` in pieces of about ``block_seconds``: float32 stereo arrays that join
+        into exactly the same samples, so memory stays bounded however long the song is."""
         self._silence()
         end = (song_seconds(tracks) + tail) if seconds is None else start + seconds
         if end <= start:
             raise GenreError(f"nothing to render: the song ends at {song_seconds(tracks):.1f} s, before {start:g} s")
-        total = max(1, int(round((end - start) * self.rate)))
+        sr = self.synth_rate
+        total = max(1, int(round((end - start) * sr)))
+        block = max(1, int(block_seconds * sr))
+        events = self._events(tracks, start, end, total)
+        resampler = None
+        want = total
+        if sr != self.rate:
+            import soxr
+
+            resampler = soxr.ResampleStream(sr, self.rate, 2, dtype="float32", quality="HQ")
+            want = max(1, int(round((end - start) * self.rate)))
+        synth = self._synth
+        pending: list[np.ndarray] = []
+        n_pending = 0
+        made = 0
+
+        def emit(last: bool) -> np.ndarray:
+            nonlocal made
+            x = np.concatenate(pending).reshape(-1, 2).astype(np.float32) / 32768.0 if pending else np.zeros((0, 2), np.float32)
+            pending.clear()
+            if resampler is not None:
+                x = resampler.resample_chunk(x, last=last)
+                if last:  # the resampler's length is the rate ratio's, to a sample or two
+                    x = x[: max(0, want - made)]
+                    if made + len(x) < want:
+                        x = np.concatenate([x, np.zeros((want - made - len(x), 2), np.float32)])
+                x = np.ascontiguousarray(x, dtype=np.float32)
+            made += len(x)
+            return x
+
+        def pull(n: int):
+            nonlocal n_pending
+            while n > 0:
+                k = min(n, block)
+                pending.append(synth.get_samples(k))
+                n_pending += k
+                n -= k
+                if n_pending >= block:
+                    n_pending = 0
+                    yield emit(False)
+
+        pos = 0
+        for frame, kind, chan, pitch, vel in events:
+            if frame > pos:
+                yield from pull(frame - pos)
+                pos = frame
+            if kind:
+                synth.noteon(chan, pitch, max(1, min(127, vel)))
+            else:
+                synth.noteoff(chan, pitch)
+        if total > pos:
+            yield from pull(total - pos)
+        if pending or resampler is not None:
+            last = emit(True)
+            if len(last):
+                yield last
+
+    def _events(self, tracks: Sequence[Track], start: float, end: float, total: int) -> list[tuple]:
+        """Note events ``(frame, kind, channel, pitch, velocity)`` in time order, channels set up;
+        at one frame note-offs (kind 0) come before note-ons (kind 1)."""
+        synth, rate = self._synth, self.synth_rate
         channels: dict[tuple[int, bool], int] = {}
-        events = []  # (frame, order, kind, channel, pitch, velocity); note-offs before note-ons at one time
+        events = []
         melodic = [c for c in range(16) if c != 9]
         for t in tracks:
             key = (t.program if not t.is_drum else 0, t.is_drum)
@@ -184,25 +298,13 @@ class Renderer:
             n = t.notes
             keep = (n[:, 1] > start) & (n[:, 0] < end)
             for s, e, p, v in n[keep]:
-                on = max(0, int(round((s - start) * self.rate)))
-                off = min(total, int(round((e - start) * self.rate)))
+                on = max(0, int(round((s - start) * rate)))
+                off = min(total, int(round((e - start) * rate)))
                 events.append((on, 1, chan, int(p), int(v)))
                 if off < total:
                     events.append((max(off, on + 1), 0, chan, int(p), 0))
         events.sort(key=lambda ev: (ev[0], ev[1]))
-        out = np.empty(2 * total, dtype=np.int16)
-        pos = 0
-        for frame, kind, chan, pitch, vel in events:
-            if frame > pos:
-                out[2 * pos:2 * frame] = synth.get_samples(frame - pos)
-                pos = frame
-            if kind:
-                synth.noteon(chan, pitch, max(1, min(127, vel)))
-            else:
-                synth.noteoff(chan, pitch)
-        if total > pos:
-            out[2 * pos:] = synth.get_samples(total - pos)
-        return (out.reshape(-1, 2).astype(np.float32) / 32768.0)
+        return events
 
 
 _RENDERERS: dict[tuple[str, int], Renderer] = {}
@@ -218,12 +320,48 @@ def renderer(soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE
 
 
 def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_RATE, start: float = 0.0,
-                seconds: float | None = None) -> np.ndarray:
-    """Render a MIDI file (or ``seconds`` of it from ``start``) to float32 stereo."""
-    tracks = tracks_of_file(path)
+                seconds: float | None = None, max_bars: int = MAX_BARS) -> np.ndarray:
+    """Render a MIDI file (or ``seconds`` of it from ``start``) to float32 stereo in memory.
+
+    A whole long song takes 8 bytes per frame: :func:`render_to_file` streams instead.
+    """
+    tracks = tracks_of_file(path, max_bars=max_bars)
     if not tracks:
         raise GenreError(f"{path} has no notes to render")
     return renderer(soundfont, rate).render(tracks, start=start, seconds=seconds)
+
+
+def render_to_file(path: str | os.PathLike, output: str | os.PathLike, *, soundfont=None, rate: int = RENDER_RATE,
+                   start: float = 0.0, seconds: float | None = None, max_bars: int = MAX_BARS,
+                   subtype: str | None = None) -> float:
+    """Render a MIDI file straight into an audio file (.wav/.flac/.ogg), block by block.
+
+    Memory stays at a few seconds of audio whatever the song's length; the file appears
+    (atomically) only when it is complete. Returns the seconds written.
+    """
+    import soundfile as sf
+
+    from audiogenre.audio import check_output_suffix
+    from shared.atomic import atomic_path
+
+    output = Path(output)
+    check_output_suffix(output)
+    tracks = tracks_of_file(path, max_bars=max_bars)
+    if not tracks:
+        raise GenreError(f"{path} has no notes to render")
+    rend = renderer(soundfont, rate)
+    fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[output.suffix.lower()]
+    subtype = subtype or {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
+    frames = 0
+    with atomic_path(output, suffix=output.suffix) as tmp:
+        try:
+            with sf.SoundFile(str(tmp), "w", samplerate=int(rate), channels=2, subtype=subtype, format=fmt) as f:
+                for block in rend.blocks(tracks, start=start, seconds=seconds):
+                    f.write(np.clip(block, -1.0, 1.0))
+                    frames += len(block)
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise GenreError(f"cannot write {output} ({fmt} {subtype} at {rate} Hz): {str(err).splitlines()[0]}") from None
+    return frames / float(rate)
 
 
 def midi_files_by_genre(midi_root: str | os.PathLike, *, genres: Sequence[str] | None = None,

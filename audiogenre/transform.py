@@ -16,8 +16,22 @@ the song will contain; windows that a neighbour pushed back below ``target_prob`
 revisited (``passes``). The song itself is never resampled for the output: the perturbation
 δ = x̂ − x is upsampled (band-limited) to the song's own rate and added to every channel of
 the original. The output keeps the song's rate, channels and full bandwidth; only the part
-the classifier hears (below 8 kHz) changes. The report's "after" numbers are measured again
-on the written file, not on the optimiser's copy.
+the classifier hears (below ``max_hz``, 7 kHz by default) changes. The report's "after"
+numbers are measured again on the written file, not on the optimiser's copy.
+
+Three guards keep the song from being damaged:
+
+* **Keep the best.** Each window keeps the step with the highest p(target) it reached, not
+  the last one; after each pass the whole song's mean p(target) is measured and the best
+  pass is kept. A result that the classifier scores below the input is never returned:
+  the song is then left unchanged (and :func:`transform_file` writes nothing).
+* **An SNR floor** (``min_snr``, 25 dB by default): after every step the change in a window
+  is scaled back onto the floor if it grew past it (a projection, so the optimiser keeps
+  working inside the budget), and the whole song's change is scaled back if the overlaps
+  added up past it. The report says when the floor held the change back.
+* **No silent clipping.** A float file that peaks above full scale is heard by the
+  classifier normalised, and the output is not clipped: it is written as float (WAV) or,
+  in a format that cannot hold it, scaled down as a whole; the report says which.
 """
 
 from __future__ import annotations
@@ -29,10 +43,28 @@ from pathlib import Path
 
 import numpy as np
 
-from audiogenre.audio import SAMPLE_RATE, MIN_SECONDS, Audio, load_audio, resample, snr_db, to_mono, write_audio
+from audiogenre.audio import SAMPLE_RATE, MIN_SECONDS, Audio, energy, load_audio, snr_db, to_mono, write_audio
 from shared.errors import GenreError
 
 OPTIMIZERS = ("adam", "sgd")
+
+#: Window settings of ``genre audio transform`` when the classifier does not say: windows of
+#: the classifier's clip length (DEFAULT_WINDOW seconds if unknown), neighbours sharing
+#: DEFAULT_OVERLAP seconds but at most MAX_OVERLAP_FRACTION of a window. See default_windows().
+DEFAULT_WINDOW = 10.0
+DEFAULT_OVERLAP = 1.0
+MAX_OVERLAP_FRACTION = 0.25
+#: The least signal-to-noise ratio (dB) of the change that a transformation may cost a song.
+DEFAULT_MIN_SNR = 25.0
+
+
+def default_windows(clip_seconds: float | None = None, window: float | None = None,
+                    overlap: float | None = None) -> tuple[float, float]:
+    """``(window, overlap)`` in seconds: the given values, else the defaults for a classifier
+    whose clip length is ``clip_seconds`` (None: unknown)."""
+    window = float(window or clip_seconds or DEFAULT_WINDOW)
+    overlap = min(DEFAULT_OVERLAP, window * MAX_OVERLAP_FRACTION) if overlap is None else float(overlap)
+    return window, overlap
 
 
 @dataclasses.dataclass
@@ -45,12 +77,13 @@ class TransformConfig:
     target_prob: float = 0.9   # stop a window once p_target reaches this
     epsilon: float = 0.0       # stop a window once the loss is below ε (0: off)
     optimizer: str = "adam"
-    window: float = 10.0       # seconds per window (the classifier's clip length)
-    overlap: float = 1.0       # seconds shared by neighbouring windows
+    window: float = DEFAULT_WINDOW    # seconds per window (the classifier's clip length)
+    overlap: float = DEFAULT_OVERLAP  # seconds shared by neighbouring windows
     passes: int = 3            # rounds over the windows that are not yet at target_prob in the whole signal
     max_hz: float = 7000.0     # the change is kept below this (Hz): it must survive resampling to the song's rate
                                # and back, whose filters roll off toward 8 kHz (0: no limit)
     bf16: bool = False         # bfloat16 autocast for the classifier (CPU: ~2x faster steps, slightly noisier gradients)
+    min_snr: float | None = DEFAULT_MIN_SNR  # dB: the change never costs the song more (None: no floor)
 
     def check(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -61,14 +94,12 @@ class TransformConfig:
             raise GenreError("--target-prob must be in (0, 1]")
         if self.window < MIN_SECONDS or not 0 <= self.overlap < self.window / 2:
             raise GenreError(f"--window must be ≥ {MIN_SECONDS} s and --overlap between 0 and half the window")
+        if self.min_snr is not None and not (math.isfinite(self.min_snr) and self.min_snr >= 0):
+            raise GenreError(f"--min-snr must be a number of dB ≥ 0, not {self.min_snr}")
 
-
-def window_defaults(clip_seconds: float, window: float | None = None, overlap: float | None = None) -> tuple[float, float]:
-    """``(window, overlap)`` in seconds for a classifier of ``clip_seconds`` clips: the window is
-    the clip length and the overlap 1 s (at most a quarter window), unless given."""
-    window = float(window or clip_seconds)
-    overlap = min(TransformConfig.overlap, window / 4) if overlap is None else float(overlap)
-    return window, overlap
+    def energy_ratio(self) -> float | None:
+        """Largest allowed Σδ² / Σx² (None: no floor)."""
+        return None if self.min_snr is None else 10.0 ** (-self.min_snr / 10.0)
 
 
 def windows(n: int, rate: int, window: float, overlap: float) -> list[tuple[int, int]]:
@@ -111,6 +142,8 @@ class TransformReport:
     rate: int
     channels: int
     seconds: float
+    min_snr_db: float | None = None  # the SNR floor the change was held to
+    notes: list[str] = dataclasses.field(default_factory=list)  # what the guards did, in words
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -130,10 +163,12 @@ def _probabilities(model, waves: list[np.ndarray], device: str, length: int = 0)
 
 def optimise_window(model, x: np.ndarray, target: int, config: TransformConfig, *, device: str = "cpu",
                     on_step=None, start: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """Algorithm 1 on one 16 kHz mono window x; returns x̂ and the number of steps taken.
+    """Algorithm 1 on one 16 kHz mono window x; returns the best x̂ it reached and the number of
+    steps taken.
 
     x̂ starts at ``start`` (default x: the window as it is now in the song, with what earlier
-    windows changed) and the proximity term is always to the original x.
+    windows changed) and the proximity term is always to the original x. "Best" is the highest
+    p(target) among the states it scored, every one of them within the SNR floor.
     """
     import torch
 
@@ -167,8 +202,22 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
         edge = 500.0  # raised-cosine roll-off over the last 500 Hz below max_hz
         mask = torch.clamp((config.max_hz - f) / edge, 0.0, 1.0)
         mask = 0.5 - 0.5 * torch.cos(torch.pi * mask)
+    ratio = config.energy_ratio()
+    budget = None if ratio is None else float(torch.sum(x0.double() ** 2)) * ratio
+
+    def hold_floor() -> None:  # scale the change back onto the SNR floor (a projection)
+        if budget is None:
+            return
+        d = xh - x0
+        e = float(torch.sum(d.double() ** 2))
+        if e > budget:
+            xh.copy_(x0 + d * math.sqrt(budget / e))
+
+    with torch.no_grad():
+        hold_floor()  # the start (what the neighbours left) may already be past it
     autocast = torch.autocast(dev, dtype=torch.bfloat16) if config.bf16 else contextlib.nullcontext()
     taken = 0
+    best_p, best = -1.0, None
     for step in range(config.steps + 1):
         with autocast:
             inp = xh if len(xh) >= length else torch.nn.functional.pad(xh, (0, length - len(xh)))
@@ -177,6 +226,8 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
         p = float(logp.detach().exp())
         if on_step:
             on_step(p)
+        if p > best_p:
+            best_p, best = p, xh.detach().clone()
         loss = -logp + config.lam * torch.sum((xh - x0) ** 2)
         if step == config.steps or p >= config.target_prob or float(loss.detach()) < config.epsilon:
             break
@@ -186,9 +237,81 @@ def _steps(model, x0, xh, opt, target, config, device, on_step):
         with torch.no_grad():
             if mask is not None:  # keep the change x̂ − x inside the band that survives resampling
                 xh.copy_(x0 + torch.fft.irfft(torch.fft.rfft(xh - x0) * mask, n=len(x0)))
-            xh.clamp_(-1.0, 1.0)
+            hold_floor()
+            xh.clamp_(-1.0, 1.0)  # moves x̂ toward x (x is inside [-1, 1]): the floor still holds
         taken += 1
-    return xh.detach().cpu().numpy(), taken
+    return best.cpu().numpy(), taken
+
+
+def _gain(samples: np.ndarray) -> float:
+    """Level at which the classifier hears a song: 1, or 1/peak for a float file above full scale."""
+    peak = _peak(samples)
+    return 1.0 / peak if peak > 1.0 else 1.0
+
+
+def _peak(samples: np.ndarray) -> float:
+    """Largest |sample| (no copy of the song)."""
+    return max(float(samples.max()), -float(samples.min())) if samples.size else 0.0
+
+
+_BLOCK = 1 << 20  # frames per block when a whole song is walked through (bounded temporaries)
+
+
+def _hear(samples: np.ndarray, rate: int, gain: float) -> np.ndarray:
+    """What the classifier hears: mono, 16 kHz, at ``gain``, inside [-1, 1]. Made a block at a
+    time (the same samples as one resampling of the whole mono song)."""
+    import soxr
+
+    if rate == SAMPLE_RATE:
+        mono = to_mono(samples).copy()
+    else:
+        stream = soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+        n = samples.shape[0]
+        parts = [stream.resample_chunk(to_mono(samples[i:i + _BLOCK]), last=i + _BLOCK >= n)
+                 for i in range(0, max(n, 1), _BLOCK)]
+        mono = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    if gain != 1.0:
+        mono *= np.float32(gain)
+    return np.clip(mono, -1.0, 1.0, out=mono)
+
+
+def _energy_diff(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ(a − b)² in float64, a block at a time."""
+    return sum(energy(a[i:i + _BLOCK] - b[i:i + _BLOCK]) for i in range(0, a.shape[0], _BLOCK))
+
+
+def _snr(signal: np.ndarray, out: np.ndarray) -> float:
+    """:func:`snr_db` of the change ``out − signal``, without a copy of the song."""
+    s, n = energy(signal), _energy_diff(out, signal)
+    return float("inf") if n == 0 else float("-inf") if s == 0 else float(10.0 * np.log10(s / n))
+
+
+def _apply(audio: Audio, delta16: np.ndarray, gain: float) -> np.ndarray:
+    """The song plus the 16 kHz change, upsampled to the song's rate, on every channel, at the
+    song's own level. Clipped to [-1, 1] only when the song itself is inside it. Built a block
+    at a time: the only song-sized array made is the output."""
+    import soxr
+
+    samples, m = audio.samples, audio.samples.shape[0]
+    clip = _peak(samples) <= 1.0
+    out = np.empty(samples.shape, np.float32)
+    stream = None if audio.rate == SAMPLE_RATE else soxr.ResampleStream(SAMPLE_RATE, audio.rate, 1, dtype="float32",
+                                                                         quality="HQ")
+    step = 1 << 18
+    pos = 0
+    d = np.asarray(delta16, dtype=np.float32)
+    for i in range(0, max(len(d), 1), step):
+        chunk = d[i:i + step]
+        up = chunk if stream is None else stream.resample_chunk(chunk, last=i + step >= len(d))
+        up = up[: max(0, m - pos)]
+        if gain != 1.0:
+            up = up / np.float32(gain)
+        block = np.add(samples[pos:pos + len(up)], up[:, None], out=out[pos:pos + len(up)])
+        if clip:
+            np.clip(block, -1.0, 1.0, out=block)
+        pos += len(up)
+    out[pos:] = samples[pos:]  # a change shorter than the song (by a resampling sample or two): nothing added there
+    return out
 
 
 def transform_audio(model, audio: Audio, target: str, config: TransformConfig = TransformConfig(), *,
@@ -196,16 +319,28 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     """Transform ``audio`` toward ``target``; returns (output samples at the song's rate and
     channels, the report with "after" measured on the output, the 16 kHz perturbation).
 
-    ``progress(stage, done, total, note)`` (:mod:`shared.progress`) is told the steps done out of
-    the step budget, and the window being worked on with its p(target)."""
+    The model is moved to ``device`` (see :func:`shared.runtime.pick_device`). If nothing the
+    optimiser found scores higher than the input, the output is the input unchanged and the
+    report's notes say so. ``progress(stage, done, total, note)`` (:mod:`shared.progress`) is told
+    the steps done out of the step budget, and the window being worked on with its p(target).
+    """
     from shared.progress import progress_callback
+    from shared.runtime import pick_device
 
     report_progress = progress_callback(progress)
+
     config.check()
     t = model.genre_index(target)
     if audio.seconds < MIN_SECONDS:
         raise GenreError(f"the song is too short ({audio.seconds:.2f} s); at least {MIN_SECONDS} s is needed")
-    mono16 = np.clip(resample(to_mono(audio.samples), audio.rate, SAMPLE_RATE), -1, 1)
+    device = pick_device(device)
+    model.to(device)
+    gain = _gain(audio.samples)
+    notes = []
+    if gain != 1.0:
+        notes.append(f"the input peaks at {1 / gain:.2f} ({20 * math.log10(1 / gain):+.1f} dBFS): the classifier heard "
+                     "it normalised, and the output is not clipped")
+    mono16 = _hear(audio.samples, audio.rate, gain)
     if float(np.max(np.abs(mono16))) < 1e-4:
         raise GenreError("the song is silent (peak below -80 dBFS): there is nothing to transform")
     n = len(mono16)
@@ -217,19 +352,19 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     # (with the changes its neighbours made in the overlap) and written back whole, so every
     # window is scored on exactly what the song will contain. Later windows can undo part of an
     # earlier one's work in the overlap: further passes revisit the windows whose p(target) in
-    # the whole signal is still below target_prob.
+    # the whole signal is still below target_prob. The pass with the best mean p(target) is kept.
     xh_full = mono16.astype(np.float32).copy()
+    best_full, best_mean, best_pass = xh_full.copy(), float(before[:, t].mean()), 0
     steps_taken = [0] * len(bounds)
-    todo = list(range(len(bounds)))
+    now = before[:, t]
     stage = f"→ {target}"
     budget = [len(bounds) * config.steps, 0]  # total steps, steps done (or given up when a window stops early)
     report_progress(stage, 0, budget[0])
     for rnd in range(max(1, config.passes)):
+        todo = [k for k in range(len(bounds)) if now[k] < config.target_prob] if rnd else list(range(len(bounds)))
+        if rnd and (not todo or config.steps == 0):
+            break
         if rnd:
-            now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
-            todo = [k for k in range(len(bounds)) if now[k] < config.target_prob]
-            if not todo or config.steps == 0:
-                break
             budget[0] += len(todo) * config.steps
             report_progress(stage, budget[1], budget[0])
         for k in todo:
@@ -248,40 +383,104 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
             report_progress(stage, budget[1], budget[0], where)
             xh_full[s:e] = xh
             steps_taken[k] += taken
-    delta = xh_full.astype(np.float64) - mono16
+        now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
+        if float(now.mean()) > best_mean:
+            best_full[:], best_mean, best_pass = xh_full, float(now.mean()), rnd + 1
+    if best_pass and best_pass < max(1, config.passes) and float(now.mean()) < best_mean:
+        notes.append(f"kept pass {best_pass}: later passes lowered the mean p({target})")
+    if not best_pass and config.steps and any(steps_taken):
+        notes.append(f"no pass raised the mean p({target}): the song is left unchanged")
+    delta = np.subtract(best_full, mono16, out=best_full)  # float32, in place: one 16 kHz copy fewer
+    del xh_full
+    # The floor holds per window; overlapping windows can add up past it over the song: back off.
+    ratio = config.energy_ratio()
+    out = _apply(audio, delta, gain)
+    if ratio is not None:
+        e_song, e_change = energy(audio.samples), _energy_diff(out, audio.samples)
+        if e_change > e_song * ratio * (1 + 1e-6):
+            k = math.sqrt(e_song * ratio / e_change) * (1 - 1e-4)
+            delta *= np.float32(k)
+            out = _apply(audio, delta, gain)
+            notes.append(f"the change was scaled by {20 * math.log10(k):.1f} dB to hold the {config.min_snr:g} dB SNR floor")
     win_snr = [snr_db(mono16[s:e], delta[s:e]) for s, e in bounds]
-    # back to the song: band-limited upsampling of the perturbation only, added to every channel
-    up = resample(delta.astype(np.float32), SAMPLE_RATE, audio.rate)
-    m = audio.samples.shape[0]
-    up = np.pad(up, (0, max(0, m - len(up))))[:m]
-    out = np.clip(audio.samples + up[:, None], -1.0, 1.0).astype(np.float32)
-    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length)
-    return out, report, delta.astype(np.float32)
+    if ratio is not None:
+        held = sum(1 for v in win_snr if v < config.min_snr + 0.1)
+        if held:
+            notes.append(f"the {config.min_snr:g} dB SNR floor held the change back in {held} of {len(bounds)} windows")
+    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length, gain)
+    if report.p_after < report.p_before:
+        # the classifier hears the song through the resampling round trip: never return worse than the input
+        note = (f"no result raised p({target}) (best {report.p_after:.3f} < {report.p_before:.3f} as written): "
+                "the song is left unchanged")
+        delta[:] = 0.0
+        out = audio.samples.copy()
+        report = _report(model, audio, out, bounds, before, [0] * len(bounds), [float("inf")] * len(bounds), target,
+                         device, length, gain)
+        notes = [n for n in notes if "SNR floor" not in n and "kept pass" not in n] + [note]
+    report.min_snr_db, report.notes = config.min_snr, notes
+    return out, report, delta
 
 
 def remeasure(model, audio: Audio, written: np.ndarray, report: TransformReport, config: TransformConfig,
-              device: str = "cpu") -> TransformReport:
+              device: str = "cpu", scale: float = 1.0) -> TransformReport:
     """The report again, with "after" and the SNR measured on ``written`` (the file as saved:
-    quantised to its sample format or encoded); "before" and the steps are kept."""
+    quantised to its sample format or encoded); "before" and the steps are kept. ``scale`` is
+    the level the output was written at (to fit a format), applied to the input for the SNR."""
+    reference = audio.samples if scale == 1.0 else audio.samples * np.float32(scale)
+    gain = _gain(reference)
+    return _remeasured(model, report, config, device, _hear(written, audio.rate, gain), _snr(reference, written))
+
+
+def _remeasured(model, report: TransformReport, config: TransformConfig, device, heard16: np.ndarray,
+                snr: float) -> TransformReport:
     bounds = [(int(round(w.start * SAMPLE_RATE)), int(round(w.end * SAMPLE_RATE))) for w in report.windows]
-    after = _after(model, audio, written, bounds, device, int(round(config.window * SAMPLE_RATE)))
+    after = _probabilities(model, [heard16[s:e] for s, e in bounds], device, int(round(config.window * SAMPLE_RATE)))
     t, g = model.genre_index(report.target), model.genres
     wins = [dataclasses.replace(w, p_after=float(a[t]), genre_after=g[int(a.argmax())]) for w, a in zip(report.windows, after)]
     return dataclasses.replace(
         report, windows=wins, p_after=float(after[:, t].mean()), genre_after=g[int(after.mean(0).argmax())],
-        snr_db=float(snr_db(audio.samples, written - audio.samples)),
-        success=float(np.mean([w.genre_after == report.target for w in wins])))
+        snr_db=float(snr), success=float(np.mean([w.genre_after == report.target for w in wins])))
 
 
-def _after(model, audio: Audio, out: np.ndarray, bounds, device, length: int) -> np.ndarray:
+def _measure_file(path, reference: np.ndarray, rate: int, gain: float) -> tuple[np.ndarray, float]:
+    """Read a written file a block at a time: what the classifier hears of it, and the SNR of its
+    change against ``reference`` (the song at the level it was written at)."""
+    import soundfile as sf
+    import soxr
+
+    stream = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    parts, e_noise, pos, m = [], 0.0, 0, reference.shape[0]
+    with sf.SoundFile(str(path)) as f:
+        while True:
+            block = f.read(_BLOCK, dtype="float32", always_2d=True)
+            last = len(block) < _BLOCK
+            block = block[: max(0, m - pos)]
+            e_noise += energy(block - reference[pos:pos + len(block)])
+            mono = to_mono(block)
+            parts.append(mono if stream is None else stream.resample_chunk(mono, last=last))
+            pos += len(block)
+            if last:
+                break
+    if pos < m:  # a shorter file than the song: the missing part is all change
+        e_noise += energy(reference[pos:])
+    heard = np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+    if gain != 1.0:
+        heard *= np.float32(gain)
+    np.clip(heard, -1.0, 1.0, out=heard)
+    e_sig = energy(reference)
+    snr = float("inf") if e_noise == 0 else float("-inf") if e_sig == 0 else float(10.0 * np.log10(e_sig / e_noise))
+    return heard, snr
+
+
+def _after(model, rate: int, out: np.ndarray, bounds, device, length: int, gain: float = 1.0) -> np.ndarray:
     """Genre probabilities of each window of ``out`` (at the song's rate), as the classifier hears it."""
-    after_mono = np.clip(resample(to_mono(out), audio.rate, SAMPLE_RATE), -1, 1)
+    after_mono = _hear(out, rate, gain)
     return _probabilities(model, [after_mono[s:e] for s, e in bounds], device, length)
 
 
 def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, win_snr, target, device,
-            length: int = 0) -> TransformReport:
-    after = _after(model, audio, out, bounds, device, length)
+            length: int = 0, gain: float = 1.0) -> TransformReport:
+    after = _after(model, audio.rate, out, bounds, device, length, gain)
     t = model.genre_index(target)
     g = model.genres
     wins = [WindowReport(s / SAMPLE_RATE, e / SAMPLE_RATE, k, float(b[t]), float(a[t]), g[int(b.argmax())], g[int(a.argmax())], float(snr))
@@ -290,28 +489,79 @@ def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, w
         target=target, windows=wins,
         p_before=float(before[:, t].mean()), p_after=float(after[:, t].mean()),
         genre_before=g[int(before.mean(0).argmax())], genre_after=g[int(after.mean(0).argmax())],
-        snr_db=float(snr_db(audio.samples, out - audio.samples)),
+        snr_db=_snr(audio.samples, out),
         success=float(np.mean([w.genre_after == target for w in wins])),
         rate=audio.rate, channels=audio.channels, seconds=audio.seconds)
+
+
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 
 def transform_file(model, path: str | os.PathLike, target: str, out_path: str | os.PathLike,
                    config: TransformConfig = TransformConfig(), *, device: str = "cpu", progress=None,
                    subtype: str | None = None) -> TransformReport:
-    """Read ``path``, transform it and write ``out_path`` at the song's own rate and channels."""
+    """Read ``path``, transform it and write ``out_path`` at the song's own rate and channels.
+
+    The output is measured again as written (quantised or encoded) before it is kept: if it
+    scores p(target) below the input, or it does not raise p(target) at all while the input is
+    below ``target_prob``, nothing is written and GenreError says so. A float input that peaks
+    above full scale is written as float WAV (not clipped), or scaled down as a whole where the
+    format cannot hold it (the report's notes say which).
+    """
     import soundfile as sf
 
+    from shared.atomic import atomic_path
+    from shared.runtime import pick_device
+
+    device = pick_device(device)
+    out_path = Path(out_path)
     audio = load_audio(path)
     out, report, _ = transform_audio(model, audio, target, config, device=device, progress=progress)
     if subtype is None:
         try:
-            subtype = sf.info(str(path)).subtype if Path(out_path).suffix.lower() == Path(path).suffix.lower() else None
+            subtype = sf.info(str(path)).subtype if out_path.suffix.lower() == Path(path).suffix.lower() else None
         except RuntimeError:
             subtype = None
-    write_audio(out_path, out, audio.rate, subtype=subtype)
-    # "after" is what a listener (or the classifier) gets from the file: re-read and measure it
-    written = load_audio(out_path)
-    return remeasure(model, audio, written.samples[: len(audio.samples)], report, config, device)
+    scale = 1.0
+    peak = _peak(out)
+    if peak > 1.0:
+        if out_path.suffix.lower() == ".wav" and subtype not in FLOAT_SUBTYPES:
+            subtype = "FLOAT"
+            report.notes.append("written as 32-bit float WAV so that nothing above full scale is clipped")
+        elif subtype not in FLOAT_SUBTYPES:
+            scale = 1.0 / peak
+            out *= np.float32(scale)
+            report.notes.append(f"scaled by {20 * math.log10(scale):.1f} dB to fit {out_path.suffix} without clipping")
+    # "after" is what a listener (or the classifier) gets from the file: measure it before keeping it
+    reference = audio.samples if scale == 1.0 else audio.samples * np.float32(scale)
+    with atomic_path(out_path, suffix=out_path.suffix) as tmp:
+        for attempt in range(3):
+            write_audio(tmp, out, audio.rate, subtype=subtype)
+            heard, snr = _measure_file(tmp, reference, audio.rate, _gain(reference))
+            final = _remeasured(model, report, config, device, heard, snr)
+            short = None if config.min_snr is None else config.min_snr - final.snr_db
+            if short is None or short <= 0 or math.isinf(final.snr_db):
+                break
+            # the sample format's own rounding noise took the file below the floor: back off a little more
+            k = 10.0 ** (-(short + 0.01 * (attempt + 1)) / 20.0)
+            clip = _peak(reference) <= 1.0
+            for i in range(0, out.shape[0], _BLOCK):  # out ← reference + k·(out − reference), in place
+                block = out[i:i + _BLOCK]
+                block -= reference[i:i + _BLOCK]
+                block *= np.float32(k)
+                block += reference[i:i + _BLOCK]
+                if clip:
+                    np.clip(block, -1.0, 1.0, out=block)
+        else:
+            final.notes.append(f"the {subtype or 'default'} sample format's rounding alone costs the song "
+                               f"{final.snr_db:.1f} dB SNR, below the {config.min_snr:g} dB floor")
+        if final.p_after < final.p_before or (final.p_after <= final.p_before and final.p_before < config.target_prob
+                                               and config.steps > 0):
+            floor = f" within the {config.min_snr:g} dB SNR floor" if config.min_snr is not None else ""
+            hint = "more --steps, a larger --lr" + (" or a lower --min-snr" if config.min_snr is not None else "")
+            raise GenreError(f"could not raise p({target}){floor}: it is {final.p_before:.3f} in the input and "
+                             f"{final.p_after:.3f} in the best result as written; nothing written (try {hint})")
+    return final
 
 
 def format_report(r: TransformReport) -> str:
@@ -323,4 +573,5 @@ def format_report(r: TransformReport) -> str:
     lines.append(f"song: p({r.target}) {r.p_before:.3f} → {r.p_after:.3f}; genre {r.genre_before} → {r.genre_after}; "
                  f"{r.success:.0%} of {len(r.windows)} windows now {r.target}; SNR {snr} dB; "
                  f"{r.seconds:.1f} s at {r.rate} Hz, {r.channels} channel{'s' if r.channels != 1 else ''}")
+    lines += [f"note: {n}" for n in r.notes]
     return "\n".join(lines)

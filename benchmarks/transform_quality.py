@@ -44,11 +44,11 @@ def main() -> None:
     from audiogenre.audio import load_audio, write_audio
     from audiogenre.models import AudioClassifier
     from audiogenre.render import render_file
-    from audiogenre.transform import TransformConfig, transform_audio, window_defaults
+    from audiogenre.transform import TransformConfig, transform_audio, default_windows
 
     torch.set_num_threads(args.threads)
     model, meta = AudioClassifier.load(args.classifier)
-    window, overlap = window_defaults(float(meta["settings"]["seconds"]))  # as `genre audio transform` does
+    window, overlap = default_windows(float(meta["settings"]["seconds"]))  # as `genre audio transform` does
     man = json.loads((Path(args.dataset) / "manifest.json").read_text())
     source = Path(man["source"])
     test = [c for c in man["clips"] if c["split"] == "test" and c["genre"] in model.genres]

@@ -68,23 +68,23 @@ def _open(dataset, kind, gtzan_split, fma_subset, genres):
 @click.option("--rate", type=click.IntRange(8000, 192000), default=44100, show_default=True, help="Sample rate.")
 @click.option("--start", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Seconds into the song.")
 @click.option("--seconds", type=click.FloatRange(min=0.1), help="Render only this many seconds (default: whole song).")
-def render(song, output, soundfont, rate, start, seconds):
+@click.option("--max-bars", type=click.IntRange(1), default=4096, show_default=True,
+              help="Refuse files whose notes reach beyond this bar (as `genre midi prepare`: corrupt note times).")
+def render(song, output, soundfont, rate, start, seconds, max_bars):
     """Render a MIDI file to audio with FluidSynth.
 
     \b
     Example:
       genre render data/examples/jazz_example.mid -o jazz.wav
     """
-    from audiogenre.audio import write_audio
-    from audiogenre.render import render_file, renderer
+    from audiogenre.render import render_to_file, renderer
     from shared.atomic import refuse_overwriting_input
 
     refuse_overwriting_input([song, soundfont], output)
     if not Path(song).exists():
         raise GenreError(f"no such MIDI file: {song}")
-    wave = render_file(song, soundfont=soundfont, rate=rate, start=start, seconds=seconds)
-    write_audio(output, wave, rate)
-    click.echo(f"{output}: {len(wave) / rate:.1f} s, {rate} Hz, stereo (sound font {renderer(soundfont, rate).soundfont.name})")
+    secs = render_to_file(song, output, soundfont=soundfont, rate=rate, start=start, seconds=seconds, max_bars=max_bars)
+    click.echo(f"{output}: {secs:.1f} s, {rate} Hz, stereo (sound font {renderer(soundfont, rate).soundfont.name})")
 
 
 @audio.command("render-dataset")
@@ -338,11 +338,15 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--overlap", type=click.FloatRange(min=0), help="Seconds shared by neighbouring windows.  [default: 1 s, at most a quarter window]")
 @click.option("--bf16", is_flag=True, help="bfloat16 autocast for the classifier: about 2x faster steps on CPUs with "
               "bf16 support (benchmarks/transform_step_speed.py), slightly noisier gradients.")
+@click.option("--min-snr", type=click.FloatRange(min=0), default=25.0, show_default=True,
+              help="SNR floor in dB: the change is held at least this far below the music (every step, every window "
+                   "and the whole song; the report says where it held the change back).")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda or mps.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @click.option("--threads", type=click.IntRange(1))
-def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, optimizer, window, overlap, bf16, encoder,
-              json_out, threads):
+def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, optimizer, window, overlap, bf16, min_snr,
+              encoder, device, json_out, threads):
     """Steer a song toward a genre by following the classifier's gradients (seed 000).
 
     The whole song is processed in overlapping windows; the output has the song's own sample
@@ -352,7 +356,7 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     """
     from audiogenre.audio import Preprocess, check_output_suffix
     from audiogenre.models import AudioClassifier
-    from audiogenre.transform import TransformConfig, format_report, transform_file, window_defaults
+    from audiogenre.transform import TransformConfig, default_windows, format_report, transform_file
     from shared.atomic import refuse_overwriting_input, write_json
 
     if clf is None:
@@ -365,15 +369,15 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     _threads(threads)
     check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)
-    window, overlap = window_defaults(float(meta["settings"].get("seconds", Preprocess.seconds)), window, overlap)
+    window, overlap = default_windows(float(meta["settings"].get("seconds", Preprocess.seconds)), window, overlap)
     if overlap >= window / 2:
         raise GenreError(f"--overlap must be less than half the window ({window:g} s)")
     cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
-                          window=window, overlap=overlap, bf16=bf16)
+                          window=window, overlap=overlap, bf16=bf16, min_snr=min_snr)
     cfg.check()
     model.genre_index(target)
     with TqdmProgress(unit="step") as progress:
-        report = transform_file(model, song, target, output, cfg, progress=progress)
+        report = transform_file(model, song, target, output, cfg, device=device, progress=progress)
     click.echo(format_report(report))
     click.echo(f"wrote {output}")
     if json_out:

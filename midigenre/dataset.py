@@ -28,18 +28,28 @@ class PhraseCache:
 
     Parameters
     ----------
-    path : the ``.h5`` file. Its header is checked on opening (kind, schema version).
+    path : the ``.h5`` file. Its header (kind, schema version, settings) and every genre's
+        tables (see :func:`check_genre`) are checked on opening, so a damaged or foreign file is
+        refused with one line before anything is read from it, instead of giving wrong phrases.
+        A flipped bit inside the phrases is found by their checksums when they are read.
     """
 
     def __init__(self, path: str | os.PathLike):
         import h5py
 
-        from shared.cache import read_header
-
         self.path = Path(path)
-        self.header = read_header(self.path, kind=KIND)
-        self.settings = RollSettings.from_dict(self.header.settings)
-        self._h5 = h5py.File(self.path, "r")
+        self.header = read_cache_header(self.path)
+        self.settings = settings_of(self.header)
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except OSError as err:
+            raise GenreError(f"{self.path} cannot be opened ({_short(err)})") from None
+        self._checked: set[str] = set()
+        try:
+            self.check()
+        except BaseException:
+            self._h5.close()
+            raise
 
     def close(self) -> None:
         self._h5.close()
@@ -52,13 +62,24 @@ class PhraseCache:
 
     @property
     def genres(self) -> list[str]:
-        return sorted(self._h5["genres"].keys()) if "genres" in self._h5 else []
+        import h5py
+
+        g = self._h5.get("genres")
+        return sorted(g.keys()) if isinstance(g, h5py.Group) else []
 
     def _group(self, genre: str):
         if genre not in self.genres:
             have = ", ".join(self.genres) or "none"
             raise GenreError(f"no genre '{genre}' in {self.path} (it has: {have})")
+        if genre not in self._checked:
+            check_genre(self._h5, genre, self.settings, self.path)
+            self._checked.add(genre)
         return self._h5[f"genres/{genre}"]
+
+    def check(self, genre: str | None = None) -> None:
+        """Check the tables of ``genre`` (default: every genre); raises GenreError if one is damaged."""
+        for g in [genre] if genre else self.genres:
+            self._group(g)
 
     def n_phrases(self, genre: str) -> int:
         return len(self._group(genre)["phrases"])
@@ -66,30 +87,43 @@ class PhraseCache:
     def files(self, genre: str) -> dict[str, np.ndarray]:
         """Per kept file: ``path, name, sha1`` (str), ``tempo`` (float), ``first_phrase, n_phrases`` (int)."""
         g = self._group(genre)["files"]
-        return {k: (g[k].asstr()[:] if g[k].dtype.kind == "O" else g[k][:]) for k in g.keys()}
+        with _reading(self.path, genre, "file list"):
+            return {k: (g[k].asstr()[:] if g[k].dtype.kind == "O" else g[k][:]) for k in g.keys()}
 
     def dropped(self, genre: str) -> dict[str, np.ndarray]:
         """Per dropped file: ``path, name, reason, detail``."""
         g = self._group(genre)["dropped"]
-        return {k: g[k].asstr()[:] for k in g.keys()}
+        with _reading(self.path, genre, "list of dropped files"):
+            return {k: g[k].asstr()[:] for k in g.keys()}
 
     def phrase_file(self, genre: str) -> np.ndarray:
-        return self._group(genre)["phrase_file"][:]
+        g = self._group(genre)
+        with _reading(self.path, genre, "phrase table"):
+            return g["phrase_file"][:]
 
     def phrase_index(self, genre: str) -> np.ndarray:
-        return self._group(genre)["phrase_index"][:]
+        g = self._group(genre)
+        with _reading(self.path, genre, "phrase table"):
+            return g["phrase_index"][:]
 
     def phrases(self, genre: str, rows: int | slice | Sequence[int]) -> np.ndarray:
         """Phrases by row: an int gives (64, 84), a slice or list gives (n, 64, 84) bool."""
         ds = self._group(genre)["phrases"]
+        n = len(ds)
         if isinstance(rows, (int, np.integer)):
-            n = len(ds)
             if not -n <= rows < n:
                 raise GenreError(f"phrase index {rows} is out of range: '{genre}' has {n} phrases (0..{n - 1})")
-            return ds[int(rows) % n]
+            with _reading(self.path, genre, "phrases"):
+                return ds[int(rows) % n]
         if isinstance(rows, slice):
-            return ds[rows]
-        return read_rows(ds, rows)
+            with _reading(self.path, genre, "phrases"):
+                return ds[rows]
+        rows = np.asarray(rows, dtype=np.int64)
+        if rows.size and (rows.min() < -n or rows.max() >= n):
+            bad = int(rows[(rows < -n) | (rows >= n)][0])
+            raise GenreError(f"phrase index {bad} is out of range: '{genre}' has {n} phrases (0..{n - 1})")
+        with _reading(self.path, genre, "phrases"):
+            return read_rows(ds, rows % n if n else rows)
 
     def song(self, genre: str, file: int | str) -> tuple[np.ndarray, np.ndarray, float, str]:
         """All cached phrases of one song: ``(phrases, phrase_index, tempo, name)``.
@@ -100,7 +134,9 @@ class PhraseCache:
         row = self._file_row(files, file)
         first, n = int(files["first_phrase"][row]), int(files["n_phrases"][row])
         g = self._group(genre)
-        return g["phrases"][first : first + n], g["phrase_index"][first : first + n], float(files["tempo"][row]), str(files["name"][row])
+        with _reading(self.path, genre, "phrases"):
+            return (g["phrases"][first : first + n], g["phrase_index"][first : first + n], float(files["tempo"][row]),
+                    str(files["name"][row]))
 
     def _file_row(self, files: dict, file: int | str) -> int:
         n = len(files["name"])
@@ -115,6 +151,133 @@ class PhraseCache:
             what = "no song" if not hits else f"{len(hits)} songs"
             raise GenreError(f"{what} in the cache match {file!r}; give a song number or a longer part of its name")
         return hits[0]
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def _short(err: BaseException) -> str:
+    text = str(err).strip().splitlines()
+    return (text[0] if text else type(err).__name__)[:160]
+
+
+def read_cache_header(path: str | os.PathLike):
+    """:func:`shared.cache.read_header` for a phrase cache, every failure as one GenreError line
+    (a settings attribute that is not JSON, a schema version that is not a number, …)."""
+    from shared.cache import read_header
+
+    try:
+        return read_header(path, kind=KIND)
+    except GenreError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
+        raise GenreError(f"{path} has a damaged header ({type(err).__name__}: {_short(err)}); prepare the cache again") from None
+
+
+def settings_of(header) -> RollSettings:
+    """The piano-roll settings a cache header records; GenreError if they are not valid settings."""
+    if not isinstance(header.settings, dict):
+        raise GenreError(f"{header.path} has damaged settings (not a JSON object); prepare the cache again")
+    try:
+        return RollSettings.from_dict(header.settings)
+    except GenreError as err:
+        raise GenreError(f"{header.path}: {err}") from None
+    except (TypeError, ValueError) as err:
+        raise GenreError(f"{header.path} has damaged settings ({_short(err)}); prepare the cache again") from None
+
+
+class _reading:
+    """Turn an HDF5 read failure (a corrupted compressed chunk, a bad checksum) into one GenreError line."""
+
+    def __init__(self, path, genre: str, what: str):
+        self.path, self.genre, self.what = path, genre, what
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, err, tb):
+        if kind is not None and issubclass(kind, (OSError, RuntimeError, ValueError, KeyError)) and not issubclass(kind, GenreError):
+            raise GenreError(f"{self.path} is damaged: cannot read the {self.what} of '{self.genre}' ({_short(err)}); "
+                             "prepare the cache again") from None
+        return False
+
+
+# What a MIDI tempo event can say: 1 to 2^24 − 1 µs per quarter note (read_song's 6e7 / mspq).
+_MIN_TEMPO, _MAX_TEMPO = 6e7 / 0xFFFFFF * (1 - 1e-6), 6e7 * (1 + 1e-6)
+_FILE_KEYS = ("path", "name", "sha1", "tempo", "first_phrase", "n_phrases")
+_DROPPED_KEYS = ("path", "name", "reason", "detail")
+_STRINGS = {"files/path", "files/name", "files/sha1", *(f"dropped/{k}" for k in _DROPPED_KEYS)}
+
+
+def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
+    """Check that a genre's tables have the layout :mod:`midigenre.prepare` writes and agree with
+    each other and with the cache's settings: every table present, phrases of shape
+    (N, phrase_steps, n_pitches) and bool, one row per phrase in ``phrase_file`` and
+    ``phrase_index``, every file's phrases inside the N rows and its own, phrase positions
+    within the ``max_bars`` limit, tempos that a MIDI file can hold.
+
+    Costs one read of the small tables (4 bytes per phrase), not of the phrases. Raises
+    GenreError naming what is wrong.
+    """
+    import h5py
+
+    def damaged(what: str) -> GenreError:
+        return GenreError(f"{path} is damaged: genre '{genre}' {what}; prepare the cache again")
+
+    try:
+        g = h5[f"genres/{genre}"]
+        if not isinstance(g, h5py.Group):
+            raise damaged("is not a group of tables")
+        keys = ["phrases", "phrase_file", "phrase_index", *(f"files/{k}" for k in _FILE_KEYS),
+                *(f"dropped/{k}" for k in _DROPPED_KEYS)]
+        missing = [k for k in keys if not isinstance(g.get(k), h5py.Dataset)]
+        if missing:
+            raise damaged(f"has no {', '.join(missing[:4])}{' …' if len(missing) > 4 else ''}")
+        ph = g["phrases"]
+        want = (settings.phrase_steps, settings.n_pitches)
+        if ph.ndim != 3 or tuple(ph.shape[1:]) != want:
+            raise damaged(f"holds phrases of shape {tuple(ph.shape)}, its settings say (N, {want[0]}, {want[1]})")
+        if ph.dtype != np.bool_:
+            raise damaged(f"holds phrases of type {ph.dtype}, not bool")
+        n = ph.shape[0]
+        for k in keys[1:]:
+            if g[k].ndim != 1:
+                raise damaged(f"has a {k} table of shape {g[k].shape}")
+            if (k in _STRINGS) != (h5py.check_string_dtype(g[k].dtype) is not None):
+                raise damaged(f"has a {k} table of type {g[k].dtype}")
+        for k in ("phrase_file", "phrase_index"):
+            if len(g[k]) != n:
+                raise damaged(f"has {len(g[k])} rows in {k} for {n} phrases")
+        n_files = {len(g[f"files/{k}"]) for k in _FILE_KEYS}
+        n_dropped = {len(g[f"dropped/{k}"]) for k in _DROPPED_KEYS}
+        if len(n_files) != 1 or len(n_dropped) != 1:
+            raise damaged("has file tables of different lengths")
+        f = n_files.pop()
+        pf = g["phrase_file"][:].astype(np.int64)
+        pi = g["phrase_index"][:]
+        first = g["files/first_phrase"][:].astype(np.int64)
+        count = g["files/n_phrases"][:].astype(np.int64)
+        tempo = g["files/tempo"][:]
+    except GenreError:
+        raise
+    except (OSError, RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise damaged(f"cannot be read ({_short(err)})") from None
+    if n and (pf.min() < 0 or pf.max() >= f):
+        raise damaged(f"has phrases of song numbers outside its {f} files")
+    if n and pi.min() < 0:
+        raise damaged("has negative phrase positions")
+    last = settings.max_bars // settings.bars_per_phrase + 1  # prepare drops longer songs
+    if n and pi.max() > last:
+        raise damaged(f"has a phrase at position {int(pi.max())}, beyond the {settings.max_bars}-bar limit")
+    if f and ((count < 0).any() or (first < 0).any() or (first + count > n).any() or int(count.sum()) != n):
+        raise damaged(f"has a file list that does not add up to its {n} phrases")
+    if f:
+        owner = np.repeat(np.arange(f), count)
+        rows = np.repeat(first - np.cumsum(count) + count, count) + np.arange(n)
+        if not np.array_equal(pf[rows], owner):
+            raise damaged("has a phrase table that disagrees with its file list")
+    if f and not (np.isfinite(tempo) & (tempo >= _MIN_TEMPO) & (tempo <= _MAX_TEMPO)).all():
+        raise damaged("has a song whose tempo no MIDI file can hold")
 
 
 def read_rows(ds, rows: Sequence[int]) -> np.ndarray:
@@ -162,6 +325,8 @@ class SongSplit:
             raise GenreError(f"validation fraction must be in [0, 1), got {valid_fraction}")
         split = cls(seed=seed, test_fraction=test_fraction, settings_hash=cache.header.settings_hash,
                     valid_fraction=valid_fraction)
+        if not (genres or cache.genres):
+            raise GenreError(f"{cache.path} holds no genres yet: prepare one into it first")
         for genre in genres or cache.genres:
             files = cache.files(genre)
             first = {}  # one entry per distinct song content (identical files share a side)
@@ -327,8 +492,11 @@ class PhraseDataset:
         return t, self.label
 
     def __getitem__(self, i: int):
-        return self._wrap(self._dataset()[int(self.rows[i])])
+        with _reading(self.path, self.genre, "phrases"):
+            x = self._dataset()[int(self.rows[i])]
+        return self._wrap(x)
 
     def __getitems__(self, indices: Sequence[int]) -> list:
-        batch = read_rows(self._dataset(), self.rows[np.asarray(indices, dtype=np.int64)])
+        with _reading(self.path, self.genre, "phrases"):
+            batch = read_rows(self._dataset(), self.rows[np.asarray(indices, dtype=np.int64)])
         return [self._wrap(x) for x in batch]

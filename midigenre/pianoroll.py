@@ -203,7 +203,8 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
     Raises
     ------
     Unusable
-        With the reason the file cannot be used under ``settings``.
+        With the reason the file cannot be used under ``settings``: unreadable, not 4/4 under
+        the meter rule, no (pitched) notes, too long, or no note inside the pitch window.
     """
     score = _parse(source)
     tpq = score.tpq
@@ -252,6 +253,9 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
         raise Unusable("too long", f"notes reach bar {bars}, the limit is {settings.max_bars} (--max-bars)")
     row = pitch - settings.lowest_pitch
     inside = (row >= 0) & (row < settings.n_pitches)
+    if not inside.any():  # an empty roll would "transfer" to nothing and score NaN
+        lo, hi = settings.lowest_pitch, settings.lowest_pitch + settings.n_pitches - 1
+        raise Unusable("no notes in pitch range", f"all {n_notes} notes lie outside MIDI {lo}..{hi}")
     roll = _fill(s[inside], e[inside], row[inside], total, settings.n_pitches)
 
     tempo = 120.0
@@ -422,12 +426,9 @@ def phrases_of_file(
 
     Raises Unusable("no notes in pitch range") or ("too short") when no phrase is left.
     """
-    song = read_song(source, settings)
+    song = read_song(source, settings)  # raises "no notes in pitch range" for a song with none
     phrases, index = split_phrases(song.roll, settings)
     if len(phrases) == 0:
-        if not song.roll.any():
-            lo, hi = settings.lowest_pitch, settings.lowest_pitch + settings.n_pitches - 1
-            raise Unusable("no notes in pitch range", f"all {song.n_notes} notes lie outside MIDI {lo}..{hi}")
         bars = len(song.roll) / settings.steps_per_bar
         raise Unusable("too short", f"{bars:.1f} bars with notes in no full {settings.bars_per_phrase}-bar phrase")
     return phrases, index, song.tempo

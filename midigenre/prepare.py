@@ -15,12 +15,24 @@ Layout of a ``midi-phrases`` cache (schema 1; root attributes in :mod:`shared.ca
 Processing is journalled: every few hundred files the results so far go to a shard in a
 hidden ``.<cache>.<genre>.partial/`` folder next to the cache (each shard written atomically).
 An interrupted run leaves the cache as it was plus that folder, and ``resume=True`` picks the
-work up from it. The cache itself is only replaced, atomically, at the very end.
+work up from it. The cache itself is only replaced, atomically, at the very end; a successful
+run also removes the temporary files that killed runs left next to it.
+
+Runs may share a cache: a run holds a lock on its (cache, genre) for its whole length (a second
+run of the same genre is refused at once) and the cache's own lock while it writes, re-reading
+the cache first, so runs that add different genres at the same time all keep their genre.
+The locks are ``flock`` locks on hidden ``.<cache>[.<genre>].lock`` files, released when a
+run ends, however it ends.
+
+Every chunk of numbers carries a Fletcher-32 checksum and the phrases are gzip streams (with
+their own check), so a flipped bit there is found when it is read; :class:`midigenre.dataset.PhraseCache`
+checks the tables' shapes and cross-references when a genre is opened.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import glob
 import hashlib
 import json
@@ -44,6 +56,7 @@ KIND = "midi-phrases"
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
 CHUNK_PHRASES = 16
 COMPRESSION = dict(compression="gzip", compression_opts=4)
+CHECKSUM = dict(fletcher32=True)  # every chunk carries a checksum: a flipped bit is an error, not a wrong note
 _JOURNAL_EVERY_FILES = 500
 _JOURNAL_EVERY_SECONDS = 20.0
 
@@ -314,16 +327,17 @@ def prepare(
     resume : keep the genre's files already in the cache or in an interrupted run's journal
         and process only the others.
     overwrite : replace the genre if present; if the cache was built with other settings
-        (or is not a cache), replace the whole file.
+        (or is not a cache, or is damaged), replace the whole file.
     dedupe : drop files whose bytes equal an earlier file's (reason "duplicate"), so the same
         song cannot land on both sides of a train/test split.
     progress : called with each file's result, in input order.
     on_start : called once with the number of files to process.
 
-    Raises GenreError on bad sources, an unwritable output, or a conflict with the cache.
+    Raises GenreError on bad sources, an unwritable output, a conflict with the cache (other
+    settings, a damaged cache, the genre there without ``resume``/``overwrite``), or another run
+    preparing the same genre into the same cache at this moment.
     """
     from shared.atomic import check_writable_dir
-    from shared.cache import read_header
 
     t0 = time.perf_counter()
     _check_genre_name(genre)
@@ -334,99 +348,198 @@ def prepare(
     files = find_midi_files(sources)
     report = PrepareReport(genre=genre, output=output, files_found=len(files))
 
-    # What is in the cache now, and may we write into it?
-    keep_groups: list[str] = []
-    done_paths: set[str] = set()
-    done_sha1: dict[str, str] = {}
-    genre_there = False
-    if output.exists():
+    # One run per (cache, genre) at a time; runs of other genres may share the cache: each
+    # takes the cache's own lock only to write, and keeps whatever the others wrote meanwhile.
+    busy = (f"another prepare run is writing genre '{genre}' into {output} now; "
+            "wait for it to finish (its work is not lost), or use another -o")
+    with file_lock(_lock_path(output, genre), wait=False, busy_message=busy):
+        state = _cache_state(output, genre, settings, resume=resume, overwrite=overwrite)
+        done_paths: set[str] = set()
+        done_sha1: dict[str, str] = {}
+        if state.append:
+            done_paths, done_sha1 = _files_in_cache(output, genre)
+
+        journal = _Journal(output, genre, settings.hash())
+        previous: list[FileResult] = []
+        if journal.exists():
+            if resume:
+                previous = journal.load()
+            else:
+                log.warning("discarding the journal of an interrupted run in %s (pass --resume to continue it)", journal.dir)
+                journal.remove()
+        in_cache = len({str(p) for p, _ in files} & done_paths)
+        done_paths |= {r.path for r in previous}
+        for r in previous:
+            if r.sha1 and not r.reason:
+                done_sha1.setdefault(r.sha1, r.name)
+
+        todo = [(str(p), name) for p, name in files if str(p) not in done_paths]
+        workers = effective_workers(workers, len(todo))
+        report.workers = workers
+        report.files_already_done = in_cache
+        report.files_resumed = len(files) - len(todo) - in_cache
+        journal.start()
+        if on_start:
+            on_start(len(todo))
+
+        results: list[FileResult] = []
+        pending: list[FileResult] = []
+        last_flush = time.perf_counter()
+        seen = dict(done_sha1)
         try:
-            header = read_header(output, kind=KIND)
-            same = header.settings_hash == settings.hash()
-        except GenreError as err:
-            if not overwrite:
-                raise GenreError(f"{err}; pass --overwrite to replace it") from None
-            header, same = None, False
-        if header is not None and not same and not overwrite:
+            for res in _run(todo, settings, workers):
+                if dedupe and not res.reason and res.sha1 in seen:
+                    res.reason, res.detail, res.packed, res.index = "duplicate", f"same bytes as {seen[res.sha1]}", None, None
+                elif not res.reason:
+                    seen[res.sha1] = res.name
+                results.append(res)
+                pending.append(res)
+                if progress:
+                    progress(res)
+                if len(pending) >= _JOURNAL_EVERY_FILES or time.perf_counter() - last_flush > _JOURNAL_EVERY_SECONDS:
+                    journal.write(pending)
+                    pending, last_flush = [], time.perf_counter()
+        except BaseException:
+            journal.write(pending)  # keep what is done for --resume
+            raise
+
+        report.files_read_now = len(results)
+        all_new = previous + results
+        for r in all_new:
+            if r.reason:
+                report.dropped[r.reason] += 1
+            else:
+                report.kept += 1
+                report.phrases += r.n_phrases
+                report.seconds_of_music += float(music_seconds(r.n_phrases, r.tempo, settings))
+
+        try:
+            with file_lock(_lock_path(output), wait=True):
+                # the cache as it is now: another run may have added its genre while this one worked
+                now = _cache_state(output, genre, settings, resume=resume, overwrite=overwrite, quiet=True)
+                if now.append != state.append:
+                    raise GenreError(f"{output} changed while this run worked; run the same command with --resume")
+                try:
+                    totals = _write_genre(output, genre, settings, all_new, now.keep, append=now.append)
+                except (RuntimeError, OSError) as err:
+                    if "copy" not in str(err).lower() or not now.keep:
+                        raise
+                    # HDF5 walks every object it copies: damage the checks above cannot see
+                    raise GenreError(f"{output} is damaged: its other genres cannot be copied "
+                                     f"({str(err).splitlines()[0][:120]}); pass --overwrite to replace the whole cache, "
+                                     "with --resume to keep this run's work") from None
+                _remove_litter(output)
+        except BaseException:
+            journal.write(pending)
+            raise
+        journal.remove()
+    report.genre_files_total, report.genre_phrases_total = totals
+    report.elapsed = time.perf_counter() - t0
+    return report
+
+
+@dataclass
+class _CacheState:
+    keep: list[str]  # groups of the present cache that the new one keeps
+    append: bool  # add to the genre's tables (resume) rather than write them anew
+
+
+def _cache_state(output: Path, genre: str, settings: RollSettings, *, resume: bool, overwrite: bool,
+                 quiet: bool = False) -> _CacheState:
+    """What is in the cache now, and may this run write into it? Raises GenreError if not."""
+    from midigenre.dataset import PhraseCache, read_cache_header
+
+    if not output.exists():
+        return _CacheState([], False)
+    try:
+        header = read_cache_header(output)
+    except GenreError as err:
+        if not overwrite:
+            raise GenreError(f"{err}; pass --overwrite to replace it") from None
+        return _CacheState([], False)
+    if header.settings_hash != settings.hash():
+        if not overwrite:
             raise GenreError(
                 f"{output} was prepared with other settings ({_settings_diff(header.settings, settings.to_dict())}); "
                 "use another output file, the same settings, or --overwrite to replace the whole cache"
             )
-        if header is not None and same:
-            genre_there = genre in header.groups
-            if genre_there and not (resume or overwrite):
-                raise GenreError(
-                    f"genre '{genre}' is already in {output}: pass --resume to add only new files, or --overwrite to replace it"
-                )
-            keep_groups = [f"genres/{g}" for g in header.groups if g != genre or (resume and not overwrite)]
-            if genre_there and resume and not overwrite:
-                done_paths, done_sha1 = _files_in_cache(output, genre)
-        elif header is not None and header.groups:
+        if header.groups and not quiet:
             log.warning("replacing %s: its genres %s were prepared with other settings", output, ", ".join(header.groups))
-
-    journal = _Journal(output, genre, settings.hash())
-    previous: list[FileResult] = []
-    if journal.exists():
-        if resume:
-            previous = journal.load()
-        else:
-            log.warning("discarding the journal of an interrupted run in %s (pass --resume to continue it)", journal.dir)
-            journal.remove()
-    in_cache = len({str(p) for p, _ in files} & done_paths)
-    done_paths |= {r.path for r in previous}
-    for r in previous:
-        if r.sha1 and not r.reason:
-            done_sha1.setdefault(r.sha1, r.name)
-
-    todo = [(str(p), name) for p, name in files if str(p) not in done_paths]
-    workers = effective_workers(workers, len(todo))
-    report.workers = workers
-    report.files_already_done = in_cache
-    report.files_resumed = len(files) - len(todo) - in_cache
-    journal.start()
-    if on_start:
-        on_start(len(todo))
-
-    results: list[FileResult] = []
-    pending: list[FileResult] = []
-    last_flush = time.perf_counter()
-    seen = dict(done_sha1)
+        return _CacheState([], False)
+    genre_there = genre in header.groups
+    if genre_there and not (resume or overwrite):
+        raise GenreError(
+            f"genre '{genre}' is already in {output}: pass --resume to add only new files, or --overwrite to replace it"
+        )
+    append = genre_there and resume and not overwrite
+    keep = [g for g in header.groups if g != genre or append]
+    # never carry a damaged genre over into the new file
     try:
-        for res in _run(todo, settings, workers):
-            if dedupe and not res.reason and res.sha1 in seen:
-                res.reason, res.detail, res.packed, res.index = "duplicate", f"same bytes as {seen[res.sha1]}", None, None
-            elif not res.reason:
-                seen[res.sha1] = res.name
-            results.append(res)
-            pending.append(res)
-            if progress:
-                progress(res)
-            if len(pending) >= _JOURNAL_EVERY_FILES or time.perf_counter() - last_flush > _JOURNAL_EVERY_SECONDS:
-                journal.write(pending)
-                pending, last_flush = [], time.perf_counter()
-    except BaseException:
-        journal.write(pending)  # keep what is done for --resume
-        raise
+        with PhraseCache(output) as c:
+            for g in keep:
+                c.check(g)
+    except GenreError as err:
+        if not overwrite:
+            raise GenreError(f"{err} (or pass --overwrite to replace the whole cache)") from None
+        if not quiet:
+            log.warning("replacing the whole of %s: %s", output, err)
+        return _CacheState([], False)
+    return _CacheState([f"genres/{g}" for g in keep], append)
 
-    report.files_read_now = len(results)
-    all_new = previous + results
-    for r in all_new:
-        if r.reason:
-            report.dropped[r.reason] += 1
-        else:
-            report.kept += 1
-            report.phrases += r.n_phrases
-            report.seconds_of_music += float(music_seconds(r.n_phrases, r.tempo, settings))
 
+def _lock_path(output: Path, genre: str | None = None) -> Path:
+    return output.parent / (f".{output.name}.{genre}.lock" if genre else f".{output.name}.lock")
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool, busy_message: str = ""):
+    """Hold an exclusive advisory lock (``flock``) on the file ``path``; removed on release.
+
+    ``wait=False`` raises GenreError(``busy_message``) at once if another process holds it.
+    A holder killed with ``kill -9`` releases it with its death; its empty file is reused.
+    Where ``flock`` does not exist (Windows) or the file system refuses it, runs are not
+    protected from each other (a warning says so).
+    """
     try:
-        totals = _write_genre(output, genre, settings, all_new, keep_groups, append=genre_there and resume and not overwrite)
-    except BaseException:
-        journal.write(pending)
-        raise
-    journal.remove()
-    report.genre_files_total, report.genre_phrases_total = totals
-    report.elapsed = time.perf_counter() - t0
-    return report
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            raise GenreError(busy_message or f"{path} is locked by another process") from None
+        except OSError as err:
+            os.close(fd)
+            log.warning("cannot lock %s (%s): concurrent runs are not protected", path, err.strerror or err)
+            yield
+            return
+        try:  # the holder we waited for may have removed the file: lock the one that is there now
+            if os.fstat(fd).st_ino == os.stat(path).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _remove_litter(output: Path) -> None:
+    """Remove temporary files of this cache left by killed runs (call while holding its lock)."""
+    for tmp in output.parent.glob(f".{glob.escape(output.name)}.*.tmp.h5"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def _check_genre_name(genre: str) -> None:
@@ -475,12 +588,12 @@ def _ignore_sigint() -> None:
 
 
 def _files_in_cache(output: Path, genre: str) -> tuple[set[str], dict[str, str]]:
-    import h5py
+    from midigenre.dataset import PhraseCache
 
-    with h5py.File(output, "r") as h5:
-        g = h5[f"genres/{genre}"]
-        paths = set(g["files/path"].asstr()[:]) | set(g["dropped/path"].asstr()[:])
-        sha1 = dict(zip(g["files/sha1"].asstr()[:], g["files/name"].asstr()[:]))
+    with PhraseCache(output) as c:
+        files, dropped = c.files(genre), c.dropped(genre)
+    paths = set(files["path"]) | set(dropped["path"])
+    sha1 = dict(zip(files["sha1"], files["name"]))
     return paths, sha1
 
 
@@ -505,13 +618,14 @@ def _write_genre(
             g = h5.create_group(name)
             g.create_dataset(
                 "phrases", shape=(0, steps, pitches), maxshape=(None, steps, pitches), dtype=bool,
-                chunks=(CHUNK_PHRASES, steps, pitches), **COMPRESSION,
+                chunks=(CHUNK_PHRASES, steps, pitches), **COMPRESSION, **CHECKSUM,
             )
             for key in ("phrase_file", "phrase_index"):
-                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(4096,))
+                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(4096,), **CHECKSUM)
             for key, dt in [("path", str_dt), ("name", str_dt), ("sha1", str_dt), ("tempo", np.float32),
                             ("first_phrase", np.int32), ("n_phrases", np.int32)]:
-                g.create_dataset(f"files/{key}", shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,))
+                checksum = CHECKSUM if dt is not str_dt else {}  # HDF5 filters cannot take variable-length strings
+                g.create_dataset(f"files/{key}", shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,), **checksum)
             for key in ("path", "name", "reason", "detail"):
                 g.create_dataset(f"dropped/{key}", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(1024,))
 

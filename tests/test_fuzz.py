@@ -1,0 +1,457 @@
+"""The fuzz campaign kept as tests: bad MIDI, damaged caches and broken audio through the
+commands that read them. Each case ends in a one-line error and a non-zero exit, or in a
+sensible result; never a traceback, a damaged cache, a clipped song or a worse one.
+
+The inputs are built by scripts/fuzz_inputs.py (which also runs the slow cases: 100k notes,
+20 minutes of audio, 500 files, kill -9 during prepare, in separate processes with time and
+memory limits). Here every command runs in-process through click's CliRunner.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shared.errors import GenreError
+from tests.conftest import REPO
+from tests.test_audio import fluidsynth_ready
+
+_spec = importlib.util.spec_from_file_location("fuzz_inputs", REPO / "scripts" / "fuzz_inputs.py")
+F = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("fuzz_inputs", F)  # dataclasses look their module up by name
+_spec.loader.exec_module(F)
+
+needs_fluidsynth = pytest.mark.skipif(fluidsynth_ready() is not None, reason=f"FluidSynth not usable: {fluidsynth_ready()}")
+
+
+def run(argv: list[str], expect: str = "error", check=None) -> F.Outcome:
+    """Run ``genre ARGV`` in-process and assert the fuzz verdict is ok."""
+    o = F.run_inprocess([str(a) for a in argv])
+    case = F.Case("test", "test", argv, expect, check=check)
+    v = F.verdict(case, o)
+    assert v == "ok", f"{' '.join(map(str, argv))}: {v}\n{o.out}\n{o.err}\n{o.exception!r}"
+    if expect == "error" or (expect == "either" and o.rc):
+        assert "Traceback" not in o.out + o.err
+    return o
+
+
+# ----------------------------------------------------------------------------- MIDI files
+
+
+@pytest.fixture(scope="module")
+def midi_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("fuzz-midi")
+    for name, data in F.midi_inputs().items():
+        (d / f"{name.replace('/', '_').replace('^', '')}.mid").write_bytes(data)
+    (d / "a440.mid").write_bytes(F.song(ns=[(0, 480 * 4, 69)]))
+    return d
+
+
+BAD_MIDI = ["zero-byte", "random-bytes", "text", "tpq-0", "smpte-division", "truncated@286", "pitch-byte-over-127",
+            "note-at-tick-227", "no-notes", "drum-only", "pitches-out-of-range"]
+
+
+@pytest.mark.parametrize("name", BAD_MIDI)
+def test_bad_midi_plot_and_transfer_answer_in_one_line(midi_dir, tmp_path, name):
+    src = midi_dir / f"{name}.mid"
+    run(["midi", "plot", src, "-o", tmp_path / "p.png"])
+    o = run(["midi", "transfer", src, "--to", "classical", "-o", tmp_path / "t.mid"])
+    assert not (tmp_path / "t.mid").exists() and "nan" not in o.out
+
+
+def test_song_outside_the_pitch_window_is_refused_not_transferred_to_nothing(midi_dir, tmp_path):
+    o = run(["midi", "transfer", midi_dir / "pitches-out-of-range.mid", "--to", "classical", "-o", tmp_path / "t.mid"])
+    assert "no notes in pitch range" in o.err + o.out and "outside MIDI 24..107" in o.err + o.out
+
+
+@pytest.mark.parametrize("name,expect", [("tpq-0", "error"), ("smpte-division", "error"), ("zero-byte", "error"),
+                                         ("note-at-tick-227", "error"), ("no-notes", "error"), ("drum-only", "ok")])
+@needs_fluidsynth
+def test_render_answers_bad_midi(midi_dir, tmp_path, name, expect):
+    o = run(["render", midi_dir / f"{name}.mid", "-o", tmp_path / "r.wav", "--rate", "8000"], expect)
+    if name == "note-at-tick-227":
+        assert "too long" in o.err and "4096" in o.err  # refused before any sample is made, as prepare does
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("name", ["good", "tempo-0", "tempo-0-later"])
+def test_render_reads_tempo_0_as_the_rest_of_the_toolkit(midi_dir, tmp_path, name):
+    # 16 bars at 120 bpm (a tempo of 0 µs per quarter is ignored, as prepare/transfer/plot do)
+    run(["render", midi_dir / f"{name}.mid", "-o", tmp_path / "r.wav", "--rate", "8000"], "ok",
+        check=F.check_render(tmp_path / "r.wav", seconds=32.0, rate=8000))
+
+
+@needs_fluidsynth
+@pytest.mark.parametrize("rate", [96000, 192000])
+def test_render_above_fluidsynths_rate_keeps_the_pitch(midi_dir, tmp_path, rate):
+    run(["render", midi_dir / "a440.mid", "-o", tmp_path / "r.wav", "--rate", str(rate), "--seconds", "1"], "ok",
+        check=F.check_render(tmp_path / "r.wav", freq=440.0, rate=rate))
+
+
+@needs_fluidsynth
+def test_streamed_render_equals_the_one_in_memory(tmp_path):
+    import soundfile as sf
+
+    from audiogenre.render import Renderer, render_to_file, tracks_of_file
+
+    src = REPO / "data" / "examples" / "jazz_example.mid"
+    tracks = tracks_of_file(src)
+    with Renderer(rate=8000) as r:
+        whole = r.render(tracks, seconds=12.0)
+    with Renderer(rate=8000) as r:  # a fresh synthesiser: FluidSynth's LFOs run on between renders
+        parts = list(r.blocks(tracks, seconds=12.0, block_seconds=0.7))
+    assert len(parts) > 10 and np.array_equal(np.concatenate(parts), whole)
+    secs = render_to_file(src, tmp_path / "s.flac", rate=8000, seconds=3.0)
+    assert secs == pytest.approx(3.0) and sf.info(str(tmp_path / "s.flac")).frames == 24000
+
+
+def test_prepare_of_a_mixed_folder_counts_every_file(tmp_path):
+    from midigenre.dataset import PhraseCache
+
+    d = tmp_path / "mixed"
+    d.mkdir()
+    bad = [v for k, v in F.midi_inputs().items() if k != "good"]
+    for i in range(6):
+        (d / f"good{i}.mid").write_bytes(F.song(8, seed=50 + i))
+    for i, data in enumerate(bad):
+        (d / f"bad{i:02d}.mid").write_bytes(data)
+    out = tmp_path / "c.h5"
+    run(["midi", "prepare", d, "-g", "g", "-o", out], "ok", check=F.check_prepare_counts(out, "g"))
+    with PhraseCache(out) as c:
+        assert len(c.files("g")["name"]) + len(c.dropped("g")["name"]) == 6 + len(bad)
+
+
+# ----------------------------------------------------------------------------- caches
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory) -> dict[str, Path]:
+    d = tmp_path_factory.mktemp("fuzz-cache")
+    good = F.make_good_cache(d / "src", d / "good.h5", songs_per_genre=4)
+    return F.cache_inputs(good, d / "damaged")
+
+
+DAMAGED = ["zero-byte", "random-bytes", "truncated@50%", "corrupted-chunk", "bit-flip-in-chunk", "settings-not-json",
+           "settings-wrong-types", "settings-a-list", "schema-version-text", "schema-version-99", "kind-other",
+           "missing-phrases", "missing-files-group", "genre-is-a-dataset", "phrase-file-out-of-range",
+           "phrase-index-negative", "phrase-index-huge", "tempo-0", "first-phrase-out-of-range", "counts-disagree", "phrases-(N,32,84)", "phrases-float",
+           "plain-hdf5"]
+
+
+def _copy(caches, name, tmp_path) -> Path:
+    p = tmp_path / "c.h5"
+    shutil.copyfile(caches[name], p)
+    return p
+
+
+@pytest.mark.parametrize("name", DAMAGED)
+def test_damaged_cache_is_refused_in_one_line_by_every_reader(caches, tmp_path, name):
+    path = _copy(caches, name, tmp_path)
+    reads_chunks = name in ("corrupted-chunk", "bit-flip-in-chunk")  # the tables are fine: inspect/split may work
+    run(["midi", "inspect", path, "--files", "--dropped"], "either" if reads_chunks else "error")
+    run(["midi", "plot", path, "-g", "jazz", "--index", "0:2", "-o", tmp_path / "p.png"])
+    run(["midi", "export", path, "-g", "jazz", "--song", "0", "-o", tmp_path / "x.mid"])
+    run(["midi", "split", path, "-o", tmp_path / "s.json"], "either" if reads_chunks else "error")
+    assert not (tmp_path / "x.mid").exists() and not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("name", ["phrases-(N,32,84)", "phrase-file-out-of-range", "corrupted-chunk"])
+def test_damaged_cache_is_not_trained_on(caches, tmp_path, name):
+    path = _copy(caches, name, tmp_path)
+    o = run(["midi", "train-classifier", "--genre", f"jazz={path}", "--genre", f"classical={path}", "--out", tmp_path / "clf",
+             "--epochs", "1", "--device", "cpu"])
+    assert "damaged" in o.err
+    if name == "phrases-(N,32,84)":
+        assert "(N, 64, 84)" in o.err
+
+
+@pytest.mark.parametrize("name", ["missing-phrases", "settings-not-json", "counts-disagree"])
+def test_prepare_into_a_damaged_cache_refuses_and_keeps_it(caches, tmp_path, midi_dir, name):
+    path = _copy(caches, name, tmp_path)
+    before = path.read_bytes()
+    o = run(["midi", "prepare", midi_dir / "good.mid", "-g", "pop", "-o", path, "--meter", "lenient"])
+    assert "--overwrite" in o.err and path.read_bytes() == before
+    # --overwrite replaces the whole damaged file with a good one
+    run(["midi", "prepare", midi_dir / "good.mid", "-g", "pop", "-o", path, "--meter", "lenient", "--overwrite"], "ok")
+    run(["midi", "inspect", path], "ok")
+
+
+def test_damaged_chunk_read_by_the_dataset_is_one_genre_error(caches, tmp_path):
+    from midigenre.dataset import PhraseCache, PhraseDataset
+
+    path = _copy(caches, "corrupted-chunk", tmp_path)
+    ds = PhraseDataset(path, "jazz")
+    with pytest.raises(GenreError, match="damaged: cannot read the phrases of 'jazz'"):
+        ds.__getitems__([0, 1])
+    with PhraseCache(path) as c:
+        with pytest.raises(GenreError, match="damaged"):
+            c.phrases("jazz", [0, 1])
+        assert c.phrases("classical", [0]).shape == (1, 64, 84)  # the other genre is untouched
+
+
+def test_out_of_range_phrase_rows_are_refused(caches, tmp_path):
+    path = _copy(caches, "good", tmp_path)
+    o = run(["midi", "export", path, "-g", "jazz", "--index", "0,999", "-o", tmp_path / "x.mid"])
+    assert "out of range" in o.err and not (tmp_path / "x.mid").exists()
+    run(["midi", "plot", path, "-g", "jazz", "--index", "999", "-o", tmp_path / "p.png"])
+
+
+# ----------------------------------------------------------------------------- prepare: locks, litter
+
+
+def _songs(folder: Path, n: int, seed: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        (folder / f"s{i:02d}.mid").write_bytes(F.song(8, seed=seed + i))
+    return folder
+
+
+def test_two_prepares_into_one_cache_at_once_keep_both_genres(tmp_path):
+    from midigenre.dataset import PhraseCache
+    from midigenre.prepare import prepare
+
+    out = tmp_path / "c.h5"
+    srcs = [_songs(tmp_path / g, 4, 10 * k) for k, g in enumerate("ab")]
+    errors = []
+
+    def job(src, genre):
+        try:
+            prepare([src], genre, out, progress=lambda r: time.sleep(0.05))  # slow: the runs overlap
+        except Exception as err:  # noqa: BLE001
+            errors.append(err)
+
+    threads = [threading.Thread(target=job, args=(s, g)) for s, g in zip(srcs, "ab")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    with PhraseCache(out) as c:
+        assert c.genres == ["a", "b"] and all(len(c.files(g)["name"]) == 4 for g in "ab")
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no lock files or temporaries left
+
+
+def test_a_second_prepare_of_the_same_genre_is_refused_while_one_runs(tmp_path):
+    from midigenre.prepare import prepare
+
+    out = tmp_path / "c.h5"
+    src = _songs(tmp_path / "a", 4, 0)
+    started, errors = threading.Event(), []
+
+    def slow(res):
+        started.set()
+        time.sleep(0.15)
+
+    t = threading.Thread(target=lambda: prepare([src], "a", out, progress=slow))
+    t.start()
+    started.wait(10)
+    with pytest.raises(GenreError, match="another prepare run is writing genre 'a'"):
+        prepare([src], "a", out, overwrite=True)
+    t.join()
+    assert not errors and out.exists()
+
+
+def test_resume_removes_what_killed_runs_left(tmp_path):
+    from midigenre.dataset import PhraseCache
+    from midigenre.prepare import _Journal, prepare
+
+    out = tmp_path / "c.h5"
+    src = _songs(tmp_path / "a", 3, 0)
+    prepare([src], "a", out)
+    # what a kill -9 leaves: temporary caches, a journal, a lock file of the dead run
+    for k in range(3):
+        (tmp_path / f".c.h5.x{k}yz.tmp.h5").write_bytes(b"half a cache")
+    (tmp_path / ".c.h5.b.lock").write_bytes(b"")
+    _Journal(out, "b", "0" * 16).start()
+    src_b = _songs(tmp_path / "b", 3, 20)
+    prepare([src_b], "b", out, resume=True)
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == [], left
+    with PhraseCache(out) as c:
+        assert c.genres == ["a", "b"]
+
+
+# ----------------------------------------------------------------------------- audio
+
+
+@pytest.fixture(scope="module")
+def audio_dir(tmp_path_factory) -> dict[str, Path]:
+    return F.audio_inputs(tmp_path_factory.mktemp("fuzz-audio"))
+
+
+@pytest.mark.parametrize("name", ["zero-byte", "text", "header-only", "nan", "inf", "one-sample", "silent", "fake-mp3"])
+def test_bad_audio_is_refused_in_one_line(audio_dir, tmp_path, name):
+    o = run(["audio", "transform", audio_dir[name], "--to", "jazz", "--steps", "1", "-o", tmp_path / "t.wav"])
+    assert not (tmp_path / "t.wav").exists()
+    assert "File does not exist" not in o.err  # an existing file that is not audio is not called missing
+
+
+@pytest.mark.parametrize("name", ["8kHz-mono", "192kHz-6ch"])
+def test_odd_rates_and_channels_are_transformed_as_they_are(audio_dir, tmp_path, name):
+    import soundfile as sf
+
+    run(["audio", "transform", audio_dir[name], "--to", "jazz", "--steps", "2", "-o", tmp_path / "t.wav"], "either",
+        check=F._transform_check(audio_dir[name], tmp_path / "t.wav"))
+    if (tmp_path / "t.wav").exists():
+        a, b = sf.info(str(audio_dir[name])), sf.info(str(tmp_path / "t.wav"))
+        assert (a.samplerate, a.channels, a.frames) == (b.samplerate, b.channels, b.frames)
+
+
+def test_float_file_above_full_scale_is_not_clipped_silently(audio_dir, tmp_path):
+    import soundfile as sf
+
+    from audiogenre.audio import snr_db
+
+    src = audio_dir["float-peak-7.6"]
+    o = run(["audio", "transform", src, "--to", "jazz", "--steps", "3", "-o", tmp_path / "t.wav"], "ok")
+    assert "peaks at 7.60" in o.out
+    a, _ = sf.read(str(src), dtype="float32")
+    b, _ = sf.read(str(tmp_path / "t.wav"), dtype="float32")
+    assert sf.info(str(tmp_path / "t.wav")).subtype == "FLOAT" and np.abs(b).max() > 7.0
+    assert snr_db(a, b - a) >= 25.0
+    o = run(["audio", "transform", src, "--to", "jazz", "--steps", "3", "-o", tmp_path / "t.flac"], "ok")
+    assert "to fit .flac" in o.out
+    c, _ = sf.read(str(tmp_path / "t.flac"), dtype="float32")
+    assert np.abs(c).max() <= 1.0 and snr_db(a / 7.6, c - a / 7.6) > 20.0
+
+
+# ----------------------------------------------------------------------------- the transformation's guards
+
+
+def _shipped():
+    from audiogenre.models import DEFAULT_AUDIO_MODEL, AudioClassifier
+
+    model, meta = AudioClassifier.load(DEFAULT_AUDIO_MODEL)
+    return model, float(meta["settings"]["seconds"])
+
+
+def test_the_snr_floor_holds_however_hard_the_optimiser_pushes(audio_dir, tmp_path):
+    from audiogenre.audio import load_audio
+    from audiogenre.transform import TransformConfig, transform_audio, transform_file
+
+    model, w = _shipped()
+    audio = load_audio(audio_dir["good"])
+    cfg = TransformConfig(lr=2e-3, lam=0.0, steps=8, target_prob=1.0, window=w, overlap=0.75, min_snr=25.0)
+    out, rep, _ = transform_audio(model, audio, "jazz", cfg, progress=False)
+    assert rep.snr_db >= 25.0 - 1e-6 and rep.min_snr_db == 25.0 and rep.p_after > rep.p_before
+    assert any("SNR floor" in n for n in rep.notes)
+    rep = transform_file(model, audio_dir["good"], "jazz", tmp_path / "o.wav", cfg, progress=False)
+    assert rep.snr_db >= 25.0 and rep.p_after > rep.p_before  # measured on the written file
+    loose = dataclasses.replace(cfg, min_snr=None)
+    _, rep, _ = transform_audio(model, audio, "jazz", loose, progress=False)
+    assert rep.snr_db < 20.0  # without the floor the same settings cost the song more: the floor did the work
+
+
+class _Contrary:
+    """A classifier whose gradients point the wrong way: every step lowers p(target)."""
+
+    genres = ["a", "b"]
+
+    def __init__(self):
+        import torch
+
+        class Flip(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x):
+                return x
+
+            @staticmethod
+            def backward(ctx, g):
+                return -g
+
+        self.flip = Flip
+        self.moved_to = None
+        self.w = torch.nn.Parameter(torch.ones(1))
+
+    def genre_index(self, g):
+        if g not in self.genres:
+            raise GenreError(f"unknown genre {g!r}")
+        return self.genres.index(g)
+
+    def __call__(self, x):
+        import torch
+
+        m = self.flip.apply(x).mean(dim=-1, keepdim=True) * 200.0 * self.w
+        return torch.cat([m, -m], dim=-1)
+
+    def parameters(self):
+        return [self.w]
+
+    def eval(self):
+        return self
+
+    def to(self, device):
+        self.moved_to = str(device)
+        return self
+
+
+def test_a_result_worse_than_the_input_is_never_written(tmp_path):
+    import soundfile as sf
+
+    from audiogenre.audio import Audio
+    from audiogenre.transform import TransformConfig, transform_audio, transform_file
+
+    x = F.tone_mix(3.0, 16000, 1, seed=1)
+    sf.write(str(tmp_path / "in.wav"), x, 16000)
+    model = _Contrary()
+    cfg = TransformConfig(lr=1e-2, steps=5, window=1.0, overlap=0.25, target_prob=0.99)
+    out, rep, delta = transform_audio(model, Audio(x, 16000), "a", cfg, device="cpu", progress=False)
+    assert model.moved_to == "cpu"  # the model goes to the device it is asked to run on
+    assert rep.p_after >= rep.p_before and not np.any(delta)
+    with pytest.raises(GenreError, match="could not raise p\\(a\\).*nothing written"):
+        transform_file(model, tmp_path / "in.wav", "a", tmp_path / "out.wav", cfg, progress=False)
+    assert not (tmp_path / "out.wav").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_window_defaults_come_from_one_place():
+    from audiogenre.transform import DEFAULT_WINDOW, TransformConfig, default_windows
+
+    assert default_windows(3.0) == (3.0, 0.75)  # a quarter of a short window
+    assert default_windows(None) == (DEFAULT_WINDOW, 1.0) == (TransformConfig().window, TransformConfig().overlap)
+    assert default_windows(3.0, window=8.0, overlap=0.5) == (8.0, 0.5)
+
+
+# ----------------------------------------------------------------------------- every offset, every byte
+
+
+def _midi_variants():
+    """The good song cut at every offset, with single bytes flipped, and as random bytes."""
+    good = F.song(16, seed=1)
+    rng = np.random.default_rng(0)
+    out = [good[:k] for k in range(len(good))]
+    for k in range(0, len(good), 7):
+        b = bytearray(good)
+        b[k] ^= 0xFF
+        out.append(bytes(b))
+    out += [rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes() for _ in range(50)]
+    out += [good[:14] + rng.integers(0, 256, 300, dtype=np.uint8).tobytes() for _ in range(50)]
+    return out
+
+
+def test_every_truncation_and_flipped_byte_is_a_reason_or_a_song(tmp_path):
+    """The readers of prepare/plot/transfer and of render either read a file or say why not."""
+    from audiogenre.render import tracks_of_file
+    from midigenre.pianoroll import DROP_REASONS, RollSettings, Unusable, phrases_of_file
+
+    reasons = set()
+    path = tmp_path / "x.mid"
+    for data in _midi_variants():
+        try:
+            phrases_of_file(data, RollSettings(meter="assume-4/4", max_bars=512))
+        except Unusable as err:
+            reasons.add(err.reason)
+        path.write_bytes(data)
+        try:
+            tracks_of_file(path, max_bars=512)
+        except GenreError:
+            pass
+    assert reasons <= set(DROP_REASONS) and {"parse error", "empty file"} <= reasons
