@@ -90,3 +90,23 @@ def refuse_overwriting_input(inputs, output: str | os.PathLike | None, what: str
     for given in inputs:
         if given is not None and same_file(given, output):
             raise GenreError(f"{what} {output} would overwrite the input {given}; choose another {what}")
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, *, depth: int = 1) -> int:
+    """Remove the temporary files that :func:`atomic_path` leaves when its process is killed
+    (``.NAME.XXXXXXXX.tmpSUFFIX``) in ``folder`` and its subfolders down to ``depth``; returns how
+    many. Call it where one process owns the folder (a run folder when its run starts)."""
+    import re
+
+    pattern = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp(\.[A-Za-z0-9]+)?$")
+    removed = 0
+    folder = Path(folder)
+    if not folder.is_dir():
+        return 0
+    for p in folder.iterdir():
+        if p.is_file() and pattern.match(p.name):
+            p.unlink(missing_ok=True)
+            removed += 1
+        elif p.is_dir() and depth > 0 and not p.is_symlink():
+            removed += remove_stale_temporaries(p, depth=depth - 1)
+    return removed

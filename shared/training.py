@@ -246,6 +246,10 @@ class TrainingLoop:
         KeyboardInterrupt."""
         pos, interrupt = self.position, DeferredInterrupt()
         between_steps = True
+        if self.checkpoint is not None:  # what a killed run of this folder left half-written
+            from shared.atomic import remove_stale_temporaries
+
+            remove_stale_temporaries(Path(self.checkpoint).parent)
         try:
             with interrupt:
                 for epoch in range(pos.epoch, self.epochs):

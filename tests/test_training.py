@@ -5,6 +5,7 @@ import csv
 import os
 import random
 import signal
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -195,3 +196,24 @@ def test_helpers():
     gen = torch.Generator().manual_seed(3)
     torch.randperm(10, generator=gen)
     assert torch.equal(t, torch.randperm(10, generator=gen))
+
+
+def test_a_run_removes_what_a_killed_run_left_half_written(tmp_path):
+    """kill -9 during an atomic write leaves ``.NAME.XXXXXXXX.tmpSUFFIX`` files: the next run of
+    the folder removes them (in the run folder and its subfolders), and nothing else."""
+    import os
+    import tempfile
+
+    (tmp_path / "samples").mkdir()
+    litter = []
+    for folder, name, suffix in ((tmp_path, "checkpoint.pt", ".tmp.pt"), (tmp_path / "samples", "epoch_003.png", ".tmp.png"),
+                                 (tmp_path, "log.csv", ".tmp.csv")):
+        fd, path = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=suffix)
+        os.close(fd)
+        litter.append(Path(path))
+    keep = [tmp_path / "notes.tmp", tmp_path / ".hidden", tmp_path / "samples" / "epoch_001.png"]
+    for p in keep:
+        p.write_text("mine")
+    loop_for(Tiny(), tmp_path, epochs=1).run()
+    assert not any(p.exists() for p in litter)
+    assert all(p.read_text() == "mine" for p in keep)
