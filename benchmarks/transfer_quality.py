@@ -43,6 +43,7 @@ CONFIGS: dict[str, dict] = {
     "reference": {"sigma_d": 0.1},
     "sn": {"sigma_d": 0.1, "spectral_norm": True},
     "sn+identity": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0},
+    "sn+identity2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0},
     "sn+identity+residual": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "residual": True},
     "sn+residual": {"sigma_d": 0.1, "spectral_norm": True, "residual": True},
     "medium+sn+identity": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "preset": "medium"},
@@ -62,7 +63,7 @@ def run_training(name: str, settings: dict, args, split: Path) -> subprocess.Pop
     cfg = out.parent / f"{name}.json"
     cfg.write_text(json.dumps({**settings, "epochs": args.epochs, "decay_after": args.decay_after, "seed": args.seed,
                                "valid_fraction": args.valid_fraction}))
-    cmd = [sys.executable, "-m", "cli.main", "midi", "train", "--a", args.a, "--b", args.b, "--out", str(out),
+    cmd = [sys.executable, "-m", "cli", "midi", "train", "--a", args.a, "--b", args.b, "--out", str(out),
            "--split", str(split), "--threads", str(args.threads), "--precision", args.precision, "--device", "cpu"]
     cmd += ["--resume", "--epochs", str(args.epochs)] if (out / "checkpoint.pt").exists() else ["--config", str(cfg)]
     log = open(out / "train.out", "a")
