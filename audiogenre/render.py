@@ -359,7 +359,7 @@ def render_to_file(path: str | os.PathLike, output: str | os.PathLike, *, soundf
                 for block in rend.blocks(tracks, start=start, seconds=seconds):
                     f.write(np.clip(block, -1.0, 1.0))
                     frames += len(block)
-        except (sf.LibsndfileError, RuntimeError) as err:
+        except (sf.LibsndfileError, RuntimeError, ValueError) as err:
             raise GenreError(f"cannot write {output} ({fmt} {subtype} at {rate} Hz): {str(err).splitlines()[0]}") from None
     return frames / float(rate)
 

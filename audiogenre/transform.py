@@ -421,16 +421,6 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     return out, report, delta
 
 
-def remeasure(model, audio: Audio, written: np.ndarray, report: TransformReport, config: TransformConfig,
-              device: str = "cpu", scale: float = 1.0) -> TransformReport:
-    """The report again, with "after" and the SNR measured on ``written`` (the file as saved:
-    quantised to its sample format or encoded); "before" and the steps are kept. ``scale`` is
-    the level the output was written at (to fit a format), applied to the input for the SNR."""
-    reference = audio.samples if scale == 1.0 else audio.samples * np.float32(scale)
-    gain = _gain(reference)
-    return _remeasured(model, report, config, device, _hear(written, audio.rate, gain), _snr(reference, written))
-
-
 def _remeasured(model, report: TransformReport, config: TransformConfig, device, heard16: np.ndarray,
                 snr: float) -> TransformReport:
     bounds = [(int(round(w.start * SAMPLE_RATE)), int(round(w.end * SAMPLE_RATE))) for w in report.windows]

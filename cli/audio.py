@@ -340,9 +340,9 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
               "bf16 support (benchmarks/transform_step_speed.py), slightly noisier gradients.")
 @click.option("--min-snr", type=click.FloatRange(min=0), default=25.0, show_default=True,
               help="SNR floor in dB: the change is held at least this far below the music (every step, every window "
-                   "and the whole song; the report says where it held the change back).")
+                   "and the whole song; the report says where it held the change back). 0: no floor.")
 @click.option("--encoder", help="Where the classifier's wav2vec2 weights are (if not where they were).")
-@click.option("--device", default="auto", show_default=True, help="auto (CUDA, MPS, CPU), cpu, cuda or mps.")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), help="Write the report as JSON.")
 @click.option("--threads", type=click.IntRange(1))
 def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, optimizer, window, overlap, bf16, min_snr,
@@ -370,10 +370,10 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)
     window, overlap = default_windows(float(meta["settings"].get("seconds", Preprocess.seconds)), window, overlap)
-    if overlap >= window / 2:
+    if overlap >= window / 2:  # (TransformConfig.check says it too, less precisely)
         raise GenreError(f"--overlap must be less than half the window ({window:g} s)")
     cfg = TransformConfig(lam=lam, lr=lr, steps=steps, target_prob=target_prob, epsilon=epsilon, optimizer=optimizer,
-                          window=window, overlap=overlap, bf16=bf16, min_snr=min_snr)
+                          window=window, overlap=overlap, bf16=bf16, min_snr=min_snr or None)
     cfg.check()
     model.genre_index(target)
     with TqdmProgress(unit="step") as progress:

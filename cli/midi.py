@@ -443,7 +443,7 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
         with TqdmProgress(unit="set") as progress:
             res["fad"] = transfer_fad(model, x_a, x_b, backend, max_phrases=fad_phrases, soundfont=soundfont,
                                       segment=segment, progress=progress)
-        click.echo(f"  FAD ({fad_embedding}, 1 embedding per second, rendered with FluidSynth; lower = closer to the target):")
+        click.echo(f"  FAD ({fad_embedding}, 1 embedding per {segment:g} s, rendered with FluidSynth; lower = closer to the target):")
         for key in (f"{a}→{b}", f"{b}→{a}"):
             f = res["fad"][key]
             click.echo(f"  {key:<22}transferred vs real target {f['fad_transferred_vs_target']:10.3f}   "

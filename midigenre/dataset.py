@@ -342,6 +342,8 @@ class SongSplit:
             n_valid = math.ceil(valid_fraction * len(rest)) if valid_fraction > 0 else 0
             if valid_fraction > 0 and len(rest) >= 2:
                 n_valid = min(max(n_valid, 1), len(rest) - 1)
+            elif len(rest) < 2:
+                n_valid = 0  # the one training song stays a training song
             entry = lambda i: {"name": str(files["name"][i]), "sha1": str(files["sha1"][i])}  # noqa: E731
             parts = {"test": order[:n_test], "train": rest[n_valid:]}
             if valid_fraction > 0:

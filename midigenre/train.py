@@ -354,6 +354,8 @@ class CycleGANTask:
             "train_phrases_per_genre": int(len(self.train_a.rows)),
             "train_songs": {g: len(p["train"]) for g, p in self.split.genres.items()},
             "test_songs": {g: len(p["test"]) for g, p in self.split.genres.items()},
+            **({"valid_songs": {g: len(p.get("valid", [])) for g, p in self.split.genres.items()}}
+               if any(p.get("valid") for p in self.split.genres.values()) else {}),
         }
 
     def save_samples(self, path: Path, epoch: int) -> None:

@@ -246,7 +246,7 @@ class TrainingLoop:
         KeyboardInterrupt."""
         pos, interrupt = self.position, DeferredInterrupt()
         between_steps = True
-        if self.checkpoint is not None:  # what a killed run of this folder left half-written
+        if self.checkpoint is not None and self.checkpoint.exists():  # a resume: what the killed run left half-written
             from shared.atomic import remove_stale_temporaries
 
             remove_stale_temporaries(Path(self.checkpoint).parent)

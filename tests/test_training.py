@@ -214,6 +214,18 @@ def test_a_run_removes_what_a_killed_run_left_half_written(tmp_path):
     keep = [tmp_path / "notes.tmp", tmp_path / ".hidden", tmp_path / "samples" / "epoch_001.png"]
     for p in keep:
         p.write_text("mine")
-    loop_for(Tiny(), tmp_path, epochs=1).run()
+    fresh = loop_for(Tiny(), tmp_path / "fresh", epochs=1)
+    (tmp_path / "fresh").mkdir()
+    fresh.run()  # a new run cleans nothing (the folder may be shared): only a resume does
+    assert all(p.exists() for p in litter)
+    first = loop_for(Tiny(), tmp_path, epochs=1)
+    for p in litter:  # the killed run's temporaries appear while it writes; its checkpoint survives
+        p.unlink()
+    first.run()
+    for p in litter:
+        p.write_text("half-written")
+    again = loop_for(Tiny(), tmp_path, epochs=2)
+    again.resume()
+    again.run()
     assert not any(p.exists() for p in litter)
     assert all(p.read_text() == "mine" for p in keep)
