@@ -16,11 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from audiogenre.audio import SAMPLE_RATE, load_audio, resample, to_mono
+from audiogenre.datasets.items import AUDIO_EXTENSIONS as AUDIO_SUFFIXES  # the data sets' list
 from shared.errors import GenreError
 
 log = logging.getLogger(__name__)
-
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".au", ".aiff", ".aif")
 
 
 def embedding_backend(spec: str, layers: int | None = 7):

@@ -162,16 +162,10 @@ def _short(err: BaseException) -> str:
 
 
 def read_cache_header(path: str | os.PathLike):
-    """:func:`shared.cache.read_header` for a phrase cache, every failure as one GenreError line
-    (a settings attribute that is not JSON, a schema version that is not a number, …)."""
+    """:func:`shared.cache.read_header` for a phrase cache (every failure there is one GenreError line)."""
     from shared.cache import read_header
 
-    try:
-        return read_header(path, kind=KIND)
-    except GenreError:
-        raise
-    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
-        raise GenreError(f"{path} has a damaged header ({type(err).__name__}: {_short(err)}); prepare the cache again") from None
+    return read_header(path, kind=KIND)
 
 
 def settings_of(header) -> RollSettings:

@@ -67,7 +67,7 @@ def read_header(path: str | os.PathLike, kind: str | None = None) -> CacheHeader
         with h5py.File(path, "r") as h5:
             attrs = dict(h5.attrs)
             groups = sorted(h5["genres"].keys()) if "genres" in h5 else []
-    except (OSError, KeyError, AttributeError, TypeError, ValueError) as err:  # damaged attributes or groups
+    except (OSError, KeyError, AttributeError, TypeError, ValueError, RuntimeError) as err:  # damaged attributes or groups
         raise CacheUnreadable(f"{path} is not a readable HDF5 file ({_short(err)})") from None
     if "kind" not in attrs or "schema_version" not in attrs:
         raise GenreError(f"{path} is an HDF5 file but not a cache of this toolkit (no kind/schema_version attributes)")

@@ -35,23 +35,6 @@ def new_figure(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] |
     return fig, axes
 
 
-class _FigureFactory:
-    """The two pyplot calls older plotting code makes (``subplots``, ``close``), without pyplot."""
-
-    @staticmethod
-    def subplots(nrows: int = 1, ncols: int = 1, *, figsize=None, squeeze: bool = True, **subplot_kw):
-        return new_figure(nrows, ncols, figsize=figsize, squeeze=squeeze, **subplot_kw)
-
-    @staticmethod
-    def close(fig) -> None:
-        _release(fig)
-
-
-def _pyplot() -> _FigureFactory:
-    """Compatibility for code written against ``plt = _pyplot()``: use :func:`new_figure`."""
-    return _FigureFactory()
-
-
 def _release(fig) -> None:
     """Close a figure that pyplot manages (one a caller made with pyplot); ours need nothing."""
     import sys
