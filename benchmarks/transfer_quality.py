@@ -47,6 +47,9 @@ CONFIGS: dict[str, dict] = {
     "sn+identity+residual": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "residual": True},
     "sn+residual": {"sigma_d": 0.1, "spectral_norm": True, "residual": True},
     "medium+sn+identity": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "preset": "medium"},
+    # a genre critic the generators must convince (StarGAN's domain loss), on top of SN + identity
+    "sn+identity+genre": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "genre_loss": 1.0},
+    "sn+identity2+genre2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0},
 }
 __doc__ += "".join(f"    {k:<24} {json.dumps(v)}\n" for k, v in CONFIGS.items())
 

@@ -44,6 +44,10 @@ class TrainConfig:
                                    "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
+    genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "
+                                     "real A from real B, must classify G_AB(x_A) as B and G_BA(x_B) as A, seen as "
+                                     "notes (binarised at 0.5, straight-through gradients). StarGAN's domain loss; 0 "
+                                     "in the papers.", min=0)
     epochs: int = setting(30, "Epochs.", min=1)
     decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last "
                                    "epoch.", min=0)

@@ -3,7 +3,9 @@ the history pool of generated phrases. Training runs on the shared loop (midigen
 
 Variants: ``base`` (D_A, D_B), ``partial`` and ``full`` (extra discriminators D_A,all and
 D_B,all that see mixed real data — A∪B, or all three genres — as real and generated phrases as
-fake). The losses are named dicts; each optimiser minimises ``weighted(losses, lambdas)``.
+fake). With ``genre_critic`` a :class:`GenreCritic` C learns P(B | x) on real phrases, and the
+generators are asked to make C assign their outputs to the target genre (StarGAN's domain
+classification loss, Choi et al. 2018, here for two genres). The losses are named dicts; each optimiser minimises ``weighted(losses, lambdas)``.
 The saved model (kind ``"cyclegan"``) is the two generators: ``midigenre.models.save_generators``.
 """
 
@@ -20,20 +22,22 @@ from shared.training import weighted  # noqa: F401  (the losses' weighting, re-e
 class CycleGAN(nn.Module):
     """Two generators and two (base) or four (partial/full) discriminators."""
 
-    def __init__(self, model: ModelConfig, variant: str = "base"):
+    def __init__(self, model: ModelConfig, variant: str = "base", genre_critic: bool = False):
         super().__init__()
         self.config, self.variant = model, variant
         self.G_AB, self.G_BA = Generator(model), Generator(model)
         self.D_A, self.D_B = Discriminator(model), Discriminator(model)
         if variant != "base":
             self.D_A_all, self.D_B_all = Discriminator(model), Discriminator(model)
+        self.C = GenreCritic(model) if genre_critic else None
 
     def generators(self) -> list[nn.Module]:
         return [self.G_AB, self.G_BA]
 
     def discriminators(self) -> list[nn.Module]:
         ds = [self.D_A, self.D_B]
-        return ds + ([self.D_A_all, self.D_B_all] if self.variant != "base" else [])
+        ds += [self.D_A_all, self.D_B_all] if self.variant != "base" else []
+        return ds + ([self.C] if self.C is not None else [])
 
     @torch.no_grad()
     def translate(self, x: torch.Tensor, direction: str, thresholds: dict | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,6 +49,22 @@ class CycleGAN(nn.Module):
         g1, g2 = (self.G_AB, self.G_BA) if direction == "ab" else (self.G_BA, self.G_AB)
         y = (g1(x) > t[direction]).float()
         return y, (g2(y) > t[back]).float()
+
+
+class GenreCritic(nn.Module):
+    """P(genre B | phrase) as a logit: the patch discriminator's body, averaged over the patches."""
+
+    def __init__(self, model: ModelConfig):
+        super().__init__()
+        self.body = Discriminator(model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(1, 2, 3))
+
+
+def straight_through(p: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Notes where ``p`` > threshold in the forward pass, the gradient of ``p`` in the backward pass."""
+    return (p > threshold).to(p.dtype) + p - p.detach()
 
 
 @torch.no_grad()
@@ -110,12 +130,15 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
 
-def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False):
+def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
+                     genre: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
     ``identity`` adds ``g/identity`` = |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (CycleGAN's identity
     loss: a phrase already in the target genre should pass unchanged); the papers leave it out.
+    ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
+    fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
     """
     fake_b = m.G_AB(real_a)
     fake_a = m.G_BA(real_b)
@@ -130,7 +153,14 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
         losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
     if adv_all and m.variant != "base":
         losses["g/adv_all"] = _lsgan(m.D_A_all(_noisy(fake_a, sigma_d)), 1.0) + _lsgan(m.D_B_all(_noisy(fake_b, sigma_d)), 1.0)
+    if genre and m.C is not None:
+        losses["g/genre"] = _genre_ce(m.C, straight_through(fake_b), 1.0) + _genre_ce(m.C, straight_through(fake_a), 0.0)
     return losses, fake_a, fake_b
+
+
+def _genre_ce(critic: nn.Module, x: torch.Tensor, target: float) -> torch.Tensor:
+    logits = critic(x).float()
+    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
 
 
 def discriminator_losses(m: CycleGAN, real_a, real_b, fake_a, fake_b, mixed, sigma_d: float):
@@ -142,4 +172,6 @@ def discriminator_losses(m: CycleGAN, real_a, real_b, fake_a, fake_b, mixed, sig
     if m.variant != "base":
         losses["d/a_all"] = pair(m.D_A_all, mixed, fake_a)
         losses["d/b_all"] = pair(m.D_B_all, mixed, fake_b)
+    if m.C is not None:  # the genre critic learns from real phrases only
+        losses["d/genre"] = _genre_ce(m.C, real_a, 0.0) + _genre_ce(m.C, real_b, 1.0)
     return losses

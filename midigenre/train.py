@@ -172,7 +172,7 @@ class CycleGANTask:
         self.samples = self._sample_batch()
 
         seed_everything(config.seed)
-        self.model = CycleGAN(config.model, config.variant).to(self.device)
+        self.model = CycleGAN(config.model, config.variant, genre_critic=config.genre_loss > 0).to(self.device)
         g_params = [p for g in self.model.generators() for p in g.parameters()]
         d_params = [p for d in self.model.discriminators() for p in d.parameters()]
         self.opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=(config.beta1, config.beta2))
@@ -278,9 +278,9 @@ class CycleGANTask:
             for d in m.discriminators():
                 d.requires_grad_(False)
             g_losses, fake_a, fake_b = generator_losses(m, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
-                                                        identity=c.identity > 0)
+                                                        identity=c.identity > 0, genre=c.genre_loss > 0)
             self.opt_g.zero_grad(set_to_none=True)
-            weighted(g_losses, {**c.lambdas, "g/identity": c.identity}).backward()
+            weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss}).backward()
             self.opt_g.step()
             # discriminators, on fakes from the history pool
             for d in m.discriminators():
