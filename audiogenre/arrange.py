@@ -1,0 +1,183 @@
+"""A recording in another genre you can hear: audio → MIDI → symbolic transfer → audio.
+
+:func:`transfer_audio` transcribes the recording onto the 16th-note grid
+(:mod:`audiogenre.transcribe`), sends the grid MIDI through a trained CycleGAN exactly as
+``genre midi transfer`` does (:func:`midigenre.transfer.transfer_midi`: the model's pitch
+window, 4-bar phrases, silent phrases kept silent) and renders the result with FluidSynth
+(:mod:`audiogenre.render`) at the recording's sample rate, placed so that bar 1 falls where the
+recording's first downbeat is (the two line up when played side by side).
+
+Beside ``OUT.wav`` it writes ``OUT.transcribed.mid`` (the transcription on the grid),
+``OUT.<target>.mid`` (the transfer) and ``OUT.json``, a sidecar naming all four files with the
+tempo, the notes found, the transfer's metrics and the time each stage took. Everything is
+computed first and written last, each file atomically, so a failure leaves none of them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shared.errors import GenreError
+
+SIDECAR_FORMAT = 1
+
+
+@dataclasses.dataclass
+class AudioTransfer:
+    """What :func:`transfer_audio` did: the files, the transcription, the transfer and its numbers."""
+
+    source: Path
+    output: Path
+    transcription_midi: Path
+    transferred_midi: Path
+    sidecar: Path
+    transcription: object  # audiogenre.transcribe.Transcription
+    song: object  # midigenre.transfer.SongTransfer
+    metrics: dict
+    seconds: dict  # time per stage
+
+    def report(self) -> dict:
+        """The sidecar's content."""
+        return {
+            "format": SIDECAR_FORMAT,
+            "kind": "audio-transfer",
+            "original": str(self.source),
+            "transcription_midi": str(self.transcription_midi),
+            "transferred_midi": str(self.transferred_midi),
+            "audio": str(self.output),
+            "source_genre": self.song.source_genre,
+            "target_genre": self.song.target_genre,
+            "transcription": self.transcription.summary(),
+            "metrics": self.metrics,
+            "seconds": self.seconds,
+        }
+
+
+def output_paths(output: str | os.PathLike, target: str) -> tuple[Path, Path, Path]:
+    """``(transcription MIDI, transferred MIDI, sidecar JSON)`` written beside ``output``."""
+    out = Path(output)
+    return (out.with_name(out.stem + ".transcribed.mid"), out.with_name(f"{out.stem}.{target}.mid"),
+            out.with_suffix(".json"))
+
+
+def _runs(roll: np.ndarray) -> int:
+    """Notes in a (T, P) bool roll: runs of consecutive on-steps per pitch."""
+    r = np.asarray(roll, bool)
+    return int((r & ~np.vstack([np.zeros((1, r.shape[1]), bool), r[:-1]])).sum()) if len(r) else 0
+
+
+def transfer_metrics(song) -> dict:
+    """Content change of Brunner et al. on the whole song (raw, added, removed, transposition-
+    invariant; NaN written as null), notes and 4-bar phrases before and after."""
+    from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
+
+    def num(x):
+        x = float(x)
+        return None if not np.isfinite(x) else round(x, 4)
+
+    steps = song.settings.phrase_steps
+    return {
+        "phrases": int(np.ceil(len(song.source) / steps)),
+        "notes_source": _runs(song.source),
+        "notes_transferred": _runs(song.transferred),
+        "content_change": num(content_change(song.source, song.transferred)),
+        "added": num(content_added(song.source, song.transferred)),
+        "removed": num(content_removed(song.source, song.transferred)),
+        "content_change_transposed": num(content_change_transposed(song.source, song.transferred)),
+    }
+
+
+def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None) -> np.ndarray:
+    """Shift rendered ``(frames, channels)`` audio so that its time 0 lands at ``origin`` seconds:
+    silence before a positive origin, the first ``-origin`` seconds cut for a negative one;
+    then cut or padded to ``length`` frames when given."""
+    shift = int(round(origin * rate))
+    if shift > 0:
+        wave = np.concatenate([np.zeros((shift,) + wave.shape[1:], wave.dtype), wave])
+    elif shift < 0:
+        wave = wave[-shift:]
+    if length is not None:
+        wave = wave[:length] if len(wave) >= length else np.concatenate(
+            [wave, np.zeros((length - len(wave),) + wave.shape[1:], wave.dtype)])
+    return wave
+
+
+def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLike, *, model=None,
+                   bpm: float | None = None, downbeat: float | None = None, soundfont=None, program: int = 0,
+                   threads: int | None = None, device: str = "cpu", progress=None) -> AudioTransfer:
+    """Transcribe ``song``, transfer it to ``target`` and render it to ``output`` (.wav/.flac/.ogg).
+
+    Parameters
+    ----------
+    model : a loaded :class:`midigenre.transfer.TransferModel`, a model folder or a shipped
+        model's name (default ``jazz-classical``); ``target`` must be one of its two genres.
+    bpm, downbeat : override the estimated tempo and the first downbeat (seconds).
+    soundfont, program : the General MIDI sound font and instrument of the rendering (0: piano).
+    progress : ``progress(stage, done, total)`` (:mod:`shared.progress`).
+
+    The rendering keeps the recording's length: it is cut where the recording ends.
+    """
+    from audiogenre.audio import check_output_suffix, load_audio, write_audio
+    from audiogenre.render import _fluidsynth, find_soundfont, renderer, tracks_of_pretty_midi
+    from audiogenre.transcribe import transcribe_audio
+    from midigenre.pianoroll import write_midi
+    from midigenre.transfer import TransferModel, transfer_midi
+    from shared.atomic import check_writable_dir, refuse_overwriting_input, write_json
+    from shared.progress import progress_callback
+
+    report = progress_callback(progress)
+    output = Path(output)
+    check_output_suffix(output)
+    paths = output_paths(output, target)
+    for p in (output, *paths):
+        refuse_overwriting_input([song, soundfont], p)
+    check_writable_dir(output)
+    if model is None or not isinstance(model, TransferModel):
+        model = TransferModel.load(*(() if model is None else (model,)), device=device)
+    model.direction(target)  # an unknown target fails before the work
+    find_soundfont(soundfont)  # a missing sound font or FluidSynth fails before the work too
+    _fluidsynth()
+
+    t0 = time.perf_counter()
+    audio = load_audio(song)
+    tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, name=str(song), threads=threads,
+                          progress=progress)
+    t1 = time.perf_counter()
+    report("transfer", 0, 1)
+    source_pm = tr.midi()
+    buf = io.BytesIO()
+    source_pm.write(buf)
+    result = transfer_midi(buf.getvalue(), model, target)
+    pm = result.midi()
+    if program:
+        for inst in pm.instruments:
+            inst.program = int(program)
+    metrics = transfer_metrics(result)
+    report("transfer", 1, 1)
+    t2 = time.perf_counter()
+    report("rendering", 0, 1)
+    rend = renderer(soundfont, audio.rate)
+    tracks = tracks_of_pretty_midi(pm)
+    if not tracks:
+        raise GenreError(f"the transfer of {song} to {target} has no notes to render")
+    wave = place(rend.render(tracks), tr.grid.origin, audio.rate, length=audio.samples.shape[0])
+    report("rendering", 1, 1)
+    t3 = time.perf_counter()
+
+    write_midi(source_pm, paths[0])
+    write_midi(pm, paths[1])
+    write_audio(output, wave, audio.rate)
+    done = AudioTransfer(source=Path(song), output=output, transcription_midi=paths[0], transferred_midi=paths[1],
+                         sidecar=paths[2], transcription=tr, song=result, metrics=metrics,
+                         seconds={"transcription": round(t1 - t0, 3), "transfer": round(t2 - t1, 3),
+                                  "rendering": round(t3 - t2, 3), "total": round(t3 - t0, 3)})
+    meta = done.report()
+    meta["model"] = str(model.folder) if model.folder is not None else None
+    write_json(paths[2], meta)
+    return done

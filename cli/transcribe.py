@@ -1,0 +1,97 @@
+"""``genre audio transcribe`` and ``genre audio transfer``: a recording → MIDI → another genre.
+
+Each command parses its options, calls the library (:mod:`audiogenre.transcribe`,
+:mod:`audiogenre.arrange`) and prints.
+"""
+
+from __future__ import annotations
+
+import click
+
+from cli.common import TqdmProgress
+
+_grid_options = [
+    click.option("--bpm", type=click.FloatRange(20, 400), help="The tempo, when the estimate is wrong (e.g. half or double)."),
+    click.option("--downbeat", type=click.FloatRange(min=0), metavar="SECONDS",
+                 help="Time of a first beat of a bar (bar lines are then every 4 beats from it)."),
+    click.option("--threads", type=click.IntRange(1), help="CPU threads for the transcription model."),
+]
+
+
+def _grid(f):
+    for opt in reversed(_grid_options):
+        f = opt(f)
+    return f
+
+
+def _describe(tr) -> str:
+    g = tr.grid
+    how = "given" if g.source == "given" else "estimated"
+    return (f"{tr.seconds:.1f} s at {tr.rate} Hz: {len(tr.notes)} notes, tempo {g.tempo:.1f} bpm ({how}), "
+            f"bar 1 at {g.origin:.2f} s")
+
+
+@click.command()
+@click.argument("song", type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="MIDI file to write (.mid).")
+@_grid
+def transcribe(song, output, bpm, downbeat, threads):
+    """Transcribe a recording to MIDI on the 16th-note grid (basic-pitch, ONNX).
+
+    Notes by Spotify's basic-pitch (polyphonic, any instrument) run with onnxruntime; tempo and
+    beats by librosa's beat tracker; every note is moved to the nearest 16th. The MIDI has the
+    tempo and 4/4 from bar 1, so `genre midi prepare` and `genre midi transfer` read it.
+
+    \b
+    Example:
+      genre render data/examples/jazz_example.mid -o jazz.wav
+      genre audio transcribe jazz.wav -o jazz.mid            # add --bpm 120 if the tempo is off
+    """
+    from audiogenre.transcribe import transcribe_file
+
+    with TqdmProgress(unit="window", leave=False) as progress:
+        tr = transcribe_file(song, output, bpm=bpm, downbeat=downbeat, threads=threads, progress=progress)
+    click.echo(f"{song}: {_describe(tr)}")
+    click.echo(f"wrote {output}: {len(tr.qnotes)} notes on the grid, "
+               f"{int(tr.qnotes[:, 1].max()) / 16 if len(tr.qnotes) else 0:.1f} bars")
+
+
+@click.command("transfer")
+@click.argument("song", type=click.Path())
+@click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Audio to write (.wav/.flac/.ogg).")
+@click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical]")
+@click.option("--soundfont", type=click.Path(), help="General MIDI .sf2/.sf3 (default: $GENRE_SOUNDFONT or the system's).")
+@click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
+              help="General MIDI instrument of the rendering (0: piano).")
+@_grid
+def transfer(song, target, output, model, soundfont, program, bpm, downbeat, threads):
+    """Play a recording in another genre: transcribe, transfer the notes, render.
+
+    The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
+    symbolic CycleGAN (as `genre midi transfer`), and the result is rendered with FluidSynth at
+    the recording's sample rate, bar 1 where the recording's first downbeat is. Beside OUT it
+    writes OUT.transcribed.mid, OUT.<genre>.mid and OUT.json (files, tempo, metrics).
+
+    Not to be confused with `genre audio transform`, which keeps the recording and adds a small
+    classifier-guided change.
+
+    \b
+    Example:
+      genre audio transfer piano.wav --to classical -o piano_classical.wav
+      genre audio transfer piano.wav --to jazz -o piano_jazz.wav --bpm 96
+    """
+    from audiogenre.arrange import transfer_audio
+
+    with TqdmProgress(unit="window", leave=False) as progress:
+        res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, soundfont=soundfont,
+                             program=program, threads=threads, progress=progress)
+    m = res.metrics
+    click.echo(f"{song}: {_describe(res.transcription)}")
+    cc = "n/a" if m["content_change"] is None else f"{m['content_change']:.2f}"
+    click.echo(f"{res.song.source_genre} → {res.song.target_genre}: {m['phrases']} phrases, notes {m['notes_source']} → "
+               f"{m['notes_transferred']}, content change {cc} (added {m['added']}, removed {m['removed']})")
+    s = res.seconds
+    click.echo(f"took {s['total']:.1f} s (transcription {s['transcription']:.1f}, transfer {s['transfer']:.1f}, "
+               f"rendering {s['rendering']:.1f})")
+    click.echo(f"wrote {output}, {res.transcription_midi}, {res.transferred_midi}, {res.sidecar}")
