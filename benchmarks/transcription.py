@@ -1,0 +1,340 @@
+"""Transcription and the audio → MIDI → genre → audio bridge, measured on rendered songs whose notes are known.
+
+Songs: for the two genres of the transfer model (jazz and classical for the shipped
+``jazz-classical``) its **held-out** songs (``split.json``, found by name and SHA-1 under
+``--midi-root``); for the other genre folders (pop, folk) songs picked by the same seed — none
+of them was seen by basic-pitch or the model. Only songs in 4/4 with one tempo over the clip are
+taken (the grid accuracy needs a true grid), in a seeded order, ``--songs`` per genre; the first
+``--seconds`` of each are rendered with FluidSynth (every instrument as written, drums too) at
+22 050 Hz.
+
+Per genre:
+
+* onset P / R / F1 (mir_eval, 50 ms, pitch within 50 cents) and F1 with offsets (mir_eval's
+  default: offset within 20 % of the note or 50 ms), of the notes basic-pitch finds against the
+  song's pitched notes (drums are not notes to find);
+* tempo: median relative error of the estimate, and the share of songs within 4 % of the true
+  tempo (acc1) or of its double, half, triple or third (acc2, MIREX);
+* grid accuracy: the share of true notes found (onset matched) **and** put on their own 16th of
+  the bar by the quantiser (``grid``), the same among found notes only (``grid|found``), and the
+  latter with the true tempo and bar lines given (``grid@true``: what the quantiser does when the
+  tempo and downbeat are right).
+
+End to end, for the model's genres, each clip goes through ``transfer_audio`` (what
+``genre audio transfer`` runs) to the other genre:
+
+* ``sym→tgt``: the share of 4-bar phrases that the symbolic classifier (``--classifier``, a
+  ``genre midi train-classifier`` folder trained on the model's training songs; without it a
+  :class:`midigenre.judges.FeatureJudge` is trained here on the training songs) assigns to the
+  target genre, for the transcription (before) and the transfer (after);
+* ``audio p(tgt)``: the shipped audio classifier's (``audio-rendered``) mean p(target) over 3 s
+  segments, for the original rendering, the transcription rendered as piano (so the change of
+  instruments is seen apart from the change of notes) and the transferred rendering.
+
+Speed: seconds of computation per minute of audio, for transcription alone and the whole bridge.
+
+    nice -n 10 python benchmarks/transcription.py                      # ~10 min on 2 cores
+    python benchmarks/transcription.py --songs 5 --seconds 60 --classifier clf/ --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+RATE = 22_050
+
+
+def true_notes(path: Path, seconds: float):
+    """``(notes (n, 4) start s, end s, pitch, step, tempo)`` of the pitched notes starting in the
+    first ``seconds``, ``step`` the 16th of the note's onset counted from tick 0; None when the
+    song is not 4/4 throughout or changes tempo within the clip."""
+    import symusic
+
+    score = symusic.Score(str(path))
+    if score.tpq <= 0:
+        return None
+    ts = [(t.numerator, t.denominator) for t in score.time_signatures]
+    if not ts or any(t != (4, 4) for t in ts):
+        return None
+    tempos = score.tempos.numpy()
+    sec = score.to("second")
+    sec_tempos = sec.tempos.numpy()
+    inside = sec_tempos["time"] < seconds
+    mspq = np.unique(sec_tempos["mspq"][inside]) if inside.any() else np.array([500000])
+    if len(mspq) != 1 or (len(tempos) and tempos["time"].min() > 0 and inside.any()):
+        return None
+    rows = []
+    for t_tick, t_sec in zip(score.tracks, sec.tracks):
+        if t_tick.is_drum or not len(t_tick.notes):
+            continue
+        a, b = t_tick.notes.numpy(), t_sec.notes.numpy()
+        step = np.floor(a["time"].astype(np.float64) * 4 / score.tpq + 0.5)
+        rows.append(np.stack([b["time"], b["time"] + b["duration"], b["pitch"], step], axis=1))
+    if not rows:
+        return None
+    notes = np.concatenate(rows).astype(np.float64)
+    notes = notes[notes[:, 0] < seconds]
+    notes[:, 1] = np.minimum(notes[:, 1], seconds)
+    notes = notes[notes[:, 1] > notes[:, 0]]
+    if len(notes) < 20:
+        return None
+    return notes, 6e7 / float(mspq[0])
+
+
+def pick_songs(root: Path, model, n: int, seconds: float, seed: int) -> dict[str, list[tuple[Path, np.ndarray, float]]]:
+    """``{genre: [(file, true notes, true tempo)]}``: held-out songs for the model's genres, seeded picks for the rest."""
+    split = json.loads((Path(model.folder) / "split.json").read_text())
+    by_name: dict[str, list[Path]] = {}
+    for p in root.rglob("*"):
+        if p.suffix.lower() in (".mid", ".midi") and p.is_file():
+            by_name.setdefault(p.name, []).append(p)
+    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    out: dict[str, list] = {}
+    rng = np.random.default_rng(seed)
+    for genre, parts in split["genres"].items():
+        files = []
+        for entry in parts["test"]:
+            for p in by_name.get(entry["name"], []):
+                if hashlib.sha1(p.read_bytes()).hexdigest() == entry["sha1"]:
+                    files.append(p)
+                    break
+        out[genre] = [files[i] for i in rng.permutation(len(files))]
+    for folder in folders:
+        genre = folder.split("-")[0]
+        if genre in out:
+            continue
+        files = sorted(p for p in (root / folder).rglob("*") if p.suffix.lower() in (".mid", ".midi"))
+        out[genre] = [files[i] for i in rng.permutation(len(files))]
+    picked = {}
+    for genre, files in out.items():
+        chosen = []
+        for p in files:
+            if len(chosen) >= n:
+                break
+            try:
+                got = true_notes(p, seconds)
+            except Exception:  # unreadable file: not a song to measure on
+                got = None
+            if got is not None:
+                chosen.append((p, *got))
+        picked[genre] = chosen
+    return picked
+
+
+def note_scores(ref: np.ndarray, est: np.ndarray) -> dict:
+    import mir_eval
+
+    if len(est) == 0:
+        return {"P": 0.0, "R": 0.0, "F1": 0.0, "F1_offset": 0.0, "matches": []}
+    ri, rp = ref[:, :2], mir_eval.util.midi_to_hz(ref[:, 2])
+    ei, ep = est[:, :2], mir_eval.util.midi_to_hz(est[:, 2])
+    p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
+    _, _, fo, _ = mir_eval.transcription.precision_recall_f1_overlap(ri, rp, ei, ep, onset_tolerance=0.05)
+    matches = mir_eval.transcription.match_notes(ri, rp, ei, ep, onset_tolerance=0.05, offset_ratio=None)
+    return {"P": p, "R": r, "F1": f, "F1_offset": fo, "matches": matches}
+
+
+def grid_scores(ref: np.ndarray, est: np.ndarray, matches, tempo: float, origin: float, true_tempo: float) -> dict:
+    """Shares of true notes whose 16th within the bar the quantiser recovers (see the module docstring)."""
+    if not matches:
+        return {"grid": 0.0, "grid_found": float("nan"), "grid_true": float("nan")}
+    i_ref = np.array([m[0] for m in matches])
+    i_est = np.array([m[1] for m in matches])
+    true_pos = ref[i_ref, 3].astype(np.int64) % 16
+
+    def pos(t, o):
+        return np.floor((est[i_est, 0] - o) / (60.0 / (t * 4)) + 0.5).astype(np.int64) % 16
+
+    hit = pos(tempo, origin) == true_pos
+    return {"grid": float(hit.sum() / len(ref)), "grid_found": float(hit.mean()),
+            "grid_true": float((pos(true_tempo, 0.0) == true_pos).mean())}
+
+
+def tempo_scores(est: float, true: float) -> dict:
+    err = abs(est - true) / true
+    acc2 = any(abs(est - true * k) / (true * k) <= 0.04 for k in (1, 2, 0.5, 3, 1 / 3))
+    return {"tempo_err": err, "acc1": float(err <= 0.04), "acc2": float(acc2)}
+
+
+def audio_probabilities(clf, wave: np.ndarray, rate: int, seconds: float = 3.0) -> np.ndarray:
+    """Mean genre probabilities of the audio classifier over non-overlapping ``seconds`` segments."""
+    import torch
+
+    from audiogenre.audio import SAMPLE_RATE, resample, to_mono
+
+    x = resample(to_mono(wave), rate, SAMPLE_RATE)
+    n = int(seconds * SAMPLE_RATE)
+    segs = [x[i:i + n] for i in range(0, len(x) - n + 1, n)] or [np.pad(x, (0, n - len(x)))]
+    segs = [s for s in segs if np.abs(s).max() > 1e-3] or segs
+    with torch.no_grad():
+        p = torch.softmax(clf(torch.from_numpy(np.stack(segs).astype(np.float32))), dim=-1).numpy()
+    return p.mean(axis=0)
+
+
+def symbolic_judge(args, model):
+    """The symbolic classifier: ``--classifier`` or a feature judge trained on the training songs."""
+    if args.classifier:
+        from midigenre.classifier import Classifier
+
+        clf = Classifier.load(args.classifier)
+        return clf, f"{args.classifier} (genre-classifier)"
+    from midigenre.judges import FeatureJudge
+    from midigenre.pianoroll import Unusable, phrases_of_file
+
+    split = json.loads((Path(model.folder) / "split.json").read_text())
+    root = Path(args.midi_root)
+    by_name = {p.name: p for p in root.rglob("*") if p.suffix.lower() in (".mid", ".midi")}
+    xs, genres = [], []
+    rng = np.random.default_rng(args.seed)
+    for genre, parts in split["genres"].items():
+        train = parts["train"]
+        rows = []
+        for k in rng.permutation(len(train))[: args.judge_songs]:
+            p = by_name.get(train[k]["name"])
+            if p is None:
+                continue
+            try:
+                rows.append(phrases_of_file(p, model.settings)[0])
+            except Unusable:
+                continue
+        xs.append(np.concatenate(rows))
+        genres.append(genre)
+    judge = FeatureJudge.train(xs, genres, model.settings.hash())
+    return judge, f"feature judge trained here on {args.judge_songs} training songs per genre"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--midi-root", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "midi"))
+    ap.add_argument("--model", default="jazz-classical")
+    ap.add_argument("--songs", type=int, default=3, help="Songs per genre.")
+    ap.add_argument("--seconds", type=float, default=45.0, help="Seconds of each song (from its start).")
+    ap.add_argument("--classifier", help="Symbolic genre-classifier folder (default: a feature judge trained here).")
+    ap.add_argument("--judge-songs", type=int, default=80, help="Training songs per genre for the feature judge.")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json", help="Write every per-song number here.")
+    args = ap.parse_args(argv)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from audiogenre.arrange import transfer_audio
+    from audiogenre.audio import write_audio
+    from audiogenre.models import DEFAULT_AUDIO_MODEL, AudioClassifier
+    from audiogenre.render import render_file, renderer, tracks_of_pretty_midi
+    from audiogenre.transcribe import choose_downbeat, fit_grid, transcribe_audio
+    from midigenre.pianoroll import read_song, split_phrases
+    from midigenre.transfer import TransferModel
+
+    model = TransferModel.load(args.model)
+    songs = pick_songs(Path(args.midi_root), model, args.songs, args.seconds, args.seed)
+    audio_clf, _ = AudioClassifier.load(DEFAULT_AUDIO_MODEL)
+    audio_clf.eval()
+    judge, judge_what = symbolic_judge(args, model)
+    print(f"songs: {', '.join(f'{g} {len(v)}' for g, v in songs.items())}; first {args.seconds:g} s each; "
+          f"symbolic judge: {judge_what}", flush=True)
+    a, b = model.genres["a"], model.genres["b"]
+    rows = []
+    tmp = Path(tempfile.mkdtemp(prefix="transcription-bench-"))
+    for genre, items in songs.items():
+        for path, ref, true_tempo in items:
+            wave = render_file(path, rate=RATE, seconds=args.seconds)
+            row = {"genre": genre, "song": path.name, "true_tempo": true_tempo, "minutes": len(wave) / RATE / 60}
+            if genre in (a, b):
+                target = b if genre == a else a
+                clip = tmp / f"{path.stem}.wav"
+                write_audio(clip, wave, RATE)
+                t = time.perf_counter()
+                res = transfer_audio(clip, target, tmp / f"{path.stem}.{target}.wav", model=model, threads=args.threads)
+                row["bridge_s"] = time.perf_counter() - t
+                row["transcribe_s"] = res.seconds["transcription"]
+                tr = res.transcription
+                src_roll = read_song(res.transcription_midi.read_bytes(), model.settings).roll
+                before, _ = split_phrases(src_roll, model.settings)
+                after, _ = split_phrases(res.song.transferred, model.settings)
+                k = judge.index(target)
+                row["sym_before"] = float((judge.predict(before) == k).mean()) if len(before) else float("nan")
+                row["sym_after"] = float((judge.predict(after) == k).mean()) if len(after) else float("nan")
+                import soundfile as sf
+
+                out, out_rate = sf.read(str(res.output), dtype="float32")
+                piano = renderer(None, RATE).render(tracks_of_pretty_midi(tr.midi()))
+                kt = audio_clf.genre_index(target)
+                row["audio_before"] = float(audio_probabilities(audio_clf, wave, RATE)[kt])
+                row["audio_piano"] = float(audio_probabilities(audio_clf, piano, RATE)[kt])
+                row["audio_after"] = float(audio_probabilities(audio_clf, out, out_rate)[kt])
+                row["direction"] = f"{genre}→{target}"
+            else:
+                t = time.perf_counter()
+                tr = transcribe_audio(wave, RATE, threads=args.threads)
+                row["transcribe_s"] = time.perf_counter() - t
+            ns = note_scores(ref, tr.notes)
+            row.update({k: v for k, v in ns.items() if k != "matches"})
+            row.update(tempo_scores(tr.tempo, true_tempo))
+            row.update(grid_scores(ref, tr.notes, ns["matches"], tr.tempo, tr.grid.origin, true_tempo))
+            row["est_tempo"] = tr.tempo
+            # the same grid from librosa's beats alone (no fit to the onsets), for comparison
+            t_lib, ph_lib = fit_grid(tr.grid.beats, tr.tempo)
+            lib = tempo_scores(t_lib, true_tempo)
+            row.update({"tempo_err_lib": lib["tempo_err"], "acc1_lib": lib["acc1"], "acc2_lib": lib["acc2"],
+                        "grid_lib": grid_scores(ref, tr.notes, ns["matches"], t_lib, choose_downbeat(tr.notes, t_lib, ph_lib),
+                                                true_tempo)["grid"]})
+            rows.append(row)
+            print(f"  {genre:<10} {path.name[:34]:<34} F1 {row['F1']:.2f}  tempo {tr.tempo:6.1f} (true {true_tempo:6.1f})  "
+                  f"grid {row['grid']:.2f}", flush=True)
+
+    def mean(rs, k, f=np.nanmean):
+        v = [r[k] for r in rs if k in r]
+        return f(v) if v else float("nan")
+
+    print("\nTranscription (rendered songs, first %g s)" % args.seconds)
+    print("| genre | songs | onset P | onset R | onset F1 | F1 w/ offset | tempo err (median) | tempo acc1 / acc2 | grid | "
+          "grid\\|found | grid@true | librosa alone: tempo err, acc1 / acc2, grid |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    groups = [(g, [r for r in rows if r["genre"] == g]) for g in songs] + [("all", rows)]
+    for g, rs in groups:
+        if not rs:
+            continue
+        print(f"| {g} | {len(rs)} | {mean(rs, 'P'):.2f} | {mean(rs, 'R'):.2f} | {mean(rs, 'F1'):.2f} | {mean(rs, 'F1_offset'):.2f} | "
+              f"{100 * mean(rs, 'tempo_err', np.nanmedian):.1f} % | {mean(rs, 'acc1'):.2f} / {mean(rs, 'acc2'):.2f} | "
+              f"{mean(rs, 'grid'):.2f} | {mean(rs, 'grid_found'):.2f} | {mean(rs, 'grid_true'):.2f} | "
+              f"{100 * mean(rs, 'tempo_err_lib', np.nanmedian):.1f} %, {mean(rs, 'acc1_lib'):.2f} / {mean(rs, 'acc2_lib'):.2f}, "
+              f"{mean(rs, 'grid_lib'):.2f} |")
+    e2e = [r for r in rows if "direction" in r]
+    if e2e:
+        print(f"\nEnd to end ({args.model}; symbolic judge: {judge_what}; audio: shipped audio-rendered)")
+        print("| direction | songs | sym→target before | after | audio p(target) original | transcription as piano | transferred |")
+        print("|---|---|---|---|---|---|---|")
+        for d in sorted({r["direction"] for r in e2e}):
+            rs = [r for r in e2e if r["direction"] == d]
+            print(f"| {d} | {len(rs)} | {mean(rs, 'sym_before'):.2f} | {mean(rs, 'sym_after'):.2f} | {mean(rs, 'audio_before'):.2f} | "
+                  f"{mean(rs, 'audio_piano'):.2f} | {mean(rs, 'audio_after'):.2f} |")
+    minutes = sum(r["minutes"] for r in rows)
+    tsec = sum(r["transcribe_s"] for r in rows)
+    print(f"\nSpeed ({args.threads} thread(s)): transcription {tsec / minutes:.1f} s per minute of audio "
+          f"({minutes:.1f} min in {len(rows)} clips)", end="")
+    if e2e:
+        bm = sum(r["minutes"] for r in e2e)
+        print(f"; whole bridge (transcribe, transfer, render, write) {sum(r['bridge_s'] for r in e2e) / bm:.1f} s per minute "
+              f"({bm:.1f} min in {len(e2e)} clips)")
+    else:
+        print()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"args": vars(args), "judge": judge_what, "rows": rows}, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
