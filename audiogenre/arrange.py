@@ -74,7 +74,8 @@ def _runs(roll: np.ndarray) -> int:
 
 def transfer_metrics(song) -> dict:
     """Content change of Brunner et al. on the whole song (raw, added, removed, transposition-
-    invariant; NaN written as null), notes and 4-bar phrases before and after."""
+    invariant; NaN written as null), 4-bar phrases, and notes before and after as the model sees
+    them (runs in the piano roll: a note repeated without a rest counts once)."""
     from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
 
     def num(x):

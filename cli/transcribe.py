@@ -89,8 +89,8 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, thr
     m = res.metrics
     click.echo(f"{song}: {_describe(res.transcription)}")
     cc = "n/a" if m["content_change"] is None else f"{m['content_change']:.2f}"
-    click.echo(f"{res.song.source_genre} → {res.song.target_genre}: {m['phrases']} phrases, notes {m['notes_source']} → "
-               f"{m['notes_transferred']}, content change {cc} (added {m['added']}, removed {m['removed']})")
+    click.echo(f"{res.song.source_genre} → {res.song.target_genre}: {m['phrases']} phrases, notes in the piano roll "
+               f"{m['notes_source']} → {m['notes_transferred']}, content change {cc} (added {m['added']}, removed {m['removed']})")
     s = res.seconds
     click.echo(f"took {s['total']:.1f} s (transcription {s['transcription']:.1f}, transfer {s['transfer']:.1f}, "
                f"rendering {s['rendering']:.1f})")

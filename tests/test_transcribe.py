@@ -1,0 +1,289 @@
+"""Audio → MIDI (basic-pitch ONNX, beat grid, quantiser) → genre transfer → audio.
+
+The quantiser and the grid fits are tested on note times made here; the transcription, the
+bridge and the bad inputs on short clips rendered with FluidSynth from MIDI made here (so the
+true notes are known). Those skip, with the reason, only where basic-pitch, onnxruntime, librosa
+or FluidSynth is missing (scripts/setup.sh installs them all).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from audiogenre.transcribe import bar_before, choose_downbeat, fit_onsets, grid_midi, quantise
+from cli.main import main
+from shared.errors import GenreError
+
+
+def _missing() -> str | None:
+    for mod, what in (("onnxruntime", "onnxruntime"), ("basic_pitch", "basic-pitch"), ("librosa", "librosa")):
+        if importlib.util.find_spec(mod) is None:
+            return f"{what} is not installed (bash scripts/setup.sh installs the transcription extra)"
+    try:
+        from audiogenre.render import _fluidsynth, find_soundfont
+
+        _fluidsynth()
+        find_soundfont()
+    except GenreError as err:
+        return f"FluidSynth not usable: {err}"
+    return None
+
+
+needs_transcription = pytest.mark.skipif(_missing() is not None, reason=str(_missing()))
+
+TEMPO = 120.0
+STEP = 60.0 / (TEMPO * 4)
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+# ----------------------------------------------------------------------------- quantiser
+
+
+def test_quantise_puts_played_notes_on_their_16ths():
+    rng = np.random.default_rng(0)
+    steps = np.array([0, 2, 4, 5, 8, 12, 14, 16, 19, 24])
+    lengths = np.array([2, 2, 1, 3, 4, 2, 2, 3, 5, 8])
+    origin = 0.731
+    jitter = rng.uniform(-0.4, 0.4, size=(len(steps), 2)) * STEP  # under half a 16th
+    start = origin + steps * STEP + jitter[:, 0]
+    end = origin + (steps + lengths) * STEP + jitter[:, 1]
+    pitches = 60 + np.arange(len(steps))
+    notes = np.stack([start, end, pitches, np.full(len(steps), 0.5)], axis=1)
+    q = quantise(notes, TEMPO, origin)
+    assert q[:, 0].tolist() == steps.tolist()
+    assert q[:, 1].tolist() == (steps + lengths).tolist()
+    assert q[:, 2].tolist() == pitches.tolist()
+    assert (q[:, 3] == 64).all()  # round(127 · 0.5)
+
+
+def test_quantise_merges_and_cuts_notes_of_one_pitch():
+    notes = np.array([
+        [0.00, 0.30, 60, 0.4],   # step 0..2
+        [0.02, 0.55, 60, 0.9],   # also step 0, longer and louder: kept
+        [0.50, 0.90, 60, 0.5],   # step 4: cuts the one before (ended at step 4 anyway)
+        [0.26, 1.00, 64, 0.5],   # step 2..8, cut at 6 by the next 64
+        [0.74, 0.80, 64, 0.5],   # step 6, 0.06 s rounds to 0 steps: lasts one
+        [-0.5, 0.20, 67, 0.5],   # before the origin: dropped
+        [0.01, 0.02, 48, 0.0],   # silent amplitude still gets velocity 1
+    ])
+    q = quantise(notes, TEMPO, 0.0)
+    got = {(int(a), int(p)): (int(b), int(v)) for a, b, p, v in q}
+    assert got == {(0, 48): (1, 1), (0, 60): (4, 114), (4, 60): (7, 64), (2, 64): (6, 64), (6, 64): (7, 64)}
+    assert list(q[:, 0]) == sorted(q[:, 0])
+
+
+def test_grid_midi_reads_back_onto_the_same_grid():
+    from midigenre.pianoroll import RollSettings, read_song
+
+    q = np.array([[0, 4, 60, 90], [4, 6, 64, 80], [6, 8, 67, 70], [17, 30, 48, 100], [60, 61, 72, 50]])
+    pm = grid_midi(q, 97.3)
+    import io
+
+    buf = io.BytesIO()
+    pm.write(buf)
+    song = read_song(buf.getvalue(), RollSettings(meter="strict"))  # strict: 4/4 must be there from bar 1
+    assert abs(song.tempo - 97.3) < 0.01
+    assert len(song.roll) == 64  # the song lasts whole bars: 61 steps → 4 bars
+    for a, b, p, _ in q:
+        assert song.roll[a:b, p - 24].all()
+        assert not song.roll[b:b + 1, p - 24].any()  # ends where it should (nothing at step b; none at 64)
+    assert song.roll.sum() == (q[:, 1] - q[:, 0]).sum()
+
+
+def test_fit_onsets_corrects_a_tempo_a_few_percent_off():
+    rng = np.random.default_rng(1)
+    true_tempo, phase = 123.0, 0.37
+    beat = 60.0 / true_tempo
+    steps = np.sort(rng.choice(np.arange(0, 4 * 80), size=200, replace=False))  # 80 beats of 16ths
+    start = phase + steps * beat / 4 + rng.normal(0, 0.008, len(steps))
+    notes = np.stack([start, start + beat / 2, np.full(len(steps), 60), np.full(len(steps), 0.6)], axis=1)
+    notes[steps % 4 == 0, 3] = 0.9  # louder on the beat
+    tempo, ph = fit_onsets(notes, 118.0)  # a tracker 4 % slow
+    assert abs(tempo - true_tempo) < 0.2
+    # the fitted grid puts every note back on its own 16th (steps counted from a beat)
+    found = np.floor((start - ph) / (60.0 / tempo / 4) + 0.5).astype(int)
+    offset = found - steps
+    assert (offset == offset[0]).all() and offset[0] % 4 == 0
+    assert fit_onsets(notes, 123.0, fixed=True)[0] == 123.0
+
+
+def test_downbeat_is_the_beat_phase_with_the_most_weight():
+    beat = 0.5
+    rows = []
+    for k in range(32):  # beats 0.25 + k·0.5; bar lines on beats 1, 5, 9, … (phase 1)
+        t = 0.25 + k * beat
+        strong = k % 4 == 1
+        rows.append([t, t + (1.5 if strong else 0.2), 40 if strong else 70, 0.9 if strong else 0.4])
+    notes = np.array(rows)
+    origin = choose_downbeat(notes, 120.0, 0.25)
+    # phase 1 is the beat at 0.75 s; the first note (0.25 s) comes before it, so bar 1 starts a bar earlier
+    assert abs(origin - (0.75 - 2.0)) < 1e-9
+    assert bar_before(10.0, 0.2, 120.0) == pytest.approx(0.0)
+
+
+# ----------------------------------------------------------------------------- on rendered audio
+
+
+def _piece(bars: int = 8, tempo: float = TEMPO, drums: bool = False):
+    """A little piano piece: a bass note on every bar, quarter-note chords, an 8th-note melody."""
+    import pretty_midi
+
+    pm = pretty_midi.PrettyMIDI(initial_tempo=tempo)
+    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0))
+    step = 60.0 / (tempo * 4)
+    if drums:
+        kit = pretty_midi.Instrument(0, is_drum=True)
+        for s in range(0, bars * 16, 2):
+            kit.notes.append(pretty_midi.Note(100, 42, s * step, (s + 1) * step))
+            if s % 8 == 0:
+                kit.notes.append(pretty_midi.Note(115, 36, s * step, (s + 1) * step))
+            if s % 8 == 4:
+                kit.notes.append(pretty_midi.Note(115, 38, s * step, (s + 1) * step))
+        pm.instruments.append(kit)
+        return pm, []
+    piano = pretty_midi.Instrument(0)
+    truth = []
+    chords = [(48, 52, 55), (53, 57, 60), (55, 59, 62), (48, 52, 55)]
+    melody = [72, 74, 76, 77, 79, 77, 76, 74]
+    for bar in range(bars):
+        base = bar * 16
+        truth.append((base, base + 16, 36 + (bar % 4) * 2))
+        for beat in range(4):
+            for p in chords[bar % 4]:
+                truth.append((base + 4 * beat, base + 4 * beat + 3, p))
+        for i, p in enumerate(melody):
+            truth.append((base + 2 * i, base + 2 * i + 2, p - 12 * (bar % 2)))
+    for a, b, p in truth:
+        piano.notes.append(pretty_midi.Note(90, p, a * step, b * step))
+    pm.instruments.append(piano)
+    return pm, truth
+
+
+def _render(pm, seconds: float | None = None, rate: int = 22_050) -> np.ndarray:
+    from audiogenre.render import renderer, tracks_of_pretty_midi
+
+    return renderer(None, rate).render(tracks_of_pretty_midi(pm), seconds=seconds)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """8 bars of the piece at 120 bpm (16 s), rendered at 22 050 Hz, as a WAV file, with its notes."""
+    if _missing():
+        pytest.skip(_missing())
+    from audiogenre.audio import write_audio
+
+    pm, truth = _piece()
+    wave = _render(pm, seconds=16.5)
+    path = tmp_path_factory.mktemp("clip") / "piece.wav"
+    write_audio(path, wave, 22_050)
+    return path, truth
+
+
+@needs_transcription
+def test_transcribe_finds_the_notes_tempo_and_grid(clip, tmp_path):
+    from midigenre.pianoroll import RollSettings, read_song
+
+    path, truth = clip
+    out = tmp_path / "piece.mid"
+    result = run("audio", "transcribe", path, "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "tempo 120.0 bpm" in result.output
+    song = read_song(out.read_bytes(), RollSettings(meter="strict"))
+    assert abs(song.tempo - TEMPO) < 0.6
+    import pretty_midi
+
+    onsets = {(a, p) for a, _, p in truth}
+    pm = pretty_midi.PrettyMIDI(str(out))
+    step = 60.0 / (pm.get_tempo_changes()[1][0] * 4)
+    got = {(round(n.start / step), n.pitch) for n in pm.instruments[0].notes}
+    recall = len(onsets & got) / len(onsets)
+    precision = len(onsets & got) / len(got)
+    # every note has to be on its own 16th of the bar (bar lines found too) for this to hold;
+    # the extra notes are mostly overtones (an octave or a twelfth above a note played)
+    assert recall > 0.9 and precision > 0.7, (recall, precision)
+
+
+@needs_transcription
+def test_bpm_and_downbeat_override(clip, tmp_path):
+    from audiogenre.transcribe import transcribe_file
+
+    path, _ = clip
+    tr = transcribe_file(path, tmp_path / "x.mid", bpm=60, downbeat=0.0)
+    assert tr.grid.tempo == 60 and tr.grid.source == "given"
+    assert tr.grid.origin <= 0.0 and tr.qnotes[:, 0].min() >= 0
+    starts = tr.notes[:, 0]
+    # at 60 bpm a 16th is the piece's 8th: the 8th-note melody lands on every second 60-bpm 16th
+    assert np.median(np.abs(((starts - tr.grid.origin) / 0.25) - np.round((starts - tr.grid.origin) / 0.25))) < 0.1
+
+
+@needs_transcription
+def test_audio_transfer_writes_the_song_in_the_other_genre(clip, tmp_path):
+    import soundfile as sf
+
+    path, _ = clip
+    out = tmp_path / "out" / "piece_classical.wav"
+    result = run("audio", "transfer", path, "--to", "classical", "-o", out)
+    assert result.exit_code == 0, result.output
+    assert "jazz → classical: " in result.output
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["kind"] == "audio-transfer" and side["target_genre"] == "classical"
+    for key in ("original", "transcription_midi", "transferred_midi", "audio"):
+        assert Path(side[key]).exists()
+    assert side["transcription"]["tempo"] == pytest.approx(TEMPO, abs=0.6)
+    # 8 bars, and a 9th when a note rings past 16 s
+    assert side["metrics"]["phrases"] in (2, 3) and side["metrics"]["notes_source"] > 100
+    info, original = sf.info(str(out)), sf.info(str(path))
+    assert info.samplerate == original.samplerate and info.frames == original.frames
+    wave, _ = sf.read(str(out))
+    assert np.abs(wave).max() > 0.01  # something was rendered
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "piece_classical.classical.mid", "piece_classical.json", "piece_classical.transcribed.mid", "piece_classical.wav"]
+
+
+@needs_transcription
+@pytest.mark.parametrize("case", ["silence", "noise", "drums", "short", "garbage", "missing"])
+def test_bad_recordings_get_one_line_and_no_files(case, tmp_path):
+    from audiogenre.audio import write_audio
+
+    rate = 22_050
+    song = tmp_path / f"{case}.wav"
+    if case == "silence":
+        write_audio(song, np.zeros(rate * 12, np.float32), rate)
+    elif case == "noise":
+        write_audio(song, 0.3 * np.random.default_rng(0).standard_normal(rate * 12).astype(np.float32), rate)
+    elif case == "drums":
+        write_audio(song, _render(_piece(bars=6, drums=True)[0]), rate)
+    elif case == "short":
+        write_audio(song, _render(_piece(bars=2)[0], seconds=4.5), rate)  # 4.5 s < 8 s, 4 bars at 120 bpm
+    elif case == "garbage":
+        song.write_bytes(b"RIFF not really a wave file" * 20)
+    expect = {"silence": "is silent", "noise": "no pitched music", "drums": "no pitched music",
+              "short": "shorter than one 4-bar phrase", "garbage": "cannot read", "missing": "no such audio file"}[case]
+    for args in (("audio", "transcribe", song, "-o", tmp_path / "o" / "t.mid"),
+                 ("audio", "transfer", song, "--to", "classical", "-o", tmp_path / "o" / "t.wav")):
+        result = run(*args)
+        assert result.exit_code == 1, result.output
+        lines = [x for x in result.output.splitlines() if x.strip() and "%|" not in x]
+        assert len(lines) == 1 and lines[0].startswith("Error: ") and expect in lines[0], result.output
+        assert "Traceback" not in result.output
+        assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_outputs_never_overwrite_the_recording(tmp_path):
+    song = tmp_path / "x.wav"
+    song.write_bytes(b"")
+    for args in (("audio", "transcribe", song, "-o", song),
+                 ("audio", "transfer", song, "--to", "jazz", "-o", song)):
+        result = run(*args)
+        assert result.exit_code == 1 and "would overwrite the input" in result.output
+    result = run("audio", "transcribe", song, "-o", tmp_path / "x.txt")
+    assert result.exit_code == 1 and "name it .mid" in result.output
