@@ -110,7 +110,8 @@ def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None)
 
 
 def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLike, *, model=None,
-                   bpm: float | None = None, downbeat: float | None = None, soundfont=None, program: int = 0,
+                   bpm: float | None = None, downbeat: float | None = None, tracker: str = "onsets",
+                   soundfont=None, program: int = 0,
                    threads: int | None = None, device: str = "cpu", progress=None) -> AudioTransfer:
     """Transcribe ``song``, transfer it to ``target`` and render it to ``output`` (.wav/.flac/.ogg).
 
@@ -119,6 +120,7 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     model : a loaded :class:`midigenre.transfer.TransferModel`, a model folder or a shipped
         model's name (default ``jazz-classical``); ``target`` must be one of its two genres.
     bpm, downbeat : override the estimated tempo and the first downbeat (seconds).
+    tracker : how the tempo is estimated (:data:`audiogenre.transcribe.TRACKERS`).
     soundfont, program : the General MIDI sound font and instrument of the rendering (0: piano).
     progress : ``progress(stage, done, total)`` (:mod:`shared.progress`).
 
@@ -147,8 +149,8 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
 
     t0 = time.perf_counter()
     audio = load_audio(song)
-    tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, name=str(song), threads=threads,
-                          progress=progress)
+    tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, name=str(song),
+                          threads=threads, progress=progress)
     t1 = time.perf_counter()
     report("transfer", 0, 1)
     source_pm = tr.midi()

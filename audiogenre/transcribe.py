@@ -10,10 +10,13 @@ Three steps, each a function of its own:
    (its defaults: onset threshold 0.5, frame threshold 0.3, notes ≥ 11 frames ≈ 128 ms).
    TensorFlow is never imported: basic-pitch is installed without its dependencies
    (README, "Transcription").
-2. **Grid** (:func:`beat_grid`): librosa's beat tracker (Ellis 2007: onset-strength
-   autocorrelation for the tempo, dynamic programming for the beats); a straight line through
-   the beat times gives the tempo and the phase of a constant-tempo grid, and the downbeat is the
-   beat phase (of four) on which the most note weight falls. ``bpm`` and ``downbeat`` override.
+2. **Grid** (:func:`beat_grid`): a constant-tempo 4/4 grid fitted to the note onsets. The
+   first tempo estimate is the toolkit's own (:func:`tempo_from_onsets`: a comb over 40–240 bpm
+   of the weighted onsets on the beat, 8th and 16th, with a log-normal prior around 120 bpm) or,
+   with ``tracker="librosa"``, librosa's beat tracker (Ellis 2007); either is then refined on all
+   onsets to a hundredth of a bpm (:func:`fit_onsets`), and the downbeat is the beat phase (of
+   four) on which the most note weight falls. ``bpm`` and ``downbeat`` override.
+   ``benchmarks/transcription.py`` measures the two trackers, with and without the refinement.
 3. **Quantisation** (:func:`quantise`): each note start and end goes to the nearest 16th of that
    grid; the MIDI (:func:`grid_midi`) carries the tempo and a 4/4 signature from bar 1, so
    ``genre midi prepare`` and the symbolic transfer read it as they read any 4/4 song.
@@ -186,10 +189,12 @@ def decode_notes(frames: np.ndarray, onsets: np.ndarray, *, onset_threshold: flo
     """
     n_frames = frames.shape[0]
     onsets = _inferred_onsets(onsets, frames)
-    from scipy.signal import argrelmax
-
+    # scipy.signal.argrelmax(onsets, axis=0) (strict local maxima in time, never the first or last
+    # frame) in NumPy: importing scipy.signal takes seconds
     peaks = np.zeros(onsets.shape)
-    at = argrelmax(onsets, axis=0)
+    inner = onsets[1:-1]
+    at = np.nonzero((inner > onsets[:-2]) & (inner > onsets[2:]))
+    at = (at[0] + 1, at[1])
     peaks[at] = onsets[at]
     t_idx, f_idx = np.where(peaks >= onset_threshold)
     energy = frames.astype(np.float64).copy()
@@ -251,7 +256,7 @@ class Grid:
     tempo: float
     origin: float
     beats: np.ndarray  # the tracker's beat times (for reports); empty when none were tracked
-    source: str  # how the tempo was found: "librosa+onsets", "librosa", "given"
+    source: str  # how the tempo was found: "onsets", "librosa+onsets", "librosa" (beats alone), "given"
 
     @property
     def step_seconds(self) -> float:
@@ -322,6 +327,21 @@ def onset_weights(notes: np.ndarray, tempo: float) -> np.ndarray:
     return notes[:, 3] * (1.0 + np.minimum((notes[:, 1] - notes[:, 0]) / beat, 4.0))
 
 
+def _comb(t: np.ndarray, w: np.ndarray, cands: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(score, z_1)`` per candidate tempo: ``z_h = Σ w_i exp(2πi·h·t_i·T/60)``,
+    ``score = (|z_1| + |z_2|/2 + |z_4|/4) / Σw`` (1.75 when every onset is on a beat)."""
+    score = np.empty(len(cands))
+    z1 = np.empty(len(cands), complex)
+    total = float(w.sum()) or 1.0
+    for i in range(0, len(cands), 256):  # (candidates × notes) in blocks: bounded memory for long songs
+        angle = 2 * np.pi * t[None, :] * cands[i:i + 256, None] / 60.0
+        z = (w * np.exp(1j * angle)).sum(axis=1)
+        score[i:i + 256] = (np.abs(z) + np.abs((w * np.exp(2j * angle)).sum(axis=1)) / 2
+                            + np.abs((w * np.exp(4j * angle)).sum(axis=1)) / 4) / total
+        z1[i:i + 256] = z
+    return score, z1
+
+
 def fit_onsets(notes: np.ndarray, tempo: float, *, span: float = 0.06, resolution: float = 0.01,
                fixed: bool = False) -> tuple[float, float]:
     """``(tempo, phase)`` of the constant-tempo grid the note onsets fit best, near ``tempo``.
@@ -336,45 +356,72 @@ def fit_onsets(notes: np.ndarray, tempo: float, *, span: float = 0.06, resolutio
     """
     t = notes[:, 0]
     w = onset_weights(notes, tempo)
-    cands = np.array([tempo]) if fixed else np.arange(tempo * (1 - span), tempo * (1 + span), resolution)
-    best, best_score, best_z = tempo, -1.0, 0j
-    for i in range(0, len(cands), 256):  # (candidates × notes) in blocks: bounded memory for long songs
-        c = cands[i:i + 256, None]
-        angle = 2 * np.pi * t[None, :] * c / 60.0
-        z1 = (w * np.exp(1j * angle)).sum(axis=1)
-        score = np.abs(z1) + np.abs((w * np.exp(2j * angle)).sum(axis=1)) / 2 + np.abs((w * np.exp(4j * angle)).sum(axis=1)) / 4
-        k = int(np.argmax(score))
-        if score[k] > best_score:
-            best, best_score, best_z = float(c[k, 0]), float(score[k]), z1[k]
+    cands = np.array([float(tempo)]) if fixed else np.arange(tempo * (1 - span), tempo * (1 + span), resolution)
+    score, z1 = _comb(t, w, cands)
+    k = int(np.argmax(score))
+    best = float(cands[k])
     beat = 60.0 / best
-    phase = (np.angle(best_z) / (2 * np.pi)) * beat % beat
-    return best, float(phase)
+    return best, float((np.angle(z1[k]) / (2 * np.pi)) * beat % beat)
 
 
-def beat_grid(wave: np.ndarray, rate: int, notes: np.ndarray, *, bpm: float | None = None,
-              downbeat: float | None = None, refine: bool = True) -> Grid:
+#: The tempo prior of :func:`tempo_from_onsets`: log-normal around 120 bpm, one octave wide
+#: (librosa's beat tracker uses the same), to choose among a tempo, its double and its half.
+PRIOR_BPM, PRIOR_OCTAVES = 120.0, 1.0
+
+
+def tempo_from_onsets(notes: np.ndarray, *, lo: float = 40.0, hi: float = 240.0, window: float = 45.0) -> float:
+    """The toolkit's own tempo estimate: the comb of :func:`fit_onsets` over every tempo from
+    ``lo`` to ``hi`` (steps of 0.2 %) on the note onsets of the first ``window`` seconds of notes,
+    times a log-normal prior around 120 bpm; :func:`fit_onsets` then refines it on all notes."""
+    first = notes[:, 0].min()
+    part = notes[notes[:, 0] < first + window]
+    cands = lo * np.exp(np.arange(0, np.log(hi / lo), 0.002))
+    score, _ = _comb(part[:, 0], onset_weights(part, PRIOR_BPM), cands)
+    prior = np.exp(-0.5 * (np.log2(cands / PRIOR_BPM) / PRIOR_OCTAVES) ** 2)
+    return float(cands[int(np.argmax(score * prior))])
+
+
+#: How the tempo is found: ``onsets`` (the toolkit's own: :func:`tempo_from_onsets`, no
+#: audio analysis beyond the notes) or ``librosa`` (librosa's beat tracker, then the onset fit).
+TRACKERS = ("onsets", "librosa")
+
+
+def beat_grid(wave: np.ndarray | None, rate: int, notes: np.ndarray, *, bpm: float | None = None,
+              downbeat: float | None = None, tracker: str = "onsets", refine: bool = True) -> Grid:
     """The 4/4 grid of a recording (see the module docstring).
 
-    librosa's beats give the tempo (the line through them); with ``refine`` (the default) the
-    tempo and phase are then fitted to the note onsets (:func:`fit_onsets`), which
-    ``benchmarks/transcription.py`` measures against the tracker alone.
+    ``tracker`` gives the first tempo estimate: ``onsets`` (:func:`tempo_from_onsets`) or
+    ``librosa`` (the line through librosa's beats); with ``refine`` (the default) the tempo and
+    phase are then fitted to the note onsets (:func:`fit_onsets`). ``bpm`` fixes the tempo (only the
+    phase is fitted). ``benchmarks/transcription.py`` measures the trackers against each other.
     """
-    tracked, beats = track_beats(wave, rate, bpm=bpm)
+    if tracker not in TRACKERS:
+        raise GenreError(f"unknown tracker {tracker!r}: use one of {', '.join(TRACKERS)}")
+    beats = np.zeros(0)
+    if len(notes) < 4 and not bpm:
+        raise GenreError("too few notes to find the tempo; pass --bpm")
     if bpm:
         tempo = float(bpm)
-        phase = float(beats[0]) if len(beats) else 0.0
+    elif tracker == "librosa":
+        tracked, beats = track_beats(wave, rate)
+        tempo, _ = fit_grid(beats, tracked)
     else:
-        tempo, phase = fit_grid(beats, tracked)
+        tempo = tempo_from_onsets(notes)
     if not (np.isfinite(tempo) and tempo > 0):
         raise GenreError("no tempo could be estimated; pass --bpm")
-    if refine and len(notes) >= 4:
+    if refine or bpm:
         tempo, phase = fit_onsets(notes, tempo, fixed=bool(bpm))
+    elif tracker == "librosa":  # the tracker's grid as it is: the line through its beats
+        tempo, phase = fit_grid(beats, tempo)
+    else:  # the comb's tempo as it is (0.2 % steps), only the phase fitted
+        tempo, phase = fit_onsets(notes, tempo, fixed=True)
     first = float(notes[:, 0].min()) if len(notes) else 0.0
     if downbeat is not None:
         origin = bar_before(float(downbeat), first, tempo)
     else:
         origin = choose_downbeat(notes, tempo, phase)
-    return Grid(tempo=float(tempo), origin=float(origin), beats=beats, source="given" if bpm else "librosa+onsets")
+    source = "given" if bpm else tracker + ("+onsets" if refine and tracker == "librosa" else "")
+    return Grid(tempo=float(tempo), origin=float(origin), beats=beats, source=source)
 
 
 # ----------------------------------------------------------------------------- quantisation
@@ -469,7 +516,8 @@ class Transcription:
 
 
 def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None, downbeat: float | None = None,
-                     name: str = "the audio", threads: int | None = None, progress=None) -> Transcription:
+                     tracker: str = "onsets", name: str = "the audio", threads: int | None = None,
+                     progress=None) -> Transcription:
     """Transcribe ``(frames[, channels])`` float audio onto a 4/4 16th-note grid.
 
     Raises GenreError (one line) for silence, for audio in which no pitched music is found
@@ -490,7 +538,7 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
     if len(notes) < MIN_NOTES or pitched < MIN_PITCHED:
         raise GenreError(f"no pitched music found in {name} ({len(notes)} notes in {seconds:.1f} s, a clear pitch in "
                          f"{pitched:.1%} of it): is it noise, or drums only? Transcription needs melody or chords")
-    grid = beat_grid(wave, BP_RATE, notes, bpm=bpm, downbeat=downbeat)
+    grid = beat_grid(wave, BP_RATE, notes, bpm=bpm, downbeat=downbeat, tracker=tracker)
     if seconds < grid.phrase_seconds:
         raise GenreError(f"{name} is {seconds:.1f} s long, shorter than one {PHRASE_BARS}-bar phrase at "
                          f"{grid.tempo:.0f} bpm ({grid.phrase_seconds:.1f} s); the transfer works on {PHRASE_BARS}-bar phrases"
@@ -500,7 +548,8 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
 
 
 def transcribe_file(song: str | os.PathLike, output: str | os.PathLike | None = None, *, bpm: float | None = None,
-                    downbeat: float | None = None, threads: int | None = None, progress=None) -> Transcription:
+                    downbeat: float | None = None, tracker: str = "onsets", threads: int | None = None,
+                    progress=None) -> Transcription:
     """Transcribe an audio file; with ``output``, write the grid MIDI there (atomically)."""
     from audiogenre.audio import load_audio
     from midigenre.pianoroll import write_midi
@@ -512,7 +561,7 @@ def transcribe_file(song: str | os.PathLike, output: str | os.PathLike | None = 
             raise GenreError(f"-o {output}: the transcription is MIDI, name it .mid")
         check_writable_dir(output)
     audio = load_audio(song)
-    result = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, name=str(song),
+    result = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, name=str(song),
                               threads=threads, progress=progress)
     if output is not None:
         write_midi(result.midi(), output)

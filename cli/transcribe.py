@@ -14,6 +14,9 @@ _grid_options = [
     click.option("--bpm", type=click.FloatRange(20, 400), help="The tempo, when the estimate is wrong (e.g. half or double)."),
     click.option("--downbeat", type=click.FloatRange(min=0), metavar="SECONDS",
                  help="Time of a first beat of a bar (bar lines are then every 4 beats from it)."),
+    click.option("--tracker", type=click.Choice(["onsets", "librosa"]), default="onsets", show_default=True,
+                 help="First tempo estimate: from the transcribed note onsets, or librosa's beat tracker (slower to "
+                      "start); both are then fitted to the onsets (benchmarks/transcription.py compares them)."),
     click.option("--threads", type=click.IntRange(1), help="CPU threads for the transcription model."),
 ]
 
@@ -35,11 +38,11 @@ def _describe(tr) -> str:
 @click.argument("song", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="MIDI file to write (.mid).")
 @_grid
-def transcribe(song, output, bpm, downbeat, threads):
+def transcribe(song, output, bpm, downbeat, tracker, threads):
     """Transcribe a recording to MIDI on the 16th-note grid (basic-pitch, ONNX).
 
-    Notes by Spotify's basic-pitch (polyphonic, any instrument) run with onnxruntime; tempo and
-    beats by librosa's beat tracker; every note is moved to the nearest 16th. The MIDI has the
+    Notes by Spotify's basic-pitch (polyphonic, any instrument) run with onnxruntime; the tempo and
+    the bar lines are fitted to the note onsets; every note is moved to the nearest 16th. The MIDI has the
     tempo and 4/4 from bar 1, so `genre midi prepare` and `genre midi transfer` read it.
 
     \b
@@ -50,7 +53,7 @@ def transcribe(song, output, bpm, downbeat, threads):
     from audiogenre.transcribe import transcribe_file
 
     with TqdmProgress(unit="window", leave=False) as progress:
-        tr = transcribe_file(song, output, bpm=bpm, downbeat=downbeat, threads=threads, progress=progress)
+        tr = transcribe_file(song, output, bpm=bpm, downbeat=downbeat, tracker=tracker, threads=threads, progress=progress)
     click.echo(f"{song}: {_describe(tr)}")
     click.echo(f"wrote {output}: {len(tr.qnotes)} notes on the grid, "
                f"{int(tr.qnotes[:, 1].max()) / 16 if len(tr.qnotes) else 0:.1f} bars")
@@ -65,7 +68,7 @@ def transcribe(song, output, bpm, downbeat, threads):
 @click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
               help="General MIDI instrument of the rendering (0: piano).")
 @_grid
-def transfer(song, target, output, model, soundfont, program, bpm, downbeat, threads):
+def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tracker, threads):
     """Play a recording in another genre: transcribe, transfer the notes, render.
 
     The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
@@ -84,8 +87,8 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, thr
     from audiogenre.arrange import transfer_audio
 
     with TqdmProgress(unit="window", leave=False) as progress:
-        res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, soundfont=soundfont,
-                             program=program, threads=threads, progress=progress)
+        res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, tracker=tracker,
+                             soundfont=soundfont, program=program, threads=threads, progress=progress)
     m = res.metrics
     click.echo(f"{song}: {_describe(res.transcription)}")
     cc = "n/a" if m["content_change"] is None else f"{m['content_change']:.2f}"

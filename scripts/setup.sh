@@ -2,6 +2,8 @@
 # Create .venv in the repository and install the toolkit into it.
 #   bash scripts/setup.sh          the toolkit
 #   bash scripts/setup.sh --test   the toolkit and the test tools
+# Both install the transcription extra (genre audio transcribe / transfer): onnxruntime, librosa,
+# mir_eval, and basic-pitch without its dependencies (see below).
 # PyTorch is installed first, pinned to the CPU wheel (torch==2.13.0), so that nothing later
 # pulls the multi-GB CUDA build. On a GPU machine, install the torch build you want into
 # .venv before running this script: a torch that satisfies the requirement is kept.
@@ -11,8 +13,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
-extras=""
-if [ "${1:-}" = "--test" ]; then extras="[test]"; fi
+extras="[transcribe]"
+if [ "${1:-}" = "--test" ]; then extras="[transcribe,test]"; fi
 
 # (not grep -q: under pipefail its early exit makes ldconfig fail with SIGPIPE)
 have_fluidsynth() { ldconfig -p 2>/dev/null | grep "libfluidsynth\.so" >/dev/null; }
@@ -42,6 +44,10 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   # whose pip would otherwise fetch the CUDA build
   pip install "torch==2.13.0" ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
 fi
+# basic-pitch ships the transcription model (nmp.onnx, 230 KB) that the toolkit runs with onnxruntime;
+# its own requirements pull TensorFlow < 2.15.1 on Python >= 3.11 (and resampy, which needs the
+# pkg_resources that setuptools 82 removed), none of which the toolkit imports: install it alone
+pip install --no-deps "basic-pitch==0.4.0"
 pip install -e ".${extras}"
 .venv/bin/python -c "import torch, symusic, h5py; from cli.main import main" \
   || { echo "setup failed: the toolkit does not import (see the pip output above)" >&2; exit 1; }
