@@ -531,6 +531,9 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
     seconds = len(mono) / float(rate)
     if len(mono) == 0 or float(np.max(np.abs(mono))) < SILENCE_PEAK:
         raise GenreError(f"{name} is silent (peak below {20 * np.log10(SILENCE_PEAK):.0f} dBFS): nothing to transcribe")
+    peak = float(np.max(np.abs(mono)))
+    if peak > 1.0:  # a float file beyond full scale: heard as it would be played, normalised
+        mono = mono / peak
     wave = resample(mono, int(rate), BP_RATE)
     act = activations(wave, threads=threads, progress=progress)
     notes = detect_notes(act)

@@ -421,7 +421,7 @@ def message_lines(o: Outcome) -> list[str]:
     lines = []
     for line in (o.err + "\n" + o.out).splitlines():
         s = line.strip()
-        if not s or s.startswith(LOG_PREFIXES) or "\r" in line or "it/s]" in line or "file/s]" in line:
+        if not s or s.startswith(LOG_PREFIXES) or "\r" in line or "it/s]" in line or "file/s]" in line or "window/s]" in line:
             continue
         lines.append(s)
     return lines
