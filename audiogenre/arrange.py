@@ -98,7 +98,7 @@ def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None)
     """Shift rendered ``(frames, channels)`` audio so that its time 0 lands at ``origin`` seconds:
     silence before a positive origin, the first ``-origin`` seconds cut for a negative one;
     then cut or padded to ``length`` frames when given."""
-    shift = int(round(origin * rate))
+    shift = round(origin * rate)
     if shift > 0:
         wave = np.concatenate([np.zeros((shift,) + wave.shape[1:], wave.dtype), wave])
     elif shift < 0:

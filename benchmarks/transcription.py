@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import tempfile
 import time
@@ -137,7 +136,7 @@ def pick_songs(root: Path, model, n: int, seconds: float, seed: int) -> dict[str
                 break
             try:
                 got = true_notes(p, seconds)
-            except Exception:  # unreadable file: not a song to measure on
+            except (RuntimeError, ValueError):  # symusic on an unreadable file: not a song to measure on
                 got = None
             if got is not None:
                 chosen.append((p, *got))
@@ -246,10 +245,9 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from audiogenre.arrange import transfer_audio
-    from audiogenre.audio import write_audio
+    from audiogenre.audio import resample, to_mono, write_audio
     from audiogenre.models import DEFAULT_AUDIO_MODEL, AudioClassifier
     from audiogenre.render import render_file, renderer, tracks_of_pretty_midi
-    from audiogenre.audio import resample, to_mono
     from audiogenre.transcribe import BP_RATE, beat_grid, transcribe_audio
     from midigenre.pianoroll import read_song, split_phrases
     from midigenre.transfer import TransferModel
@@ -321,7 +319,7 @@ def main(argv=None) -> int:
         v = [r[k] for r in rs if k in r]
         return f(v) if v else float("nan")
 
-    print("\nTranscription (rendered songs, first %g s)" % args.seconds)
+    print(f"\nTranscription (rendered songs, first {args.seconds:g} s)")
     print("| genre | songs | onset P | onset R | onset F1 | F1 w/ offset | tempo err (median) | tempo acc1 / acc2 | grid | "
           "grid\\|found | in beat\\|found | grid@true |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
