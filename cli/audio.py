@@ -22,12 +22,16 @@ from shared.runtime import DEVICE_HELP
 
 @click.group()
 def audio() -> None:
-    """Audio genre classification, gradient-guided transformation and FAD.
+    """Audio genre classification, gradient-guided transformation, transcription and FAD.
 
     \b
     With the shipped model (knows FluidSynth-rendered classical, folk, jazz, pop):
       genre render data/examples/jazz_example.mid -o jazz.wav
       genre audio transform jazz.wav --to classical -o jazz_classical.wav
+    \b
+    Re-arranged in another genre (transcription → symbolic CycleGAN → FluidSynth):
+      genre audio transfer jazz.wav --to classical -o jazz_classical.wav
+      genre audio transcribe jazz.wav -o jazz.mid
     \b
     Training your own, no downloads needed:
       genre audio render-dataset ../shared/data/midi -o audio/ --clips-per-genre 100
