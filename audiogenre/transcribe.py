@@ -297,10 +297,20 @@ def fit_grid(beats: np.ndarray, fallback_tempo: float) -> tuple[float, float]:
     return 60.0 / float(slope), float(intercept)
 
 
+#: Added to the share of note weight of the beat phase the first clear note falls on (see
+#: :func:`choose_downbeat`). One value tried, on 100 training songs' true notes at their true tempo
+#: (25 per genre): bar lines right in 84 % of the songs, against 61 % by weight alone and 56 % by
+#: the first note alone (Bach chorales put their weight off the file's bar lines; reels start with
+#: a pickup).
+FIRST_NOTE_BONUS = 0.15
+
+
 def choose_downbeat(notes: np.ndarray, tempo: float, phase: float) -> float:
-    """The first downbeat: of the four beat phases of the grid ``phase + k·beat``, the one on
-    which the most note weight falls (amplitude × (1 + duration in beats), so long and loud notes,
-    bass and chords, count most), moved back by whole bars to before the first note."""
+    """The first downbeat: of the four beat phases of the grid ``phase + k·beat``, the one with the
+    largest share of the note weight (:func:`onset_weights`: long and loud notes, bass and chords,
+    count most) plus :data:`FIRST_NOTE_BONUS` for the phase of the first clear note (the first
+    at least as loud as the median: a piece usually starts on a bar line), moved back by whole
+    bars to before the first note."""
     beat = 60.0 / tempo
     if len(notes) == 0:
         return phase
@@ -309,6 +319,11 @@ def choose_downbeat(notes: np.ndarray, tempo: float, phase: float) -> float:
     w = onset_weights(notes, tempo)
     idx = np.round(k).astype(np.int64) % BEATS_PER_BAR
     score = np.bincount(idx[near], weights=w[near], minlength=BEATS_PER_BAR)
+    score = score / score.sum() if score.sum() > 0 else score
+    clear = notes[:, 3] >= np.median(notes[:, 3])
+    first = int(np.argmin(np.where(clear, notes[:, 0], np.inf)))
+    if near[first]:
+        score[idx[first]] += FIRST_NOTE_BONUS
     origin = phase + int(np.argmax(score)) * beat
     return bar_before(origin, float(notes[:, 0].min()), tempo)
 

@@ -130,6 +130,14 @@ def test_downbeat_is_the_beat_phase_with_the_most_weight():
     assert bar_before(10.0, 0.2, 120.0) == pytest.approx(0.0)
 
 
+def test_even_beats_take_the_bar_line_from_the_first_clear_note():
+    # a chorale: the same chord on every beat; the first loud note is on the beat at 1.5 s, after a
+    # quiet one at 1.0 s (an overtone, a breath) that must not decide
+    rows = [[1.0, 1.2, 90, 0.1]] + [[1.5 + k * 0.5, 1.9 + k * 0.5, p, 0.6] for k in range(32) for p in (48, 55, 64)]
+    origin = choose_downbeat(np.array(rows), 120.0, 0.0)
+    assert origin == pytest.approx(1.5 - 2.0)  # bar 1 at 1.5 s, moved a bar back to cover the note at 1.0 s
+
+
 # ----------------------------------------------------------------------------- on rendered audio
 
 
