@@ -43,14 +43,14 @@ class AudioTransfer:
     seconds: dict  # time per stage
 
     def report(self) -> dict:
-        """The sidecar's content."""
+        """The sidecar's content (paths absolute, so a report run from elsewhere finds the files)."""
         return {
             "format": SIDECAR_FORMAT,
             "kind": "audio-transfer",
-            "original": str(self.source),
-            "transcription_midi": str(self.transcription_midi),
-            "transferred_midi": str(self.transferred_midi),
-            "audio": str(self.output),
+            "original": str(self.source.resolve()),
+            "transcription_midi": str(self.transcription_midi.resolve()),
+            "transferred_midi": str(self.transferred_midi.resolve()),
+            "audio": str(self.output.resolve()),
             "source_genre": self.song.source_genre,
             "target_genre": self.song.target_genre,
             "transcription": self.transcription.summary(),

@@ -218,6 +218,9 @@ def test_transcribe_finds_the_notes_tempo_and_grid(clip, tmp_path):
     # every note has to be on its own 16th of the bar (bar lines found too) for this to hold;
     # the extra notes are mostly overtones (an octave or a twelfth above a note played)
     assert recall > 0.9 and precision > 0.7, (recall, precision)
+    # and `genre midi prepare` takes it under the strictest meter rule (2 phrases of 4 bars)
+    result = run("midi", "prepare", out, "-g", "jazz", "-o", tmp_path / "c.h5", "--meter", "strict")
+    assert result.exit_code == 0 and "files kept" in result.output, result.output
 
 
 @needs_transcription
