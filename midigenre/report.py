@@ -327,6 +327,11 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
             raise GenreError("--held-out must be at least 1")
         chosen, songs_note = heldout_songs(model, held_out, data)
 
+    # every song is read and transferred before anything is rendered: a bad song stops the command at once
+    excerpts = []
+    for i, song in enumerate(chosen):
+        report_progress("transferring", i, len(chosen), song.path.name)
+        excerpts.append(transfer_excerpt(song.path, model, song.target, max_bars, max_seconds))
     with atomic_folder(out, marker=REPORT_JSON) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "img").mkdir()
@@ -346,10 +351,10 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
             if rows:
                 _, alt = plot_losses(rows, tmp / "img" / "losses.png")
                 report["losses"] = {"picture": "img/losses.png", "alt": alt, "epochs": len(rows)}
-        for i, song in enumerate(chosen):
-            report_progress("songs", i, len(chosen), song.path.name)
-            report["songs"].append(_song(song, model, classifier, max_bars, max_seconds, render, tmp, i + 1))
-        report_progress("songs", len(chosen), len(chosen))
+        for i, (song, ex) in enumerate(zip(chosen, excerpts)):
+            report_progress("rendering", i, len(chosen), song.path.name)
+            report["songs"].append(_song(song, ex, model, classifier, render, tmp, i + 1))
+        report_progress("rendering", len(chosen), len(chosen))
         report["summary"] = _summary(report["songs"])
         report["seconds_to_build"] = round(time.perf_counter() - started, 2)
         report["bytes"] = folder_bytes(tmp)
@@ -365,15 +370,13 @@ def _version() -> str:
     return __version__
 
 
-def _song(song: ReportSong, model, classifier, max_bars: int, max_seconds: float | None, render: Render, folder: Path,
-          number: int) -> dict:
+def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, folder: Path, number: int) -> dict:
     from midigenre.pianoroll import roll_to_midi
     from shared.listening import write_ogg
     from shared.plotting import plot_rolls
 
     s = model.settings
     source_genre, target_genre = model.direction(song.target)
-    ex = transfer_excerpt(song.path, model, song.target, max_bars, max_seconds)
     bars = math.ceil(len(ex.source) / s.steps_per_bar)
     seconds = len(ex.source) / s.steps_per_beat * 60.0 / ex.tempo
     entry = {
@@ -434,7 +437,7 @@ def midi_page(report: dict, folder: Path) -> str:
                                  "residual generators" if t.get("residual") else "",
                                  f"identity loss {t['identity']:g}" if t.get("identity") else "") if x)
     items = [("model", esc(m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
-             ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epochs"
+             ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
                              + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
              ("binarised at", esc(f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
@@ -475,7 +478,7 @@ def midi_page(report: dict, folder: Path) -> str:
                      "<code>genre midi evaluate --model … --classifier …</code>).</p>")
     if report.get("losses"):
         lo = report["losses"]
-        parts.append(picture(folder, lo["picture"], lo["alt"], f"Training losses per epoch (log.csv, {lo['epochs']} epochs)."))
+        parts.append(picture(folder, lo["picture"], lo["alt"], f"Training losses per epoch (log.csv, {lo['epochs']} epoch{'' if lo['epochs'] == 1 else 's'})."))
     parts.append("</section>")
 
     songs = report["songs"]

@@ -56,7 +56,8 @@ th[scope=row], th.text, td.text { text-align: left; }
 thead th { background: var(--panel); }
 dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: .5rem 0; }
 dl.facts dt { font-weight: 600; }
-dl.facts dd { margin: 0; }
+dl.facts dd { margin: 0; overflow-wrap: anywhere; }
+.muted, figcaption { overflow-wrap: anywhere; }
 .tables { display: flex; flex-wrap: wrap; gap: 0 1.5rem; align-items: flex-start; }
 code { font-size: .9em; background: #eef0f3; padding: 0 .2em; border-radius: .2em; }
 details { margin: .75rem 0; }
@@ -153,7 +154,7 @@ def picture(folder: Path, rel: str, alt: str, caption: str = "") -> str:
     """A figure with a PNG of ``folder/rel``, its alt text and an optional visible caption."""
     w, h = png_size(folder / rel)
     cap = f"<figcaption>{esc(caption)}</figcaption>" if caption else ""
-    return (f'<figure class="picture"><img src="{esc(rel)}" alt="{esc(alt)}" width="{w}" height="{h}" loading="lazy">'
+    return (f'<figure class="picture"><img src="{esc(rel)}" alt="{esc(alt)}" width="{w}" height="{h}">'
             f"{cap}</figure>")
 
 
