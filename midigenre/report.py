@@ -212,13 +212,16 @@ def song_metrics(ex: Excerpt, classifier, source_genre: str, target_genre: str) 
 
 def model_summary(model, name: str) -> dict:
     """What the page says about the model, from its ``model.json`` (JSON-ready)."""
+    from shared.registry import shipped_models_dir
+
     meta = model.meta
     train = meta.get("train") or {}
+    shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
     keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "binarize", "epochs",
             "batch_size", "lr", "sigma_d", "seed", "test_fraction")
     return {
-        "name": name, "path": str(model.folder), "genres": dict(model.genres), "created": meta.get("created"),
+        "name": name, "path": str(model.folder), "shipped": shipped, "genres": dict(model.genres), "created": meta.get("created"),
         "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
@@ -436,7 +439,7 @@ def midi_page(report: dict, folder: Path) -> str:
                                  "spectral norm" if t.get("spectral_norm") else "", "self-attention" if t.get("self_attention") else "",
                                  "residual generators" if t.get("residual") else "",
                                  f"identity loss {t['identity']:g}" if t.get("identity") else "") if x)
-    items = [("model", esc(m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
+    items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
              ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
                              + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
