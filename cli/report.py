@@ -22,8 +22,8 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
               help="Report folder to write (index.html, report.json, audio/, img/). An earlier report there is replaced.")
 @click.option("--songs", "songs", multiple=True, type=click.Path(), metavar="SONG.mid",
               help="A song (or a folder of songs) to transfer; repeat for more.  [default: held-out songs of the model's split]")
-@click.option("--held-out", type=click.IntRange(1), default=4, show_default=True,
-              help="How many held-out songs of the model's split, alternating between its genres.")
+@click.option("--held-out", type=click.IntRange(1),
+              help="How many held-out songs of the model's split, alternating between its genres.  [default: 4]")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False), metavar="FOLDER",
               help="Where to look for the held-out songs (searched recursively; files are matched by name and "
                    "content hash); repeatable. The model's own caches are tried first.")
@@ -55,10 +55,15 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
       genre report runs/jc --songs song.mid --to classical --classifier clf/ -o report/
       genre report work/jazz_more_jazz.wav -o report-audio/
     """
+    import json
     import time
 
     from shared.registry import model_folder
 
+    if songs and held_out is not None:
+        raise GenreError("give --songs or --held-out, not both")
+    if target is not None and not songs:
+        raise GenreError("--to goes with --songs (each held-out song is transferred to the model's other genre)")
     started = time.perf_counter()
     src = Path(source)
     inputs = [source, *songs, *data, soundfont, *model_files(clf_path)]
@@ -67,9 +72,14 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
             inputs += model_files(model_folder(source))
         except GenreError:
             pass  # said when the model is loaded
-    _refuse_output_over_inputs(inputs, output)
-
     from audiogenre.report import bridge_files, is_transform_output
+
+    if is_transform_output(src):
+        try:
+            inputs.append(json.loads(Path(str(src) + ".json").read_text(encoding="utf-8"))["source"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # said when the report reads the record
+    _refuse_output_over_inputs(inputs, output)
 
     if is_transform_output(src):
         from audiogenre.report import build_transform_report
@@ -92,7 +102,7 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
 
         render = midi_renderer(soundfont)
         with TqdmProgress(unit="song", leave=False) as progress:
-            rep = build_midi_report(source, output, render=render, songs=songs, target=target, held_out=held_out,
+            rep = build_midi_report(source, output, render=render, songs=songs, target=target, held_out=held_out or 4,
                                     data=data, classifier=clf_path, max_bars=max_bars, max_seconds=max_seconds,
                                     progress=progress)
     n = len(rep.get("songs", [])) or 1

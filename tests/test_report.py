@@ -233,6 +233,9 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     (["jazz-classical", "--data", "{songs}"], "none of the 82 held-out songs"),
     (["jazz-classical", "--songs", "{songs}/a.mid", "--classifier", "{songs}"], "not a model folder"),
     (["{songs}/notes.txt"], "not a model folder"),
+    (["jazz-classical", "--songs", "{songs}/a.mid", "--held-out", "2"], "not both"),
+    (["jazz-classical", "--to", "jazz"], "--to goes with --songs"),
+    (["audio-rendered", "--songs", "{songs}/a.mid"], "not a 'cyclegan' model"),
 ])
 def test_report_bad_input_is_one_line(song_folder, tmp_path, args, message):
     out = tmp_path / "rep"
