@@ -194,9 +194,13 @@ def build_transform_report(output: str | os.PathLike, out: str | os.PathLike, *,
         (tmp / "img").mkdir()
         report_progress("report", 0, 4)
         audio = {}
+        # a float recording above full scale is played quieter (both alike) rather than clipped
+        loudest = max(float(np.abs(before.samples).max()), float(np.abs(after.samples).max()))
+        level = 1.0 / loudest if loudest > 1.0 else 1.0
         for name, x in (("before", before.samples), ("after", after.samples)):
             rel = f"audio/{name}.ogg"
-            audio[name] = {"file": rel, "seconds": round(write_ogg(tmp / rel, x, before.rate), 4), "rate": before.rate}
+            audio[name] = {"file": rel, "seconds": round(write_ogg(tmp / rel, x * np.float32(level), before.rate), 4),
+                           "rate": before.rate, "gain_db": 20 * math.log10(level)}
         peak = float(np.abs(change).max())
         gain_db = 20 * math.log10(0.5 / peak) if peak > 0 else None
         rel = "audio/change.ogg"
@@ -208,7 +212,8 @@ def build_transform_report(output: str | os.PathLike, out: str | os.PathLike, *,
 
         heard, _ = sf.read(str(tmp / audio["before"]["file"]), dtype="float32", always_2d=True)
         m = min(len(heard), len(before.samples))
-        codec = snr_db(before.samples[:m], heard[:m, : before.channels] - before.samples[:m])
+        played = before.samples[:m] * np.float32(level)
+        codec = snr_db(played, heard[:m, : before.channels] - played)
         band = plot_spectrograms(before.samples, change, before.rate, tmp / "img" / "spectrogram.png")
         report_progress("report", 2, 4)
         windows = tr.get("windows") or []
@@ -257,9 +262,11 @@ def transform_page(report: dict, folder: Path) -> str:
              '<main id="main">', '<section aria-labelledby="listen-h"><h2 id="listen-h">Listen</h2>']
     au = report["audio"]
     gain = au["change"].get("gain_db")
+    level = au["before"].get("gain_db") or 0.0
+    quieter = f"played {-level:.1f} dB quieter: the file goes above full scale" if level < 0 else ""
     parts.append('<div class="players">'
-                 + player(au["before"]["file"], "Before (the original)", au["before"]["seconds"], "before")
-                 + player(au["after"]["file"], f"After (toward {target})", au["after"]["seconds"], "after")
+                 + player(au["before"]["file"], "Before (the original)", au["before"]["seconds"], "before", quieter)
+                 + player(au["after"]["file"], f"After (toward {target})", au["after"]["seconds"], "after", quieter)
                  + player(au["change"]["file"], "The change alone (after − before)", au["change"]["seconds"], "change",
                           f"amplified by {gain:.0f} dB" if gain is not None else "silent: nothing changed")
                  + "</div>")
