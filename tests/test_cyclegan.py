@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from midigenre import models
 from midigenre.models import Discriminator, Generator, ModelConfig, SelfAttention, preset
@@ -319,3 +320,44 @@ def test_config_values_are_typed():
         TrainConfig.from_dict({"spectral_norm": "yes"})
     with pytest.raises(GenreError, match="unknown training settings"):
         TrainConfig.from_dict({"learning_rate": 1})
+
+
+def test_genre_critic_learns_on_real_phrases_and_judges_binarised_fakes():
+    from midigenre.cyclegan import straight_through
+
+    torch.manual_seed(0)
+    m = CycleGAN(TINY, "base", genre_critic=True)
+    assert m.C is not None and m.C in m.discriminators()
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    g_losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, identity=True, genre=True)
+    assert set(g_losses) == {"g/adv_ab", "g/adv_ba", "g/cycle", "g/identity", "g/genre"}
+    g_losses["g/genre"].backward()
+    # the gradient reaches both generators through the straight-through binarisation
+    assert all(g.net[0].weight.grad.abs().sum() > 0 for g in m.generators())
+    # the critic sees notes, not probabilities: a faint 0.4 everywhere is silence to it
+    seen = []
+    m.C.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach()))
+    faint = torch.full((1, 1, 64, 84), 0.4, requires_grad=True)
+    m.C(straight_through(faint)).sum().backward()
+    assert torch.equal(seen[-1], torch.zeros_like(faint)) and faint.grad.abs().sum() > 0
+    m.zero_grad()
+    d_losses = discriminator_losses(m, a, b, fake_a.detach(), fake_b.detach(), None, sigma_d=0.0)
+    assert set(d_losses) == {"d/a", "d/b", "d/genre"}
+    # the critic's own loss is the cross-entropy of real A as 0 and real B as 1
+    la, lb = m.C(a), m.C(b)
+    expected = F.binary_cross_entropy_with_logits(la, torch.zeros_like(la)) + F.binary_cross_entropy_with_logits(lb, torch.ones_like(lb))
+    assert d_losses["d/genre"].item() == pytest.approx(expected.item(), rel=1e-5)
+    d_losses["d/genre"].backward()
+    assert all(g.net[0].weight.grad is None for g in m.generators())
+    # off by default: the reference recipe has no critic and no genre loss
+    assert CycleGAN(TINY).C is None and TrainConfig().genre_loss == 0.0
+
+
+def test_content_loss_is_the_distance_of_each_transfer_from_its_own_source():
+    torch.manual_seed(0)
+    m = CycleGAN(TINY)
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, content=True)
+    expected = (fake_b - a).abs().mean() + (fake_a - b).abs().mean()
+    assert losses["g/content"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert "g/content" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().content == 0.0
