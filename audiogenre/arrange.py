@@ -9,8 +9,11 @@ recording's first downbeat is (the two line up when played side by side).
 
 Beside ``OUT.wav`` it writes ``OUT.transcribed.mid`` (the transcription on the grid),
 ``OUT.<target>.mid`` (the transfer) and ``OUT.json``, a sidecar naming all four files with the
-tempo, the notes found, the transfer's metrics and the time each stage took. Everything is
-computed first and written last, each file atomically, so a failure leaves none of them.
+tempo, the notes found, the transfer's metrics and the time each stage took. Given a folder
+instead, it writes the layout ``genre report`` reads as a transcription bridge (a copy of the
+recording as ``original.<ext>``, ``transcription.mid``, ``transferred.mid``, ``transferred.wav``,
+``bridge.json``: :func:`output_paths`). Everything is computed first and written last, each
+file atomically, so a failure leaves none of them.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class AudioTransfer:
     transcription_midi: Path
     transferred_midi: Path
     sidecar: Path
+    original_copy: Path | None
     transcription: object  # audiogenre.transcribe.Transcription
     song: object  # midigenre.transfer.SongTransfer
     metrics: dict
@@ -51,6 +55,7 @@ class AudioTransfer:
             "transcription_midi": str(self.transcription_midi.resolve()),
             "transferred_midi": str(self.transferred_midi.resolve()),
             "audio": str(self.output.resolve()),
+            "original_copy": str(self.original_copy.resolve()) if self.original_copy else None,
             "source_genre": self.song.source_genre,
             "target_genre": self.song.target_genre,
             "transcription": self.transcription.summary(),
@@ -59,11 +64,41 @@ class AudioTransfer:
         }
 
 
-def output_paths(output: str | os.PathLike, target: str) -> tuple[Path, Path, Path]:
-    """``(transcription MIDI, transferred MIDI, sidecar JSON)`` written beside ``output``."""
+AUDIO_OUT = (".wav", ".flac", ".ogg")
+#: Recording suffixes the listening report reads from a bridge folder as they are (others are
+#: written there as float WAV).
+REPORT_RECORDING = (".wav", ".flac", ".ogg", ".mp3")
+
+
+@dataclasses.dataclass(frozen=True)
+class Outputs:
+    """Where :func:`transfer_audio` writes; ``original`` (a copy of the recording) only for a folder."""
+
+    audio: Path
+    transcription: Path
+    transferred: Path
+    sidecar: Path
+    original: Path | None = None
+
+    def all(self) -> list[Path]:
+        return [p for p in (self.audio, self.transcription, self.transferred, self.sidecar, self.original) if p]
+
+
+def output_paths(output: str | os.PathLike, target: str, song: str | os.PathLike | None = None) -> Outputs:
+    """The files :func:`transfer_audio` writes for ``-o output``.
+
+    An audio file ``OUT.wav`` (.flac, .ogg): ``OUT.transcribed.mid``, ``OUT.<target>.mid`` and
+    ``OUT.json`` beside it. Anything else is a folder in the layout ``genre report`` reads as a
+    transcription bridge: ``original.<ext>`` (the recording), ``transcription.mid``,
+    ``transferred.mid``, ``transferred.wav`` and ``bridge.json``.
+    """
     out = Path(output)
-    return (out.with_name(out.stem + ".transcribed.mid"), out.with_name(f"{out.stem}.{target}.mid"),
-            out.with_suffix(".json"))
+    if out.suffix.lower() in AUDIO_OUT:
+        return Outputs(out, out.with_name(out.stem + ".transcribed.mid"), out.with_name(f"{out.stem}.{target}.mid"),
+                       out.with_suffix(".json"))
+    ext = Path(song).suffix.lower() if song is not None else ".wav"
+    return Outputs(out / "transferred.wav", out / "transcription.mid", out / "transferred.mid", out / "bridge.json",
+                   out / ("original" + (ext if ext in REPORT_RECORDING else ".wav")))
 
 
 def _runs(roll: np.ndarray) -> int:
@@ -126,21 +161,26 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
 
     The rendering keeps the recording's length: it is cut where the recording ends.
     """
-    from audiogenre.audio import check_output_suffix, load_audio, write_audio
+    from audiogenre.audio import load_audio, write_audio
     from audiogenre.render import _fluidsynth, find_soundfont, renderer, tracks_of_pretty_midi
     from audiogenre.transcribe import transcribe_audio
     from midigenre.pianoroll import write_midi
     from midigenre.transfer import TransferModel, transfer_midi
-    from shared.atomic import check_writable_dir, refuse_overwriting_input, write_json
+    from shared.atomic import atomic_path, check_writable_dir, refuse_overwriting_input, same_file, write_json
     from shared.progress import progress_callback
 
     report = progress_callback(progress)
-    output = Path(output)
-    check_output_suffix(output)
-    paths = output_paths(output, target)
-    for p in (output, *paths):
+    paths = output_paths(output, target, song)
+    if Path(output).suffix.lower() not in AUDIO_OUT and Path(output).suffix.lower() in (".mp3", ".mid", ".midi", ".json"):
+        raise GenreError(f"-o {output}: give an audio file (.wav, .flac, .ogg) or a folder")
+    if paths.original is not None and Path(output).exists() and not Path(output).is_dir():
+        raise GenreError(f"-o {output} is a file: give an audio file (.wav, .flac, .ogg) or a folder")
+    copy_original = paths.original is not None and not same_file(song, paths.original)
+    for p in paths.all():
+        if p == paths.original and not copy_original:
+            continue  # the recording is already the folder's original
         refuse_overwriting_input([song, soundfont], p)
-    check_writable_dir(output)
+    check_writable_dir(paths.audio)
     if model is None or not isinstance(model, TransferModel):
         model = TransferModel.load(*(() if model is None else (model,)), device=device)
     model.direction(target)  # an unknown target fails before the work
@@ -173,14 +213,21 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     report("rendering", 1, 1)
     t3 = time.perf_counter()
 
-    write_midi(source_pm, paths[0])
-    write_midi(pm, paths[1])
-    write_audio(output, wave, audio.rate)
-    done = AudioTransfer(source=Path(song), output=output, transcription_midi=paths[0], transferred_midi=paths[1],
-                         sidecar=paths[2], transcription=tr, song=result, metrics=metrics,
+    if copy_original:
+        if Path(song).suffix.lower() in REPORT_RECORDING:
+            with atomic_path(paths.original, suffix=paths.original.suffix) as tmp:
+                tmp.write_bytes(Path(song).read_bytes())
+        else:
+            write_audio(paths.original, audio.samples, audio.rate, subtype="FLOAT")
+    write_midi(source_pm, paths.transcription)
+    write_midi(pm, paths.transferred)
+    write_audio(paths.audio, wave, audio.rate)
+    done = AudioTransfer(source=Path(song), output=paths.audio, transcription_midi=paths.transcription,
+                         transferred_midi=paths.transferred, sidecar=paths.sidecar, original_copy=paths.original,
+                         transcription=tr, song=result, metrics=metrics,
                          seconds={"transcription": round(t1 - t0, 3), "transfer": round(t2 - t1, 3),
                                   "rendering": round(t3 - t2, 3), "total": round(t3 - t0, 3)})
     meta = done.report()
     meta["model"] = str(model.folder) if model.folder is not None else None
-    write_json(paths[2], meta)
+    write_json(paths.sidecar, meta)
     return done

@@ -62,7 +62,8 @@ def transcribe(song, output, bpm, downbeat, tracker, threads):
 @click.command("transfer")
 @click.argument("song", type=click.Path())
 @click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Audio to write (.wav/.flac/.ogg).")
+@click.option("-o", "--output", required=True, type=click.Path(),
+              help="Audio to write (.wav/.flac/.ogg), or a folder for `genre report` (see below).")
 @click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical]")
 @click.option("--soundfont", type=click.Path(), help="General MIDI .sf2/.sf3 (default: $GENRE_SOUNDFONT or the system's).")
 @click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
@@ -74,7 +75,10 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tra
     The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
     symbolic CycleGAN (as `genre midi transfer`), and the result is rendered with FluidSynth at
     the recording's sample rate, bar 1 where the recording's first downbeat is. Beside OUT it
-    writes OUT.transcribed.mid, OUT.<genre>.mid and OUT.json (files, tempo, metrics).
+    writes OUT.transcribed.mid, OUT.<genre>.mid and OUT.json (files, tempo, metrics). With -o
+    FOLDER it writes original.<ext> (a copy of SONG), transcription.mid, transferred.mid,
+    transferred.wav and bridge.json there: `genre report FOLDER -o page/` then makes its
+    listening page.
 
     Not to be confused with `genre audio transform`, which keeps the recording and adds a small
     classifier-guided change.
@@ -83,6 +87,7 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tra
     Example:
       genre audio transfer piano.wav --to classical -o piano_classical.wav
       genre audio transfer piano.wav --to jazz -o piano_jazz.wav --bpm 96
+      genre audio transfer piano.wav --to classical -o bridge/ && genre report bridge/ -o page/
     """
     from audiogenre.arrange import transfer_audio
 
@@ -97,4 +102,5 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tra
     s = res.seconds
     click.echo(f"took {s['total']:.1f} s (transcription {s['transcription']:.1f}, transfer {s['transfer']:.1f}, "
                f"rendering {s['rendering']:.1f})")
-    click.echo(f"wrote {output}, {res.transcription_midi}, {res.transferred_midi}, {res.sidecar}")
+    copy = f", {res.original_copy}" if res.original_copy else ""
+    click.echo(f"wrote {res.output}, {res.transcription_midi}, {res.transferred_midi}, {res.sidecar}{copy}")

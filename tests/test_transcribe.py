@@ -313,3 +313,22 @@ def test_damaged_and_odd_audio_files_of_the_fuzz_campaign(tmp_path):
         o = F.run_inprocess(["audio", "transcribe", str(path), "-o", str(out)])
         assert F.verdict(F.Case("audio", name, [], "either"), o) == "ok", (name, o.out, o.err, o.exception)
         assert o.rc == 0 or not out.exists()
+
+
+@needs_transcription
+def test_audio_transfer_to_a_folder_makes_a_bridge_folder_for_the_listening_report(clip, tmp_path):
+    path, _ = clip
+    folder = tmp_path / "bridge"
+    result = run("audio", "transfer", path, "--to", "classical", "-o", folder)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "bridge.json", "original.wav", "transcription.mid", "transferred.mid", "transferred.wav"]
+    assert (folder / "original.wav").read_bytes() == path.read_bytes()
+    side = json.loads((folder / "bridge.json").read_text())
+    assert side["original"] == str(path.resolve()) and side["original_copy"] == str((folder / "original.wav").resolve())
+    page = tmp_path / "page"
+    result = run("report", folder, "-o", page)
+    assert result.exit_code == 0, result.output
+    report = json.loads((page / "report.json").read_text())
+    assert report["kind"] == "bridge-report" and set(report["audio"]) == {"recording", "transcription", "transferred"}
+    assert report["bridge"]["metrics"] == side["metrics"]
