@@ -121,13 +121,17 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """(B, 1, 64, 84) piano rolls in [0, 1] → (B, 1, 64, 84) probabilities of a note."""
+    """(B, 1, 64, 84) piano rolls in [0, 1] → (B, 1, 64, 84) probabilities of a note.
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    ``in_channels`` > 1: the roll is channel 0 and the others condition it (the multi-genre
+    generator's one-hot target genre, :mod:`midigenre.stargan`); the residual skip uses channel 0.
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(), in_channels: int = 1):
         super().__init__()
         c, sn = cfg.g_channels, cfg.spectral_norm
         layers: list[nn.Module] = [
-            _conv(1, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+            _conv(in_channels, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
             _conv(c, 2 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
             _conv(2 * c, 4 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.ReLU(True),
         ]
@@ -150,14 +154,18 @@ class Generator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.net(x)
         if hasattr(self, "skip"):
-            logits = logits + self.skip * (2.0 * x - 1.0)
+            logits = logits + self.skip * (2.0 * x[:, :1] - 1.0)
         return torch.sigmoid(logits)
 
 
 class Discriminator(nn.Module):
-    """PatchGAN: (B, 1, 64, 84) → (B, 1, 16, 21) scores (least-squares targets 1 = real, 0 = fake)."""
+    """PatchGAN: (B, 1, 64, 84) → (B, 1, 16, 21) scores (least-squares targets 1 = real, 0 = fake).
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    ``out_channels`` > 1 gives more maps from the same body (the multi-genre discriminator's
+    genre logits per patch, :mod:`midigenre.stargan`).
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(), out_channels: int = 1):
         super().__init__()
         c, sn = cfg.d_channels, cfg.spectral_norm
         layers: list[nn.Module] = [_conv(1, c, 7, stride=2, padding=3, sn=sn), nn.LeakyReLU(0.2, True)]
@@ -166,7 +174,7 @@ class Discriminator(nn.Module):
         layers += [_conv(c, 4 * c, 7, stride=2, padding=3, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.LeakyReLU(0.2, True)]
         if cfg.self_attention:
             layers.append(SelfAttention(4 * c, sn=sn))
-        layers.append(_conv(4 * c, 1, 7, padding=3, sn=sn))
+        layers.append(_conv(4 * c, out_channels, 7, padding=3, sn=sn))
         self.net = nn.Sequential(*layers)
         init_weights(self)
 
