@@ -117,18 +117,30 @@ def run_config(run: str | os.PathLike) -> dict:
 
 
 def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: str | os.PathLike | None = None,
-                 given: dict | None = None) -> tuple[TrainConfig, list[str]]:
+                 given: dict | None = None, kind: str = "cyclegan") -> tuple[TrainConfig, list[str]]:
     """The settings of a run: a new run takes the defaults, then the config file, then the
     ``given`` options (None = not given); a resumed run keeps its own and only ``epochs`` may
-    change. Returns the settings and the names of the given settings that a resume ignores."""
+    change. Returns the settings and the names of the given settings that a resume ignores.
+
+    ``kind``: "cyclegan" (:class:`TrainConfig`) or "multi-genre" (:class:`MultiGenreConfig`); a
+    resumed run must be of that kind (its config.json says which; runs without the key are CycleGANs).
+    """
+    from midigenre.config import MultiGenreConfig
+
+    cls = MultiGenreConfig if kind == "multi-genre" else TrainConfig
     given = {k: v for k, v in (given or {}).items() if v is not None}
     if resume:
         ignored = (["config"] if config_file else []) + [k for k in given if k != "epochs"]
-        saved = run_config(out).get("train", {})
-        return merge(TrainConfig, base=saved, given={"epochs": given.get("epochs")}, what="training settings"), ignored
+        saved_run = run_config(out)
+        was = saved_run.get("kind", "cyclegan")
+        if was != kind:
+            how = "--a and --b" if was == "cyclegan" else "--genre NAME=FILE.h5 for each genre"
+            raise GenreError(f"{out} holds a {was} run, not a {kind} one; resume it with {how}")
+        saved = saved_run.get("train", {})
+        return merge(cls, base=saved, given={"epochs": given.get("epochs")}, what="training settings"), ignored
     if (Path(out) / "checkpoint.pt").exists():
         raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    return merge(TrainConfig, file=config_file, given=given, what="training settings"), []
+    return merge(cls, file=config_file, given=given, what="training settings"), []
 
 
 # ----------------------------------------------------------------------------- the task
@@ -317,7 +329,7 @@ class CycleGANTask:
         """
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         if not self.resumed:
-            write_run_config(self.out, train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
+            write_run_config(self.out, kind="cyclegan", train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
         extra = ([ReportProgress(progress)] if callable(progress) else []) + (
