@@ -51,7 +51,7 @@ class GenreTransfer:
 
     @classmethod
     def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu", *,
-             kind: str | tuple[str, ...] | None = None) -> "GenreTransfer":
+             kind: str | tuple[str, ...] = ("cyclegan", "multi-genre")) -> "GenreTransfer":
         """Load a run folder, a model folder or a shipped model by name (``jazz-classical``) as
         the class of its kind (``kind`` refuses others with a one-line error)."""
         from shared.registry import load_model, model_folder, read_meta
@@ -59,9 +59,7 @@ class GenreTransfer:
 
         folder = model_folder(path)
         found = read_meta(folder, kind)["kind"]
-        model_cls = {"cyclegan": TransferModel, "multi-genre": MultiGenreTransfer}.get(found)
-        if model_cls is None:
-            raise GenreError(f"{folder} holds a {found!r} model, which does not transfer genres")
+        model_cls = {"cyclegan": TransferModel, "multi-genre": MultiGenreTransfer}[found]
         module, meta = load_model(folder, found, device=device)  # checks genres and settings too
         module.requires_grad_(False)
         return model_cls._from_module(module, meta, pick_device(device), folder)
