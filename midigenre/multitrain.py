@@ -25,31 +25,13 @@ import torch
 from midigenre.config import MultiGenreConfig
 from midigenre.cyclegan import ImagePool
 from midigenre.dataset import PhraseCache, SongSplit
-from midigenre.pianoroll import RollSettings
 from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses
-from midigenre.train import GenreSource, _Rows
+from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
 from shared.training import CSVLog, EveryEpoch, LearningRate, ReportProgress, TrainingLoop, linear_decay, weighted, write_run_config
 
 KIND = "multi-genre"
-
-
-def genre_settings(sources: list[GenreSource]) -> dict[str, dict]:
-    """Each genre's piano-roll settings; GenreError unless they share the phrase grid
-    (:meth:`RollSettings.grid`; the meter rule may differ between genres)."""
-    out, grids = {}, {}
-    for s in sources:
-        with PhraseCache(s.path) as c:
-            out[s.genre] = dict(c.header.settings)
-            grids[s.genre] = RollSettings.from_dict(c.header.settings).grid()
-    first = sources[0]
-    for s in sources[1:]:
-        if grids[s.genre] != grids[first.genre]:
-            diff = [k for k in grids[s.genre] if grids[s.genre][k] != grids[first.genre].get(k)]
-            raise GenreError(f"{first.path} and {s.path} were prepared with different settings ({', '.join(diff)}); "
-                             "only the meter rule may differ between genres: prepare them with the same other options")
-    return out
 
 
 def reading_settings(settings: dict[str, dict]) -> dict:

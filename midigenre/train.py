@@ -91,21 +91,44 @@ class _Rows:
         return torch.stack(self.ds.__getitems__(positions))
 
 
-def check_settings(sources: list[GenreSource]) -> dict:
-    """The piano-roll settings the caches share; GenreError if they were prepared differently."""
+def check_settings(sources: list[GenreSource], *, same_grid: bool = False) -> dict:
+    """The piano-roll settings the caches share; GenreError if they were prepared differently.
+
+    ``same_grid``: only the phrase grid must match (:meth:`RollSettings.grid`), the meter rule
+    may differ between caches (pop read with assume-4/4, the others lenient); the first
+    cache's settings are returned (see :func:`genre_settings` for each one's).
+    """
+    from midigenre.pianoroll import RollSettings
+
     hashes = {}
     for s in sources:
         with PhraseCache(s.path) as c:
             hashes[str(s.path)] = (c.header.settings_hash, c.header.settings)
     first = next(iter(hashes.values()))
     for path, (h, settings) in hashes.items():
+        if same_grid and RollSettings.from_dict(settings).grid() == RollSettings.from_dict(first[1]).grid():
+            continue
         if h != first[0]:
             diff = [k for k in settings if settings.get(k) != first[1].get(k)]
+            if same_grid:
+                diff = [k for k in diff if k in RollSettings.from_dict(settings).grid()]
             raise GenreError(
                 f"{sources[0].path} and {path} were prepared with different settings ({', '.join(diff)}); "
-                "prepare both with the same options"
+                + ("only the meter rule may differ between genres: prepare them with the same other options"
+                   if same_grid else "prepare both with the same options")
             )
     return first[1]
+
+
+def genre_settings(sources: list[GenreSource]) -> dict[str, dict]:
+    """Each genre's piano-roll settings; GenreError unless they share the phrase grid (the meter
+    rule may differ, see :func:`check_settings`)."""
+    check_settings(sources, same_grid=True)
+    out = {}
+    for s in sources:
+        with PhraseCache(s.path) as c:
+            out[s.genre] = dict(c.header.settings)
+    return out
 
 
 def run_config(run: str | os.PathLike) -> dict:
