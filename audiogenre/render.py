@@ -319,6 +319,19 @@ def renderer(soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE
     return _RENDERERS[key]
 
 
+def midi_renderer(soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE, *, mono: bool = True):
+    """``render(pretty_midi, seconds) -> (samples, rate)`` for :func:`midigenre.report.build_midi_report`:
+    the first ``seconds`` of a ``pretty_midi.PrettyMIDI`` (silence where it has no notes),
+    float32 ``(frames,)`` (mono: the channels averaged) or ``(frames, 2)``."""
+    rend = renderer(soundfont, rate)
+
+    def render(pm, seconds: float) -> tuple[np.ndarray, int]:
+        x = rend.render(tracks_of_pretty_midi(pm), seconds=seconds)
+        return (x.mean(axis=1) if mono else x), rend.rate
+
+    return render
+
+
 def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_RATE, start: float = 0.0,
                 seconds: float | None = None, max_bars: int = MAX_BARS) -> np.ndarray:
     """Render a MIDI file (or ``seconds`` of it from ``start``) to float32 stereo in memory.

@@ -144,6 +144,7 @@ class TransformReport:
     seconds: float
     min_snr_db: float | None = None  # the SNR floor the change was held to
     notes: list[str] = dataclasses.field(default_factory=list)  # what the guards did, in words
+    output_scale: float = 1.0  # the written file is scale × original + change (< 1 where it was scaled to fit)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -551,6 +552,7 @@ def transform_file(model, path: str | os.PathLike, target: str, out_path: str | 
             hint = "more --steps, a larger --lr" + (" or a lower --min-snr" if config.min_snr is not None else "")
             raise GenreError(f"could not raise p({target}){floor}: it is {final.p_before:.3f} in the input and "
                              f"{final.p_after:.3f} in the best result as written; nothing written (try {hint})")
+    final.output_scale = scale
     return final
 
 

@@ -50,6 +50,8 @@ CONFIGS: dict[str, dict] = {
     # a genre critic the generators must convince (StarGAN's domain loss), on top of SN + identity
     "sn+identity+genre": {"sigma_d": 0.1, "spectral_norm": True, "identity": 5.0, "genre_loss": 1.0},
     "sn+identity2+genre2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0},
+    # … and a content loss: the transfer itself stays near its source
+    "sn+identity2+genre2+content3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "content": 3.0},
 }
 __doc__ += "".join(f"    {k:<24} {json.dumps(v)}\n" for k, v in CONFIGS.items())
 

@@ -352,7 +352,9 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     The whole song is processed in overlapping windows; the output has the song's own sample
     rate and channels (the perturbation is upsampled and added to the original). Prints, per
     window and for the song, p(target) and the predicted genre before and after (measured on
-    the written file) and the SNR of the change.
+    the written file) and the SNR of the change. Beside OUT it writes OUT.json (e.g. out.wav.json):
+    the source, classifier, settings and report, which `genre report OUT -o report/` turns into a
+    listening page.
     """
     from audiogenre.audio import Preprocess, check_output_suffix
     from audiogenre.models import AudioClassifier
@@ -363,9 +365,12 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
         from audiogenre.models import DEFAULT_AUDIO_MODEL
 
         clf = DEFAULT_AUDIO_MODEL
+    from audiogenre.report import transform_record_path, write_transform_record
+
     inputs = [song, *model_files(clf)]
     refuse_overwriting_input(inputs, output)
     refuse_overwriting_input(inputs, json_out, "--json")
+    refuse_overwriting_input(inputs, transform_record_path(output), "its record")
     _threads(threads)
     check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)
@@ -379,9 +384,10 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     with TqdmProgress(unit="step") as progress:
         report = transform_file(model, song, target, output, cfg, device=device, progress=progress)
     click.echo(format_report(report))
-    click.echo(f"wrote {output}")
     if json_out:
         write_json(json_out, report.to_dict())
+    record = write_transform_record(output, source=song, classifier=clf, target=target, config=cfg, report=report)
+    click.echo(f"wrote {output} and its record {record} (genre report {output} -o report/ makes a listening page)")
 
 
 @audio.command()

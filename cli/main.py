@@ -44,10 +44,12 @@ def main(verbose: int) -> None:
 
 from cli.audio import audio, render  # noqa: E402
 from cli.midi import midi  # noqa: E402
+from cli.report import report  # noqa: E402
 
 main.add_command(midi)
 main.add_command(audio)
 main.add_command(render)
+main.add_command(report)
 
 
 if __name__ == "__main__":

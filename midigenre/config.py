@@ -43,6 +43,8 @@ class TrainConfig:
                                     "learned s (not in the papers).", option="--residual/--no-residual")
     identity: float = setting(0.0, "Weight of the identity loss |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (0 in the "
                                    "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
+    content: float = setting(0.0, "Weight of the content loss |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B|: a transfer stays "
+                                  "near its own source, so it keeps the song (not in the papers).", min=0)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
     genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "

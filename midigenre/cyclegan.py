@@ -131,13 +131,14 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
-                     genre: bool = False):
+                     genre: bool = False, content: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
     ``identity`` adds ``g/identity`` = |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (CycleGAN's identity
     loss: a phrase already in the target genre should pass unchanged); the papers leave it out.
-    ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
+    ``content`` adds ``g/content`` = |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B| (the transfer itself stays
+    near its source; not in the papers). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
     fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
     """
     fake_b = m.G_AB(real_a)
@@ -149,6 +150,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
         "g/adv_ba": _lsgan(m.D_A(_noisy(fake_a, sigma_d)), 1.0),
         "g/cycle": F.l1_loss(cyc_a, real_a) + F.l1_loss(cyc_b, real_b),
     }
+    if content:
+        losses["g/content"] = F.l1_loss(fake_b, real_a) + F.l1_loss(fake_a, real_b)
     if identity:
         losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
     if adv_all and m.variant != "base":

@@ -32,6 +32,19 @@ if [ -z "${SKIP_SYSTEM:-}" ] && ! { have_fluidsynth && have_soundfont; }; then
   fi
 fi
 
+# The browser test (tests/test_report.py) opens a listening report in headless Chromium: with
+# --test, as root on Debian/Ubuntu, Chromium and its WebDriver are installed when missing (apt-get,
+# ~120 MB download, ~380 MB installed); elsewhere the test is skipped and says why.
+if [ -n "$extras" ] && [ -z "${SKIP_SYSTEM:-}" ] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing Chromium for the browser test (apt-get install chromium chromium-driver)"
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        chromium chromium-driver >/dev/null; } || echo "note: Chromium could not be installed; the browser test will be skipped" >&2
+  else
+    echo "note: the browser test needs Chromium and chromedriver (Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2
+  fi
+fi
+
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi

@@ -110,3 +110,46 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, depth: int = 1) -> in
         elif p.is_dir() and depth > 0 and not p.is_symlink():
             removed += remove_stale_temporaries(p, depth=depth - 1)
     return removed
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike, *, marker: str) -> Iterator[Path]:
+    """Yield an empty temporary folder beside ``path``; on success it takes the place of ``path``.
+
+    For outputs that are a whole folder (a listening report). ``path`` may be absent, an empty
+    folder, or a folder that an earlier run of the same command wrote — recognised by the file
+    ``marker`` in it — and is replaced whole; anything else is refused with GenreError before the
+    caller does any work. On any exception (Ctrl-C included) the temporary folder is removed
+    and ``path`` is left as it was. (POSIX cannot swap two folders in one step: the old folder
+    is moved aside, the new one moved in, then the old one removed.)
+    """
+    import shutil
+
+    final = Path(path).expanduser()
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise GenreError(f"{final} exists and is not a folder; choose another output folder")
+    if final.is_dir() and any(final.iterdir()) and not (final / marker).is_file():
+        raise GenreError(f"{final} is a folder with other files in it (it has no {marker}, so this command did not "
+                         "write it); choose a new or empty folder")
+    parent = check_writable_dir(final)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders
+        old = None
+        if final.exists():
+            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.", suffix=".old")) / final.name
+            os.replace(final, old)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if old is not None:
+                os.replace(old, final)
+            raise
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -351,3 +351,13 @@ def test_genre_critic_learns_on_real_phrases_and_judges_binarised_fakes():
     assert all(g.net[0].weight.grad is None for g in m.generators())
     # off by default: the reference recipe has no critic and no genre loss
     assert CycleGAN(TINY).C is None and TrainConfig().genre_loss == 0.0
+
+
+def test_content_loss_is_the_distance_of_each_transfer_from_its_own_source():
+    torch.manual_seed(0)
+    m = CycleGAN(TINY)
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, content=True)
+    expected = (fake_b - a).abs().mean() + (fake_a - b).abs().mean()
+    assert losses["g/content"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert "g/content" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().content == 0.0

@@ -1,0 +1,559 @@
+"""A listening report of a CycleGAN: one static page to hear and see what the transfer does.
+
+For each song the page has players for the source, the transferred and the cycled-back
+version (all three rendered from the piano roll the model reads, so they differ only by what
+the model did), their piano rolls with bar lines, and the song's metrics: the genre
+classifier's P(target) of each version and the content change of the transfer. At the top:
+the model's summary (its model card where it has one), its held-out S_tot table and, for a
+training run, the loss curves of ``log.csv``. Everything is written to one folder
+(``index.html``, ``report.json``, ``audio/*.ogg``, ``img/*.png``) that opens from disk.
+
+Sound comes from a ``render`` callable, so this module needs no synthesiser of its own::
+
+    >>> from audiogenre.render import midi_renderer
+    >>> build_midi_report("jazz-classical", "report/", render=midi_renderer(), data=["../shared/data/midi"])
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime as _dt
+import hashlib
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from shared.errors import GenreError
+
+#: Bars of each song played and drawn (from its first phrase with notes), unless asked otherwise.
+DEFAULT_MAX_BARS = 16
+#: ... and no more whole bars than fit in this many seconds (slow songs get fewer bars).
+DEFAULT_MAX_SECONDS = 30.0
+#: Held-out songs in a report unless asked otherwise.
+DEFAULT_HELD_OUT = 4
+
+#: ``render(pretty_midi, seconds) -> (samples, rate)``: float samples ``(frames,)`` or ``(frames, channels)``.
+Render = Callable[..., tuple]
+
+
+@dataclasses.dataclass
+class ReportSong:
+    """A song to put in the report: its file, the genre to transfer it to, and where it came from."""
+
+    path: Path
+    target: str
+    origin: str  # "held-out jazz song" or "given song"
+
+
+# ----------------------------------------------------------------------------- choosing songs
+
+
+def _sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+def heldout_songs(model, n: int, data: Sequence[str | os.PathLike] = ()) -> tuple[list[ReportSong], str]:
+    """``n`` held-out songs of the model's split (alternating between its two genres), as files.
+
+    The split (``split.json`` of the model or run) names each held-out song and the SHA-1 of its
+    bytes. Files are looked for in the model's own caches (the paths they recorded) and under
+    the ``data`` folders (searched recursively by name); a file counts only if its bytes match.
+    Returns the songs and a sentence saying how many were found where.
+    """
+    from midigenre.dataset import PhraseCache, SongSplit
+    from midigenre.prepare import find_midi_files
+
+    split_path = model.folder / "split.json"
+    if not split_path.is_file():
+        raise GenreError(f"{model.folder} has no split.json, so its held-out songs are unknown; pass --songs SONG.mid")
+    split = SongSplit.load(split_path)
+    a, b = model.genres["a"], model.genres["b"]
+    tests = {g: list(split.genres.get(g, {}).get("test", [])) for g in (a, b)}
+    wanted = {e["sha1"]: g for g in (a, b) for e in tests[g]}
+    names = {e["name"] for g in (a, b) for e in tests[g]} | {Path(e["name"]).name for g in (a, b) for e in tests[g]}
+    if not wanted:
+        raise GenreError(f"{split_path} holds no held-out songs of {a} or {b}; pass --songs SONG.mid")
+    candidates: list[Path] = []
+    for key, genre in (("a", a), ("b", b)):
+        cache = (model.meta.get("data") or {}).get(key, {}).get("cache")
+        if cache and Path(cache).is_file():
+            try:
+                with PhraseCache(cache) as c:
+                    files = c.files(genre)
+            except GenreError:
+                continue
+            candidates += [Path(p) for p, h in zip(files["path"], files["sha1"]) if h in wanted]
+    for folder in data:
+        if not Path(folder).is_dir():
+            raise GenreError(f"no such folder: {folder} (--data names folders holding the held-out songs)")
+        candidates += [p for p, _ in find_midi_files([folder]) if p.name in names]
+    found: dict[str, Path] = {}
+    for p in candidates:
+        try:
+            h = _sha1(p) if p.is_file() else None
+        except OSError:
+            continue
+        if h in wanted:
+            found.setdefault(h, p)
+    total = sum(len(v) for v in tests.values())
+    if not found:
+        example = tests[a][0]["name"] if tests[a] else tests[b][0]["name"]
+        where = ", ".join(map(str, data)) if data else "the model's caches"
+        raise GenreError(f"none of the {total} held-out songs of {model.folder.name} is in {where}: pass --data FOLDER "
+                         f"holding them (split.json names them, e.g. {example}) or --songs SONG.mid")
+    queues = {g: [(e["name"], found[e["sha1"]]) for e in sorted(tests[g], key=lambda e: e["name"]) if e["sha1"] in found]
+              for g in (a, b)}
+    songs: list[ReportSong] = []
+    while len(songs) < n and any(queues.values()):
+        for g, other in ((a, b), (b, a)):
+            if queues[g] and len(songs) < n:
+                _, path = queues[g].pop(0)
+                songs.append(ReportSong(path, other, f"held-out {g} song"))
+    note = (f"{len(songs)} held-out songs of the model's split ({len(found)} of its {total} found"
+            + (f" under {', '.join(map(str, data))}" if data else " through its caches") + ")")
+    return songs, note
+
+
+def given_songs(paths: Sequence[str | os.PathLike], model, target: str | None) -> list[ReportSong]:
+    """Songs named on the command line (files, or folders searched recursively), all transferred to
+    ``target`` (default: the model's genre B)."""
+    from midigenre.prepare import find_midi_files
+
+    target = target or model.genres["b"]
+    model.direction(target)  # a clear error for a genre the model does not know
+    songs = []
+    for p in paths:
+        if not Path(p).exists():
+            raise GenreError(f"no such song: {p}")
+        songs += [ReportSong(f, target, "given song") for f, _ in find_midi_files([p])]
+    if not songs:
+        raise GenreError("no songs given")
+    return songs
+
+
+# ----------------------------------------------------------------------------- one song
+
+
+@dataclasses.dataclass
+class Excerpt:
+    """The part of a song that is played and drawn: rolls of shape (T, 84) from bar ``first_bar``."""
+
+    source: np.ndarray
+    transferred: np.ndarray
+    cycled: np.ndarray
+    phrases: tuple[np.ndarray, np.ndarray, np.ndarray]  # (n, 64, 84) each: what the classifier scores
+    first_bar: int
+    song_bars: int
+    tempo: float
+
+
+def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds: float | None = None) -> Excerpt:
+    """Transfer the first ``max_bars`` bars of a song, from its first phrase with notes (fewer
+    where ``max_bars`` bars would last longer than ``max_seconds``; at least one bar).
+
+    Phrases are transferred as in :func:`midigenre.transfer.transfer_midi` (whole phrases, the
+    tail padded, silent phrases kept silent), so the excerpt equals that part of a whole-song
+    transfer.
+    """
+    from midigenre.pianoroll import Unusable, join_phrases, read_song, split_phrases
+
+    s = model.settings
+    try:
+        song = read_song(path, s)
+    except Unusable as err:
+        raise GenreError(f"cannot use {path}: {err}") from None
+    phrases, _ = split_phrases(song.roll, s, keep_empty=True, pad_tail=True)
+    sounding = np.flatnonzero(phrases.any(axis=(1, 2)))
+    if not len(sounding):
+        raise GenreError(f"cannot use {path}: it has no notes in the model's pitch range")
+    first = int(sounding[0])
+    if max_seconds is not None:
+        bar_seconds = s.steps_per_bar / s.steps_per_beat * 60.0 / song.tempo
+        max_bars = max(1, min(max_bars, int(max_seconds / bar_seconds + 1e-9)))
+    count = max(1, math.ceil(max_bars / s.bars_per_phrase))
+    x = phrases[first : first + count]
+    y, z = model.transfer_phrases(x, target, cycle=True)
+    silent = ~x.any(axis=(1, 2))
+    y[silent] = False
+    z[silent] = False
+    steps = min(max_bars * s.steps_per_bar, len(song.roll) - first * s.phrase_steps)
+    return Excerpt(join_phrases(x)[:steps], join_phrases(y)[:steps], join_phrases(z)[:steps], (x, y, z),
+                   first * s.bars_per_phrase + 1, math.ceil(len(song.roll) / s.steps_per_bar), song.tempo)
+
+
+def song_metrics(ex: Excerpt, classifier, source_genre: str, target_genre: str) -> dict:
+    """Metrics of one excerpt: P(target) of each version (mean classifier probability over the
+    phrases that have notes in the source; None without a classifier) and the content change
+    of the transfer (and of the cycle) over the whole excerpt."""
+    from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
+
+    out = {}
+    if classifier is not None:
+        it = classifier.index(target_genre)
+        keep = ex.phrases[0].any(axis=(1, 2))
+        out["p_target"] = {name: float(classifier.probabilities(v[keep])[:, it].mean())
+                           for name, v in zip(("source", "transferred", "cycled"), ex.phrases)}
+    else:
+        out["p_target"] = None
+    out.update(content_change=content_change(ex.source, ex.transferred), added=content_added(ex.source, ex.transferred),
+               removed=content_removed(ex.source, ex.transferred),
+               transposition_invariant=content_change_transposed(ex.source, ex.transferred),
+               cycle_content_change=content_change(ex.source, ex.cycled))
+    return out
+
+
+# ----------------------------------------------------------------------------- the model
+
+
+def model_summary(model, name: str) -> dict:
+    """What the page says about the model, from its ``model.json`` (JSON-ready)."""
+    from shared.registry import shipped_models_dir
+
+    meta = model.meta
+    train = meta.get("train") or {}
+    shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
+    data = meta.get("data") or {}
+    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "binarize", "epochs",
+            "batch_size", "lr", "sigma_d", "seed", "test_fraction")
+    return {
+        "name": name, "path": str(model.folder), "shipped": shipped, "genres": dict(model.genres), "created": meta.get("created"),
+        "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
+        "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
+        "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
+        "settings": dict(meta.get("settings") or {}),
+    }
+
+
+def read_log(path: Path) -> list[dict]:
+    """Rows of a run's ``log.csv`` as floats (empty cells and text as NaN)."""
+    rows = []
+    try:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                rows.append({k: _float(v) for k, v in row.items() if k})
+    except (OSError, csv.Error, UnicodeDecodeError) as err:
+        raise GenreError(f"cannot read {path}: {err}") from None
+    return rows
+
+
+def _float(v) -> float:
+    try:
+        return float(v)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def plot_losses(rows: list[dict], path: Path) -> tuple[Path, str]:
+    """Generator and discriminator losses per epoch (two panels); returns the PNG and its alt text."""
+    from shared.plotting import new_figure, save_png
+
+    epochs = [r.get("epoch", i + 1) for i, r in enumerate(rows)]
+    groups = {"generator": sorted(k for k in rows[0] if k.startswith("g/")),
+              "discriminator": sorted(k for k in rows[0] if k.startswith("d/"))}
+    groups = {k: v for k, v in groups.items() if v}
+    if not groups:
+        groups = {"losses": [k for k in rows[0] if k not in ("epoch", "lr", "seconds", "phrases_per_s")]}
+    fig, axes = new_figure(1, len(groups), figsize=(4.6 * len(groups), 3.2), squeeze=False)
+    for ax, (title, keys) in zip(axes[0], groups.items()):
+        for k in keys:
+            ax.plot(epochs, [r.get(k, float("nan")) for r in rows], marker="o" if len(rows) < 30 else None, ms=3, label=k)
+        ax.set_title(f"{title} losses", fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_png(fig, path, dpi=80)
+    last = rows[-1]
+    alt = (f"Line charts of the training losses over {len(rows)} epochs. "
+           + "; ".join(f"{title}: " + ", ".join(f"{k} from {rows[0].get(k, float('nan')):.3f} to {last.get(k, float('nan')):.3f}"
+                                                for k in keys) for title, keys in groups.items()) + ".")
+    return path, alt
+
+
+# ----------------------------------------------------------------------------- the report
+
+
+def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: Sequence[str | os.PathLike] = (),
+                      target: str | None = None, held_out: int = DEFAULT_HELD_OUT,
+                      data: Sequence[str | os.PathLike] = (), classifier=None, max_bars: int = DEFAULT_MAX_BARS,
+                      max_seconds: float | None = DEFAULT_MAX_SECONDS, progress=None) -> dict:
+    """Write the listening report of a CycleGAN into the folder ``out`` and return its report.json.
+
+    Parameters
+    ----------
+    model : a :class:`~midigenre.transfer.TransferModel`, or a run folder, model folder or shipped model's name.
+    render : ``render(pretty_midi, seconds) -> (samples, rate)``, e.g. :func:`audiogenre.render.midi_renderer`.
+    songs : MIDI files or folders; all transferred to ``target`` (default the model's genre B).
+        Without songs, ``held_out`` songs of the model's split are taken (see :func:`heldout_songs`,
+        which also explains ``data``).
+    classifier : a :class:`~midigenre.classifier.Classifier` or its folder, for P(target); None: no P values.
+    max_bars, max_seconds : each song is played, drawn and measured from its first phrase with
+        notes, for ``max_bars`` bars or as many whole bars as fit in ``max_seconds`` (at least one).
+
+    The folder is built beside ``out`` and moved into place when complete (an existing report
+    there is replaced; any other non-empty folder is refused).
+    """
+    from midigenre.classifier import Classifier
+    from midigenre.transfer import TransferModel
+    from shared.atomic import atomic_folder, write_json
+    from shared.listening import REPORT_JSON, folder_bytes, json_ready
+    from shared.progress import progress_callback
+
+    report_progress = progress_callback(progress)
+    started = time.perf_counter()
+    if max_bars < 1:
+        raise GenreError("--max-bars must be at least 1")
+    if not isinstance(model, TransferModel):
+        model = TransferModel.load(model)
+    name = model.folder.name if model.folder is not None else "model"
+    if classifier is not None and not isinstance(classifier, Classifier):
+        clf_path = str(classifier)
+        classifier = Classifier.load(classifier)
+    else:
+        clf_path = None if classifier is None else "(given)"
+    if classifier is not None:
+        from midigenre.evaluate import _model_settings_hash
+
+        if classifier.settings_hash != _model_settings_hash(model):
+            raise GenreError("the classifier was trained on caches with other piano-roll settings than the model")
+        for g in model.genres.values():
+            classifier.index(g)
+    if songs:
+        chosen, songs_note = given_songs(songs, model, target), "songs given on the command line"
+    else:
+        if held_out < 1:
+            raise GenreError("--held-out must be at least 1")
+        chosen, songs_note = heldout_songs(model, held_out, data)
+
+    # every song is read and transferred before anything is rendered: a bad song stops the command at once
+    excerpts = []
+    for i, song in enumerate(chosen):
+        report_progress("transferring", i, len(chosen), song.path.name)
+        excerpts.append(transfer_excerpt(song.path, model, song.target, max_bars, max_seconds))
+    with atomic_folder(out, marker=REPORT_JSON) as tmp:
+        (tmp / "audio").mkdir()
+        (tmp / "img").mkdir()
+        report = {
+            "format": 1, "kind": "midi-transfer-report",
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "package_version": _version(), "model": model_summary(model, name),
+            "model_metrics": (model.meta.get("metrics") or {}).get("heldout"),
+            "classifier": None if classifier is None else {
+                "path": clf_path, "genres": list(classifier.genres),
+                "accuracy": ((classifier.meta.get("metrics") or {}).get("accuracy") if hasattr(classifier, "meta") else None)},
+            "max_bars": max_bars, "max_seconds": max_seconds, "songs_from": songs_note, "songs": [],
+        }
+        log = model.folder / "log.csv"
+        if log.is_file():
+            rows = read_log(log)
+            if rows:
+                _, alt = plot_losses(rows, tmp / "img" / "losses.png")
+                report["losses"] = {"picture": "img/losses.png", "alt": alt, "epochs": len(rows)}
+        for i, (song, ex) in enumerate(zip(chosen, excerpts)):
+            report_progress("rendering", i, len(chosen), song.path.name)
+            report["songs"].append(_song(song, ex, model, classifier, render, tmp, i + 1))
+        report_progress("rendering", len(chosen), len(chosen))
+        report["summary"] = _summary(report["songs"])
+        report["seconds_to_build"] = round(time.perf_counter() - started, 2)
+        report["bytes"] = folder_bytes(tmp)
+        report = json_ready(report)
+        (tmp / "index.html").write_text(midi_page(report, tmp), encoding="utf-8")
+        write_json(tmp / REPORT_JSON, report)
+    return report
+
+
+def _version() -> str:
+    from shared.version import __version__
+
+    return __version__
+
+
+def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, folder: Path, number: int) -> dict:
+    from midigenre.pianoroll import roll_to_midi
+    from shared.listening import write_ogg
+    from shared.plotting import plot_rolls
+
+    s = model.settings
+    source_genre, target_genre = model.direction(song.target)
+    bars = math.ceil(len(ex.source) / s.steps_per_bar)
+    seconds = len(ex.source) / s.steps_per_beat * 60.0 / ex.tempo
+    entry = {
+        "name": song.path.stem, "file": str(song.path), "origin": song.origin, "source_genre": source_genre,
+        "target_genre": target_genre, "first_bar": ex.first_bar, "bars": bars, "song_bars": ex.song_bars,
+        "tempo": round(ex.tempo, 3), "audio": {}, "notes": {},
+    }
+    stem = f"{number:02d}"
+    for which, roll in (("source", ex.source), ("transferred", ex.transferred), ("cycled", ex.cycled)):
+        pm = roll_to_midi(roll, ex.tempo, s, name=f"Piano ({which})")
+        entry["notes"][which] = sum(len(inst.notes) for inst in pm.instruments)
+        samples, rate = render(pm, seconds + 1.0)  # + 1 s for the last notes' release
+        rel = f"audio/{stem}-{which}.ogg"
+        entry["audio"][which] = {"file": rel, "seconds": round(write_ogg(folder / rel, samples, rate), 4), "rate": int(rate)}
+    rel = f"img/{stem}-rolls.png"
+    last = ex.first_bar + bars - 1
+    plot_rolls([(f"source ({source_genre}), bars {ex.first_bar}–{last}", ex.source),
+                (f"transferred → {target_genre}", ex.transferred), (f"cycled back → {source_genre}", ex.cycled)],
+               folder / rel, lowest_pitch=s.lowest_pitch, steps_per_bar=s.steps_per_bar, phrase_steps=s.phrase_steps,
+               first_bars=[ex.first_bar] * 3, dpi=72)
+    entry["piano_roll"] = rel
+    entry["metrics"] = song_metrics(ex, classifier, source_genre, target_genre)
+    return entry
+
+
+def _summary(songs: list[dict]) -> dict:
+    def mean(values):
+        v = [x for x in values if x is not None and math.isfinite(x)]
+        return float(np.mean(v)) if v else None
+
+    out = {"songs": len(songs), "content_change": mean(s["metrics"]["content_change"] for s in songs)}
+    if songs and songs[0]["metrics"]["p_target"] is not None:
+        out["p_target_source"] = mean(s["metrics"]["p_target"]["source"] for s in songs)
+        out["p_target_transferred"] = mean(s["metrics"]["p_target"]["transferred"] for s in songs)
+    return out
+
+
+# ----------------------------------------------------------------------------- the page
+
+
+def midi_page(report: dict, folder: Path) -> str:
+    """The report's ``index.html`` (pictures and sounds already in ``folder``)."""
+    from shared.listening import Html, esc, facts, inline_markdown, metric, page, picture, table
+
+    m = report["model"]
+    a, b = m["genres"]["a"], m["genres"]["b"]
+    title = f"Listening report: {a} ↔ {b} ({m['name']})"
+    clf = report["classifier"]
+    parts = ['<header>', f"<h1>{esc(title)}</h1>",
+             f'<p class="muted">Made {esc(report["created"].replace("T", " ").replace("+00:00", " UTC"))} by genre-transfer {esc(report["package_version"])} from '
+             f'{esc(report["songs_from"])}; each song from its first phrase with notes, {report["max_bars"]} bars or what '
+             f'fits in {report["max_seconds"]:g} s, '
+             "rendered with FluidSynth (one piano) from the piano roll the model reads.</p>", "</header>",
+             '<main id="main">', '<section aria-labelledby="model-h"><h2 id="model-h">The model</h2>']
+    t = m["train"]
+    arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", f"variant {t.get('variant', '?')}",
+                                 "spectral norm" if t.get("spectral_norm") else "", "self-attention" if t.get("self_attention") else "",
+                                 "residual generators" if t.get("residual") else "",
+                                 f"identity loss {t['identity']:g}" if t.get("identity") else "") if x)
+    items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
+             ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
+                             + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
+                             + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
+             ("binarised at", esc(f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
+    if m.get("train_songs"):
+        items.append(("songs", esc(f"training {_counts(m['train_songs'])}; held out {_counts(m.get('test_songs') or {})}")))
+    if m.get("created"):
+        items.append(("saved", esc(f"{m['created']} by genre-transfer {m.get('package_version') or '?'}")))
+    items.append(("classifier", esc("none given: no P(target) values (pass --classifier)") if clf is None else
+                  esc(f"{clf['path']} ({', '.join(clf['genres'])}"
+                      + (f"; held-out accuracy {clf['accuracy']:.1%}" if clf.get("accuracy") is not None else "") + ")")))
+    parts.append(facts(items))
+    card = Path(m["path"]) / "README.md"
+    if card.is_file():
+        text = card.read_text(encoding="utf-8", errors="replace")
+        lead = next((p.strip() for p in text.split("\n\n") if p.strip() and not p.lstrip().startswith("#")), "")
+        if lead:
+            parts.append(f"<p>{inline_markdown(lead)}</p>")
+        parts.append(f"<details><summary>The whole model card (README.md)</summary><pre>{esc(text)}</pre></details>")
+    mm = report.get("model_metrics")
+    if mm and "S_tot" in mm:
+        rows = []
+        for key in (f"{a}→{b}", f"{b}→{a}"):
+            r = mm.get(key)
+            if not r:
+                continue
+            k = f"model_metrics.{key}"
+            rows.append([key, metric(r.get("n"), f"{k}.n", 0), metric(r.get("P_src(x)"), f"{k}.P_src(x)"),
+                         metric(r.get("P_src(transferred)"), f"{k}.P_src(transferred)"),
+                         metric(r.get("P_src(cycled)"), f"{k}.P_src(cycled)"), metric(r.get("S"), f"{k}.S"),
+                         metric((r.get("content_change") or {}).get("mean"), f"{k}.content_change.mean", 2)])
+        parts.append(f'<p>Held-out transfer strength, as saved with the model: S_tot = '
+                     f'{metric(mm["S_tot"], "model_metrics.S_tot", 1, scale=100, unit=" %", tag="strong")} '
+                     "(P = share of phrases classified as the source genre; S = ½[P(x) + P(x̃) − 2·P(x̂)]).</p>")
+        parts.append(table("S_tot per direction on the model's held-out songs",
+                           ["direction", "phrases", "P_src(x)", "P_src(x̂)", "P_src(x̃)", "S", "content change"], rows))
+    else:
+        parts.append('<p class="muted">No held-out S_tot saved with this model (measure it with '
+                     "<code>genre midi evaluate --model … --classifier …</code>).</p>")
+    if report.get("losses"):
+        lo = report["losses"]
+        parts.append(picture(folder, lo["picture"], lo["alt"], f"Training losses per epoch (log.csv, {lo['epochs']} epoch{'' if lo['epochs'] == 1 else 's'})."))
+    parts.append("</section>")
+
+    songs = report["songs"]
+    parts.append('<section aria-labelledby="songs-h"><h2 id="songs-h">The songs</h2>')
+    have_p = clf is not None
+    head = ["song", "direction", "bars"] + (["P(target) source", "P(target) transferred"] if have_p else []) + \
+        ["content change", "added", "removed"]
+    rows = []
+    for i, s in enumerate(songs):
+        k = f"songs.{i}.metrics"
+        row = [Html(f'<th scope="row" class="text"><a href="#song-{i + 1}">{esc(s["name"])}</a></th>'),
+               f"{s['source_genre']} → {s['target_genre']}", f"{s['first_bar']}–{s['first_bar'] + s['bars'] - 1}"]
+        if have_p:
+            row += [metric(s["metrics"]["p_target"]["source"], f"{k}.p_target.source"),
+                    metric(s["metrics"]["p_target"]["transferred"], f"{k}.p_target.transferred")]
+        row += [metric(s["metrics"]["content_change"], f"{k}.content_change", 2), metric(s["metrics"]["added"], f"{k}.added", 2),
+                metric(s["metrics"]["removed"], f"{k}.removed", 2)]
+        rows.append(row)
+    parts.append(table(f"{len(songs)} songs at a glance", head, rows))
+    for i, s in enumerate(songs):
+        parts.append(_song_html(s, i, folder, have_p))
+    parts.append("</section>")
+    parts.append('<section aria-labelledby="how-h"><h2 id="how-h">How to read it</h2><ul>'
+                 "<li><strong>P(target)</strong>: the genre classifier's mean probability of the target genre over the "
+                 "excerpt's 4-bar phrases that have notes (source, transferred and cycled-back version).</li>"
+                 "<li><strong>Content change</strong> Σ|x − x̂| / Σx over the excerpt's piano roll: cells added plus cells "
+                 "removed by the transfer, relative to the source's cells; <strong>added</strong> and <strong>removed</strong> "
+                 "are its two parts; 1 means as many changed cells as the source has notes.</li>"
+                 "<li>All three versions are rendered from binary piano rolls (16th-note grid, one piano, velocity 100), so "
+                 "what differs between them is what the model did, not the source file's instruments or dynamics.</li>"
+                 "<li>The numbers are also in <a href=\"report.json\">report.json</a>.</li></ul></section>")
+    parts.append("</main>")
+    return page(title, "\n".join(parts), description=f"Source, transferred and cycled-back songs of the {a} ↔ {b} model {m['name']}")
+
+
+def _counts(d: dict) -> str:
+    return ", ".join(f"{v} {k}" for k, v in d.items())
+
+
+def _song_html(s: dict, i: int, folder: Path, have_p: bool) -> str:
+    from shared.listening import esc, metric, picture, player, table
+
+    n = i + 1
+    src, dst = s["source_genre"], s["target_genre"]
+    last = s["first_bar"] + s["bars"] - 1
+    labels = {"source": f"Source ({src})", "transferred": f"Transferred → {dst}", "cycled": f"Cycled back → {src}"}
+    players = "".join(player(s["audio"][w]["file"], labels[w], s["audio"][w]["seconds"], f"song-{n}-{w}",
+                             f"{s['notes'][w]} notes") for w in ("source", "transferred", "cycled"))
+    k = f"songs.{i}.metrics"
+    mt = s["metrics"]
+    tables = []
+    if have_p:
+        tables.append(table(f"Classifier, song {n}", ["version", f"P({dst})"], [
+            ["source", metric(mt["p_target"]["source"], f"{k}.p_target.source")],
+            ["transferred", metric(mt["p_target"]["transferred"], f"{k}.p_target.transferred")],
+            ["cycled back", metric(mt["p_target"]["cycled"], f"{k}.p_target.cycled")]]))
+    tables.append(table(f"Content change, song {n}", ["measure", "value"], [
+        ["source → transferred", metric(mt["content_change"], f"{k}.content_change")],
+        ["added", metric(mt["added"], f"{k}.added")], ["removed", metric(mt["removed"], f"{k}.removed")],
+        ["transposition-invariant", metric(mt["transposition_invariant"], f"{k}.transposition_invariant")],
+        ["source → cycled back", metric(mt["cycle_content_change"], f"{k}.cycle_content_change")]]))
+    alt = (f"Three piano rolls of bars {s['first_bar']} to {last} of {s['name']}, time from left to right and pitch from "
+           f"bottom to top, bar lines in grey and phrase lines in blue: the {src} source ({s['notes']['source']} notes), "
+           f"the transfer to {dst} ({s['notes']['transferred']} notes) and the cycle back to {src} "
+           f"({s['notes']['cycled']} notes).")
+    return (f'<article class="song" id="song-{n}" aria-labelledby="song-{n}-h">'
+            f'<h3 id="song-{n}-h">{n}. {esc(s["name"])}: {esc(src)} → {esc(dst)}</h3>'
+            f'<p class="muted">{esc(s["origin"])} · bars {s["first_bar"]}–{last} of {s["song_bars"]} · '
+            f'{s["tempo"]:.0f} quarter notes per minute · <span class="text">{esc(Path(s["file"]).name)}</span></p>'
+            f'<div class="players">{players}</div><div class="tables">{"".join(tables)}</div>'
+            + picture(folder, s["piano_roll"], alt) + "</article>")
+
+
+__all__ = ["DEFAULT_HELD_OUT", "DEFAULT_MAX_BARS", "DEFAULT_MAX_SECONDS", "Excerpt", "ReportSong", "build_midi_report", "given_songs",
+           "heldout_songs", "midi_page", "model_summary", "plot_losses", "read_log", "song_metrics", "transfer_excerpt"]
