@@ -133,7 +133,8 @@ class ClassifierConfig:
 
 
 #: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
-#: reconstruction λ = 10); ``g/genre`` and ``g/identity`` take ``genre_loss`` and ``identity``.
+#: reconstruction λ = 10); ``g/genre``, ``g/identity`` and ``g/content`` take ``genre_loss``,
+#: ``identity`` and ``content``.
 MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
@@ -152,6 +153,7 @@ class MultiGenreConfig:
                              option="--residual/--no-residual")
     identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
                                    "genre s should stay as it is).", min=0)
+    content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
@@ -205,7 +207,7 @@ class MultiGenreConfig:
     @property
     def weights(self) -> dict[str, float]:
         """Every named loss's weight."""
-        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity}
+        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content}
 
     def to_dict(self) -> dict:
         return to_dict(self)

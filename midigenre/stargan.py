@@ -11,6 +11,7 @@ averaged over the patches (D's genre head). Losses (named, weighted by ``weighte
 ``g/genre``     cross-entropy of D's genre head on G(x, t) binarised (straight-through) against t
 ``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre)
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
+``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``d/adv``       LSGAN, real phrases 1, generated (history pool) 0, both with σ_D noise
 ``d/genre``     cross-entropy of D's genre head on REAL phrases against their genres
 
@@ -62,7 +63,7 @@ class MultiGenreGAN(nn.Module):
 
 
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
-                     *, identity: bool = False, genre: bool = True) -> tuple[dict, torch.Tensor]:
+                     *, identity: bool = False, genre: bool = True, content: bool = False) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
@@ -76,6 +77,8 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         losses["g/genre"] = F.cross_entropy(m.genre_logits(straight_through(fake)).float(), target.long())
     if identity:
         losses["g/identity"] = F.l1_loss(m.generate(real, source), real)
+    if content:
+        losses["g/content"] = F.l1_loss(fake, real)
     return losses, fake
 
 

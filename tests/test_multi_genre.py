@@ -55,8 +55,9 @@ def test_shapes_losses_and_gradient_flow():
     # the target genre changes the output
     assert not torch.allclose(m.generate(x, t), m.generate(x, s))
 
-    g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True)
-    assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity"} and fake.shape == x.shape
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True, content=True)
+    assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity", "g/content"} and fake.shape == x.shape
+    assert torch.isclose(g["g/content"], (fake - x).abs().mean())
     sum(g.values()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.G.named_parameters() if n.endswith("weight"))
     m.zero_grad()
