@@ -238,14 +238,32 @@ def split(caches, output, test_fraction, seed):
     click.echo(table(rows, title=f"wrote {output} (seed {seed}, test fraction {test_fraction})"))
 
 
+def _multi_default(name: str) -> str | None:
+    """The help's default of a training option: the CycleGAN's, and the multi-genre model's where it differs."""
+    import dataclasses
+
+    from cli.options import _show
+    from midigenre.config import MultiGenreConfig
+
+    pair = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    multi = {f.name: f.default for f in dataclasses.fields(MultiGenreConfig)}
+    if name not in multi:
+        return f"{_show(pair[name])}; CycleGAN only"
+    if name == "batch_size":
+        return f"{pair[name]} of each genre; with --genre: {multi[name]} in all"
+    return None if multi[name] == pair[name] else f"{_show(pair[name])}; with --genre: {_show(multi[name])}"
+
+
 @midi.command()
-@click.option("--a", "a_spec", required=True, help="Genre A: a cache FILE.h5, or FILE.h5:GENRE when it holds several.")
-@click.option("--b", "b_spec", required=True, help="Genre B, likewise.")
+@click.option("--genre", "genre_specs", multiple=True, help="NAME=FILE.h5 (or FILE.h5[:GENRE]), once per genre: two or "
+              "more train one multi-genre generator (any genre to any genre).")
+@click.option("--a", "a_spec", help="Genre A of a CycleGAN: a cache FILE.h5, or FILE.h5:GENRE when it holds several.")
+@click.option("--b", "b_spec", help="Genre B of a CycleGAN, likewise.")
 @click.option("--mixed", "mixed_spec", help="A third genre (FILE.h5[:GENRE]) for the full variant's mixed discriminators.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder (created).")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
               "options given on the command line win.")
-@config_options(TrainConfig, into="given", given_only=True)
+@config_options(TrainConfig, into="given", given_only=True, default_text=_multi_default)
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -254,21 +272,42 @@ def split(caches, output, test_fraction, seed):
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch. Use 1 when other jobs share the "
               "machine: waiting OpenMP threads spin and can make 2 threads 10x slower than 1.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped.")
-def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume):
-    """Train a CycleGAN that turns genre A into genre B and back.
+def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume):
+    """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
-    Example (a jazz↔classical model on the CPU):
+    Example (a jazz↔classical CycleGAN on the CPU):
       genre midi prepare ../shared/data/midi/jazz -g jazz -o jazz.h5 --meter lenient
       genre midi prepare ../shared/data/midi/classical -g classical -o classical.h5 --meter lenient
       genre midi train --a jazz.h5 --b classical.h5 --preset small --epochs 30 --out runs/jc
 
-    Writes config.json, split.json, log.csv, samples/epoch_NNN.png, the model (model.safetensors
-    + model.json, for `genre midi transfer`) and checkpoint.pt after every epoch. Ctrl-C saves
-    the state; --resume continues it.
+    \b
+    Example (one model for every pair of four genres, StarGAN-style):
+      genre midi train --genre jazz=jazz.h5 --genre classical=classical.h5 --genre pop=pop.h5 \\
+                       --genre folk=folk.h5 --out runs/four
+
+    With --genre, an epoch is K × (the smallest genre's training phrases) / batch size steps;
+    every batch holds the genres evenly and larger genres show new phrases each epoch (nothing
+    is thrown away). Two --genre options train the multi-genre model on two genres; --a/--b
+    train the CycleGAN. The caches may differ in their meter rule only (pop with assume-4/4).
+
+    Writes config.json (its "kind" says which model), split.json, log.csv,
+    samples/epoch_NNN.png, the model (model.safetensors + model.json, for `genre midi transfer`)
+    and checkpoint.pt after every epoch. Ctrl-C saves the state; --resume continues it.
     """
-    from midigenre.train import CycleGANTask, GenreSource, run_settings
     from shared.runtime import set_threads
+
+    if genre_specs and (a_spec or b_spec):
+        raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
+    if genre_specs:
+        if mixed_spec:
+            raise GenreError("--mixed belongs to the CycleGAN's full variant (--a, --b); the multi-genre model has none")
+        if len(genre_specs) < 2:
+            raise GenreError(f"one genre only ({genre_specs[0]}): give --genre NAME=FILE.h5 for two or more genres")
+        return _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume)
+    if not (a_spec and b_spec):
+        raise GenreError("give --a and --b (a CycleGAN) or two or more --genre NAME=FILE.h5 (a multi-genre model)")
+    from midigenre.train import CycleGANTask, GenreSource, run_settings
 
     set_threads(threads)
     out_path = Path(out)
@@ -287,7 +326,46 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
                f"(balanced), {task.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
                f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
+    mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
+    _fit(task, out_path, f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume")
 
+
+def _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume):
+    import dataclasses
+
+    from midigenre.config import MultiGenreConfig
+    from midigenre.multitrain import MultiGenreTask
+    from midigenre.train import GenreSource, run_settings
+    from shared.runtime import set_threads
+
+    known = {f.name for f in dataclasses.fields(MultiGenreConfig)}
+    foreign = [k for k, v in given.items() if v is not None and k not in known]
+    if foreign:
+        raise GenreError(f"{', '.join('--' + k.replace('_', '-') for k in foreign)}: an option of the CycleGAN (--a, --b), "
+                         "not of the multi-genre model")
+    set_threads(threads)
+    out_path = Path(out)
+    cfg, ignored = run_settings(out_path, resume=resume, config_file=config_file, given=given, kind="multi-genre")
+    if ignored:
+        click.echo(f"note: --resume keeps the run's own settings; ignoring "
+                   f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", err=True)
+    sources = [GenreSource.parse_named(spec) for spec in genre_specs]
+    split_arg = split_file or ((out_path / "split.json") if resume else None)
+    task = MultiGenreTask(sources, out_path, cfg, split=split_arg, device=device, precision=precision)
+    if resume:
+        task.resume()
+    d = task.describe()
+    click.echo(f"{' / '.join(task.genres)}: training phrases " + ", ".join(f"{g} {n}" for g, n in d["train_phrases"].items())
+               + f"; {task.steps_per_epoch()} steps/epoch of {cfg.batch_size} phrases (each genre "
+               f"{min(d['phrases_per_epoch'].values())} per epoch), preset {cfg.preset}"
+               f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
+               + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
+    specs = " ".join(f"--genre {spec}" for spec in genre_specs)
+    _fit(task, out_path, f"genre midi train {specs} --out {out} --resume")
+
+
+def _fit(task, out_path: Path, resume_command: str) -> None:
+    """Train with a progress bar and a line per epoch; Ctrl-C or SIGTERM saves and says how to go on."""
     sigterm_as_interrupt()
     with TqdmProgress(unit="step", leave=False) as progress:
         def on_epoch(epoch, row):
@@ -299,9 +377,8 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
             task.fit(progress=progress, on_epoch=on_epoch)
         except KeyboardInterrupt:
             progress.close()
-            mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
             click.echo(f"Interrupted: the state is saved in {out_path / 'checkpoint.pt'}; continue with "
-                       f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume", err=True)
+                       f"{resume_command}", err=True)
             sys.exit(130)
     click.echo(f"done: model in {out_path} (model.safetensors + model.json), log in {out_path / 'log.csv'}, "
                f"pictures in {out_path / 'samples'}")
@@ -309,7 +386,9 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
 
 @midi.command()
 @click.argument("source", type=click.Path())
-@click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
+@click.option("--to", "target", required=True, help="Target genre (one of the model's).")
+@click.option("--from", "source_genre", help="The songs' genre, for a multi-genre model (default: the model tells it "
+              "from the phrases and reports it).")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output MIDI file, or a folder when SOURCE is a folder.")
 @click.option("--model", "model_path", type=click.Path(), help="Run folder, model folder or a shipped model's name.  "
@@ -318,13 +397,16 @@ def train(a_spec, b_spec, mixed_spec, out, config_file, given, split_file, devic
 @click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
 @click.option("--meter", type=METERS, help="Meter rule for reading songs (default: the model's data's).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
-def transfer(source, target, output, model_path, cycle, png, meter, device):
+def transfer(source, target, source_genre, output, model_path, cycle, png, meter, device):
     """Turn a whole MIDI song (or a folder of songs) into another genre.
+
+    Works with a pair CycleGAN and with a multi-genre model (any of its genres to any other).
 
     \b
     Examples:
       genre midi transfer data/examples/jazz_example.mid --to classical -o out.mid --png
       genre midi transfer songs/ --model runs/jc --to jazz -o out/
+      genre midi transfer song.mid --model runs/four --to folk -o folk.mid [--from pop]
     """
     from midigenre.transfer import transfer_files
 
@@ -332,11 +414,15 @@ def transfer(source, target, output, model_path, cycle, png, meter, device):
         if song.ok:
             res = song.result
             bars = len(res.source) / res.settings.steps_per_bar
-            click.echo(f"{song.source.name}: {res.source_genre} → {res.target_genre}, {bars:.0f} bars, content change "
+            told = ""
+            if res.predicted is not None:
+                told = (f" (source genre told by the model: {res.predicted[res.source_genre]:.0%} of the phrases; "
+                        + ", ".join(f"{g} {v:.0%}" for g, v in res.predicted.items()) + ")")
+            click.echo(f"{song.source.name}: {res.source_genre} → {res.target_genre}{told}, {bars:.0f} bars, content change "
                        f"{res.content_change():.2f}; wrote {', '.join(str(p) for p in song.written)}")
 
     batch = transfer_files(source, output, target, model=model_path, device=device, meter=meter, cycle=cycle, png=png,
-                           on_song=done)
+                           on_song=done, source_genre=source_genre)
     failed = batch.failed
     if len(batch.songs) == 1 and failed:
         raise GenreError(f"cannot transfer {failed[0].source}: {failed[0].error}")
@@ -419,7 +505,7 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
     path = model_path or DEFAULT_MODEL
     refuse_overwriting_input([cache_a, cache_b, soundfont, *model_files(path), *model_files(clf_path),
                               *(model_files(fad_embedding) if with_fad else [])], output)
-    model = TransferModel.load(path)
+    model = TransferModel.load(path, kind="cyclegan")  # a multi-genre model: benchmarks/multi_genre.py
     clf = Classifier.load(clf_path)
     x_a, x_b, what = heldout_phrases(path, model, cache_a, cache_b, all_phrases=all_phrases)
     res = evaluate_transfer(model, clf, x_a, x_b, sigma_c=sigma_c)

@@ -181,6 +181,9 @@ def train_classifier(
 ) -> dict:
     """Train on the training songs of each genre; evaluate on the held-out songs; save to ``out``.
 
+    The caches must share the phrase grid; their meter rules may differ (pop read with
+    assume-4/4 beside lenient genres), and the classifier's settings are the first genre's.
+
     Returns the held-out report (see :func:`classification_report`), also written to
     ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png`` and the settings in
     ``out/config.json``. ``on_epoch(epoch, row)`` reports each epoch, ``progress(stage, step,
@@ -194,7 +197,7 @@ def train_classifier(
     names = [s.genre for s in sources]
     if len(set(names)) != len(names):
         raise GenreError(f"genre names must differ, got {names}")
-    roll_settings = check_settings(list(sources))
+    roll_settings = check_settings(list(sources), same_grid=True)  # the genres' meter rules may differ
     out = Path(out)
     dev = pick_device(device)
 
@@ -202,7 +205,7 @@ def train_classifier(
         song_split = SongSplit.load(split)
     else:
         song_split = SongSplit.for_sources([(s.path, s.genre) for s in sources],
-                                           test_fraction=config.test_fraction, seed=config.seed)
+                                           test_fraction=config.test_fraction, seed=config.seed, same_grid=True)
     train_rows, test_rows = [], []
     for s in sources:
         with PhraseCache(s.path) as c:

@@ -1,5 +1,6 @@
 """The settings of the MIDI training jobs, one frozen dataclass each: :class:`TrainConfig` (the
-CycleGAN) and :class:`ClassifierConfig` (the genre classifier).
+CycleGAN), :class:`MultiGenreConfig` (the multi-genre generator) and :class:`ClassifierConfig`
+(the genre classifier).
 
 Field defaults are the reference values and each field's ``metadata["help"]`` its help text;
 ``genre midi train`` and ``genre midi train-classifier`` make their options from them. This
@@ -129,3 +130,88 @@ class ClassifierConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
         return from_dict(cls, d, what="classifier settings")
+
+
+#: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
+#: reconstruction λ = 10); ``g/genre``, ``g/identity`` and ``g/content`` take ``genre_loss``,
+#: ``identity`` and ``content``.
+MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
+
+
+@dataclass(frozen=True)
+class MultiGenreConfig:
+    """Everything a multi-genre (StarGAN-style) training run depends on.
+
+    The field names are those of :class:`TrainConfig` where they mean the same, so one set of
+    command-line options serves both models.
+    """
+
+    preset: str = setting("small", "Architecture: paper (Brunner et al.), medium, or small (trains on a CPU).")
+    spectral_norm: bool = setting(False, "Spectral normalisation on every G and D convolution.", option="--sn/--no-sn")
+    self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
+    residual: bool = setting(False, "The generator starts from its input: output = sigmoid(net(x, t) + s·(2x − 1)).",
+                             option="--residual/--no-residual")
+    identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
+                                   "genre s should stay as it is).", min=0)
+    content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
+    genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
+                                     "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
+                                min=0)
+    binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
+                                     "matches its note density.", choices=BINARIZE)
+    epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
+                          min=1)
+    decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last epoch.",
+                               min=0)
+    batch_size: int = setting(32, "Phrases per step, their source genres drawn evenly.", min=1)
+    lr: float = setting(2e-4, "Adam learning rate.", min=0, min_open=True)
+    beta1: float = setting(0.5, "Adam β1.", min=0, max=1)
+    beta2: float = setting(0.999, "Adam β2.", min=0, max=1)
+    sigma_d: float = setting(1.0, "σ_D of the half-normal noise |N(0, σ_D)| on the discriminator's real/fake inputs.",
+                             min=0)
+    pool_size: int = setting(50, "Generated phrases kept in the history pool (0: none).", min=0)
+    lambdas: dict = setting(MULTI_LAMBDAS, "Weight of each named loss (config file only).", cli=False)
+    seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
+    test_fraction: float = setting(0.1, "Share of each genre's songs held out from training.", min=0, max=1,
+                                   min_open=True, max_open=True)
+    valid_fraction: float = setting(0.0, "Share of each genre's training songs set aside for choosing settings.",
+                                    min=0, max=1, max_open=True)
+    sample_phrases: int = setting(2, "Test phrases per source genre in the per-epoch picture (each to every genre).",
+                                  min=1)
+
+    def __post_init__(self):
+        if self.binarize not in BINARIZE:
+            raise GenreError(f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
+        self.model  # noqa: B018 - validates the preset name
+        if self.epochs < 1 or self.batch_size < 1:
+            raise GenreError("epochs and batch_size must be at least 1")
+        if not isinstance(self.lambdas, dict):
+            raise GenreError("lambdas must be a mapping of loss names to weights")
+        unknown = set(self.lambdas) - set(MULTI_LAMBDAS)
+        if unknown:
+            raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)} (known: {', '.join(MULTI_LAMBDAS)})")
+        try:
+            lambdas = {**MULTI_LAMBDAS, **{k: float(v) for k, v in self.lambdas.items()}}
+        except (TypeError, ValueError):
+            raise GenreError(f"lambdas must map loss names to numbers, not {self.lambdas!r}") from None
+        object.__setattr__(self, "lambdas", lambdas)
+
+    @property
+    def model(self):
+        """The architecture (``midigenre.models.ModelConfig``) of the preset with SN / SA / residual."""
+        from midigenre.models import preset
+
+        return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
+                      residual=self.residual)
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """Every named loss's weight."""
+        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content}
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MultiGenreConfig":
+        return from_dict(cls, d, what="training settings")

@@ -301,6 +301,9 @@ class SongSplit:
     settings_hash: str
     genres: dict[str, dict[str, list[dict]]] = field(default_factory=dict)
     valid_fraction: float = 0.0
+    #: per genre, the settings hash of its cache where the genres were read by different meter
+    #: rules (``for_sources(..., same_grid=True)``); empty when every cache has ``settings_hash``
+    genre_hashes: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def create(
@@ -346,21 +349,26 @@ class SongSplit:
         return split
 
     @classmethod
-    def for_sources(cls, sources, *, test_fraction: float = 0.1, seed: int = 0, valid_fraction: float = 0.0) -> "SongSplit":
+    def for_sources(cls, sources, *, test_fraction: float = 0.1, seed: int = 0, valid_fraction: float = 0.0,
+                    same_grid: bool = False) -> "SongSplit":
         """One split over genres that may live in several caches.
 
         ``sources`` are ``(cache path, genre)`` pairs; a genre of None takes every genre of
-        that cache. The caches must share their settings and the genre names must differ.
+        that cache. The caches must share their settings and the genre names must differ;
+        with ``same_grid`` only their phrase grid (:meth:`RollSettings.grid`): the meter rule
+        may differ per genre, and the split keeps each genre's settings hash.
         """
-        merged = None
+        merged, grid, hashes = None, None, {}
         for path, genre in sources:
             with PhraseCache(path) as c:
                 part = cls.create(c, None if genre is None else [genre], test_fraction=test_fraction, seed=seed,
                                   valid_fraction=valid_fraction)
+                part_grid = RollSettings.from_dict(c.header.settings).grid() if same_grid else None
+            hashes.update({g: part.settings_hash for g in part.genres})
             if merged is None:
-                merged = part
+                merged, grid = part, part_grid
                 continue
-            if part.settings_hash != merged.settings_hash:
+            if part.settings_hash != merged.settings_hash and (not same_grid or part_grid != grid):
                 raise GenreError(f"{path} was prepared with other settings than the other caches; they cannot share a split")
             for g, parts in part.genres.items():
                 if g in merged.genres:
@@ -368,6 +376,8 @@ class SongSplit:
                 merged.genres[g] = parts
         if merged is None:
             raise GenreError("a split needs at least one cache")
+        if len(set(hashes.values())) > 1:
+            merged.genre_hashes = hashes
         return merged
 
     def to_dict(self) -> dict:
@@ -375,6 +385,7 @@ class SongSplit:
             "format": SPLIT_FORMAT, "kind": "song-split", "seed": self.seed, "test_fraction": self.test_fraction,
             **({"valid_fraction": self.valid_fraction} if self.valid_fraction else {}),
             "settings_hash": self.settings_hash, "genres": self.genres,
+            **({"genre_hashes": self.genre_hashes} if self.genre_hashes else {}),
         }
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -395,7 +406,7 @@ class SongSplit:
             raise GenreError(f"{path} is not a song split of this toolkit (or a newer format)")
         try:
             return cls(seed=d["seed"], test_fraction=d["test_fraction"], settings_hash=d["settings_hash"], genres=d["genres"],
-                       valid_fraction=float(d.get("valid_fraction", 0.0)))
+                       valid_fraction=float(d.get("valid_fraction", 0.0)), genre_hashes=dict(d.get("genre_hashes") or {}))
         except KeyError as err:
             raise GenreError(f"{path} is a damaged song split (no {err})") from None
 
@@ -406,7 +417,7 @@ class SongSplit:
             raise GenreError(f"split part must be 'train', 'valid' or 'test', not {part!r}")
         if genre not in self.genres:
             raise GenreError(f"the split has no genre '{genre}' (it has: {', '.join(sorted(self.genres))})")
-        if cache.header.settings_hash != self.settings_hash:
+        if cache.header.settings_hash != self.genre_hashes.get(genre, self.settings_hash):
             raise GenreError(f"the split was made for a cache with other settings than {cache.path}")
         wanted = {e["sha1"] for e in self.genres[genre].get(part, [])}
         files = cache.files(genre)

@@ -121,9 +121,16 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """(B, 1, 64, 84) piano rolls in [0, 1] → (B, 1, 64, 84) probabilities of a note."""
+    """(B, 1, 64, 84) piano rolls in [0, 1] → (B, 1, 64, 84) probabilities of a note.
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    ``n_genres`` > 0 makes it a conditioned generator G(x, t) (:mod:`midigenre.stargan`): a
+    learned vector per target genre is added to the features entering each residual block, so
+    it travels on the blocks' skip paths. (One-hot planes concatenated to the input, StarGAN's
+    way, would vanish here: a constant plane through a reflect-padded convolution is a constant
+    per channel, which the instance norm after it subtracts.)
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(), n_genres: int = 0):
         super().__init__()
         c, sn = cfg.g_channels, cfg.spectral_norm
         layers: list[nn.Module] = [
@@ -146,18 +153,38 @@ class Generator(nn.Module):
         init_weights(self)
         if cfg.residual:
             self.skip = nn.Parameter(torch.tensor(3.0))
+        self.n_genres = n_genres
+        if n_genres:
+            blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock)]
+            self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → row of genre_bias
+            self.genre_bias = nn.Parameter(0.5 * torch.randn(len(blocks), n_genres, 4 * c))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.net(x)
+    def forward(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
+        """x : (B, 1, T, P); genre : (B,) target genre indices, for a conditioned generator only."""
+        if self.n_genres:
+            if genre is None:
+                raise ValueError("a conditioned generator needs the target genres")
+            h = x
+            for i, layer in enumerate(self.net):
+                if i in self._conditioned:
+                    h = h + self.genre_bias[self._conditioned[i]][genre.long()][:, :, None, None].to(h.dtype)
+                h = layer(h)
+            logits = h
+        else:
+            logits = self.net(x)
         if hasattr(self, "skip"):
             logits = logits + self.skip * (2.0 * x - 1.0)
         return torch.sigmoid(logits)
 
 
 class Discriminator(nn.Module):
-    """PatchGAN: (B, 1, 64, 84) → (B, 1, 16, 21) scores (least-squares targets 1 = real, 0 = fake)."""
+    """PatchGAN: (B, 1, 64, 84) → (B, 1, 16, 21) scores (least-squares targets 1 = real, 0 = fake).
 
-    def __init__(self, cfg: ModelConfig = ModelConfig()):
+    ``out_channels`` > 1 gives more maps from the same body (the multi-genre discriminator's
+    genre logits per patch, :mod:`midigenre.stargan`).
+    """
+
+    def __init__(self, cfg: ModelConfig = ModelConfig(), out_channels: int = 1):
         super().__init__()
         c, sn = cfg.d_channels, cfg.spectral_norm
         layers: list[nn.Module] = [_conv(1, c, 7, stride=2, padding=3, sn=sn), nn.LeakyReLU(0.2, True)]
@@ -166,7 +193,7 @@ class Discriminator(nn.Module):
         layers += [_conv(c, 4 * c, 7, stride=2, padding=3, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.LeakyReLU(0.2, True)]
         if cfg.self_attention:
             layers.append(SelfAttention(4 * c, sn=sn))
-        layers.append(_conv(4 * c, 1, 7, padding=3, sn=sn))
+        layers.append(_conv(4 * c, out_channels, 7, padding=3, sn=sn))
         self.net = nn.Sequential(*layers)
         init_weights(self)
 

@@ -105,6 +105,17 @@ class RollSettings:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
+    def grid(self) -> dict:
+        """The settings that shape a phrase (grid, length, pitch window, drums), without the
+        reading rules (``meter``, ``max_bars``) that only decide which files are read: phrases
+        of caches with the same grid can be mixed even when their genres were read by other meter
+        rules (pop with ``assume-4/4``, the others ``lenient``)."""
+        return {k: v for k, v in self.to_dict().items() if k not in READING_RULES}
+
+
+#: Settings that decide which files are read, not what a phrase is (see :meth:`RollSettings.grid`).
+READING_RULES = ("meter", "max_bars")
+
 
 class Unusable(GenreError):
     """A MIDI file the pipeline skips; ``reason`` is a short key counted in reports."""

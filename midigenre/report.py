@@ -309,7 +309,7 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     if max_bars < 1:
         raise GenreError("--max-bars must be at least 1")
     if not isinstance(model, TransferModel):
-        model = TransferModel.load(model)
+        model = TransferModel.load(model, kind="cyclegan")  # the report is written for a pair model
     name = model.folder.name if model.folder is not None else "model"
     if classifier is not None and not isinstance(classifier, Classifier):
         clf_path = str(classifier)

@@ -91,21 +91,44 @@ class _Rows:
         return torch.stack(self.ds.__getitems__(positions))
 
 
-def check_settings(sources: list[GenreSource]) -> dict:
-    """The piano-roll settings the caches share; GenreError if they were prepared differently."""
+def check_settings(sources: list[GenreSource], *, same_grid: bool = False) -> dict:
+    """The piano-roll settings the caches share; GenreError if they were prepared differently.
+
+    ``same_grid``: only the phrase grid must match (:meth:`RollSettings.grid`), the meter rule
+    may differ between caches (pop read with assume-4/4, the others lenient); the first
+    cache's settings are returned (see :func:`genre_settings` for each one's).
+    """
+    from midigenre.pianoroll import RollSettings
+
     hashes = {}
     for s in sources:
         with PhraseCache(s.path) as c:
             hashes[str(s.path)] = (c.header.settings_hash, c.header.settings)
     first = next(iter(hashes.values()))
     for path, (h, settings) in hashes.items():
+        if same_grid and RollSettings.from_dict(settings).grid() == RollSettings.from_dict(first[1]).grid():
+            continue
         if h != first[0]:
             diff = [k for k in settings if settings.get(k) != first[1].get(k)]
+            if same_grid:
+                diff = [k for k in diff if k in RollSettings.from_dict(settings).grid()]
             raise GenreError(
                 f"{sources[0].path} and {path} were prepared with different settings ({', '.join(diff)}); "
-                "prepare both with the same options"
+                + ("only the meter rule may differ between genres: prepare them with the same other options"
+                   if same_grid else "prepare both with the same options")
             )
     return first[1]
+
+
+def genre_settings(sources: list[GenreSource]) -> dict[str, dict]:
+    """Each genre's piano-roll settings; GenreError unless they share the phrase grid (the meter
+    rule may differ, see :func:`check_settings`)."""
+    check_settings(sources, same_grid=True)
+    out = {}
+    for s in sources:
+        with PhraseCache(s.path) as c:
+            out[s.genre] = dict(c.header.settings)
+    return out
 
 
 def run_config(run: str | os.PathLike) -> dict:
@@ -117,18 +140,30 @@ def run_config(run: str | os.PathLike) -> dict:
 
 
 def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: str | os.PathLike | None = None,
-                 given: dict | None = None) -> tuple[TrainConfig, list[str]]:
+                 given: dict | None = None, kind: str = "cyclegan") -> tuple[TrainConfig, list[str]]:
     """The settings of a run: a new run takes the defaults, then the config file, then the
     ``given`` options (None = not given); a resumed run keeps its own and only ``epochs`` may
-    change. Returns the settings and the names of the given settings that a resume ignores."""
+    change. Returns the settings and the names of the given settings that a resume ignores.
+
+    ``kind``: "cyclegan" (:class:`TrainConfig`) or "multi-genre" (:class:`MultiGenreConfig`); a
+    resumed run must be of that kind (its config.json says which; runs without the key are CycleGANs).
+    """
+    from midigenre.config import MultiGenreConfig
+
+    cls = MultiGenreConfig if kind == "multi-genre" else TrainConfig
     given = {k: v for k, v in (given or {}).items() if v is not None}
     if resume:
         ignored = (["config"] if config_file else []) + [k for k in given if k != "epochs"]
-        saved = run_config(out).get("train", {})
-        return merge(TrainConfig, base=saved, given={"epochs": given.get("epochs")}, what="training settings"), ignored
+        saved_run = run_config(out)
+        was = saved_run.get("kind", "cyclegan")
+        if was != kind:
+            how = "--a and --b" if was == "cyclegan" else "--genre NAME=FILE.h5 for each genre"
+            raise GenreError(f"{out} holds a {was} run, not a {kind} one; resume it with {how}")
+        saved = saved_run.get("train", {})
+        return merge(cls, base=saved, given={"epochs": given.get("epochs")}, what="training settings"), ignored
     if (Path(out) / "checkpoint.pt").exists():
         raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    return merge(TrainConfig, file=config_file, given=given, what="training settings"), []
+    return merge(cls, file=config_file, given=given, what="training settings"), []
 
 
 # ----------------------------------------------------------------------------- the task
@@ -317,7 +352,7 @@ class CycleGANTask:
         """
         (self.out / "samples").mkdir(parents=True, exist_ok=True)
         if not self.resumed:
-            write_run_config(self.out, train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
+            write_run_config(self.out, kind="cyclegan", train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
         extra = ([ReportProgress(progress)] if callable(progress) else []) + (

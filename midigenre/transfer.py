@@ -1,4 +1,4 @@
-"""Whole-song genre transfer with a trained CycleGAN.
+"""Whole-song genre transfer with a trained CycleGAN or multi-genre model.
 
 A song is read with the same pipeline as the cache (same grid, pitch window and meter rule as
 the model's training data), cut into 4-bar phrases — the tail that does not fill a phrase is
@@ -9,6 +9,9 @@ are laid back in order and cut to the song's own length.
     >>> model = TransferModel.load("jazz-classical")  # a shipped model's name, or a model folder
     >>> result = transfer_midi("song.mid", model, "classical")
     >>> result.midi().write("song_classical.mid")
+
+A multi-genre model (``genre midi train --genre …``) loads the same way and transfers to any
+of its genres; without ``source_genre`` its discriminator's genre head tells the song's genre.
 """
 
 from __future__ import annotations
@@ -28,8 +31,64 @@ from shared.registry import shipped_model
 DEFAULT_MODEL = shipped_model("jazz-classical")
 
 
-class TransferModel:
+class GenreTransfer:
+    """What every transfer model offers, whatever its kind: a pair CycleGAN
+    (:class:`TransferModel`) or one generator over several genres (:class:`MultiGenreTransfer`).
+
+    Attributes
+    ----------
+    names : the genres it transfers between.
+    settings : the piano-roll settings a song is read with (:meth:`settings_for` a genre's own).
+    meta : the model's ``model.json``.
+    folder : the model folder it was loaded from (where its ``split.json`` is).
+    """
+
+    kind = ""
+    names: list[str]
+    settings: RollSettings
+    meta: dict
+    folder: Path | None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu", *,
+             kind: str | tuple[str, ...] = ("cyclegan", "multi-genre")) -> "GenreTransfer":
+        """Load a run folder, a model folder or a shipped model by name (``jazz-classical``) as
+        the class of its kind (``kind`` refuses others with a one-line error)."""
+        from shared.registry import load_model, model_folder, read_meta
+        from shared.runtime import pick_device
+
+        folder = model_folder(path)
+        found = read_meta(folder, kind)["kind"]
+        model_cls = {"cyclegan": TransferModel, "multi-genre": MultiGenreTransfer}[found]
+        module, meta = load_model(folder, found, device=device)  # checks genres and settings too
+        module.requires_grad_(False)
+        return model_cls._from_module(module, meta, pick_device(device), folder)
+
+    def direction(self, target: str, source: str | None = None) -> tuple[str | None, str]:
+        """(source genre, target genre); GenreError for a name the model does not know. The
+        source is None where the model will predict it (:meth:`predict_genre`)."""
+        raise NotImplementedError
+
+    def settings_for(self, source: str | None) -> RollSettings:
+        """The settings to read a song of genre ``source`` (None: unknown) with."""
+        return self.settings
+
+    def predict_genre(self, phrases: np.ndarray) -> tuple[str, dict[str, float]]:
+        """The genre of a song from its (N, 64, 84) phrases: the majority of the per-phrase
+        predictions over the phrases with notes, and each genre's share of the votes."""
+        raise GenreError(f"this {self.kind} model cannot tell a song's genre; give the source genre")
+
+    def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
+                         batch_size: int = 64):
+        """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays."""
+        raise NotImplementedError
+
+
+class TransferModel(GenreTransfer):
     """The two generators of a trained CycleGAN and what they were trained on.
+
+    ``TransferModel.load`` reads any transfer model (a multi-genre one too; see
+    :meth:`GenreTransfer.load`).
 
     Attributes
     ----------
@@ -39,30 +98,29 @@ class TransferModel:
     folder : the model folder it was loaded from (where its ``split.json`` is).
     """
 
+    kind = "cyclegan"
+
     def __init__(self, g_ab, g_ba, genres: dict, settings: RollSettings, meta: dict, device="cpu", folder: Path | None = None):
         self.g_ab, self.g_ba, self.genres, self.settings, self.meta, self.device = g_ab, g_ba, genres, settings, meta, device
         self.folder = folder
+        self.names = [genres["a"], genres["b"]]
 
     @classmethod
-    def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu") -> "TransferModel":
-        """Load a run folder, a model folder or a shipped model by name (``jazz-classical``)."""
-        from shared.registry import load_model, model_folder
-        from shared.runtime import pick_device
+    def _from_module(cls, gens, meta: dict, device, folder: Path) -> "TransferModel":
+        return cls(gens.G_AB, gens.G_BA, dict(meta["genres"]), RollSettings.from_dict(meta["settings"]), meta, device, folder)
 
-        folder = model_folder(path)
-        gens, meta = load_model(folder, "cyclegan", device=device)  # checks genres and settings too
-        gens.requires_grad_(False)
-        return cls(gens.G_AB, gens.G_BA, dict(meta["genres"]), RollSettings.from_dict(meta["settings"]), meta,
-                   pick_device(device), folder)
-
-    def direction(self, target: str) -> tuple[str, str]:
+    def direction(self, target: str, source: str | None = None) -> tuple[str, str]:
         """(source genre, target genre) for a target name; raises GenreError for an unknown one."""
         a, b = self.genres["a"], self.genres["b"]
         if target == b:
-            return a, b
-        if target == a:
-            return b, a
-        raise GenreError(f"this model transfers between {a} and {b}; --to must be one of them, not {target!r}")
+            pair = a, b
+        elif target == a:
+            pair = b, a
+        else:
+            raise GenreError(f"this model transfers between {a} and {b}; --to must be one of them, not {target!r}")
+        if source is not None and source != pair[0]:
+            raise GenreError(f"this model turns {pair[0]} into {pair[1]}; --from must be {pair[0]}, not {source!r}")
+        return pair
 
     @property
     def thresholds(self) -> dict[str, float]:
@@ -70,7 +128,8 @@ class TransferModel:
         saved = self.meta.get("thresholds") or {}
         return {"ab": float(saved.get("ab", 0.5)), "ba": float(saved.get("ba", 0.5))}
 
-    def transfer_phrases(self, phrases: np.ndarray, target: str, *, cycle: bool = False, batch_size: int = 64):
+    def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
+                         batch_size: int = 64):
         """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
 
         Generator outputs are binarised at the model's threshold of each direction
@@ -78,7 +137,7 @@ class TransferModel:
         """
         import torch
 
-        self.direction(target)  # validates the name
+        self.direction(target, source)  # validates the names
         forward, backward = (self.g_ab, self.g_ba) if target == self.genres["b"] else (self.g_ba, self.g_ab)
         there, back_again = ("ab", "ba") if target == self.genres["b"] else ("ba", "ab")
         t_fwd, t_back = self.thresholds[there], self.thresholds[back_again]
@@ -95,6 +154,89 @@ class TransferModel:
         return transferred, (np.concatenate(back) if back else empty) if cycle else None
 
 
+class MultiGenreTransfer(GenreTransfer):
+    """One generator G(x, t) over several genres (:mod:`midigenre.stargan`) and its
+    discriminator's genre head, which tells the genre of a song whose genre is not given.
+
+    Attributes
+    ----------
+    names : the genres, in the order of the generator's one-hot channels.
+    thresholds : binarisation threshold per target genre (0.5 unless saved with others).
+    """
+
+    kind = "multi-genre"
+
+    def __init__(self, net, meta: dict, device="cpu", folder: Path | None = None):
+        self.net, self.meta, self.device, self.folder = net, meta, device, folder
+        self.names = list(meta["genres"])
+        self.settings = RollSettings.from_dict(meta["settings"])
+        self.genre_settings = {g: RollSettings.from_dict(s) for g, s in (meta.get("genre_settings") or {}).items()}
+        saved = meta.get("thresholds") or {}
+        self.thresholds = {g: float(saved.get(g, 0.5)) for g in self.names}
+
+    @classmethod
+    def _from_module(cls, net, meta: dict, device, folder: Path) -> "MultiGenreTransfer":
+        return cls(net, meta, device, folder)
+
+    def _index(self, genre: str, option: str) -> int:
+        if genre not in self.names:
+            raise GenreError(f"this model knows {', '.join(self.names)}; {option} must be one of them, not {genre!r}")
+        return self.names.index(genre)
+
+    def direction(self, target: str, source: str | None = None) -> tuple[str | None, str]:
+        self._index(target, "--to")
+        if source is not None:
+            self._index(source, "--from")
+        return source, target
+
+    def settings_for(self, source: str | None) -> RollSettings:
+        return self.genre_settings.get(source, self.settings) if source else self.settings
+
+    def _batches(self, phrases: np.ndarray, batch_size: int):
+        import torch
+
+        for i in range(0, len(phrases), batch_size):
+            yield torch.from_numpy(np.ascontiguousarray(phrases[i:i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
+
+    def genre_probabilities(self, phrases: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """(N, K) genre probabilities of (N, 64, 84) phrases by the discriminator's genre head."""
+        import torch
+
+        with torch.inference_mode():
+            out = [torch.softmax(self.net.genre_logits(x).float(), dim=1).cpu().numpy() for x in self._batches(phrases, batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, len(self.names)), np.float32)
+
+    def predict_genre(self, phrases: np.ndarray) -> tuple[str, dict[str, float]]:
+        x = np.asarray(phrases)
+        x = x[x.reshape(len(x), -1).any(axis=1)] if len(x) else x
+        if len(x) == 0:
+            raise GenreError("the song has no notes, so its genre cannot be told; give --from")
+        votes = np.bincount(self.genre_probabilities(x).argmax(axis=1), minlength=len(self.names)) / len(x)
+        return self.names[int(votes.argmax())], {g: float(v) for g, v in zip(self.names, votes)}
+
+    def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
+                         batch_size: int = 64):
+        """Transfer (N, 64, 84) phrases to ``target``: G(x, target) binarised at the target's
+        threshold; ``cycle`` also takes them back to ``source`` (predicted when not given)."""
+        import torch
+
+        t = self._index(target, "--to")
+        if cycle and source is None:
+            source = self.predict_genre(phrases)[0]
+        s = self._index(source, "--from") if source is not None else None
+        out, back = [], []
+        with torch.inference_mode():
+            for x in self._batches(phrases, batch_size):
+                y = (self.net.generate(x, torch.full((len(x),), t, device=x.device)) > self.thresholds[target]).float()
+                out.append(y[:, 0].bool().cpu().numpy())
+                if cycle:
+                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source]
+                    back.append(z[:, 0].cpu().numpy())
+        empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
+        transferred = np.concatenate(out) if out else empty
+        return transferred, (np.concatenate(back) if back else empty) if cycle else None
+
+
 @dataclass
 class SongTransfer:
     """A transferred song: rolls of shape (T, 84) on the song's own step grid."""
@@ -106,6 +248,8 @@ class SongTransfer:
     source_genre: str
     target_genre: str
     settings: RollSettings
+    #: when the model told the source genre itself: each genre's share of the phrase votes
+    predicted: dict[str, float] | None = None
 
     def midi(self, which: str = "transferred"):
         """``pretty_midi.PrettyMIDI`` of the source, the transferred or the cycled-back roll."""
@@ -121,30 +265,38 @@ class SongTransfer:
         return content_change(self.source, self.transferred)
 
 
-def transfer_midi(source: str | os.PathLike | bytes, model: TransferModel | str | os.PathLike, target: str, *,
-                  meter: str | None = None, cycle: bool = False, keep_silence: bool = True) -> SongTransfer:
+def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str | os.PathLike, target: str, *,
+                  meter: str | None = None, cycle: bool = False, keep_silence: bool = True,
+                  source_genre: str | None = None) -> SongTransfer:
     """Transfer a whole MIDI song to ``target``.
 
     Parameters
     ----------
     source : MIDI path or bytes.
-    model : a loaded TransferModel or the path of one.
-    target : genre name, one of the model's two.
-    meter : meter rule for reading the song (default: the one the model's data was prepared with).
+    model : a loaded transfer model (:class:`GenreTransfer`) or the path of one.
+    target : genre name, one of the model's.
+    meter : meter rule for reading the song (default: the one the model's data — of the source
+        genre, when it is known — was prepared with).
     cycle : also compute the cycled-back song (target → source again).
     keep_silence : leave phrases without notes silent instead of letting the generator invent notes.
+    source_genre : the song's genre, for a multi-genre model; None: the model tells it
+        (:meth:`GenreTransfer.predict_genre`, the result's ``predicted``).
 
     Raises
     ------
     GenreError (``Unusable``) if the song cannot be read under the meter rule, with the reason.
     """
-    if not isinstance(model, TransferModel):
-        model = TransferModel.load(model)
-    src_genre, dst_genre = model.direction(target)
-    settings = dataclasses.replace(model.settings, meter=meter) if meter else model.settings
+    if not isinstance(model, GenreTransfer):
+        model = GenreTransfer.load(model)
+    src_genre, dst_genre = model.direction(target, source_genre)
+    settings = model.settings_for(src_genre)
+    settings = dataclasses.replace(settings, meter=meter) if meter else settings
     song = read_song(source, settings)
     phrases, _ = split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)
-    out, back = model.transfer_phrases(phrases, target, cycle=cycle)
+    predicted = None
+    if src_genre is None:
+        src_genre, predicted = model.predict_genre(phrases)
+    out, back = model.transfer_phrases(phrases, target, source=src_genre, cycle=cycle)
     if keep_silence:
         silent = ~phrases.any(axis=(1, 2))
         out[silent] = False
@@ -153,7 +305,7 @@ def transfer_midi(source: str | os.PathLike | bytes, model: TransferModel | str 
     n = len(song.roll)
     return SongTransfer(
         source=song.roll, transferred=join_phrases(out)[:n], cycled=join_phrases(back)[:n] if back is not None else None,
-        tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings,
+        tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings, predicted=predicted,
     )
 
 
@@ -247,17 +399,17 @@ def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: 
 
 
 def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target: str, *,
-                   model: "TransferModel | str | os.PathLike | None" = None, device: str = "cpu",
+                   model: "GenreTransfer | str | os.PathLike | None" = None, device: str = "cpu",
                    meter: str | None = None, cycle: bool = False, png: bool = False,
-                   on_song=None) -> TransferBatch:
+                   on_song=None, source_genre: str | None = None) -> TransferBatch:
     """Transfer a MIDI file, or every MIDI file under a folder, to ``target`` and write the results.
 
     Parameters
     ----------
     source, output : see :func:`transfer_jobs` (checked before the model is loaded).
-    model : a loaded :class:`TransferModel` or the folder of one (loaded on ``device``); default
+    model : a loaded :class:`GenreTransfer` or the folder of one (loaded on ``device``); default
         the shipped model.
-    meter, cycle : as for :func:`transfer_midi`; ``cycle`` also writes ``<out>.cycle.mid``.
+    meter, cycle, source_genre : as for :func:`transfer_midi`; ``cycle`` also writes ``<out>.cycle.mid``.
     png : also draw source, result (and cycle) into ``<out>.png`` (:func:`midigenre.plots.plot_transfer`).
     on_song : called with each :class:`FileTransfer` as soon as its song is done (or failed).
 
@@ -268,15 +420,15 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
 
     jobs = transfer_jobs(source, output, target, cycle=cycle, png=png)
     if model is None:
-        model = TransferModel.load(device=device)
-    elif not isinstance(model, TransferModel):
-        model = TransferModel.load(model, device=device)
-    model.direction(target)
+        model = GenreTransfer.load(device=device)
+    elif not isinstance(model, GenreTransfer):
+        model = GenreTransfer.load(model, device=device)
+    model.direction(target, source_genre)
     songs = []
     for song, out in jobs:
         item = FileTransfer(song, out)
         try:
-            res = transfer_midi(song, model, target, meter=meter, cycle=cycle)
+            res = transfer_midi(song, model, target, meter=meter, cycle=cycle, source_genre=source_genre)
         except Unusable as err:
             hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in METER_REASONS else ""
             item.error = f"{err}{hint}"

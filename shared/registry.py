@@ -8,6 +8,8 @@ its name, its config dataclass, a builder and a version::
         return GenreClassifier(len(meta["genres"]), config.channels)
 
 The kinds: ``cyclegan`` (:mod:`midigenre.models`: the two generators, ``save_generators``),
+``multi-genre`` (:mod:`midigenre.stargan`: one conditioned generator and its discriminator with
+the genre head, ``save_multi_genre``),
 ``genre-classifier`` (:mod:`midigenre.classifier`: ``save_classifier``, ``Classifier.load``),
 ``audio-classifier`` (:mod:`audiogenre.models`: every audio backend with its head,
 ``AudioClassifier.save/load``).
@@ -59,6 +61,7 @@ META = "model.json"
 #: The module that registers each kind, imported on demand by :func:`load_model`.
 KIND_MODULES: dict[str, str] = {
     "cyclegan": "midigenre.models",
+    "multi-genre": "midigenre.stargan",
     "genre-classifier": "midigenre.classifier",
     "audio-classifier": "audiogenre.models",
 }

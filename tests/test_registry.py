@@ -49,6 +49,18 @@ def _cyclegan(folder):
     return g, torch.rand(2, 1, 64, 84).round()
 
 
+def _multi_genre(folder):
+    from midigenre.models import ModelConfig
+    from midigenre.stargan import MultiGenreGAN, save_multi_genre
+
+    torch.manual_seed(0)
+    m = MultiGenreGAN(ModelConfig(g_channels=8, n_res_blocks=1, d_channels=8), 3).eval()
+    save_multi_genre(folder, m, genres=["low", "mid", "high"], roll_settings=ROLL,
+                     genre_settings={g: ROLL for g in ("low", "mid", "high")}, thresholds={"low": 0.5, "mid": 0.4, "high": 0.5},
+                     train={"epochs": 1}, epochs_done=1, metrics={})
+    return m, torch.rand(2, 1, 64, 84).round()
+
+
 def _classifier(folder):
     from midigenre.classifier import GenreClassifier, save_classifier
 
@@ -89,6 +101,8 @@ def _make(kind, folder, encoder_dir):
         return _cyclegan(folder)
     if kind == "genre-classifier":
         return _classifier(folder)
+    if kind == "multi-genre":
+        return _multi_genre(folder)
     if kind == "audio-cnn":
         return _audio_cnn(folder)
     return _audio_wav2vec2(folder, encoder_dir)
@@ -98,10 +112,13 @@ def _outputs(module, x):
     with torch.no_grad():
         if hasattr(module, "G_AB"):
             return torch.cat([module.G_AB(x), module.G_BA(x)])
+        if hasattr(module, "genre_logits"):  # multi-genre: G to every genre, and D's two heads
+            t = torch.arange(len(x)) % module.n_genres
+            return torch.cat([module.generate(x, t).flatten(), module.D(x).flatten()])
         return module(x)
 
 
-KINDS = ["cyclegan", "genre-classifier", "audio-cnn", "audio-wav2vec2"]
+KINDS = ["cyclegan", "multi-genre", "genre-classifier", "audio-cnn", "audio-wav2vec2"]
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -139,6 +156,12 @@ def test_the_loaders_of_each_kind(tmp_path, encoder_dir):
     with pytest.raises(GenreError, match="holds a 'audio-classifier' model, not a 'cyclegan'") as e:
         TransferModel.load(tmp_path / "a")
     one_line(e)
+    _multi_genre(tmp_path / "mg")
+    multi = TransferModel.load(tmp_path / "mg")  # any transfer model, as the class of its kind
+    assert type(multi).__name__ == "MultiGenreTransfer" and multi.names == ["low", "mid", "high"]
+    assert multi.thresholds == {"low": 0.5, "mid": 0.4, "high": 0.5} and not any(p.requires_grad for p in multi.net.parameters())
+    with pytest.raises(GenreError, match="holds a 'multi-genre' model, not a 'cyclegan' model"):
+        TransferModel.load(tmp_path / "mg", kind="cyclegan")
     with pytest.raises(GenreError, match="not a 'genre-classifier'"):
         Classifier.load(tmp_path / "g")
 
@@ -398,7 +421,7 @@ def _upgrade_script():
     return mod
 
 
-@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("kind", [k for k in KINDS if k != "multi-genre"])  # the kinds that format 1 had
 def test_upgrade_script_rewrites_format_1_with_the_same_tensors_and_outputs(kind, tmp_path, encoder_dir, capsys):
     module, x = _make(kind, tmp_path / "m", encoder_dir)
     before = load_file(str(tmp_path / "m" / "model.safetensors"))

@@ -1,0 +1,147 @@
+"""One generator for every pair of K genres (StarGAN, Choi et al. 2018, on the CycleGAN
+networks of Brunner et al. 2018): its networks, its named losses and its saved model.
+
+G(x, t) is the CycleGAN generator conditioned on the target genre t (``Generator(n_genres=K)``:
+a learned vector per genre added to the features entering every residual block, so it rides on
+the skip paths; one-hot input planes would be erased by the first instance norm); D is the patch discriminator with 1 + K output maps from
+one body: map 0 scores real/fake per patch (least squares), maps 1…K are genre logits per patch,
+averaged over the patches (D's genre head). Losses (named, weighted by ``weighted``):
+
+``g/adv``       LSGAN: D's patches of G(x, t) (σ_D noise) should read real
+``g/genre``     cross-entropy of D's genre head on G(x, t) binarised (straight-through) against t
+``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre)
+``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
+``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
+``d/adv``       LSGAN, real phrases 1, generated (history pool) 0, both with σ_D noise
+``d/genre``     cross-entropy of D's genre head on REAL phrases against their genres
+
+The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G and D: D's
+genre head predicts the genre of a song whose genre is not given
+(:class:`midigenre.transfer.MultiGenreTransfer`). Training runs on the shared loop
+(:mod:`midigenre.multitrain`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from midigenre.cyclegan import _lsgan, _noisy, straight_through
+from midigenre.models import Discriminator, Generator, ModelConfig
+from shared.registry import register, save_model
+
+KIND = "multi-genre"
+
+
+class MultiGenreGAN(nn.Module):
+    """G(x, t) and D(x) → (real/fake patches, genre logits) for ``n_genres`` genres — what a
+    ``multi-genre`` model file holds."""
+
+    def __init__(self, model: ModelConfig, n_genres: int):
+        super().__init__()
+        if n_genres < 2:
+            raise ValueError("a multi-genre model needs at least two genres")
+        self.config, self.n_genres = model, n_genres
+        self.G = Generator(model, n_genres=n_genres)
+        self.D = Discriminator(model, out_channels=1 + n_genres)
+
+    def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities."""
+        return self.G(x, target)
+
+    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches)."""
+        out = self.D(x)
+        return out[:, :1], out[:, 1:].mean(dim=(2, 3))
+
+    def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.discriminate(x)[1]
+
+
+def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
+                     *, identity: bool = False, genre: bool = True, content: bool = False) -> tuple[dict, torch.Tensor]:
+    """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
+
+    real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
+    """
+    fake = m.generate(real, target)
+    losses = {
+        "g/adv": _lsgan(m.discriminate(_noisy(fake, sigma_d))[0], 1.0),
+        "g/cycle": F.l1_loss(m.generate(fake, source), real),
+    }
+    if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
+        losses["g/genre"] = F.cross_entropy(m.genre_logits(straight_through(fake)).float(), target.long())
+    if identity:
+        losses["g/identity"] = F.l1_loss(m.generate(real, source), real)
+    if content:
+        losses["g/content"] = F.l1_loss(fake, real)
+    return losses, fake
+
+
+def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
+                         sigma_d: float) -> dict:
+    """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only."""
+    return {
+        "d/adv": (_lsgan(m.discriminate(_noisy(real, sigma_d))[0], 1.0) + _lsgan(m.discriminate(_noisy(fake, sigma_d))[0], 0.0)) / 2,
+        "d/genre": F.cross_entropy(m.genre_logits(real).float(), source.long()),
+    }
+
+
+@torch.no_grad()
+def density_thresholds(m: MultiGenreGAN, phrases: list[torch.Tensor], *, batch_size: int = 256) -> list[float]:
+    """Per target genre t, the threshold on G(x, t) that gives the phrases of the other genres,
+    transferred to t, the mean note density of t's real phrases; within [0.05, 0.95].
+
+    ``phrases[k]``: (N_k, 1, T, P) real phrases of genre k (training songs).
+    """
+    m.eval()
+    out = []
+    for t, target in enumerate(phrases):
+        probs = []
+        for k, x in enumerate(phrases):
+            if k == t:
+                continue
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size]
+                probs.append(m.generate(xb, torch.full((len(xb),), t, device=xb.device)).float().flatten().cpu())
+        p = torch.cat(probs)
+        density = float(target.float().mean())
+        j = min(len(p) - 1, max(0, int(round((1.0 - density) * (len(p) - 1)))))
+        out.append(float(min(0.95, max(0.05, float(torch.kthvalue(p, j + 1).values)))))
+    return out
+
+
+# ----------------------------------------------------------------------------- the saved model
+
+
+@register(KIND, ModelConfig, version=1)
+def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
+    from midigenre.pianoroll import RollSettings
+
+    genres = meta["genres"]
+    if not isinstance(genres, list) or len(genres) < 2 or not all(isinstance(g, str) for g in genres) \
+            or len(set(genres)) != len(genres):
+        raise ValueError("genres must be a list of two or more different names")
+    if not isinstance(meta["settings"], dict) or not meta["settings"]:
+        raise ValueError("no piano-roll settings")
+    RollSettings.from_dict(meta["settings"])
+    for g, s in (meta.get("genre_settings") or {}).items():
+        RollSettings.from_dict(s)
+    return MultiGenreGAN(config, len(genres))
+
+
+def save_multi_genre(folder: str | os.PathLike, m: MultiGenreGAN, *, genres: list[str], roll_settings: dict,
+                     genre_settings: dict[str, dict], **extra) -> Path:
+    """Save G and D (with its genre head) as a transfer model of kind ``"multi-genre"``, atomically.
+
+    ``genres``: names in the order of the one-hot channels; ``roll_settings``: the settings a
+    song of unknown genre is read with; ``genre_settings``: each genre's cache settings (the
+    meter rule may differ); ``extra``: JSON-ready keys, e.g. ``thresholds`` (one per genre),
+    ``train``, ``data``, ``epochs_done``.
+    """
+    return save_model(folder, m, KIND, m.config, settings=dict(roll_settings), genres=list(genres),
+                      genre_settings={g: dict(s) for g, s in genre_settings.items()}, **extra)

@@ -1,0 +1,258 @@
+"""The multi-genre generator: networks and losses, the sampler, training, export, transfer, CLI."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from midigenre import models
+from midigenre.config import MultiGenreConfig
+from midigenre.models import ModelConfig
+from midigenre.multitrain import GenreSampler, MultiGenreTask
+from midigenre.pianoroll import RollSettings
+from midigenre.prepare import prepare
+from midigenre.stargan import MultiGenreGAN, discriminator_losses, generator_losses
+from midigenre.train import GenreSource
+from midigenre.transfer import MultiGenreTransfer, TransferModel, transfer_midi
+from shared.errors import GenreError
+from tests.conftest import TINY_MODEL, make_cache
+
+TINY = ModelConfig(**TINY_MODEL)
+
+
+@pytest.fixture(scope="module")
+def three(small_caches, tmp_path_factory):
+    """low, high (small_caches) and mid (pitches 45–75, read with the lenient meter rule): 4 songs each; READ ONLY."""
+    root = tmp_path_factory.mktemp("mid")
+
+    make_cache(root / "mid", "mid", 4, 45, 75, 3, root / "mid_strict.h5")
+    lenient = root / "mid.h5"
+    prepare([root / "mid"], "mid", lenient, RollSettings(meter="lenient"))
+    return [small_caches[0], small_caches[1], lenient]
+
+
+@pytest.fixture
+def stub_samples(monkeypatch):
+    """Per-epoch pictures as empty files (drawn for real in test_train_export_load_and_transfer)."""
+    monkeypatch.setattr(MultiGenreTask, "save_samples", lambda self, path, epoch: path.write_bytes(b""))
+
+
+def sources(paths):
+    return [GenreSource.parse(p) for p in paths]
+
+
+def test_shapes_losses_and_gradient_flow():
+    torch.manual_seed(0)
+    m = MultiGenreGAN(TINY, 4)
+    x = torch.rand(6, 1, 64, 84).round()
+    s = torch.tensor([0, 1, 2, 3, 0, 1])
+    t = (s + 1) % 4
+    y = m.generate(x, t)
+    patches, logits = m.discriminate(x)
+    assert y.shape == x.shape and 0 <= float(y.min().detach()) and float(y.max().detach()) <= 1
+    assert patches.shape == (6, 1, 16, 21) and logits.shape == (6, 4)
+    # the target genre changes the output
+    assert not torch.allclose(m.generate(x, t), m.generate(x, s))
+
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True, content=True)
+    assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity", "g/content"} and fake.shape == x.shape
+    assert torch.isclose(g["g/content"], (fake - x).abs().mean())
+    sum(g.values()).backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.G.named_parameters() if n.endswith("weight"))
+    m.zero_grad()
+    fake = fake.detach().requires_grad_(True)
+    d = discriminator_losses(m, x, s, fake, sigma_d=0.1)
+    assert set(d) == {"d/adv", "d/genre"}
+    d["d/genre"].backward(retain_graph=True)
+    assert fake.grad is None  # the genre head learns from real phrases only
+    assert all(p.grad is None for p in m.G.parameters())
+    assert m.D.net[0].weight.grad.abs().sum() > 0
+    d["d/adv"].backward()
+    assert fake.grad is not None and fake.grad.abs().sum() > 0
+
+
+def test_genre_loss_judges_binarised_fakes():
+    """g/genre sees the fakes as notes (0/1), yet passes gradients to G (straight-through)."""
+    torch.manual_seed(1)
+    m = MultiGenreGAN(TINY, 3)
+    x = torch.rand(4, 1, 64, 84).round()
+    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    seen = []
+    hook = m.D.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.0, identity=False)
+    hook.remove()
+    notes = (fake > 0.5).float()
+    assert any(torch.allclose(v, notes, atol=1e-6) for v in seen)  # 0/1 up to the straight-through rounding
+    m.zero_grad()
+    g["g/genre"].backward()
+    assert m.G.net[0].weight.grad.abs().sum() > 0
+
+
+def test_sampler_is_balanced_deterministic_and_streams_on():
+    sizes = [100, 20, 37]
+    smp = GenreSampler(sizes, batch_size=8, seed=3)
+    assert smp.steps == 3 * 20 // 8
+    e0, e0_again, e1 = smp.epoch(0), smp.epoch(0), smp.epoch(1)
+    for a, b in zip(e0, e0_again):
+        assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(e0, e1))
+    counts = np.zeros(3, int)
+    for src, pos, tgt in e0:
+        assert len(src) == len(pos) == len(tgt) == 8
+        c = np.bincount(src, minlength=3)
+        assert c.max() - c.min() <= 1  # every batch holds the genres evenly
+        assert (tgt != src).all() and ((tgt >= 0) & (tgt < 3)).all()
+        for g in range(3):
+            assert (pos[src == g] < sizes[g]).all()
+        counts += c
+    assert list(counts) == smp.per_epoch and max(counts) - min(counts) <= smp.steps
+    # the large genre's stream goes on: epochs 0–4 show ~all of its 100 phrases, none twice
+    big = np.concatenate([pos[src == 0] for e in range(5) for src, pos, _ in smp.epoch(e)])
+    assert 90 <= len(big) <= 100 and len(np.unique(big)) == len(big)
+    # the targets of each source are spread over the other genres
+    tg = np.concatenate([tgt[src == 0] for e in range(20) for src, _, tgt in smp.epoch(e)])
+    share = np.bincount(tg, minlength=3)[1:] / len(tg)
+    assert abs(share[0] - 0.5) < 0.1
+    assert GenreSampler(sizes, batch_size=8, seed=4).epoch(0)[0][1].tolist() != e0[0][1].tolist()
+
+
+def test_train_export_load_and_transfer(three, tmp_path, tiny_preset):
+    run = tmp_path / "run"
+    cfg = MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6, sample_phrases=1, identity=1.0, spectral_norm=True)
+    task = MultiGenreTask(sources(three), run, cfg)
+    assert task.genres == ["low", "high", "mid"] and task.steps_per_epoch() == 3  # 3 × 6 training phrases / 6
+    assert task.roll_settings["meter"] == "strict" and task.genre_settings["mid"]["meter"] == "lenient"
+    row = task.fit()
+    assert {"g/adv", "g/cycle", "g/genre", "g/identity", "d/adv", "d/genre", "s_per_step"} <= set(row)
+    assert (run / "samples" / "epoch_001.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    conf = json.loads((run / "config.json").read_text())
+    assert conf["kind"] == "multi-genre" and conf["train"]["batch_size"] == 6
+    split = json.loads((run / "split.json").read_text())
+    assert set(split["genres"]) == {"low", "high", "mid"} and set(split["genre_hashes"]) == {"low", "high", "mid"}
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["kind"] == "multi-genre" and meta["genres"] == ["low", "high", "mid"] and meta["epochs_done"] == 1
+    assert meta["thresholds"] == {"low": 0.5, "high": 0.5, "mid": 0.5} and meta["genre_settings"]["mid"]["meter"] == "lenient"
+
+    model = TransferModel.load(run)  # any transfer model, by its kind
+    assert isinstance(model, MultiGenreTransfer) and model.names == ["low", "high", "mid"]
+    x = torch.rand(3, 1, 64, 84).round()
+    task.model.eval()
+    with torch.no_grad():
+        t = torch.tensor([2, 0, 1])
+        assert torch.equal(model.net.generate(x, t), task.model.generate(x, t))
+    song = three[0].parent / "low" / "low00.mid"
+    for target in model.names:
+        res = transfer_midi(song, model, target, source_genre="low", cycle=True)
+        assert res.source_genre == "low" and res.target_genre == target and res.predicted is None
+        assert res.transferred.shape == res.source.shape == res.cycled.shape
+    res = transfer_midi(song, model, "mid")
+    assert res.predicted is not None and res.source_genre in model.names
+    assert abs(sum(res.predicted.values()) - 1) < 1e-6 and res.predicted[res.source_genre] == max(res.predicted.values())
+    with pytest.raises(GenreError, match="--to must be one of them"):
+        transfer_midi(song, model, "jazz")
+    with pytest.raises(GenreError, match="--from must be one of them"):
+        transfer_midi(song, model, "mid", source_genre="jazz")
+    # a song of the lenient genre is read with its own meter rule when --from names it
+    assert model.settings_for("mid").meter == "lenient" and model.settings_for(None).meter == "strict"
+
+
+def test_exact_resume(three, tmp_path, tiny_preset, stub_samples):
+    cfg = MultiGenreConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=4, pool_size=3, seed=5)
+    straight = MultiGenreTask(sources(three), tmp_path / "straight", cfg)
+    assert straight.steps_per_epoch() == 4
+    straight.fit()
+    interrupted = MultiGenreTask(sources(three), tmp_path / "resumed", cfg)
+    calls = {"n": 0}
+
+    def stop(stage, step, n_steps, note):
+        calls["n"] += 1
+        if calls["n"] == n_steps + 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted.fit(progress=stop)
+    resumed = MultiGenreTask(sources(three), tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
+    resumed.resume()
+    assert (resumed.epoch, resumed.step_in_epoch) == (1, 2)
+    resumed.fit()
+    for (k, v), (k2, v2) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2), k
+    other = MultiGenreTask(sources(three[:2]), tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
+    with pytest.raises(GenreError, match="same --genre"):
+        other.resume()
+
+
+def test_bad_input(three, tmp_path, tiny_preset):
+    cfg = MultiGenreConfig(preset=tiny_preset)
+    with pytest.raises(GenreError, match="two or more genres"):
+        MultiGenreTask(sources(three[:1]), tmp_path / "r", cfg)
+    with pytest.raises(GenreError, match="must differ"):
+        MultiGenreTask(sources([three[0], three[0]]), tmp_path / "r", cfg)
+    drums = tmp_path / "drums.h5"
+    prepare([three[1].parent / "high"], "high2", drums, RollSettings(keep_drums=True))
+    with pytest.raises(GenreError, match="different settings.*keep_drums.*only the meter rule"):
+        MultiGenreTask(sources([three[0], drums]), tmp_path / "r", cfg)
+    with pytest.raises(GenreError, match="unknown loss names"):
+        MultiGenreConfig(lambdas={"g/adv_ab": 1})
+
+
+def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub_samples):
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    def cli(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    run = tmp_path / "run"
+    specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
+    common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", *common)
+    assert r.exit_code == 0, r.output
+    assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
+    assert r.exit_code == 0, r.output
+    assert len((run / "log.csv").read_text().splitlines()) == 3
+    r = cli("midi", "train", "--a", three[0], "--b", three[1], "--out", run, "--epochs", "3", "--resume")
+    assert r.exit_code == 1 and "multi-genre run" in r.output
+
+    song = three[0].parent / "low" / "low00.mid"
+    for target in ("high", "mid", "low"):
+        out = tmp_path / f"{target}.mid"
+        r = cli("midi", "transfer", song, "--model", run, "--to", target, "--from", "low", "-o", out, "--cycle")
+        assert r.exit_code == 0, r.output
+        assert out.exists() and f"low → {target}" in r.output and "told by the model" not in r.output
+    r = cli("midi", "transfer", song, "--model", run, "--to", "mid", "-o", tmp_path / "p.mid")
+    assert r.exit_code == 0 and "told by the model" in r.output, r.output
+    r = cli("midi", "transfer", song.parent, "--model", run, "--to", "mid", "-o", tmp_path / "many")
+    assert r.exit_code == 0 and len(list((tmp_path / "many").glob("*.mid.mid"))) == 4
+
+    def one_line_error(r, message):
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
+
+    one_line_error(cli("midi", "transfer", song, "--model", run, "--to", "jazz", "-o", tmp_path / "x.mid"),
+                   "--to must be one of them")
+    one_line_error(cli("midi", "transfer", song, "--model", run, "--to", "mid", "--from", "jazz", "-o", tmp_path / "x.mid"),
+                   "--from must be one of them")
+    one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--out", tmp_path / "r1"), "one genre only")
+    one_line_error(cli("midi", "train", *specs, "--a", three[0], "--out", tmp_path / "r1"), "not both")
+    one_line_error(cli("midi", "train", *specs, "--variant", "partial", "--out", tmp_path / "r1"), "--variant")
+    one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={three[0]}",
+                       "--out", tmp_path / "r1"), "'low', not 'high'")
+    drums = tmp_path / "drums.h5"
+    prepare([three[1].parent / "high"], "high", drums, RollSettings(keep_drums=True))
+    one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={drums}", "--out", tmp_path / "r1"),
+                   "different settings")
+    # the pair model keeps its own rules for --from
+    pair = tmp_path / "pair"
+    r = cli("midi", "train", "--a", three[0], "--b", three[1], "--out", pair, "--epochs", "1", "--preset", tiny_preset,
+            "--batch-size", "3", "--sample-phrases", "1")
+    assert r.exit_code == 0, r.output
+    assert json.loads((pair / "config.json").read_text())["kind"] == "cyclegan"
+    r = cli("midi", "transfer", song, "--model", pair, "--to", "high", "--from", "low", "-o", tmp_path / "ph.mid")
+    assert r.exit_code == 0, r.output
+    one_line_error(cli("midi", "transfer", song, "--model", pair, "--to", "high", "--from", "high", "-o", tmp_path / "ph.mid"),
+                   "--from must be low")
+    one_line_error(cli("midi", "evaluate", "--model", run, "--classifier", run), "not a 'cyclegan' model")
