@@ -207,9 +207,9 @@ def wrap(module, device=None, **options):
     ctx = context(device)
     if not ctx.active:
         return module
-    from torch.nn.parallel import DistributedDataParallel as DDP
-
     import inspect
+
+    from torch.nn.parallel import DistributedDataParallel as DDP
 
     if "forward_sync_buffers" in inspect.signature(DDP).parameters:  # torch >= 2.12 names it so
         options.setdefault("forward_sync_buffers", False)

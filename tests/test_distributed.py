@@ -19,7 +19,7 @@ import torch
 from shared.distributed import Context, launch
 from tests.conftest import REPO, TINY_MODEL
 
-CFG = dict(preset="tiny", epochs=2, decay_after=1, batch_size=2, lr=1e-5, sigma_d=0.0, pool_size=0, seed=3,
+CFG = dict(preset="tiny", epochs=1, decay_after=1, batch_size=2, lr=1e-5, sigma_d=0.0, pool_size=0, seed=3,
            identity=0.5, genre_loss=0.5, spectral_norm=True)
 
 
@@ -67,18 +67,36 @@ def _worker(jobs: list, audit_dir: str) -> None:
                                     TrainConfig.from_dict(kw["cfg"]), device="cpu")
                 stop = kw.get("stop_at")
 
-                def progress(stage, step, n, note, _seen=[0]):
+                def progress(stage, step, n, note, _seen=[0], stop=stop):
                     _seen[0] += 1
                     if _seen[0] == stop:  # a kill on rank 0 alone, inside an epoch
                         os.kill(os.getpid(), signal.SIGTERM)
 
                 task.fit(progress=progress if stop else None)
+            elif kind == "head":
+                head, history = _head(kw["cfg"])
+                if rank == 0:
+                    torch.save({"state": head.state_dict(), "history": history}, kw["out"])
             else:
                 train_classifier([GenreSource.parse(s) for s in kw["sources"]], kw["out"],
                                  ClassifierConfig(**kw["cfg"]), device="cpu")
     finally:
         (Path(audit_dir) / f"rank{rank}.json").write_text(json.dumps(record))
         distributed.finish()
+
+
+def _head(cfg: dict):
+    """The wav2vec2 genre head on made-up embeddings (3 genres, validation, early stopping, StepLR)."""
+    from audiogenre.embeddings import HeadConfig, train_head
+    from audiogenre.models import GenreHead
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    x = rng.normal(size=(60, 16)).astype(np.float32) + y[:, None]
+    torch.manual_seed(0)
+    head = GenreHead(16, 3, hidden=8, dropout=0.0)
+    history, _ = train_head(head, x[:44], y[:44], x[44:], y[44:], HeadConfig(**cfg), device="cpu")
+    return head, history
 
 
 def _plain_cyclegan(a, b, out, cfg):
@@ -125,10 +143,12 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
     runs, audit = tmp_path / "runs", tmp_path / "audit"
     runs.mkdir()
     audit.mkdir()
-    clf_cfg = dict(epochs=2, batch_size=11, channels=(4, 4, 4, 4), seed=1, lr=1e-5)
+    clf_cfg = dict(epochs=1, batch_size=11, channels=(4, 4, 4, 4), seed=1, lr=1e-5)
     clf_sources = [f"{caches[0]}", f"{caches[1]}"]
+    head_cfg = dict(epochs=3, batch_size=5, lr=1e-5, step_size=1, hidden=8, dropout=0.0, patience=1)
     jobs = [("cyclegan", dict(a=a, b=b, out=str(runs / "ddp"), cfg=CFG)),
             ("classifier", dict(sources=clf_sources, out=str(runs / "clf"), cfg=clf_cfg)),
+            ("head", dict(out=str(runs / "head.pt"), cfg=head_cfg)),
             ("cyclegan", dict(a=a, b=b, out=str(runs / "killed"), cfg=CFG, stop_at=2))]
     with pytest.raises(KeyboardInterrupt):  # the third job is stopped by a SIGTERM to rank 0 in epoch 1
         launch(_worker, 2, jobs, str(audit))
@@ -136,7 +156,7 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
     # one process, the same global batch
     plain = _plain_cyclegan(a, b, tmp_path / "plain", CFG)
     ddp = torch.load(runs / "ddp" / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert ddp["position"]["epoch"] == 2 and len(ddp["ranks"]) == 2
+    assert ddp["position"]["epoch"] == 1 and len(ddp["ranks"]) == 2
     def generators(state):
         from midigenre.cyclegan import CycleGAN
 
@@ -163,6 +183,20 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
             return one.net(x)
 
     _same_training(one.net.state_dict(), two.net.state_dict(), clf_cfg["lr"], logits)
+
+    # the head: 44 embeddings in batches of 5 (3 + 2 on the processes: weighted by share), validation on rank 0 sent to both
+    head, history = _head(head_cfg)
+    two_head = torch.load(runs / "head.pt", weights_only=False)
+    assert [r["epoch"] for r in two_head["history"]] == [r["epoch"] for r in history]
+    assert two_head["history"][-1]["valid_loss"] == pytest.approx(history[-1]["valid_loss"], abs=1e-5)
+    x = torch.randn(8, 16)
+
+    def head_out(state):
+        head.load_state_dict(state)
+        with torch.no_grad():
+            return head(x)
+
+    _same_training(head.state_dict(), two_head["state"], head_cfg["lr"], head_out)
 
     # only rank 0 wrote (its record is the check that the hook sees the writes)
     rank0, rank1 = (json.loads((audit / f"rank{r}.json").read_text()) for r in (0, 1))

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from cli.main import main
 from midigenre.dataset import PhraseCache
-from midigenre.merge import merge_caches
 from midigenre.pianoroll import RollSettings
 from midigenre.prepare import find_midi_files, in_shard, prepare
 
