@@ -157,7 +157,7 @@ def main() -> None:
         print(f"  preset {preset}: {nbytes / 1e6:.1f} MB of gradients per step; {flops / 1e9:.1f} GFLOP per step of "
               f"{per_gpu_batch} phrases/genre/GPU -> {t_c * 1e3:.2f} ms at an assumed {opt.gpu_tflops:g} TFLOP/s")
         for link, gbs, lat in (("NVLink (~150 GB/s all-reduce bus bandwidth)", 150, 30e-6),
-                               ("PCIe 4.0 (~15 GB/s)", 15, 30e-6), ("2 nodes, 100 Gb/s Ethernet (~10 GB/s)", 10, 100e-6)):
+                               ("PCIe 4.0 (~15 GB/s)", 15, 30e-6), ("between machines, 100 Gb/s Ethernet (~10 GB/s)", 10, 100e-6)):
             line = []
             for k in (2, 4, 8):
                 t_m = 2 * (k - 1) / k * nbytes / (gbs * 1e9) + 2 * lat * max(1, nbytes // 25_000_000 + 1)

@@ -146,17 +146,14 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
     clf_cfg = dict(epochs=1, batch_size=11, channels=(4, 4, 4, 4), seed=1, lr=1e-5)
     clf_sources = [f"{caches[0]}", f"{caches[1]}"]
     head_cfg = dict(epochs=3, batch_size=5, lr=1e-5, step_size=1, hidden=8, dropout=0.0, patience=1)
-    jobs = [("cyclegan", dict(a=a, b=b, out=str(runs / "ddp"), cfg=CFG)),
-            ("classifier", dict(sources=clf_sources, out=str(runs / "clf"), cfg=clf_cfg)),
+    jobs = [("classifier", dict(sources=clf_sources, out=str(runs / "clf"), cfg=clf_cfg)),
             ("head", dict(out=str(runs / "head.pt"), cfg=head_cfg)),
             ("cyclegan", dict(a=a, b=b, out=str(runs / "killed"), cfg=CFG, stop_at=2))]
-    with pytest.raises(KeyboardInterrupt):  # the third job is stopped by a SIGTERM to rank 0 in epoch 1
+    with pytest.raises(KeyboardInterrupt):  # the last job is stopped by a SIGTERM to rank 0 in epoch 1
         launch(_worker, 2, jobs, str(audit))
 
-    # one process, the same global batch
+    # one process, the same global batch, not stopped
     plain = _plain_cyclegan(a, b, tmp_path / "plain", CFG)
-    ddp = torch.load(runs / "ddp" / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert ddp["position"]["epoch"] == 1 and len(ddp["ranks"]) == 2
     def generators(state):
         from midigenre.cyclegan import CycleGAN
 
@@ -166,8 +163,7 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
         with torch.no_grad():
             return torch.cat([m.eval().G_AB(x), m.G_BA(x), m.C(x)[:, None, None, None].expand(-1, 1, 1, 84)], dim=2)
 
-    _same_training(plain.model.state_dict(), ddp["state"]["model"], CFG["lr"], generators)
-    assert plain.model.C is not None  # the genre critic trained on both processes as well
+    assert plain.model.C is not None  # the genre critic trains on both processes as well
 
     from midigenre.classifier import Classifier, train_classifier
     from midigenre.config import ClassifierConfig
@@ -202,11 +198,12 @@ def test_two_processes_match_one_only_rank_0_writes_and_a_killed_run_resumes(sma
     rank0, rank1 = (json.loads((audit / f"rank{r}.json").read_text()) for r in (0, 1))
     assert rank1 == []
     written = {Path(p).name for _, p in rank0}
-    assert {"checkpoint.pt", "log.csv", "model.safetensors", "report.json"} <= written
+    assert {"checkpoint.pt", "model.safetensors", "report.json"} <= written
 
-    # the killed run stopped both processes after step 2 of epoch 1; one process finishes it
+    # the CycleGAN: SIGTERM to rank 0 alone stopped both processes after step 2 of the epoch's 3;
+    # one process finishes it, and ends where the run of one process that was never stopped ends
     killed = torch.load(runs / "killed" / "checkpoint.pt", map_location="cpu", weights_only=False)
-    assert (killed["position"]["epoch"], killed["position"]["step"]) == (0, 2)
+    assert (killed["position"]["epoch"], killed["position"]["step"]) == (0, 2) and len(killed["ranks"]) == 2
     from midigenre.train import CycleGANTask, TrainConfig
 
     resumed = CycleGANTask(GenreSource.parse(a), GenreSource.parse(b), runs / "killed", TrainConfig.from_dict(CFG),
