@@ -99,26 +99,37 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
     if echo:
         echo(f"{dataset.kind} data set {dataset.root}: " + ", ".join(f"{k} {len(v)}" for k, v in splits.items())
              + f" clips; encoder {encoder} ({backend.layers} layers, dim {backend.dim}); cache {folder}; device {dev}")
+    from shared import distributed
+
+    ctx = distributed.context(dev)
     torch.manual_seed(config.seed)
     data = {}
-    for name in ("train", "valid", "test"):
-        items = splits.get(name) or []
-        if items:
-            emb, kept = embed_split(backend, items, preprocess, folder, batch_size=batch_size, progress=progress)
-            data[name] = (emb, _labels(kept, genres), kept)
+    for turn in ((0, 1) if ctx.active else (None,)):  # several processes: rank 0 fills the cache, then the others read it
+        if turn == 1:
+            ctx.barrier()
+        if turn is not None and (turn == 0) != ctx.main:
+            continue
+        for name in ("train", "valid", "test"):
+            items = splits.get(name) or []
+            if items:
+                emb, kept = embed_split(backend, items, preprocess, folder, batch_size=batch_size, progress=progress)
+                data[name] = (emb, _labels(kept, genres), kept)
     for name in ("train", "test"):
         if name not in data or len(data[name][0]) == 0:
             raise GenreError(f"no readable clips in the {name} split of {dataset.root}")
     head = GenreHead(backend.dim, len(genres), hidden=config.hidden, dropout=config.dropout)
     counts = {k: len(v[2]) for k, v in data.items()}
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_config(out, train=config.to_dict(), backend={"type": "wav2vec2", "encoder": encoder, "layers": layers,
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_config(out, train=config.to_dict(), backend={"type": "wav2vec2", "encoder": encoder, "layers": layers,
                                                            "pooling": pooling},
                      preprocess=preprocess.to_dict(), data={"dataset": str(dataset.root), "kind": dataset.kind,
                                                            "clips": counts}, device=str(dev))
     xv, yv = (data["valid"][0], data["valid"][1]) if "valid" in data else (None, None)
     history, best = train_head(head, data["train"][0], data["train"][1], xv, yv, config, device=str(dev),
                                log_csv=out / "log.csv", on_epoch=on_epoch, progress=progress)
+    if not ctx.main:
+        return {}
     model = AudioClassifier(backend, head, genres).eval()
     with torch.no_grad():
         pred = head(torch.from_numpy(data["test"][0]).to(dev)).argmax(1).cpu().numpy()
@@ -222,11 +233,12 @@ def clip_level(items, probs: np.ndarray) -> tuple[list[str], np.ndarray, dict[st
     return keys, np.array([np.log(probs[groups[k]] + 1e-9).mean(0).argmax() for k in keys]), groups
 
 
-def training_loss(model, xb, yb):
-    """Cross-entropy; for the deep softmax autoencoder γ·‖x − g(f(x))‖² + (1 − γ)·CE (seed 001, eq. 3)."""
+def training_loss(model, xb, yb, forward=None):
+    """Cross-entropy; for the deep softmax autoencoder γ·‖x − g(f(x))‖² + (1 − γ)·CE (seed 001, eq. 3).
+    ``forward``: what runs the model (its DDP wrapper on several processes; default the model)."""
     from torch.nn import functional as F
 
-    logits = model(xb)
+    logits = (forward or model)(xb)
     ce = F.cross_entropy(logits, yb)
     aux = model.backend.auxiliary_loss() if hasattr(model.backend, "auxiliary_loss") else None
     if aux is None:
@@ -242,10 +254,17 @@ class _BackendTraining:
     def __init__(self, model, data: dict, config: BackendTrainConfig, device):
         import torch
 
+        from shared import distributed
+
         self.model, self.data, self.cfg, self.device = model, data, config, device
+        self.dist = distributed.context(device)
+        # DDP on several processes. BatchNorm keeps each process's batch statistics (SyncBatchNorm
+        # does not run on the CPU); rank 0's running means are the ones saved.
+        self.forward = distributed.wrap(model, device)
         self.opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        # BatchNorm cannot train on one example: such a last batch is left out
-        self.min_batch = 2 if any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) else 1
+        # BatchNorm cannot train on one example: such a last batch (one per process) is left out
+        bn = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+        self.min_batch = (2 if bn else 1) * self.dist.world
 
     def state(self) -> dict:
         return {"model": self.model, "opt": self.opt}
@@ -259,9 +278,9 @@ class _BackendTraining:
         x, y, _ = self.data["train"]
         xb, yb = x[sel].to(self.device), y[sel].to(self.device)
         self.model.train()
-        loss, logits = training_loss(self.model, xb, yb)
+        loss, logits = training_loss(self.model, xb, yb, self.forward)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.dist.share()).backward()
         self.opt.step()
         return {"train_loss": float(loss.detach()), "train_acc": int((logits.argmax(1) == yb).sum()) / len(sel), "n": len(sel)}
 
@@ -308,7 +327,10 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
     from shared.report import classification_report, plot_confusion
     from shared.runtime import pick_device
 
+    from shared import distributed
+
     cfg, out, dev = config, Path(out), pick_device(device)
+    main = distributed.context(dev).main  # on several processes rank 0 writes
     genres = list(dataset.genres)
     splits = dataset.splits(seed=cfg.seed)
     for name in ("train", "test"):
@@ -334,9 +356,10 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
         echo(f"{cfg.backend}: {n_parameters(model) / 1e6:.2f} M parameters; {cfg.segment:g} s segments: "
              + ", ".join(f"{k} {n}" for k, n in counts.items())
              + f"; Adam lr {cfg.lr:g}, batch {cfg.batch_size}, ≤{cfg.epochs} epochs; device {dev}")
-    out.mkdir(parents=True, exist_ok=True)
-    write_run_config(out, train=cfg.to_dict(), data={"dataset": str(dataset.root), "kind": dataset.kind,
-                                                     "segments": counts}, device=str(dev))
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_run_config(out, train=cfg.to_dict(), data={"dataset": str(dataset.root), "kind": dataset.kind,
+                                                         "segments": counts}, device=str(dev))
     task = _BackendTraining(model, data, cfg, dev)
     stopping = EarlyStopping(model, "valid_loss" if "valid" in data else "train_loss",
                              patience=cfg.patience if "valid" in data else None)
@@ -347,6 +370,8 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
     seconds = time.perf_counter() - t0
     if stopping.best_epoch == 0:
         raise GenreError(f"training diverged (the loss was never finite); lower --lr (now {cfg.lr:g})")
+    if not main:
+        return {}
     model.eval()
     _, p = task.evaluate("test")
     y_test = data["test"][1].numpy()

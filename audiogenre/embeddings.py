@@ -242,7 +242,11 @@ class _HeadTraining:
     def __init__(self, head, x, y, xv, yv, config: HeadConfig, device):
         import torch
 
+        from shared import distributed
+
         self.head, self.cfg, self.device = head, config, device
+        self.dist = distributed.context(device)
+        self.forward = distributed.wrap(head, device)  # DDP on several processes, the head itself on one
         self.x = torch.from_numpy(np.asarray(x, np.float32))
         self.y = torch.from_numpy(np.asarray(y, np.int64))
         self.has_valid = xv is not None and len(xv) > 0
@@ -264,10 +268,10 @@ class _HeadTraining:
 
         self.head.train()
         xb, yb = self.x[sel].to(self.device), self.y[sel].to(self.device)
-        logits = self.head(xb)
+        logits = self.forward(xb)
         loss = F.cross_entropy(logits, yb)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.dist.share()).backward()
         self.opt.step()
         return {"train_loss": float(loss.detach()), "train_acc": int((logits.argmax(1) == yb).sum()) / len(sel), "n": len(sel)}
 

@@ -1,3 +1,4 @@
 from cli.main import main
 
-main(prog_name="genre")
+if __name__ == "__main__":
+    main(prog_name="genre")

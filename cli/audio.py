@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from audiogenre.config import BackendTrainConfig
-from cli.common import BACKENDS, DATASET_KINDS, LibraryChoice, TqdmProgress, model_files
+from cli.common import BACKENDS, DATASET_KINDS, LibraryChoice, TqdmProgress, model_files, nproc_option, relaunch
 from cli.options import config_options
 from shared.errors import GenreError
 from shared.runtime import DEVICE_HELP
@@ -195,8 +195,9 @@ def _training_default(name: str) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False), help="Embedding cache folder (default: DATASET/.genre-cache).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+@nproc_option
 def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, gtzan_split, fma_subset, genres,
-          seconds, offset, common, cache_dir, device, threads):
+          seconds, offset, common, cache_dir, device, threads, nproc):
     """Train a genre classifier on an audio data set; report on its test split.
 
     wav2vec2 (default): the frozen encoder's embeddings are computed once into a cache and
@@ -204,10 +205,13 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
     segments held in memory (settings: BackendTrainConfig, the paper's per backend). Writes the
     model, config.json, log.csv, history.png, report.json and confusion.png.
     """
+    if relaunch(nproc):
+        return
     from audiogenre.audio import Preprocess
     from audiogenre.classify import format_report, train_audio_classifier, train_backend_classifier
     from audiogenre.config import HeadConfig
     from shared.config import from_dict
+    from shared.distributed import env_rank
 
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
@@ -243,6 +247,8 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
             except KeyboardInterrupt:
                 echo("Interrupted: the embeddings encoded so far are kept in the cache; run the same command again.")
                 sys.exit(130)
+    if env_rank() > 0:  # one of several processes: rank 0 reports
+        return
     if report["epochs_run"] < cfg.epochs:
         click.echo(f"early stop: no better validation loss for {cfg.patience} epochs (best epoch {report['best_epoch']})",
                    err=True)

@@ -112,3 +112,55 @@ def model_files(path) -> list:
     p = Path(path)
     folder = p.parent if p.is_file() else p
     return [p, folder / META, folder / WEIGHTS, folder / "split.json"]
+
+
+NPROC_HELP = ("Train on N processes on this machine with DistributedDataParallel (one per GPU; gloo on the CPU), "
+              "as torchrun --nproc-per-node N would. --batch-size stays the global batch. For several machines use "
+              "torchrun (README: Training on many GPUs).")
+
+
+def nproc_option(f):
+    """``--nproc N`` for a training command (see :func:`relaunch`)."""
+    return click.option("--nproc", type=click.IntRange(1), help=NPROC_HELP)(f)
+
+
+def relaunch(nproc: int | None) -> bool:
+    """With ``--nproc N`` (N > 1): run this command line again, without ``--nproc``, in N processes
+    that find each other as torchrun's would (:func:`shared.distributed.launch`), wait for them
+    and return True; the command then returns. Otherwise False: the command runs here."""
+    from shared.distributed import launch, launched
+    from shared.errors import GenreError
+
+    if not nproc:
+        return False
+    if launched():
+        raise GenreError("--nproc starts its own processes; under torchrun leave it out")
+    if nproc == 1:
+        return False
+    argv = click.get_current_context().find_root().meta.get("genre.argv")
+    if argv is None:
+        raise GenreError("--nproc needs the command line (run the genre command)")
+    click.echo(f"starting {nproc} processes (DistributedDataParallel; rank 0 reports)", err=True)
+    try:
+        launch(_cli_child, nproc, _without_nproc(argv))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    return True
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == "--nproc":
+            skip = True
+        elif not a.startswith("--nproc="):
+            out.append(a)
+    return out
+
+
+def _cli_child(argv: list[str]) -> None:
+    from cli.main import main
+
+    main(args=argv, prog_name="genre")

@@ -21,6 +21,11 @@ class GenreGroup(click.Group):
         except GenreError as err:
             raise click.ClickException(str(err)) from None
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if ctx.parent is None:  # the command line as given, for --nproc to start it again in each process
+            ctx.meta["genre.argv"] = list(args)
+        return super().parse_args(ctx, args)
+
     def group(self, *args, **kwargs):
         kwargs.setdefault("cls", GenreGroup)
         return super().group(*args, **kwargs)
@@ -38,8 +43,25 @@ def main(verbose: int) -> None:
       genre midi inspect jazz.h5
     Every command has --help.
     """
+    from shared.distributed import env_rank
+
+    if env_rank() > 0:  # one of several training processes (torchrun, --nproc): rank 0 speaks for all
+        _quiet()
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _quiet() -> None:
+    import os
+
+    sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the life of the process
+
+    def excepthook(kind, err, tb):  # a crash of this process alone is still shown
+        import traceback
+
+        print(f"rank {os.environ.get('RANK')}:", "".join(traceback.format_exception(kind, err, tb)), file=sys.__stderr__)
+
+    sys.excepthook = excepthook
 
 
 from cli.audio import audio, render  # noqa: E402

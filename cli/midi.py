@@ -11,7 +11,7 @@ from pathlib import Path
 
 import click
 
-from cli.common import ATTRIBUTION_METHODS, METERS, TqdmProgress, model_files, table
+from cli.common import ATTRIBUTION_METHODS, METERS, TqdmProgress, model_files, nproc_option, relaunch, table
 from cli.options import config_options
 from midigenre.config import ClassifierConfig, TrainConfig
 from shared.errors import GenreError
@@ -50,7 +50,9 @@ def _settings_options(f):
               "made with other settings.")
 @click.option("--keep-duplicates", is_flag=True, help="Keep files whose bytes equal an earlier file's (dropped by default "
               "so one song cannot sit on both sides of a train/test split).")
-def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume, overwrite, keep_duplicates):
+@click.option("--shard", metavar="I/N", help="Prepare only shard I of N (a fixed 1/N of the files, chosen by name) into "
+              "its own cache, e.g. one per machine; join them with `genre midi merge`.")
+def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume, overwrite, keep_duplicates, shard):
     """Turn MIDI files into 64×84 phrases of one genre in an HDF5 cache.
 
     SOURCES are MIDI files, folders (searched recursively) or glob patterns ('**' works).
@@ -60,11 +62,12 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     Example:
       genre midi prepare ../shared/data/midi/jazz --genre jazz -o data.h5 -j 2
       genre midi prepare ../shared/data/midi/pop --genre pop -o pop.h5 --meter assume-4/4
+      genre midi prepare /data/lmd --genre pop -o pop-2.h5 --shard 2/4   (on machine 2 of 4)
     """
     from tqdm import tqdm
 
     from midigenre.pianoroll import RollSettings
-    from midigenre.prepare import find_midi_files
+    from midigenre.prepare import check_shard, find_midi_files
     from midigenre.prepare import prepare as run_prepare
     from midigenre.selection import is_midi_path
     from shared.atomic import refuse_overwriting_input
@@ -74,6 +77,7 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     if is_midi_path(output):  # a cache named like a MIDI file: it may be one of the files found in a folder
         inputs += [path for path, _ in find_midi_files(sources)]
     refuse_overwriting_input(inputs, output)
+    shard = check_shard(shard) if shard else None
     settings = RollSettings(meter=meter, max_bars=max_bars, keep_drums=keep_drums)
     bar = None
     kept = [0, 0, 0]  # files done, kept, phrases
@@ -95,7 +99,7 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     try:
         report = run_prepare(
             sources, genre, output, settings, workers=workers, resume=resume, overwrite=overwrite,
-            dedupe=not keep_duplicates, progress=progress, on_start=on_start,
+            dedupe=not keep_duplicates, progress=progress, on_start=on_start, shard=shard,
         )
     except KeyboardInterrupt:
         if bar:
@@ -107,6 +111,29 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
         if bar:
             bar.close()
     click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+
+
+@midi.command()
+@click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cache file (.h5) to write.")
+@click.option("--overwrite", is_flag=True, help="Replace --output if it exists.")
+def merge(caches, output, overwrite):
+    """Join caches prepared apart (--shard I/N on several machines) into one.
+
+    The caches must have been prepared with the same settings. The result is the cache one
+    run over all the files gives: files in path order, duplicates found across the caches,
+    every drop reason and source path kept.
+
+    \b
+    Example:
+      genre midi merge jazz-1.h5 jazz-2.h5 jazz-3.h5 jazz-4.h5 -o jazz.h5
+    """
+    from midigenre.merge import merge_caches
+
+    with TqdmProgress(unit="cache", leave=False) as progress:
+        reports = merge_caches(caches, output, overwrite=overwrite, progress=progress)
+    for r in reports:
+        click.echo(table(r.rows(), title=f"'{r.genre}' → {output}"))
 
 
 @midi.command()
@@ -271,8 +298,11 @@ def _multi_default(name: str) -> str | None:
                    "AVX512-BF16).")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch. Use 1 when other jobs share the "
               "machine: waiting OpenMP threads spin and can make 2 threads 10x slower than 1.")
-@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped.")
-def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume):
+@click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
+              "number of processes).")
+@nproc_option
+def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume,
+          nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -299,6 +329,10 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, spli
 
     if genre_specs and (a_spec or b_spec):
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
+    if genre_specs and nproc and nproc > 1:
+        raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
+    if relaunch(nproc):
+        return
     if genre_specs:
         if mixed_spec:
             raise GenreError("--mixed belongs to the CycleGAN's full variant (--a, --b); the multi-genre model has none")
@@ -325,6 +359,7 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, spli
     click.echo(f"{d['a']['genre']} ↔ {d['b']['genre']}: {d['train_phrases_per_genre']} training phrases per genre "
                f"(balanced), {task.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
                f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
+               + (f", {task.dist.world} processes (global batch {cfg.batch_size})" if task.dist.active else "")
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
     mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
     _fit(task, out_path, f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume")
@@ -336,8 +371,11 @@ def _train_multi(genre_specs, out, config_file, given, split_file, device, preci
     from midigenre.config import MultiGenreConfig
     from midigenre.multitrain import MultiGenreTask
     from midigenre.train import GenreSource, run_settings
+    from shared.distributed import launched
     from shared.runtime import set_threads
 
+    if launched():
+        raise GenreError("the multi-genre model trains in one process for now; run it without torchrun")
     known = {f.name for f in dataclasses.fields(MultiGenreConfig)}
     foreign = [k for k, v in given.items() if v is not None and k not in known]
     if foreign:
@@ -441,7 +479,8 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
 @config_options(ClassifierConfig, into="settings")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json.")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-def train_classifier_cmd(genre_specs, out, settings, split_file, device):
+@nproc_option
+def train_classifier_cmd(genre_specs, out, settings, split_file, device, nproc):
     """Train the genre classifier (binary or multi-class) that measures transfer strength.
 
     Trains on the training songs of each genre, reports accuracy, per-class precision, recall
@@ -453,6 +492,8 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device):
     Example:
       genre midi train-classifier --genre jazz=jazz.h5 --genre classical=classical.h5 --out clf/
     """
+    if relaunch(nproc):
+        return
     from midigenre.classifier import train_classifier
     from midigenre.train import GenreSource
     from shared.config import from_dict

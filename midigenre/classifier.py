@@ -152,7 +152,11 @@ class _PhraseClassification:
     """The classifier as a task of the shared training loop: cross-entropy on phrases in memory."""
 
     def __init__(self, net: GenreClassifier, config: ClassifierConfig, x: np.ndarray, y: np.ndarray, device):
+        from shared import distributed
+
         self.net, self.cfg, self.x, self.y, self.device = net, config, x, y, device
+        self.dist = distributed.context(device)
+        self.train_net = distributed.wrap(net, device)  # DDP on several processes, the net itself on one
         self.opt = torch.optim.Adam(net.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
 
     def state(self) -> dict:
@@ -166,10 +170,10 @@ class _PhraseClassification:
         self.net.train()
         x = torch.from_numpy(self.x[idx].astype(np.float32)).unsqueeze(1).to(self.device)
         y = torch.from_numpy(self.y[idx]).to(self.device)
-        logits = self.net(x)
+        logits = self.train_net(x)
         loss = F.cross_entropy(logits, y)
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * self.dist.share()).backward()
         self.opt.step()
         return {"loss": loss.item(), "train_accuracy": int((logits.argmax(1) == y).sum()) / len(idx), "n": len(idx)}
 
@@ -186,7 +190,8 @@ def train_classifier(
 
     Returns the held-out report (see :func:`classification_report`), also written to
     ``out/report.json`` with a confusion-matrix PNG ``out/confusion.png`` and the settings in
-    ``out/config.json``. ``on_epoch(epoch, row)`` reports each epoch, ``progress(stage, step,
+    ``out/config.json``. On several processes (torchrun, ``--nproc``) ``batch_size`` is the global
+    batch and rank 0 writes. ``on_epoch(epoch, row)`` reports each epoch, ``progress(stage, step,
     n_steps, note)`` (:mod:`shared.progress`) each step.
     """
     from shared.atomic import write_json
@@ -247,6 +252,8 @@ def train_classifier(
         "test_songs": {g: len(p["test"]) for g, p in song_split.genres.items() if g in names},
         "train_seconds": round(seconds, 1), "history": history,
     })
+    if not task.dist.main:  # one of several processes: rank 0 writes
+        return report
     out.mkdir(parents=True, exist_ok=True)
     data = [s.describe() for s in sources]
     write_run_config(out, train=config.to_dict(), data=data, roll_settings=roll_settings, device=str(dev))

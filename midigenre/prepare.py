@@ -11,6 +11,13 @@ Layout of a ``midi-phrases`` cache (schema 1; root attributes in :mod:`shared.ca
     genres/<genre>/files/tempo    (F,) float32       tempo at tick 0, quarter notes per minute
     genres/<genre>/files/first_phrase, n_phrases (F,) int32   phrases of a file are contiguous
     genres/<genre>/dropped/path, name, reason, detail   (D,) str   every file not used, and why
+    genres/<genre> attributes: dedupe (duplicates dropped), shard ("I/N" for a cache of one
+        shard, see below), collection_files (files found before sharding)
+
+Sharding (``shard=(I, N)``, ``--shard I/N``): the files whose name (path relative to the source
+folder) hashes to I − 1 modulo N, so every machine of a cluster picks its 1/N of a collection
+without talking to the others, however the collection is mounted; ``midigenre.merge`` joins the
+N caches into the one a single run gives.
 
 Processing is journalled: every few hundred files the results so far go to a shard in a
 hidden ``.<cache>.<genre>.partial/`` folder next to the cache (each shard written atomically).
@@ -180,6 +187,7 @@ class PrepareReport:
     seconds_of_music: float = 0.0
     elapsed: float = 0.0
     workers: int = 1
+    shard: str | None = None
     genre_files_total: int = 0
     genre_phrases_total: int = 0
 
@@ -190,7 +198,7 @@ class PrepareReport:
 
     def rows(self) -> list[tuple[str, str]]:
         """The summary as (label, value) rows, drop reasons in a fixed order."""
-        rows = [("files found", f"{self.files_found}")]
+        rows = [("files found", f"{self.files_found}" + (f" (shard {self.shard})" if self.shard else ""))]
         if self.files_already_done:
             rows.append(("already in the cache", f"{self.files_already_done}"))
         if self.files_resumed:
@@ -313,6 +321,7 @@ def prepare(
     dedupe: bool = True,
     progress: Callable[[FileResult], None] | None = None,
     on_start: Callable[[int], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> PrepareReport:
     """Turn MIDI files into the phrases of ``genre`` in the cache ``output``.
 
@@ -332,6 +341,8 @@ def prepare(
         song cannot land on both sides of a train/test split.
     progress : called with each file's result, in input order.
     on_start : called once with the number of files to process.
+    shard : ``(I, N)``: only the files of shard I of N (1 ≤ I ≤ N, see :func:`in_shard`); the
+        cache records it for ``merge``.
 
     Raises GenreError on bad sources, an unwritable output, a conflict with the cache (other
     settings, a damaged cache, the genre there without ``resume``/``overwrite``), or another run
@@ -346,7 +357,13 @@ def prepare(
         raise GenreError(f"output {output} is a folder; give a file name such as {output / 'cache.h5'}")
     check_writable_dir(output)
     files = find_midi_files(sources)
+    attrs = {"dedupe": bool(dedupe), "collection_files": len(files)}
+    if shard is not None:
+        i, n = check_shard(shard)
+        files = [(p, name) for p, name in files if in_shard(name, i, n)]
+        attrs["shard"] = f"{i}/{n}"
     report = PrepareReport(genre=genre, output=output, files_found=len(files))
+    report.shard = attrs.get("shard")
 
     # One run per (cache, genre) at a time; runs of other genres may share the cache: each
     # takes the cache's own lock only to write, and keeps whatever the others wrote meanwhile.
@@ -420,7 +437,9 @@ def prepare(
                 if now.append != state.append:
                     raise GenreError(f"{output} changed while this run worked; run the same command with --resume")
                 try:
-                    totals = _write_genre(output, genre, settings, all_new, now.keep, append=now.append)
+                    if now.append:
+                        _check_same_shard(output, genre, attrs)
+                    totals = _write_genre(output, genre, settings, all_new, now.keep, append=now.append, attrs=attrs)
                 except (RuntimeError, OSError) as err:
                     if "copy" not in str(err).lower() or not now.keep:
                         raise
@@ -597,67 +616,104 @@ def _files_in_cache(output: Path, genre: str) -> tuple[set[str], dict[str, str]]
     return paths, sha1
 
 
-def _write_genre(
-    output: Path, genre: str, settings: RollSettings, results: list[FileResult], keep: list[str], append: bool
-) -> tuple[int, int]:
-    """Write the cache with ``genre`` (appended to or created) and the ``keep`` groups copied over."""
+def check_shard(shard) -> tuple[int, int]:
+    """``(I, N)`` from ``"I/N"`` or a pair; GenreError unless 1 ≤ I ≤ N."""
+    try:
+        i, n = (int(x) for x in (shard.split("/") if isinstance(shard, str) else shard))
+    except (TypeError, ValueError):
+        raise GenreError(f"--shard {shard}: write I/N, e.g. 2/4 for the second of four shards") from None
+    if not 1 <= i <= n:
+        raise GenreError(f"--shard {i}/{n}: I must be between 1 and N")
+    return i, n
+
+
+def in_shard(name: str, i: int, n: int) -> bool:
+    """File ``name`` (its path relative to the source folder) belongs to shard ``i`` of ``n``."""
+    return int(hashlib.sha1(name.encode("utf-8", "surrogateescape")).hexdigest()[:12], 16) % n == i - 1
+
+
+def _check_same_shard(output: Path, genre: str, attrs: dict) -> None:
     import h5py
 
+    with h5py.File(output, "r") as h5:
+        there = h5[f"genres/{genre}"].attrs.get("shard")
+    if (str(there) if there is not None else None) != attrs.get("shard"):
+        raise GenreError(f"'{genre}' in {output} holds shard {there or 'none (all files)'}, not "
+                         f"{attrs.get('shard') or 'all files'}; use the same --shard to resume it")
+
+
+def _write_genre(
+    output: Path, genre: str, settings: RollSettings, results: list[FileResult], keep: list[str], append: bool,
+    attrs: dict | None = None,
+) -> tuple[int, int]:
+    """Write the cache with ``genre`` (appended to or created) and the ``keep`` groups copied over."""
     from shared.cache import rewrite
+
+    with rewrite(output, kind=KIND, settings=settings.to_dict(), settings_hash=settings.hash(), keep=keep) as h5:
+        return write_genre_group(h5, genre, settings, results, append=append, attrs=attrs)
+
+
+def write_genre_group(h5, genre: str, settings: RollSettings, results: list[FileResult], *, append: bool = False,
+                      attrs: dict | None = None) -> tuple[int, int]:
+    """Write (or, ``append``, extend) the tables of ``genre`` in the open cache ``h5`` from the
+    results in order: kept files with their phrases, dropped files with their reasons. Returns
+    the genre's files and phrases."""
+    import h5py
 
     kept = [r for r in results if not r.reason]
     dropped = [r for r in results if r.reason]
     steps, pitches = settings.phrase_steps, settings.n_pitches
     str_dt = h5py.string_dtype()
 
-    with rewrite(output, kind=KIND, settings=settings.to_dict(), settings_hash=settings.hash(), keep=keep) as h5:
-        name = f"genres/{genre}"
-        if append:
-            g = h5[name]
-        else:
-            g = h5.create_group(name)
-            g.create_dataset(
-                "phrases", shape=(0, steps, pitches), maxshape=(None, steps, pitches), dtype=bool,
-                chunks=(CHUNK_PHRASES, steps, pitches), **COMPRESSION, **CHECKSUM,
-            )
-            for key in ("phrase_file", "phrase_index"):
-                g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(4096,), **CHECKSUM)
-            for key, dt in [("path", str_dt), ("name", str_dt), ("sha1", str_dt), ("tempo", np.float32),
-                            ("first_phrase", np.int32), ("n_phrases", np.int32)]:
-                checksum = CHECKSUM if dt is not str_dt else {}  # HDF5 filters cannot take variable-length strings
-                g.create_dataset(f"files/{key}", shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,), **checksum)
-            for key in ("path", "name", "reason", "detail"):
-                g.create_dataset(f"dropped/{key}", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(1024,))
-
-        n0, f0 = len(g["phrases"]), len(g["files/path"])
-        counts = np.array([r.n_phrases for r in kept], dtype=np.int64)
-        n_new = int(counts.sum())
-        first = n0 + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if kept else np.zeros(0, np.int64)
-        _append(g["files/path"], [r.path for r in kept])
-        _append(g["files/name"], [r.name for r in kept])
-        _append(g["files/sha1"], [r.sha1 for r in kept])
-        _append(g["files/tempo"], np.array([r.tempo for r in kept], dtype=np.float32))
-        _append(g["files/first_phrase"], first.astype(np.int32))
-        _append(g["files/n_phrases"], counts.astype(np.int32))
-        _append(g["phrase_file"], np.repeat(np.arange(f0, f0 + len(kept), dtype=np.int32), counts))
-        _append(g["phrase_index"], np.concatenate([r.index for r in kept]) if kept else np.zeros(0, np.int32))
+    name = f"genres/{genre}"
+    if append:
+        g = h5[name]
+    else:
+        g = h5.create_group(name)
+        g.create_dataset(
+            "phrases", shape=(0, steps, pitches), maxshape=(None, steps, pitches), dtype=bool,
+            chunks=(CHUNK_PHRASES, steps, pitches), **COMPRESSION, **CHECKSUM,
+        )
+        for key in ("phrase_file", "phrase_index"):
+            g.create_dataset(key, shape=(0,), maxshape=(None,), dtype=np.int32, chunks=(4096,), **CHECKSUM)
+        for key, dt in [("path", str_dt), ("name", str_dt), ("sha1", str_dt), ("tempo", np.float32),
+                        ("first_phrase", np.int32), ("n_phrases", np.int32)]:
+            checksum = CHECKSUM if dt is not str_dt else {}  # HDF5 filters cannot take variable-length strings
+            g.create_dataset(f"files/{key}", shape=(0,), maxshape=(None,), dtype=dt, chunks=(1024,), **checksum)
         for key in ("path", "name", "reason", "detail"):
-            _append(g[f"dropped/{key}"], [getattr(r, key) for r in dropped])
+            g.create_dataset(f"dropped/{key}", shape=(0,), maxshape=(None,), dtype=str_dt, chunks=(1024,))
 
-        ds = g["phrases"]
-        ds.resize(n0 + n_new, axis=0)
-        # Unpack and write in blocks of whole chunks: bounded memory, aligned chunk writes.
-        block = CHUNK_PHRASES * 256
-        buf, in_buf, pos = [], 0, n0
-        for r in kept:
-            buf.append(r.packed)
-            in_buf += len(r.packed)
-            if in_buf >= block:
-                pos = _flush(ds, buf, pos, steps, pitches)
-                buf, in_buf = [], 0
-        _flush(ds, buf, pos, steps, pitches)
-        g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        return len(g["files/path"]), len(ds)
+    n0, f0 = len(g["phrases"]), len(g["files/path"])
+    counts = np.array([r.n_phrases for r in kept], dtype=np.int64)
+    n_new = int(counts.sum())
+    first = n0 + np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64) if kept else np.zeros(0, np.int64)
+    _append(g["files/path"], [r.path for r in kept])
+    _append(g["files/name"], [r.name for r in kept])
+    _append(g["files/sha1"], [r.sha1 for r in kept])
+    _append(g["files/tempo"], np.array([r.tempo for r in kept], dtype=np.float32))
+    _append(g["files/first_phrase"], first.astype(np.int32))
+    _append(g["files/n_phrases"], counts.astype(np.int32))
+    _append(g["phrase_file"], np.repeat(np.arange(f0, f0 + len(kept), dtype=np.int32), counts))
+    _append(g["phrase_index"], np.concatenate([r.index for r in kept]) if kept else np.zeros(0, np.int32))
+    for key in ("path", "name", "reason", "detail"):
+        _append(g[f"dropped/{key}"], [getattr(r, key) for r in dropped])
+
+    ds = g["phrases"]
+    ds.resize(n0 + n_new, axis=0)
+    # Unpack and write in blocks of whole chunks: bounded memory, aligned chunk writes.
+    block = CHUNK_PHRASES * 256
+    buf, in_buf, pos = [], 0, n0
+    for r in kept:
+        buf.append(r.packed)
+        in_buf += len(r.packed)
+        if in_buf >= block:
+            pos = _flush(ds, buf, pos, steps, pitches)
+            buf, in_buf = [], 0
+    _flush(ds, buf, pos, steps, pitches)
+    g.attrs["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+    for key, value in (attrs or {}).items():
+        g.attrs[key] = value
+    return len(g["files/path"]), len(ds)
 
 
 def _flush(ds, buf: list[np.ndarray], pos: int, steps: int, pitches: int) -> int:

@@ -13,6 +13,18 @@ A run folder holds::
     model.safetensors    generators only, for transfer; model.json describes them
     log.csv              one row per epoch: losses, learning rate, time, phrases/s
     samples/epoch_NNN.png   fixed test phrases: source, transferred, cycled back
+
+On several processes (``torchrun``, ``--nproc``; :mod:`shared.distributed`) ``batch_size`` stays
+the global batch of each genre: every process takes its share of the step's phrases, the
+generators and the discriminators are each wrapped in DistributedDataParallel, and rank 0
+writes the run folder. A generator step runs the discriminators as plain modules (frozen, their
+gradients are not wanted), a discriminator step runs them through their DDP wrappers, so every
+wrapper's forward pass is followed by a backward pass that reaches all its parameters (no
+``find_unused_parameters`` search). A discriminator whose loss weight is 0 is not wrapped. The
+networks keep no batch statistics (instance norm; spectral norm's vectors follow the weights
+and are the same on every process), so buffers are not broadcast (``broadcast_buffers=False``);
+BatchNorm, whose running statistics two discriminator passes before one backward would
+overwrite, is not used. The noise on D's inputs and the image pools are each process's own.
 """
 
 from __future__ import annotations
@@ -31,6 +43,7 @@ import torch
 from midigenre.config import TrainConfig
 from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
 from midigenre.dataset import PhraseCache, PhraseDataset, SongSplit, balance
+from shared import distributed
 from shared.config import merge
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
@@ -169,6 +182,16 @@ def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: s
 # ----------------------------------------------------------------------------- the task
 
 
+class _View:
+    """The CycleGAN's networks and variant, some replaced by their DDP wrappers (what the loss
+    functions of :mod:`midigenre.cyclegan` read: G_AB, G_BA, D_A, D_B, D_A_all, D_B_all, C)."""
+
+    def __init__(self, model: CycleGAN, **wrapped):
+        self.variant = model.variant
+        for name in ("G_AB", "G_BA", "D_A", "D_B", "D_A_all", "D_B_all", "C"):
+            setattr(self, name, wrapped.get(name, getattr(model, name, None)))
+
+
 class CycleGANTask:
     """Trains a CycleGAN between genre ``a`` and genre ``b`` into the run folder ``out``.
 
@@ -213,6 +236,11 @@ class CycleGANTask:
         self.opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=(config.beta1, config.beta2))
         self.opt_d = torch.optim.Adam(d_params, lr=config.lr, betas=(config.beta1, config.beta2))
         self.pool_a, self.pool_b = ImagePool(config.pool_size), ImagePool(config.pool_size)
+        self.dist = distributed.context(self.device)
+        if config.batch_size < self.dist.world:
+            raise GenreError(f"--batch-size {config.batch_size} is the global batch: it cannot feed {self.dist.world} "
+                             f"processes; use at least {self.dist.world}")
+        self.g_view, self.d_view = self._views()
         self.resumed = False
         self.loop = TrainingLoop(self, config.epochs, [
             LearningRate(linear_decay(config.lr, config.epochs, config.decay_after)),
@@ -221,6 +249,21 @@ class CycleGANTask:
             EveryEpoch(lambda row: self.save_samples(self.out / "samples" / f"epoch_{row['epoch']:03d}.png", row["epoch"])),
             EveryEpoch(lambda row: self.export(epochs_done=row["epoch"])),
         ], checkpoint=self.out / "checkpoint.pt", meta={"config": config.to_dict(), "data": self.describe()})
+
+    def _views(self):
+        """The model as the generator step and the discriminator step see it: the trained
+        networks through their DDP wrappers, the others plain (a plain run: the model itself)."""
+        if not self.dist.active:
+            return self.model, self.model
+        m, lam = self.model, self.cfg.lambdas
+        wrap = lambda net: distributed.wrap(net, self.device)  # noqa: E731
+        g = _View(m, G_AB=wrap(m.G_AB), G_BA=wrap(m.G_BA))
+        d_loss = {"D_A": "d/a", "D_B": "d/b", "D_A_all": "d/a_all", "D_B_all": "d/b_all"}
+        trained = {name: wrap(getattr(m, name)) for name, loss in d_loss.items()
+                   if getattr(m, name, None) is not None and lam.get(loss, 1.0) != 0}
+        if m.C is not None:
+            trained["C"] = wrap(m.C)
+        return g, _View(m, **trained)
 
     # -- data ----------------------------------------------------------------------------
 
@@ -278,7 +321,7 @@ class CycleGANTask:
             n = int((which == k).sum())
             if n:
                 parts.append(r.batch(rng.choice(len(r.rows), size=n, replace=n > len(r.rows))))
-        return torch.cat(parts).to(self.device)
+        return torch.cat(parts)[self.dist.rank::self.dist.world].to(self.device)  # this process's share
 
     # -- the task of the training loop ---------------------------------------------------
 
@@ -293,7 +336,8 @@ class CycleGANTask:
         self.pool_b.load(state["pool_b"], self.device)
 
     def batches(self, epoch: int) -> list[tuple]:
-        """(epoch, step, positions in A, positions in B) of every step; the order depends on (seed, epoch)."""
+        """(epoch, step, positions in A, positions in B) of every step; the order depends on (seed, epoch).
+        These are global batches: the loop gives each process its share."""
         rng = np.random.default_rng([self.cfg.seed, epoch])
         order_a, order_b = rng.permutation(len(self.train_a.rows)), rng.permutation(len(self.train_b.rows))
         bs = self.cfg.batch_size
@@ -307,23 +351,24 @@ class CycleGANTask:
 
     def update(self, real_a: torch.Tensor, real_b: torch.Tensor, mixed: torch.Tensor | None) -> dict[str, float]:
         """One generator update, then one discriminator update; the named losses, sorted by name."""
-        m, c = self.model, self.cfg
+        m, c, share = self.model, self.cfg, self.dist.share()
         m.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             for d in m.discriminators():
                 d.requires_grad_(False)
-            g_losses, fake_a, fake_b = generator_losses(m, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
+            g_losses, fake_a, fake_b = generator_losses(self.g_view, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
                                                         identity=c.identity > 0, genre=c.genre_loss > 0, content=c.content > 0)
             self.opt_g.zero_grad(set_to_none=True)
-            weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss, "g/content": c.content}).backward()
+            (weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss, "g/content": c.content})
+             * share).backward()
             self.opt_g.step()
             # discriminators, on fakes from the history pool
             for d in m.discriminators():
                 d.requires_grad_(True)
             fa, fb = self.pool_a(fake_a.detach().float()), self.pool_b(fake_b.detach().float())
-            d_losses = discriminator_losses(m, real_a, real_b, fa, fb, mixed, c.sigma_d)
+            d_losses = discriminator_losses(self.d_view, real_a, real_b, fa, fb, mixed, c.sigma_d)
             self.opt_d.zero_grad(set_to_none=True)
-            weighted(d_losses, c.lambdas).backward()
+            (weighted(d_losses, c.lambdas) * share).backward()
             self.opt_d.step()
         return {k: float(v.detach()) for k, v in sorted({**g_losses, **d_losses}.items())}
 
@@ -350,9 +395,11 @@ class CycleGANTask:
         between two steps (never inside one), saves a mid-epoch checkpoint and raises
         KeyboardInterrupt.
         """
-        (self.out / "samples").mkdir(parents=True, exist_ok=True)
-        if not self.resumed:
-            write_run_config(self.out, kind="cyclegan", train=self.cfg.to_dict(), model=self.cfg.model.to_dict(), data=self.describe(),
+        if self.dist.main:
+            (self.out / "samples").mkdir(parents=True, exist_ok=True)
+        if not self.resumed and self.dist.main:
+            write_run_config(self.out, kind="cyclegan", train=self.cfg.to_dict(), model=self.cfg.model.to_dict(),
+                             data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
         extra = ([ReportProgress(progress)] if callable(progress) else []) + (

@@ -15,7 +15,23 @@ DEVICE_HELP = "auto (CUDA, then Apple MPS, then CPU), cpu, cuda, cuda:N or mps."
 
 
 def pick_device(name: str = "auto"):
-    """``auto``: CUDA, then Apple MPS, then CPU; otherwise the named device, checked."""
+    """``auto``: CUDA, then Apple MPS, then CPU; otherwise the named device, checked. In a
+    distributed run (torchrun, ``--nproc``) ``cuda`` is this process's GPU, ``cuda:LOCAL_RANK``."""
+    dev = _pick_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        from shared.distributed import launched, local_rank
+
+        if launched():
+            import torch
+
+            if local_rank() >= torch.cuda.device_count():
+                raise GenreError(f"process {local_rank()} of this machine has no GPU: torch sees "
+                                 f"{torch.cuda.device_count()}; start at most that many processes per machine")
+            dev = torch.device("cuda", local_rank())
+    return dev
+
+
+def _pick_device(name: str = "auto"):
     import torch
 
     name = str(name or "auto")

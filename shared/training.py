@@ -24,6 +24,14 @@ and when Ctrl-C or SIGTERM stops the run — between two steps, never inside one
 task's state, the callbacks' state, the position in the epoch with its partial sums and the
 random generators of torch (CPU and CUDA), NumPy and Python, so a resumed run ends with the
 same weights as a run that was never stopped.
+
+Several processes (``torchrun`` or ``--nproc N``, see :mod:`shared.distributed`): every process
+runs the same loop; each takes its share of every global batch (:meth:`Context.shard`), the
+epoch's means are summed over the processes, ``validate()`` runs on rank 0 and its values are
+sent to the others, callbacks run on rank 0 only unless they set ``every_rank`` (the learning
+rate and early stopping do), the checkpoint holds every process's random generators and
+``extra_state()`` and is written by rank 0, and a stop request on any process stops all of
+them after the same step. A checkpoint resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -84,7 +92,12 @@ def write_run_config(folder: str | Path, **parts) -> Path:
 class Callback:
     """Hooks of the loop; override the ones you need. ``row`` is the finished epoch's log row
     (epoch, lr, the means of the step values, validate()'s values, seconds); callbacks run in
-    the order given and may add keys to it. Callbacks with a state return it from state_dict()."""
+    the order given and may add keys to it. Callbacks with a state return it from state_dict().
+
+    In a run of several processes a callback runs on rank 0 only (it writes or reports), unless
+    ``every_rank`` is True (it changes the training: learning rate, early stopping)."""
+
+    every_rank = False
 
     def on_epoch_start(self, loop: TrainingLoop, epoch: int) -> None: ...
 
@@ -159,6 +172,8 @@ class LearningRate(Callback):
     """The learning-rate schedule: ``lr_at(epoch)`` set on every optimiser of the task at each
     epoch start, or a torch ``scheduler`` stepped at each epoch end (keep it in the task's state)."""
 
+    every_rank = True
+
     def __init__(self, lr_at: Callable[[int], float] | None = None, *, scheduler=None):
         self.lr_at, self.scheduler = lr_at, scheduler
 
@@ -176,6 +191,8 @@ class LearningRate(Callback):
 class EarlyStopping(Callback):
     """Stop when ``row[monitor]`` has not improved by ``min_delta`` for ``patience`` epochs
     (``None``: never stop); at the end put back ``module``'s weights of the best epoch."""
+
+    every_rank = True
 
     def __init__(self, module, monitor: str = "valid_loss", patience: int | None = 5, min_delta: float = 1e-6):
         self.module, self.monitor, self.patience, self.min_delta = module, monitor, patience, min_delta
@@ -229,6 +246,14 @@ class TrainingLoop:
         self.meta = meta or {}
         self.position = Position()
         self.stop = False  # a callback sets it to end the run after the current epoch
+        self._own_rng = False  # resume() restored this process's own generators
+
+    @property
+    def dist(self):
+        """This process's :class:`shared.distributed.Context` (one process in a plain run)."""
+        from shared.distributed import context
+
+        return context()
 
     def optimizers(self) -> list:
         import torch
@@ -236,20 +261,24 @@ class TrainingLoop:
         return [o for o in self.task.state().values() if isinstance(o, torch.optim.Optimizer)]
 
     def _call(self, hook: str, *args) -> None:
+        main = self.dist.main
         for cb in self.callbacks:
-            getattr(cb, hook)(self, *args)
+            if main or cb.every_rank:
+                getattr(cb, hook)(self, *args)
 
     def run(self) -> list[dict]:
         """Train to ``epochs`` (or an early stop); returns the rows of every epoch.
 
         Ctrl-C or SIGTERM stops the run after the current step, saves the checkpoint and raises
         KeyboardInterrupt."""
-        pos, interrupt = self.position, DeferredInterrupt()
+        pos, interrupt, dist = self.position, DeferredInterrupt(), self.dist
         between_steps = True
-        if self.checkpoint is not None and self.checkpoint.exists():  # a resume: what the killed run left half-written
+        if dist.main and self.checkpoint is not None and self.checkpoint.exists():  # a resume: what the killed run left half-written
             from shared.atomic import remove_stale_temporaries
 
             remove_stale_temporaries(Path(self.checkpoint).parent)
+        if dist.rank > 0 and not self._own_rng:
+            _seed_for_rank(dist.rank)
         try:
             with interrupt:
                 for epoch in range(pos.epoch, self.epochs):
@@ -262,7 +291,12 @@ class TrainingLoop:
                     while pos.step < len(batches):
                         t0 = time.perf_counter()
                         between_steps = False
-                        values = self.task.train_step(batches[pos.step])
+                        local = dist.shard(batches[pos.step])
+                        if local is None:  # fewer examples than processes: no process trains on it
+                            pos.step += 1
+                            between_steps = True
+                            continue
+                        values = self.task.train_step(local)
                         n = values.get("n", 1)
                         for k, v in values.items():
                             if k != "n":
@@ -272,50 +306,60 @@ class TrainingLoop:
                         pos.seconds += time.perf_counter() - t0
                         between_steps = True
                         self._call("on_step", epoch, pos.step, len(batches), values)
-                        if interrupt.requested:
+                        if dist.any(interrupt.requested):  # every process stops after the same step
                             raise KeyboardInterrupt
                     between_steps = False  # an epoch's end is done whole or redone on resume
                     self._end_epoch(epoch, lr)
                     between_steps = True
-                    if interrupt.requested:
+                    if dist.any(interrupt.requested):
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
             if between_steps:
                 self.save()
+                dist.barrier()  # nobody leaves before rank 0 has written the checkpoint
             raise
         self._call("on_train_end")
         return pos.history
 
     def _end_epoch(self, epoch: int, lr: float | None) -> None:
-        pos = self.position
+        pos, dist = self.position, self.dist
+        keys = sorted(pos.sums)
+        *sums, weight = dist.sum([pos.sums[k] for k in keys] + [pos.weight])  # the means over every process's examples
         row: dict[str, Any] = {"epoch": epoch + 1, **({"lr": lr} if lr is not None else {})}
-        row.update({k: v / max(pos.weight, 1e-12) for k, v in pos.sums.items()})
+        row.update({k: v / max(weight, 1e-12) for k, v in zip(keys, sums)})
         if hasattr(self.task, "validate"):
-            row.update(self.task.validate())
+            row.update(dist.broadcast(self.task.validate() if dist.main else None))
         row["seconds"] = round(pos.seconds, 2)
         self._call("on_epoch_end", row)
         pos.history.append(row)
         pos.epoch, pos.step, pos.sums, pos.weight, pos.seconds = epoch + 1, 0, {}, 0.0, 0.0
-        pos.stopped = self.stop
+        pos.stopped = dist.broadcast(self.stop)
         self.save()
 
     # -- checkpoints ---------------------------------------------------------------------
 
     def save(self) -> Path | None:
-        """Write the whole training state to the checkpoint file, atomically."""
+        """Write the whole training state to the checkpoint file, atomically. With several
+        processes every one calls it (their generators and extra state are gathered) and rank 0
+        writes; the file then also holds ``ranks``: each process's ``rng`` and ``extra``."""
         if self.checkpoint is None:
             return None
         import torch
 
         from shared.atomic import atomic_path
 
+        dist = self.dist
+        mine = {"rng": _rng_state(), "extra": self.task.extra_state() if hasattr(self.task, "extra_state") else None}
+        ranks = dist.gather(mine)
+        if not dist.main:
+            return None
         state = {
             "format": CHECKPOINT_FORMAT, "meta": self.meta, "position": dataclasses.asdict(self.position),
             "state": {name: obj.state_dict() for name, obj in self.task.state().items()},
-            "extra": self.task.extra_state() if hasattr(self.task, "extra_state") else None,
+            "extra": mine["extra"],
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if cb.state_dict()},
-            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None},
+            "rng": mine["rng"],
+            **({"ranks": ranks} if len(ranks) > 1 else {}),
         }
         with atomic_path(self.checkpoint, suffix=".pt") as tmp:
             torch.save(state, tmp)
@@ -339,18 +383,44 @@ class TrainingLoop:
                              f"this one reads {CHECKPOINT_FORMAT}); start a new run")
         if check is not None:
             check(state["meta"])
+        # Written by N processes, resumed by M: rank r takes process r's generators and extra
+        # state; a rank the run did not have takes rank 0's extra state and fresh generators.
+        rank = self.dist.rank
+        ranks = state.get("ranks") or [{"rng": state["rng"], "extra": state["extra"]}]
+        own = ranks[rank] if rank < len(ranks) else None
         for name, obj in self.task.state().items():
             obj.load_state_dict(state["state"][name])
         if hasattr(self.task, "load_extra_state"):
-            self.task.load_extra_state(state["extra"])
+            self.task.load_extra_state((own or ranks[0])["extra"])
         for cb in self.callbacks:
             if type(cb).__name__ in state["callbacks"]:
                 cb.load_state_dict(state["callbacks"][type(cb).__name__])
-        rng = state["rng"]
-        torch.set_rng_state(rng["torch"])
-        np.random.set_state(rng["numpy"])
-        random.setstate(rng["python"])
-        if rng["cuda"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
+        if own is not None:
+            rng = own["rng"]
+            torch.set_rng_state(rng["torch"])
+            np.random.set_state(rng["numpy"])
+            random.setstate(rng["python"])
+            if rng["cuda"] is not None and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        else:
+            _seed_for_rank(rank, state["position"]["epoch"] * 1_000 + state["position"]["step"])
+        self._own_rng = True
         self.position = Position(**state["position"])
         return self.position
+
+
+def _rng_state() -> dict:
+    import torch
+
+    return {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+
+def _seed_for_rank(rank: int, salt: int = 0) -> None:
+    """Generators of rank > 0 drawn apart from rank 0's (noise, image pools, dropout): the model
+    was built from the same seed on every process, its random draws must not be the same."""
+    import torch
+
+    from shared.runtime import seed_everything
+
+    seed_everything((torch.initial_seed() + 1_000_003 * rank + 7_919 * salt) % 2**63)
