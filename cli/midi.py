@@ -331,6 +331,13 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, spli
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
+    if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts
+        from midigenre.train import run_settings
+
+        cfg, _ = run_settings(Path(out), resume=resume, config_file=config_file, given=given)
+        if cfg.batch_size < nproc:
+            raise GenreError(f"--batch-size {cfg.batch_size} is the global batch: it cannot feed {nproc} processes; "
+                             f"use at least {nproc}")
     if relaunch(nproc):
         return
     if genre_specs:
