@@ -61,8 +61,9 @@ def heldout_songs(model, n: int, data: Sequence[str | os.PathLike] = ()) -> tupl
     """``n`` held-out songs of the model's split (alternating between its two genres), as files.
 
     The split (``split.json`` of the model or run) names each held-out song and the SHA-1 of its
-    bytes. Files are looked for in the model's own caches (the paths they recorded) and under
-    the ``data`` folders (searched recursively by name); a file counts only if its bytes match.
+    bytes. Files are looked for under the ``data`` folders (searched recursively by name) when
+    they are given, else in the model's own caches (the paths they recorded); a file counts only
+    if its bytes match.
     Returns the songs and a sentence saying how many were found where.
     """
     from midigenre.dataset import PhraseCache, SongSplit
@@ -79,7 +80,7 @@ def heldout_songs(model, n: int, data: Sequence[str | os.PathLike] = ()) -> tupl
     if not wanted:
         raise GenreError(f"{split_path} holds no held-out songs of {a} or {b}; pass --songs SONG.mid")
     candidates: list[Path] = []
-    for key, genre in (("a", a), ("b", b)):
+    for key, genre in (("a", a), ("b", b)) if not data else ():
         cache = (model.meta.get("data") or {}).get(key, {}).get("cache")
         if cache and Path(cache).is_file():
             try:

@@ -39,6 +39,10 @@ def main() -> None:
     ap.add_argument("--prepare", default="", help="the prepare commands, for the card")
     ap.add_argument("--classifier", type=Path, help="genre classifier folder for S_tot")
     ap.add_argument("--classifier-command", default="", help="how the classifier was trained, for the card")
+    ap.add_argument("--benchmark", type=Path, help="results.json of benchmarks/transfer_quality.py: its chosen "
+                    "binarisation's thresholds are shipped and its two-judge rows of this run go into the card")
+    ap.add_argument("--benchmark-command", default="", help="how the benchmark was run, for the card")
+    ap.add_argument("--limits", default="", help="markdown bullets for the card's Limits section (default: generic)")
     args = ap.parse_args()
 
     from shared.registry import read_meta, resave_model
@@ -48,13 +52,24 @@ def main() -> None:
     with open(args.run / "log.csv") as fh:
         log = list(csv.DictReader(fh))
     seconds = sum(float(r["seconds"]) for r in log)
-    scores = heldout_scores(args.run, args.classifier)
+    changes, bench_rows = {}, []
+    if args.benchmark:
+        bench = json.loads(args.benchmark.read_text())
+        name, binarize = bench["chosen"]
+        bench_rows = [r for r in bench["rows"] if r["config"] == name]
+        # binarisation only acts when the model is saved: the weights are those of a run with this option
+        changes = {"thresholds": bench_rows[-1]["thresholds"] if binarize == "density" else {"ab": 0.5, "ba": 0.5},
+                   "train": {**meta["train"], "binarize": binarize}}
+        bench_rows = [r for r in bench_rows if r["binarize"] == binarize] + [
+            r for r in bench_rows if r["binarize"] != binarize and r["part"] == "valid"]
+    args.dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(args.run / "split.json", args.dest / "split.json")
+    resave_model(args.run, args.dest, **changes)  # the same tensors, format of today
+    scores = heldout_scores(args.dest, args.classifier)
     clf_meta = read_meta(args.classifier, "genre-classifier")
     metrics = {"heldout": scores, "training_seconds": round(seconds, 1), "epochs": len(log),
                "classifier_accuracy": clf_meta["metrics"]["accuracy"]}
-    args.dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(args.run / "split.json", args.dest / "split.json")
-    meta = read_meta(resave_model(args.run, args.dest, metrics=metrics))  # the same tensors, format of today
+    meta = read_meta(resave_model(args.dest, args.dest, metrics=metrics))
 
     d, t, m = meta["data"], meta["train"], meta["config"]
     lines = [
@@ -76,7 +91,9 @@ def main() -> None:
         f"- Architecture: preset `{t['preset']}` ({json.dumps(m)}), variant `{t['variant']}`.",
         f"- Training: {t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} (β1 {t['beta1']}), constant for "
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, image pool {t['pool_size']}, "
-        f"loss weights {json.dumps(t['lambdas'])}, seed {t['seed']}.",
+        f"loss weights {json.dumps(t['lambdas'])}, identity {t.get('identity', 0)}, genre loss {t.get('genre_loss', 0)}, "
+        f"content {t.get('content', 0)}, seed {t['seed']}; binarised `{t.get('binarize', 'fixed')}` (thresholds "
+        f"{json.dumps({k: round(v, 3) for k, v in (meta.get('thresholds') or {'ab': 0.5, 'ba': 0.5}).items()})}).",
         f"- Command: `{args.command}`" if args.command else "",
         f"- Trained on {cfg.get('device', '?')} with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s).",
@@ -99,16 +116,47 @@ def main() -> None:
         f = lambda s: f"{v[s]['mean']:.2f} ± {v[s]['std']:.2f}"  # noqa: E731
         lines.append(f"| {k} | {v['n']} | {v['P_src(x)']:.3f} | {v['P_src(transferred)']:.3f} | {v['P_src(cycled)']:.3f} "
                      f"| {v['S']:.3f} | {f('content_change')} | {f('added')} | {f('removed')} | {f('transposition_invariant')} |")
+    if bench_rows:
+        ga, gb = meta["genres"]["a"], meta["genres"]["b"]
+        ab, ba = f"{ga}→{gb}", f"{gb}→{ga}"
+        lines += [
+            "",
+            "### Both judges (benchmarks/transfer_quality.py)",
+            "The benchmark scores with two judges trained on the training songs only: the reference classifier (CNN) "
+            "and a feature judge (an MLP over pitch-class, register, rhythm and texture statistics, another seed). "
+            "Settings were chosen on the validation songs (`valid`, set aside from the training songs); the held-out "
+            "songs (`test`) score the choice once. S and S_tot as reference judge / feature judge; content change "
+            f"as {ab} / {gb}→{ga}."
+            + (f" Run as `{args.benchmark_command}`." if args.benchmark_command else ""),
+            "",
+            f"| binarize | songs | S {ab} | S {ba} | S_tot | content change | transposition-inv. | added | removed |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in bench_rows:
+            two = lambda k: f"{r[k.format(ab)]:.2f} / {r[k.format(ba)]:.2f}"  # noqa: E731
+            lines.append(f"| {r['binarize']} | {'held-out' if r['part'] == 'test' else r['part']} "
+                         f"| {r[f'S {ab}[reference]']:.2f} / {r[f'S {ab}[features]']:.2f} "
+                         f"| {r[f'S {ba}[reference]']:.2f} / {r[f'S {ba}[features]']:.2f} "
+                         f"| {r['S_tot[reference]']:.1%} / {r['S_tot[features]']:.1%} | {two('content_change {}')} "
+                         f"| {two('transposition_invariant {}')} | {two('added {}')} | {two('removed {}')} |")
     lines += [
         "",
         "Reference numbers (Brunner et al. 2019, jazz↔classical on their data with the paper preset): S_tot 57.64 % "
         "(baseline), 63.98 % (SN), 63.56 % (SA), 66.76 % (SN+SA); content change 0.92, 0.52, 2.11, 2.19.",
         "",
         "## Limits",
+        *([args.limits] if args.limits else []),
         "- Trained on the small CPU preset and a few thousand phrases per genre; it learns texture and register more "
         "than style. The output is a binary piano roll on one piano track at velocity 100.",
         "- Songs must be in 4/4 (or read as 4/4 with `--meter assume-4/4`).",
     ]
+    examples = args.dest / "examples" / "examples.md"
+    if examples.exists():
+        lines += ["", "## Held-out examples",
+                  "Two held-out songs per direction, not picked by how they turned out (evenly spaced in the sorted list "
+                  "of held-out songs; `scripts/ship_examples.py`), first 8 bars each: source, transferred and cycled "
+                  "back as MIDI and as audio rendered with FluidSynth (OGG), and a piano-roll picture.", "",
+                  examples.read_text().strip()]
     (args.dest / "README.md").write_text("\n".join(line for line in lines if line is not None) + "\n")
     print(f"S_tot {scores['S_tot']:.1%}, content change {scores['content_change']['mean']:.2f}")
 

