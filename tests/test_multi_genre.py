@@ -52,8 +52,13 @@ def test_shapes_losses_and_gradient_flow():
     patches, logits = m.discriminate(x)
     assert y.shape == x.shape and 0 <= float(y.min().detach()) and float(y.max().detach()) <= 1
     assert patches.shape == (6, 1, 16, 21) and logits.shape == (6, 4)
-    # the target genre changes the output
-    assert not torch.allclose(m.generate(x, t), m.generate(x, s))
+    # the target genre changes the output, and inside the roll as much as along its borders (a
+    # conditioning that an instance norm subtracts survives only at the borders)
+    with torch.no_grad():
+        diff = (m.generate(x, t) - m.generate(x, s)).abs()[:, 0]
+    border = torch.ones(64, 84, dtype=torch.bool)
+    border[8:-8, 8:-8] = False
+    assert diff.mean() > 1e-3 and diff[:, 8:-8, 8:-8].mean() > 0.5 * diff[:, border].mean()
 
     g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True, content=True)
     assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity", "g/content"} and fake.shape == x.shape
