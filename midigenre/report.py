@@ -219,7 +219,7 @@ def model_summary(model, name: str) -> dict:
     train = meta.get("train") or {}
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
-    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "binarize", "epochs",
+    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "content", "binarize", "epochs",
             "batch_size", "lr", "sigma_d", "seed", "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "genres": dict(model.genres), "created": meta.get("created"),
@@ -439,7 +439,9 @@ def midi_page(report: dict, folder: Path) -> str:
     arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", f"variant {t.get('variant', '?')}",
                                  "spectral norm" if t.get("spectral_norm") else "", "self-attention" if t.get("self_attention") else "",
                                  "residual generators" if t.get("residual") else "",
-                                 f"identity loss {t['identity']:g}" if t.get("identity") else "") if x)
+                                 f"identity loss {t['identity']:g}" if t.get("identity") else "",
+                                 f"genre critic {t['genre_loss']:g}" if t.get("genre_loss") else "",
+                                 f"content loss {t['content']:g}" if t.get("content") else "") if x)
     items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
              ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
                              + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
