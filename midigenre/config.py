@@ -26,6 +26,26 @@ LAMBDAS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
 BINARIZE = ("fixed", "density")
 
 
+def _check_training(cfg, table: dict[str, float]) -> None:
+    """The checks the GAN trainers' settings share; ``cfg.lambdas`` becomes ``table`` updated
+    with the given weights."""
+    if cfg.binarize not in BINARIZE:
+        raise GenreError(f"unknown binarize {cfg.binarize!r}; choose one of {', '.join(BINARIZE)}")
+    cfg.model  # noqa: B018 - validates the preset name
+    if cfg.epochs < 1 or cfg.batch_size < 1:
+        raise GenreError("epochs and batch_size must be at least 1")
+    if not isinstance(cfg.lambdas, dict):
+        raise GenreError("lambdas must be a mapping of loss names to weights")
+    unknown = set(cfg.lambdas) - set(table)
+    if unknown:
+        raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)} (known: {', '.join(table)})")
+    try:
+        lambdas = {**table, **{k: float(v) for k, v in cfg.lambdas.items()}}
+    except (TypeError, ValueError):
+        raise GenreError(f"lambdas must map loss names to numbers, not {cfg.lambdas!r}") from None
+    object.__setattr__(cfg, "lambdas", lambdas)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a CycleGAN training run depends on; the reference's values are the defaults.
@@ -71,21 +91,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise GenreError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        if self.binarize not in BINARIZE:
-            raise GenreError(f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
-        self.model  # noqa: B018 - validates the preset name
-        if self.epochs < 1 or self.batch_size < 1:
-            raise GenreError("epochs and batch_size must be at least 1")
-        if not isinstance(self.lambdas, dict):
-            raise GenreError("lambdas must be a mapping of loss names to weights")
-        unknown = set(self.lambdas) - set(LAMBDAS)
-        if unknown:
-            raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)}")
-        try:
-            lambdas = {**LAMBDAS, **{k: float(v) for k, v in self.lambdas.items()}}
-        except (TypeError, ValueError):
-            raise GenreError(f"lambdas must map loss names to numbers, not {self.lambdas!r}") from None
-        object.__setattr__(self, "lambdas", lambdas)
+        _check_training(self, LAMBDAS)
 
     @property
     def model(self):
@@ -180,21 +186,7 @@ class MultiGenreConfig:
                                   min=1)
 
     def __post_init__(self):
-        if self.binarize not in BINARIZE:
-            raise GenreError(f"unknown binarize {self.binarize!r}; choose one of {', '.join(BINARIZE)}")
-        self.model  # noqa: B018 - validates the preset name
-        if self.epochs < 1 or self.batch_size < 1:
-            raise GenreError("epochs and batch_size must be at least 1")
-        if not isinstance(self.lambdas, dict):
-            raise GenreError("lambdas must be a mapping of loss names to weights")
-        unknown = set(self.lambdas) - set(MULTI_LAMBDAS)
-        if unknown:
-            raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)} (known: {', '.join(MULTI_LAMBDAS)})")
-        try:
-            lambdas = {**MULTI_LAMBDAS, **{k: float(v) for k, v in self.lambdas.items()}}
-        except (TypeError, ValueError):
-            raise GenreError(f"lambdas must map loss names to numbers, not {self.lambdas!r}") from None
-        object.__setattr__(self, "lambdas", lambdas)
+        _check_training(self, MULTI_LAMBDAS)
 
     @property
     def model(self):

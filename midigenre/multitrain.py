@@ -29,7 +29,7 @@ from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_l
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
-from shared.training import CSVLog, EveryEpoch, LearningRate, ReportProgress, TrainingLoop, linear_decay, weighted, write_run_config
+from shared.training import CSVLog, EveryEpoch, LearningRate, TrainingLoop, linear_decay, weighted, write_run_config
 
 KIND = "multi-genre"
 
@@ -232,13 +232,7 @@ class MultiGenreTask:
                              data=self.describe(), roll_settings=self.roll_settings, genre_settings=self.genre_settings,
                              device=str(self.device))
             self.split.save(self.out / "split.json")
-        extra = ([ReportProgress(progress)] if callable(progress) else []) + (
-            [EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
-        self.loop.callbacks += extra
-        try:
-            history = self.loop.run()
-        finally:
-            del self.loop.callbacks[len(self.loop.callbacks) - len(extra):]
+        history = self.loop.run_reporting(progress, on_epoch)
         return history[-1] if history else {}
 
     def resume(self) -> None:

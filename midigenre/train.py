@@ -47,7 +47,7 @@ from shared import distributed
 from shared.config import merge
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
-from shared.training import CSVLog, EveryEpoch, LearningRate, ReportProgress, TrainingLoop, linear_decay, write_run_config
+from shared.training import CSVLog, EveryEpoch, LearningRate, TrainingLoop, linear_decay, write_run_config
 
 log = logging.getLogger(__name__)
 
@@ -402,13 +402,7 @@ class CycleGANTask:
                              data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
-        extra = ([ReportProgress(progress)] if callable(progress) else []) + (
-            [EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
-        self.loop.callbacks += extra
-        try:
-            history = self.loop.run()
-        finally:
-            del self.loop.callbacks[len(self.loop.callbacks) - len(extra):]
+        history = self.loop.run_reporting(progress, on_epoch)
         return history[-1] if history else {}
 
     def resume(self) -> None:

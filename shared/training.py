@@ -266,6 +266,17 @@ class TrainingLoop:
             if main or cb.every_rank:
                 getattr(cb, hook)(self, *args)
 
+    def run_reporting(self, progress=None, on_epoch=None) -> list[dict]:
+        """:meth:`run` with, for this run only, ``progress(stage, step, steps, note)`` after every
+        step (:mod:`shared.progress`) and ``on_epoch(epoch, row)`` after every epoch."""
+        extra = ([ReportProgress(progress)] if callable(progress) else []) + (
+            [EveryEpoch(lambda row: on_epoch(row["epoch"], row))] if on_epoch else [])
+        self.callbacks += extra
+        try:
+            return self.run()
+        finally:
+            del self.callbacks[len(self.callbacks) - len(extra):]
+
     def run(self) -> list[dict]:
         """Train to ``epochs`` (or an early stop); returns the rows of every epoch.
 

@@ -19,20 +19,9 @@ from cli.main import main
 from shared.errors import GenreError
 from shared.registry import read_meta
 from tests.conftest import REPO, make_midi, random_grid_notes
+from tests.test_audio import fluidsynth_ready, needs_fluidsynth
 
 
-def fluidsynth_ready() -> str | None:
-    try:
-        from audiogenre.render import _fluidsynth, find_soundfont
-
-        _fluidsynth()
-        find_soundfont()
-    except GenreError as err:
-        return str(err)
-    return None
-
-
-needs_fluidsynth = pytest.mark.skipif(fluidsynth_ready() is not None, reason=f"FluidSynth not usable: {fluidsynth_ready()}")
 
 
 # ----------------------------------------------------------------------------- reading a page
