@@ -273,13 +273,39 @@ def free_port() -> int:
 def _child(index: int, fn: Callable, args: tuple, env: dict, errors) -> None:
     os.environ.update({k: str(v) for k, v in env.items()})
     os.environ.update(RANK=str(index), LOCAL_RANK=str(index))
+    code = 1
     try:
         fn(*args)
+        code = 0
+    except SystemExit as err:  # a click command ends with sys.exit(0)
+        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
     except GenreError as err:
         errors.put((index, str(err)))
-        sys.exit(1)
     except KeyboardInterrupt:
-        sys.exit(130)
+        code = 130
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        _end_child(code)
+
+
+def _end_child(code: int) -> None:
+    """Leave the process group, flush and end the process without the interpreter's teardown:
+    there the C++ destructors of the gloo store's threads can abort the process ("terminate
+    called without an active exception") after the work is done and saved. Everything a command
+    writes is renamed into place before it returns, so nothing is lost by skipping it."""
+    try:
+        _leave()
+    except Exception:  # noqa: BLE001 - the group may be broken by a failed peer; the exit code says so
+        pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)
 
 
 def launch(fn: Callable, nproc: int, *args, threads: int | None = None) -> None:
