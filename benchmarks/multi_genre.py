@@ -156,6 +156,9 @@ def main() -> None:
     ap.add_argument("--pair", help="a CycleGAN run between two of the genres (e.g. jazz ↔ classical) to compare with")
     ap.add_argument("--max-phrases", type=int, default=600, help="held-out phrases per genre at most (0: all)")
     ap.add_argument("--judge-phrases", type=int, default=4000, help="training phrases per genre for the feature judge")
+    ap.add_argument("--part", choices=("test", "valid"), default="test",
+                    help="score the held-out songs (test, to report) or the validation songs (valid, to choose settings "
+                         "and epochs on; needs a run trained with --valid-fraction)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -187,12 +190,15 @@ def main() -> None:
 
     t0 = time.perf_counter()
     all_judges = judges(args, sources, split_path, split, names)
-    xs = heldout(sources, split, "test", args.max_phrases, args.seed)
+    if args.part == "valid" and not all(split.genres[g].get("valid") for g in names):
+        raise SystemExit("the run has no validation songs (train it with --valid-fraction)")
+    xs = heldout(sources, split, args.part, args.max_phrases, args.seed)
     rows, tables = directions(model, all_judges, xs, names)
     seconds = time.perf_counter() - t0
 
     result = {"model": str(args.model), "genres": names, "epochs_done": model.meta.get("epochs_done"),
-              "thresholds": model.thresholds, "held_out_phrases": {g: int(len(x)) for g, x in zip(names, xs)},
+              "thresholds": model.thresholds, "part": args.part,
+              "held_out_phrases": {g: int(len(x)) for g, x in zip(names, xs)},
               "tables": {j: t.tolist() for j, t in tables.items()}, "directions": rows}
 
     if args.pair:
@@ -215,7 +221,8 @@ def main() -> None:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    heatmap(tables, names, out / "heatmap.png", f"{Path(args.model).name}: held-out songs, {model.meta.get('epochs_done')} epochs")
+    heatmap(tables, names, out / "heatmap.png", f"{Path(args.model).name}: {'held-out' if args.part == 'test' else 'validation'} songs, "
+            f"{model.meta.get('epochs_done')} epochs")
 
     for jname, tab in tables.items():
         print(f"\nShare of transferred held-out phrases classified as the target ({jname} judge; diagonal: its "

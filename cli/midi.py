@@ -291,6 +291,9 @@ def _multi_default(name: str) -> str | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
               "options given on the command line win.")
 @config_options(TrainConfig, into="given", given_only=True, default_text=_multi_default)
+@click.option("--critic", type=click.Choice(["shared", "separate"]), help="With --genre: the genre loss's classifier is "
+              "D's genre head (shared, StarGAN's) or its own network trained on real phrases (separate, as the CycleGAN's "
+              "critic).  [default: shared]")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -301,8 +304,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
 @nproc_option
-def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, split_file, device, precision, threads, resume,
-          nproc):
+def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, split_file, device, precision, threads,
+          resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -329,6 +332,10 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, spli
 
     if genre_specs and (a_spec or b_spec):
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
+    if critic and not genre_specs:
+        raise GenreError("--critic belongs to the multi-genre model (--genre); the CycleGAN's genre critic is always "
+                         "its own network")
+    given = {**given, "critic": critic}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts

@@ -129,10 +129,10 @@ class MultiGenreTask:
         self.samples = self._sample_phrases()
 
         seed_everything(config.seed)
-        self.model = MultiGenreGAN(config.model, len(self.genres)).to(self.device)
+        self.model = MultiGenreGAN(config.model, len(self.genres), critic=config.critic).to(self.device)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.model.G.parameters(), lr=config.lr, betas=betas)
-        self.opt_d = torch.optim.Adam(self.model.D.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(self.model.critic_parameters(), lr=config.lr, betas=betas)
         self.pool = ImagePool(config.pool_size)
         self.resumed = False
         self.loop = TrainingLoop(self, config.epochs, [
@@ -195,13 +195,13 @@ class MultiGenreTask:
         m, c = self.model, self.cfg
         m.train()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            m.D.requires_grad_(False)
+            m.critics_requires_grad_(False)
             g_losses, fake = generator_losses(m, real, source, target, c.sigma_d, identity=c.identity > 0,
                                               genre=c.genre_loss > 0, content=c.content > 0)
             self.opt_g.zero_grad(set_to_none=True)
             weighted(g_losses, c.weights).backward()
             self.opt_g.step()
-            m.D.requires_grad_(True)
+            m.critics_requires_grad_(True)
             d_losses = discriminator_losses(m, real, source, self.pool(fake.detach().float()), c.sigma_d)
             self.opt_d.zero_grad(set_to_none=True)
             weighted(d_losses, c.weights).backward()

@@ -13,7 +13,14 @@ averaged over the patches (D's genre head). Losses (named, weighted by ``weighte
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``d/adv``       LSGAN, real phrases 1, generated (history pool) 0, both with σ_D noise
-``d/genre``     cross-entropy of D's genre head on REAL phrases against their genres
+``d/genre``     cross-entropy of the genre classifier on REAL phrases against their genres
+
+Where the genre classifier lives is the ``critic`` setting: ``shared`` (StarGAN) — D's genre
+head, one body with the real/fake maps; ``separate`` — its own network (the patch
+discriminator's body with K maps, as the CycleGAN's ``--genre-loss`` critic), trained with D on
+real phrases only and without σ_D noise. Measured here (README, issue 12), the shared head is
+the one G learns to satisfy with patterns the independent judges do not read as the genre;
+a separate critic, whose body serves nothing else, is harder to fool.
 
 The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G and D: D's
 genre head predicts the genre of a song whose genre is not given
@@ -35,19 +42,23 @@ from midigenre.models import Discriminator, Generator, ModelConfig
 from shared.registry import register, save_model
 
 KIND = "multi-genre"
+CRITICS = ("shared", "separate")
 
 
 class MultiGenreGAN(nn.Module):
     """G(x, t) and D(x) → (real/fake patches, genre logits) for ``n_genres`` genres — what a
     ``multi-genre`` model file holds."""
 
-    def __init__(self, model: ModelConfig, n_genres: int):
+    def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared"):
         super().__init__()
         if n_genres < 2:
             raise ValueError("a multi-genre model needs at least two genres")
-        self.config, self.n_genres = model, n_genres
+        if critic not in CRITICS:
+            raise ValueError(f"critic must be one of {', '.join(CRITICS)}, not {critic!r}")
+        self.config, self.n_genres, self.critic = model, n_genres, critic
         self.G = Generator(model, n_genres=n_genres)
-        self.D = Discriminator(model, out_channels=1 + n_genres)
+        self.D = Discriminator(model, out_channels=1 + n_genres if critic == "shared" else 1)
+        self.C = Discriminator(model, out_channels=n_genres) if critic == "separate" else None
 
     def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities."""
@@ -56,10 +67,26 @@ class MultiGenreGAN(nn.Module):
     def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches)."""
         out = self.D(x)
-        return out[:, :1], out[:, 1:].mean(dim=(2, 3))
+        return out[:, :1], (out[:, 1:] if self.C is None else self.C(x)).mean(dim=(2, 3))
+
+    def real_fake(self, x: torch.Tensor) -> torch.Tensor:
+        """D's real/fake patch scores (B, 1, h, w) alone."""
+        return self.D(x)[:, :1]
 
     def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.discriminate(x)[1]
+        """(B, K) genre logits of the genre classifier (D's head or the separate critic)."""
+        if self.C is not None:
+            return self.C(x).mean(dim=(2, 3))
+        return self.D(x)[:, 1:].mean(dim=(2, 3))
+
+    def critic_parameters(self):
+        """What the discriminator step trains: D, and the separate critic when there is one."""
+        return list(self.D.parameters()) + (list(self.C.parameters()) if self.C is not None else [])
+
+    def critics_requires_grad_(self, flag: bool) -> None:
+        self.D.requires_grad_(flag)
+        if self.C is not None:
+            self.C.requires_grad_(flag)
 
 
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
@@ -70,7 +97,7 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
     """
     fake = m.generate(real, target)
     losses = {
-        "g/adv": _lsgan(m.discriminate(_noisy(fake, sigma_d))[0], 1.0),
+        "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d)), 1.0),
         "g/cycle": F.l1_loss(m.generate(fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
@@ -86,7 +113,7 @@ def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Ten
                          sigma_d: float) -> dict:
     """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only."""
     return {
-        "d/adv": (_lsgan(m.discriminate(_noisy(real, sigma_d))[0], 1.0) + _lsgan(m.discriminate(_noisy(fake, sigma_d))[0], 0.0)) / 2,
+        "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d)), 1.0) + _lsgan(m.real_fake(_noisy(fake, sigma_d)), 0.0)) / 2,
         "d/genre": F.cross_entropy(m.genre_logits(real).float(), source.long()),
     }
 
@@ -131,17 +158,20 @@ def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
     RollSettings.from_dict(meta["settings"])
     for g, s in (meta.get("genre_settings") or {}).items():
         RollSettings.from_dict(s)
-    return MultiGenreGAN(config, len(genres))
+    critic = meta.get("critic", "shared")
+    if critic not in CRITICS:
+        raise ValueError(f"critic must be one of {', '.join(CRITICS)}")
+    return MultiGenreGAN(config, len(genres), critic=critic)
 
 
 def save_multi_genre(folder: str | os.PathLike, m: MultiGenreGAN, *, genres: list[str], roll_settings: dict,
                      genre_settings: dict[str, dict], **extra) -> Path:
-    """Save G and D (with its genre head) as a transfer model of kind ``"multi-genre"``, atomically.
+    """Save G, D and the genre classifier (D's head or the separate critic) as a transfer model of kind ``"multi-genre"``, atomically.
 
     ``genres``: names in the order of the one-hot channels; ``roll_settings``: the settings a
     song of unknown genre is read with; ``genre_settings``: each genre's cache settings (the
     meter rule may differ); ``extra``: JSON-ready keys, e.g. ``thresholds`` (one per genre),
     ``train``, ``data``, ``epochs_done``.
     """
-    return save_model(folder, m, KIND, m.config, settings=dict(roll_settings), genres=list(genres),
+    return save_model(folder, m, KIND, m.config, settings=dict(roll_settings), genres=list(genres), critic=m.critic,
                       genre_settings={g: dict(s) for g, s in genre_settings.items()}, **extra)

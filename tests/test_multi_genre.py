@@ -94,6 +94,37 @@ def test_genre_loss_judges_binarised_fakes():
     assert m.G.net[0].weight.grad.abs().sum() > 0
 
 
+def test_separate_critic_learns_genres_apart_from_d():
+    """critic=separate: the genre logits come from C, not D; d/genre trains C only (on real
+    phrases), d/adv trains D only, and g/genre reaches G through C's view of the binarised fakes."""
+    torch.manual_seed(2)
+    m = MultiGenreGAN(TINY, 3, critic="separate")
+    assert m.C is not None and m.D.net[-1].out_channels == 1 and m.C.net[-1].out_channels == 3
+    x = torch.rand(4, 1, 64, 84).round()
+    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    with torch.no_grad():
+        assert torch.allclose(m.genre_logits(x), m.C(x).mean(dim=(2, 3)))
+    seen = []
+    hook = m.C.register_forward_pre_hook(lambda mod, inp: seen.append(inp[0].detach().clone()))
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.0)
+    hook.remove()
+    assert any(torch.allclose(v, (fake > 0.5).float(), atol=1e-6) for v in seen)
+    g["g/genre"].backward()
+    assert m.G.net[0].weight.grad.abs().sum() > 0 and m.D.net[0].weight.grad is None
+    m.zero_grad()
+    d = discriminator_losses(m, x, s, fake.detach(), sigma_d=0.1)
+    d["d/genre"].backward(retain_graph=True)
+    assert m.C.net[0].weight.grad.abs().sum() > 0 and m.D.net[0].weight.grad is None
+    m.zero_grad()
+    d["d/adv"].backward()
+    assert m.D.net[0].weight.grad.abs().sum() > 0 and m.C.net[0].weight.grad is None
+    assert {id(p) for p in m.critic_parameters()} == {id(p) for p in [*m.D.parameters(), *m.C.parameters()]}
+    with pytest.raises(ValueError, match="critic"):
+        MultiGenreGAN(TINY, 3, critic="other")
+    with pytest.raises(GenreError, match="critic"):
+        MultiGenreConfig(critic="other")
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)
@@ -213,9 +244,12 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     run = tmp_path / "run"
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
-    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", *common)
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", *common)
     assert r.exit_code == 0, r.output
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
+    assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
+    assert json.loads((run / "model.json").read_text())["critic"] == "separate"
+    assert TransferModel.load(run).net.C is not None
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len((run / "log.csv").read_text().splitlines()) == 3
@@ -244,6 +278,8 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--out", tmp_path / "r1"), "one genre only")
     one_line_error(cli("midi", "train", *specs, "--a", three[0], "--out", tmp_path / "r1"), "not both")
     one_line_error(cli("midi", "train", *specs, "--variant", "partial", "--out", tmp_path / "r1"), "--variant")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--critic", "shared", "--out", tmp_path / "r1"),
+                   "--critic belongs to the multi-genre model")
     one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={three[0]}",
                        "--out", tmp_path / "r1"), "'low', not 'high'")
     drums = tmp_path / "drums.h5"
