@@ -64,14 +64,10 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
       genre midi prepare ../shared/data/midi/pop --genre pop -o pop.h5 --meter assume-4/4
       genre midi prepare /data/lmd --genre pop -o pop-2.h5 --shard 2/4   (on machine 2 of 4)
     """
-    from tqdm import tqdm
-
     from midigenre.pianoroll import RollSettings
     from midigenre.prepare import check_shard, find_midi_files
-    from midigenre.prepare import prepare as run_prepare
     from midigenre.selection import is_midi_path
     from shared.atomic import refuse_overwriting_input
-    from shared.runtime import sigterm_as_interrupt
 
     inputs = list(sources)
     if is_midi_path(output):  # a cache named like a MIDI file: it may be one of the files found in a folder
@@ -79,6 +75,17 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     refuse_overwriting_input(inputs, output)
     shard = check_shard(shard) if shard else None
     settings = RollSettings(meter=meter, max_bars=max_bars, keep_drums=keep_drums)
+    report = _prepare_with_progress(sources, genre, output, settings, workers=workers, resume=resume, overwrite=overwrite,
+                                    dedupe=not keep_duplicates, shard=shard)
+    click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+
+
+def _prepare_with_progress(sources, genre, output, settings, **options):
+    """``midigenre.prepare.prepare`` with a progress bar; Ctrl-C says how to resume and exits 130."""
+    from tqdm import tqdm
+
+    from midigenre.prepare import prepare as run_prepare
+
     bar = None
     kept = [0, 0, 0]  # files done, kept, phrases
 
@@ -95,12 +102,8 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
         bar.set_postfix(kept=kept[1], phrases=kept[2], refresh=False)
 
     sigterm_as_interrupt()
-
     try:
-        report = run_prepare(
-            sources, genre, output, settings, workers=workers, resume=resume, overwrite=overwrite,
-            dedupe=not keep_duplicates, progress=progress, on_start=on_start, shard=shard,
-        )
+        return run_prepare(sources, genre, output, settings, progress=progress, on_start=on_start, **options)
     except KeyboardInterrupt:
         if bar:
             bar.close()
@@ -110,7 +113,6 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     finally:
         if bar:
             bar.close()
-    click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
 
 
 @midi.command()
@@ -283,7 +285,11 @@ def _multi_default(name: str) -> str | None:
 
 @midi.command()
 @click.option("--genre", "genre_specs", multiple=True, help="NAME=FILE.h5 (or FILE.h5[:GENRE]), once per genre: two or "
-              "more train one multi-genre generator (any genre to any genre).")
+              "more train one multi-genre generator (any genre to any genre). NAME=FOLDER: a folder of MIDI files, "
+              "prepared first into OUT/caches/NAME.h5 (see --meter).")
+@click.option("--meter", "meter_specs", multiple=True, metavar="[NAME=]RULE", help="With --genre NAME=FOLDER: the meter "
+              "rule the folders are prepared with (strict, lenient, assume-4/4 as in `genre midi prepare`), RULE for all "
+              "or NAME=RULE for one genre; repeatable.  [default: strict]")
 @click.option("--a", "a_spec", help="Genre A of a CycleGAN: a cache FILE.h5, or FILE.h5:GENRE when it holds several.")
 @click.option("--b", "b_spec", help="Genre B of a CycleGAN, likewise.")
 @click.option("--mixed", "mixed_spec", help="A third genre (FILE.h5[:GENRE]) for the full variant's mixed discriminators.")
@@ -304,8 +310,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
 @nproc_option
-def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, split_file, device, precision, threads,
-          resume, nproc):
+def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, split_file, device,
+          precision, threads, resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -318,6 +324,10 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, crit
     Example (one model for every pair of four genres, StarGAN-style):
       genre midi train --genre jazz=jazz.h5 --genre classical=classical.h5 --genre pop=pop.h5 \\
                        --genre folk=folk.h5 --out runs/four
+    \b
+    Example (the same from four folders of MIDI files, prepared on the way):
+      genre midi train --genre jazz=midi/jazz --genre classical=midi/classical --genre pop=midi/pop \\
+                       --genre folk=midi/folk --meter lenient --meter pop=assume-4/4 --out runs/four
 
     With --genre, an epoch is K × (the smallest genre's training phrases) / batch size steps;
     every batch holds the genres evenly and larger genres show new phrases each epoch (nothing
@@ -332,6 +342,8 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, crit
 
     if genre_specs and (a_spec or b_spec):
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
+    if meter_specs and not genre_specs:
+        raise GenreError("--meter belongs to --genre NAME=FOLDER; prepare the CycleGAN's caches with `genre midi prepare`")
     if critic and not genre_specs:
         raise GenreError("--critic belongs to the multi-genre model (--genre); the CycleGAN's genre critic is always "
                          "its own network")
@@ -352,6 +364,7 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, crit
             raise GenreError("--mixed belongs to the CycleGAN's full variant (--a, --b); the multi-genre model has none")
         if len(genre_specs) < 2:
             raise GenreError(f"one genre only ({genre_specs[0]}): give --genre NAME=FILE.h5 for two or more genres")
+        genre_specs = _genre_caches(genre_specs, meter_specs, Path(out))
         return _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume)
     if not (a_spec and b_spec):
         raise GenreError("give --a and --b (a CycleGAN) or two or more --genre NAME=FILE.h5 (a multi-genre model)")
@@ -377,6 +390,51 @@ def train(genre_specs, a_spec, b_spec, mixed_spec, out, config_file, given, crit
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
     mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
     _fit(task, out_path, f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume")
+
+
+def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
+    """The --genre specs with each NAME=FOLDER of MIDI files replaced by NAME=OUT/caches/NAME.h5,
+    prepared now (all cores; an interrupted preparation continues where it stopped) unless that
+    cache is there from an earlier run of the command."""
+    import os
+
+    from midigenre.pianoroll import METER_MODES, RollSettings
+
+    meters, default = {}, "strict"
+    for spec in meter_specs:
+        name, _, rule = spec.rpartition("=")
+        if rule not in METER_MODES:
+            raise GenreError(f"--meter {spec}: the rule must be one of {', '.join(METER_MODES)}")
+        if name:
+            meters[name] = rule
+        else:
+            default = rule
+    folders = {}
+    for spec in genre_specs:
+        name, _, path = spec.partition("=")
+        if name and Path(path).is_dir():
+            folders[name] = Path(path)
+    unknown = sorted(set(meters) - set(folders))
+    if unknown:
+        raise GenreError(f"--meter {unknown[0]}=…: no --genre {unknown[0]}=FOLDER to prepare")
+    if meter_specs and not folders:
+        raise GenreError("--meter prepares folders of MIDI files; every --genre here is a cache already")
+    out_specs = []
+    for spec in genre_specs:
+        name = spec.partition("=")[0]
+        if name not in folders:
+            out_specs.append(spec)
+            continue
+        cache = out / "caches" / f"{name}.h5"
+        if cache.exists():
+            click.echo(f"{name}: using {cache}, prepared from {folders[name]} by an earlier run", err=True)
+        else:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            report = _prepare_with_progress([str(folders[name])], name, cache, RollSettings(meter=meters.get(name, default)),
+                                            workers=os.cpu_count() or 1, resume=True)
+            click.echo(table(report.rows(), title=f"Prepared '{name}' → {cache}"), err=True)
+        out_specs.append(f"{name}={cache}")
+    return out_specs
 
 
 def _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume):

@@ -297,3 +297,42 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "transfer", song, "--model", pair, "--to", "high", "--from", "high", "-o", tmp_path / "ph.mid"),
                    "--from must be low")
     one_line_error(cli("midi", "evaluate", "--model", run, "--classifier", run), "not a 'cyclegan' model")
+
+
+def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples):
+    """--genre NAME=FOLDER prepares the folder into OUT/caches/NAME.h5 (with --meter per genre) and
+    trains on it: the same phrases as a cache made by `genre midi prepare`; --resume reuses it."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from midigenre.dataset import PhraseCache
+
+    def cli(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    low, mid = three[0].parent / "low", three[2].parent / "mid"
+    run = tmp_path / "run"
+    specs = ["--genre", f"low={low}", "--genre", f"mid={mid}", "--genre", f"high={three[1]}"]
+    common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1", "--out", run]
+    r = cli("midi", "train", *specs, "--meter", "mid=lenient", "--epochs", "1", *common)
+    assert r.exit_code == 0, r.output
+    assert "Prepared 'low'" in r.output and "Prepared 'mid'" in r.output
+    for name, reference in (("low", three[0]), ("mid", three[2])):
+        with PhraseCache(run / "caches" / f"{name}.h5") as c, PhraseCache(reference) as ref:
+            assert c.header.settings == ref.header.settings
+            assert np.array_equal(c.phrases(name, np.arange(c.n_phrases(name))), ref.phrases(name, np.arange(ref.n_phrases(name))))
+    data = json.loads((run / "config.json").read_text())["data"]["genres"]
+    assert [d["cache"] for d in data][:2] == [str((run / "caches" / "low.h5").resolve()), str((run / "caches" / "mid.h5").resolve())]
+    r = cli("midi", "train", *specs, "--meter", "mid=lenient", "--epochs", "2", "--resume", *common)
+    assert r.exit_code == 0, r.output
+    assert "using" in r.output and "Prepared" not in r.output and len((run / "log.csv").read_text().splitlines()) == 3
+
+    def one_line_error(r, message):
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
+
+    other = ["--out", tmp_path / "r2", "--preset", tiny_preset]
+    one_line_error(cli("midi", "train", *specs, "--meter", "jazz=lenient", *other), "no --genre jazz=FOLDER")
+    one_line_error(cli("midi", "train", *specs, "--meter", "mid=sometimes", *other), "the rule must be one of")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--meter", "lenient", *other), "--meter belongs to")
+    assert not (tmp_path / "r2").exists()
