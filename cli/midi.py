@@ -297,9 +297,10 @@ def _multi_default(name: str) -> str | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
               "options given on the command line win.")
 @config_options(TrainConfig, into="given", given_only=True, default_text=_multi_default)
-@click.option("--critic", type=click.Choice(["shared", "separate"]), help="With --genre: the genre loss's classifier is "
-              "D's genre head (shared, StarGAN's) or its own network trained on real phrases (separate, as the CycleGAN's "
-              "critic).  [default: shared]")
+@click.option("--critic", type=click.Choice(["shared", "separate", "adversarial"]), help="With --genre: the genre "
+              "loss's classifier is D's genre head (shared, StarGAN's), its own network trained on real phrases (separate, "
+              "as the CycleGAN's critic), or that network with a class for generated phrases (adversarial).  "
+              "[default: shared]")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,

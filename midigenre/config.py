@@ -164,8 +164,9 @@ class MultiGenreConfig:
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
     critic: str = setting("shared", "The genre classifier of the genre loss: shared = D's genre head (StarGAN); "
-                                    "separate = its own network trained on real phrases (as the CycleGAN's critic).",
-                          choices=("shared", "separate"), cli=False)
+                                    "separate = its own network trained on real phrases (as the CycleGAN's critic); "
+                                    "adversarial = that network with a K+1-th class for generated phrases.",
+                          choices=("shared", "separate", "adversarial"), cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
     epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
@@ -190,8 +191,8 @@ class MultiGenreConfig:
 
     def __post_init__(self):
         _check_training(self, MULTI_LAMBDAS)
-        if self.critic not in ("shared", "separate"):
-            raise GenreError(f"unknown critic {self.critic!r}; choose shared or separate")
+        if self.critic not in ("shared", "separate", "adversarial"):
+            raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
 
     @property
     def model(self):

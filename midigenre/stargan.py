@@ -18,9 +18,12 @@ averaged over the patches (D's genre head). Losses (named, weighted by ``weighte
 Where the genre classifier lives is the ``critic`` setting: ``shared`` (StarGAN) — D's genre
 head, one body with the real/fake maps; ``separate`` — its own network (the patch
 discriminator's body with K maps, as the CycleGAN's ``--genre-loss`` critic), trained with D on
-real phrases only and without σ_D noise. Measured here (README, issue 12), the shared head is
-the one G learns to satisfy with patterns the independent judges do not read as the genre;
-a separate critic, whose body serves nothing else, is harder to fool.
+real phrases only and without σ_D noise; ``adversarial`` — that network with a (K+1)-th class,
+"generated", learnt from the history pool's fakes seen as notes (the K+1-class discriminator of
+Salimans et al. 2016), so that a pattern no real phrase has cannot pass for a genre. Measured
+here (README, issue 12): G learns to satisfy the shared head, and the separate critic as well,
+with input-independent patterns along the edges of the roll that no judge reads as the genre;
+the generated class is the answer to that.
 
 The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G and D: D's
 genre head predicts the genre of a song whose genre is not given
@@ -42,7 +45,7 @@ from midigenre.models import Discriminator, Generator, ModelConfig
 from shared.registry import register, save_model
 
 KIND = "multi-genre"
-CRITICS = ("shared", "separate")
+CRITICS = ("shared", "separate", "adversarial")
 
 
 class MultiGenreGAN(nn.Module):
@@ -58,7 +61,8 @@ class MultiGenreGAN(nn.Module):
         self.config, self.n_genres, self.critic = model, n_genres, critic
         self.G = Generator(model, n_genres=n_genres)
         self.D = Discriminator(model, out_channels=1 + n_genres if critic == "shared" else 1)
-        self.C = Discriminator(model, out_channels=n_genres) if critic == "separate" else None
+        self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
+                  else None)
 
     def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities."""
@@ -67,17 +71,22 @@ class MultiGenreGAN(nn.Module):
     def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches)."""
         out = self.D(x)
-        return out[:, :1], (out[:, 1:] if self.C is None else self.C(x)).mean(dim=(2, 3))
+        return out[:, :1], (out[:, 1:] if self.C is None else self.C(x)[:, :self.n_genres]).mean(dim=(2, 3))
 
     def real_fake(self, x: torch.Tensor) -> torch.Tensor:
         """D's real/fake patch scores (B, 1, h, w) alone."""
         return self.D(x)[:, :1]
 
-    def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, K) genre logits of the genre classifier (D's head or the separate critic)."""
+    def critic_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K) logits of the genre loss's classifier; (B, K + 1) with ``critic="adversarial"``
+        (the last: "generated")."""
         if self.C is not None:
             return self.C(x).mean(dim=(2, 3))
         return self.D(x)[:, 1:].mean(dim=(2, 3))
+
+    def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, K) genre logits (D's head or the separate critic, without its "generated" class)."""
+        return self.critic_logits(x)[:, :self.n_genres]
 
     def critic_parameters(self):
         """What the discriminator step trains: D, and the separate critic when there is one."""
@@ -101,7 +110,7 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         "g/cycle": F.l1_loss(m.generate(fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
-        losses["g/genre"] = F.cross_entropy(m.genre_logits(straight_through(fake)).float(), target.long())
+        losses["g/genre"] = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long())
     if identity:
         losses["g/identity"] = F.l1_loss(m.generate(real, source), real)
     if content:
@@ -111,10 +120,15 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
 
 def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
                          sigma_d: float) -> dict:
-    """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only."""
+    """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only,
+    or with ``critic="adversarial"`` (real as their genres + fakes as notes as "generated") / 2."""
+    genre = F.cross_entropy(m.critic_logits(real).float(), source.long())
+    if m.critic == "adversarial":
+        generated = torch.full((len(fake),), m.n_genres, dtype=torch.long, device=fake.device)
+        genre = (genre + F.cross_entropy(m.critic_logits((fake > 0.5).to(fake.dtype)).float(), generated)) / 2
     return {
         "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d)), 1.0) + _lsgan(m.real_fake(_noisy(fake, sigma_d)), 0.0)) / 2,
-        "d/genre": F.cross_entropy(m.genre_logits(real).float(), source.long()),
+        "d/genre": genre,
     }
 
 

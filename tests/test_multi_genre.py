@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 from midigenre import models
 from midigenre.config import MultiGenreConfig
@@ -123,6 +124,29 @@ def test_separate_critic_learns_genres_apart_from_d():
         MultiGenreGAN(TINY, 3, critic="other")
     with pytest.raises(GenreError, match="critic"):
         MultiGenreConfig(critic="other")
+
+
+def test_adversarial_critic_has_a_generated_class():
+    """critic=adversarial: C has K + 1 outputs; predictions use the K genres; d/genre also teaches C
+    that the fakes, seen as notes, are "generated" (so an edge pattern cannot pass for a genre)."""
+    torch.manual_seed(3)
+    m = MultiGenreGAN(TINY, 3, critic="adversarial")
+    assert m.C.net[-1].out_channels == 4 and m.D.net[-1].out_channels == 1
+    x = torch.rand(4, 1, 64, 84).round()
+    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    with torch.no_grad():
+        assert m.genre_logits(x).shape == (4, 3) and m.critic_logits(x).shape == (4, 4)
+        assert m.discriminate(x)[1].shape == (4, 3)
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.0)
+    fake = fake.detach()
+    with torch.no_grad():
+        real_only = F.cross_entropy(m.critic_logits(x), s)
+        as_generated = F.cross_entropy(m.critic_logits((fake > 0.5).float()), torch.full((4,), 3))
+        d = discriminator_losses(m, x, s, fake, sigma_d=0.1)
+    assert torch.isclose(d["d/genre"], (real_only + as_generated) / 2, atol=1e-5)
+    m.zero_grad()
+    discriminator_losses(m, x, s, fake, sigma_d=0.1)["d/genre"].backward()
+    assert m.C.net[0].weight.grad.abs().sum() > 0 and m.D.net[0].weight.grad is None
 
 
 def test_sampler_is_balanced_deterministic_and_streams_on():
