@@ -185,8 +185,9 @@ def main() -> None:
     sources = [by_name[g] for g in names]
     split_path = model_folder(args.model) / "split.json"
     split = SongSplit.load(split_path)
-    print(f"model {args.model}: {' / '.join(names)}, {model.meta.get('epochs_done')} epochs; held-out songs "
-          + ", ".join(f"{g} {len(split.genres[g]['test'])}" for g in names), flush=True)
+    part = "held-out" if args.part == "test" else "validation"
+    print(f"model {args.model}: {' / '.join(names)}, {model.meta.get('epochs_done')} epochs; {part} songs "
+          + ", ".join(f"{g} {len(split.genres[g][args.part])}" for g in names), flush=True)
 
     t0 = time.perf_counter()
     all_judges = judges(args, sources, split_path, split, names)
@@ -221,11 +222,11 @@ def main() -> None:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
         w.writerows(rows)
-    heatmap(tables, names, out / "heatmap.png", f"{Path(args.model).name}: {'held-out' if args.part == 'test' else 'validation'} songs, "
+    heatmap(tables, names, out / "heatmap.png", f"{Path(args.model).name}: {part} songs, "
             f"{model.meta.get('epochs_done')} epochs")
 
     for jname, tab in tables.items():
-        print(f"\nShare of transferred held-out phrases classified as the target ({jname} judge; diagonal: its "
+        print(f"\nShare of transferred {part} phrases classified as the target ({jname} judge; diagonal: its "
               f"accuracy on the real phrases):\n")
         print(markdown_table(tab, names))
     print("\n| direction | n | share → target (reference / features) | before transfer | content change | "
@@ -247,7 +248,7 @@ def main() -> None:
                   f"{r[f'{a}→{b}']['content_change']:.2f} / {r[f'{b}→{a}']['content_change']:.2f} | "
                   f"{r[f'{a}→{b}']['transposition_invariant']:.2f} / {r[f'{b}→{a}']['transposition_invariant']:.2f} |")
     ok = [r for r in rows if r["share_target[reference]"] > TARGET_SHARE and r["transposition_invariant"] <= TARGET_TI]
-    print(f"\n{len(ok)} of {len(rows)} directions move a majority of held-out phrases to the target (reference judge) "
+    print(f"\n{len(ok)} of {len(rows)} directions move a majority of {part} phrases to the target (reference judge) "
           f"with transposition-invariant content change ≤ {TARGET_TI}. Judging took {seconds:.0f} s. "
           f"Wrote {out / 'results.json'}, {out / 'directions.csv'}, {out / 'heatmap.png'}.")
 
