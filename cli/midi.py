@@ -301,6 +301,10 @@ def _multi_default(name: str) -> str | None:
               "loss's classifier is D's genre head (shared, StarGAN's), its own network trained on real phrases (separate, "
               "as the CycleGAN's critic), or that network with a class for generated phrases (adversarial).  "
               "[default: shared]")
+@click.option("--conditioning", type=click.Choice(["scale-shift", "scale"]), help="With --genre: G takes the target genre "
+              "as a scale and shift after each instance norm of its residual blocks (scale-shift), or as a scale only "
+              "(scale: no constant plane for the convolutions' zero padding to turn into edge patterns).  "
+              "[default: scale-shift]")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -311,8 +315,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
 @nproc_option
-def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, split_file, device,
-          precision, threads, resume, nproc):
+def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning, split_file,
+          device, precision, threads, resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -348,7 +352,9 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
     if critic and not genre_specs:
         raise GenreError("--critic belongs to the multi-genre model (--genre); the CycleGAN's genre critic is always "
                          "its own network")
-    given = {**given, "critic": critic}
+    if conditioning and not genre_specs:
+        raise GenreError("--conditioning belongs to the multi-genre model (--genre); the CycleGAN's generators take no genre")
+    given = {**given, "critic": critic, "conditioning": conditioning}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts

@@ -167,6 +167,10 @@ class MultiGenreConfig:
                                     "separate = its own network trained on real phrases (as the CycleGAN's critic); "
                                     "adversarial = that network with a K+1-th class for generated phrases.",
                           choices=("shared", "separate", "adversarial"), cli=False)
+    conditioning: str = setting("scale-shift", "How G takes the target genre after each instance norm of its residual "
+                                               "blocks: scale-shift (conditional instance norm) or scale (no constant "
+                                               "shift, which can turn into edge patterns).",
+                                choices=("scale-shift", "scale"), cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
     epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
@@ -193,6 +197,8 @@ class MultiGenreConfig:
         _check_training(self, MULTI_LAMBDAS)
         if self.critic not in ("shared", "separate", "adversarial"):
             raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
+        if self.conditioning not in ("scale-shift", "scale"):
+            raise GenreError(f"unknown conditioning {self.conditioning!r}; choose scale-shift or scale")
 
     @property
     def model(self):
@@ -200,7 +206,7 @@ class MultiGenreConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual)
+                      residual=self.residual, genre_shift=self.conditioning == "scale-shift")
 
     @property
     def weights(self) -> dict[str, float]:

@@ -44,6 +44,11 @@ class ModelConfig:
     residual : the generator's output is sigmoid(net(x) + s·(2x − 1)) with a learned gain s
         (initialised to 3): keeping the input is the starting point and the network learns the
         change (not in the papers; off by default).
+    genre_shift : a conditioned (multi-genre) generator scales *and shifts* the normalised
+        features by the target genre's (1 + γ_t, β_t); False: it scales them only. A shift is a
+        constant plane, which zero-padded convolutions turn into patterns along the roll's
+        edges whatever the input; a scale acts on the input's own features. Unused by the
+        CycleGAN.
     """
 
     g_channels: int = 64
@@ -52,6 +57,7 @@ class ModelConfig:
     spectral_norm: bool = False
     self_attention: bool = False
     residual: bool = False
+    genre_shift: bool = True
 
     def __post_init__(self):
         if self.g_channels < 8 or self.d_channels < 8:
@@ -162,7 +168,8 @@ class Generator(nn.Module):
             self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → block number
             # per block, per norm (2), per genre: the scale (1 + γ) and shift β of every channel
             self.genre_scale = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
-            self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
+            if cfg.genre_shift:
+                self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
         """x : (B, 1, T, P); genre : (B,) target genre indices, for a conditioned generator only."""
@@ -186,8 +193,9 @@ class Generator(nn.Module):
         for layer in block.body:
             h = layer(h)
             if isinstance(layer, nn.InstanceNorm2d):
-                scale = 1.0 + self.genre_scale[k, norm][genre][:, :, None, None].to(h.dtype)
-                h = h * scale + self.genre_shift[k, norm][genre][:, :, None, None].to(h.dtype)
+                h = h * (1.0 + self.genre_scale[k, norm][genre][:, :, None, None].to(h.dtype))
+                if hasattr(self, "genre_shift"):
+                    h = h + self.genre_shift[k, norm][genre][:, :, None, None].to(h.dtype)
                 norm += 1
         return F.relu(x + h)
 

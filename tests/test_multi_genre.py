@@ -149,6 +149,23 @@ def test_adversarial_critic_has_a_generated_class():
     assert m.C.net[0].weight.grad.abs().sum() > 0 and m.D.net[0].weight.grad is None
 
 
+def test_scale_conditioning_cannot_write_without_input():
+    """conditioning=scale: no shift parameters; an empty roll stays the same for every target (the
+    genre scales the input's features, it adds no constant plane), a real roll does not."""
+    cfg = MultiGenreConfig(conditioning="scale", preset="small")
+    assert cfg.model.genre_shift is False and MultiGenreConfig().model.genre_shift is True
+    torch.manual_seed(4)
+    m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False}), 3).eval()
+    assert not hasattr(m.G, "genre_shift") and hasattr(MultiGenreGAN(TINY, 3).G, "genre_shift")
+    empty, x = torch.zeros(3, 1, 64, 84), torch.rand(3, 1, 64, 84).round()
+    t = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        assert torch.allclose(m.generate(empty, t), m.generate(empty, t.roll(1)))
+        assert not torch.allclose(m.generate(x, t), m.generate(x, t.roll(1)))
+    with pytest.raises(GenreError, match="conditioning"):
+        MultiGenreConfig(conditioning="shift")
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)
@@ -268,12 +285,13 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     run = tmp_path / "run"
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
-    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", *common)
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning", "scale",
+            *common)
     assert r.exit_code == 0, r.output
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
     assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
     assert json.loads((run / "model.json").read_text())["critic"] == "separate"
-    assert TransferModel.load(run).net.C is not None
+    assert TransferModel.load(run).net.C is not None and not hasattr(TransferModel.load(run).net.G, "genre_shift")
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len((run / "log.csv").read_text().splitlines()) == 3
