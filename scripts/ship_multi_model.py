@@ -58,7 +58,8 @@ def main() -> None:
         "",
         f"One generator G(x, target) for every pair of **{', '.join(names)}** on 64×84 piano-roll phrases (4 bars × 16 "
         "steps, MIDI 24–107): StarGAN-style (Choi et al. 2018) on the CycleGAN networks of Brunner et al., with a "
-        "discriminator that also tells the genre (it names a song's source genre when `--from` is not given). Use it "
+        "genre classifier trained beside the discriminator (it names a song's source genre when `--from` is not given). "
+        "Use it "
         f"with `genre midi transfer SONG.mid --model {args.dest.name} --to {names[-1]} -o OUT.mid [--from {names[0]}]`.",
         "",
         "## Data",
@@ -73,7 +74,8 @@ def main() -> None:
         f"- Architecture: preset `{t['preset']}` ({json.dumps(meta['config'])}).",
         f"- Training: {t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} (β1 {t['beta1']}), constant for "
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, identity {t.get('identity')}, genre loss "
-        f"{t.get('genre_loss')}, seed {t['seed']}.",
+        f"{t.get('genre_loss')} with the `{t.get('critic', 'shared')}` critic, conditioning "
+        f"`{t.get('conditioning', 'scale-shift')}`, seed {t['seed']}.",
         f"- Command: `{args.command}`" if args.command else "",
         f"- Trained on the CPU with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {len(log)} epochs.",
