@@ -185,14 +185,14 @@ def main() -> None:
     sources = [by_name[g] for g in names]
     split_path = model_folder(args.model) / "split.json"
     split = SongSplit.load(split_path)
+    if args.part == "valid" and not all(split.genres[g].get("valid") for g in names):
+        raise SystemExit("the run has no validation songs (train it with --valid-fraction)")
     part = "held-out" if args.part == "test" else "validation"
     print(f"model {args.model}: {' / '.join(names)}, {model.meta.get('epochs_done')} epochs; {part} songs "
           + ", ".join(f"{g} {len(split.genres[g][args.part])}" for g in names), flush=True)
 
     t0 = time.perf_counter()
     all_judges = judges(args, sources, split_path, split, names)
-    if args.part == "valid" and not all(split.genres[g].get("valid") for g in names):
-        raise SystemExit("the run has no validation songs (train it with --valid-fraction)")
     xs = heldout(sources, split, args.part, args.max_phrases, args.seed)
     rows, tables = directions(model, all_judges, xs, names)
     seconds = time.perf_counter() - t0

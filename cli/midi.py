@@ -80,8 +80,9 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
 
 
-def _prepare_with_progress(sources, genre, output, settings, **options):
-    """``midigenre.prepare.prepare`` with a progress bar; Ctrl-C says how to resume and exits 130."""
+def _prepare_with_progress(sources, genre, output, settings, *, again="Run the same command with --resume to continue",
+                           **options):
+    """``midigenre.prepare.prepare`` with a progress bar; Ctrl-C says how to go on (``again``) and exits 130."""
     from tqdm import tqdm
 
     from midigenre.prepare import prepare as run_prepare
@@ -108,7 +109,7 @@ def _prepare_with_progress(sources, genre, output, settings, **options):
         if bar:
             bar.close()
         click.echo(f"Interrupted: {output} is unchanged; the {kept[0]} files done so far are kept in a journal. "
-                   "Run the same command with --resume to continue.", err=True)
+                   f"{again}.", err=True)
         sys.exit(130)
     finally:
         if bar:
@@ -371,8 +372,8 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
             raise GenreError("--mixed belongs to the CycleGAN's full variant (--a, --b); the multi-genre model has none")
         if len(genre_specs) < 2:
             raise GenreError(f"one genre only ({genre_specs[0]}): give --genre NAME=FILE.h5 for two or more genres")
-        genre_specs = _genre_caches(genre_specs, meter_specs, Path(out))
-        return _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume)
+        return _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads,
+                            resume)
     if not (a_spec and b_spec):
         raise GenreError("give --a and --b (a CycleGAN) or two or more --genre NAME=FILE.h5 (a multi-genre model)")
     from midigenre.train import CycleGANTask, GenreSource, run_settings
@@ -418,8 +419,11 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
             default = rule
     folders = {}
     for spec in genre_specs:
-        name, _, path = spec.partition("=")
-        if name and Path(path).is_dir():
+        name, eq, path = spec.partition("=")
+        if eq and name and path and Path(path).is_dir():
+            if not name.replace("-", "").replace("_", "").isalnum():
+                raise GenreError(f"--genre {spec}: a genre prepared from a folder needs a plain name (letters, digits, "
+                                 f"- and _), it names OUT/caches/NAME.h5")
             folders[name] = Path(path)
     unknown = sorted(set(meters) - set(folders))
     if unknown:
@@ -433,18 +437,26 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
             out_specs.append(spec)
             continue
         cache = out / "caches" / f"{name}.h5"
+        settings = RollSettings(meter=meters.get(name, default))
         if cache.exists():
-            click.echo(f"{name}: using {cache}, prepared from {folders[name]} by an earlier run", err=True)
+            from midigenre.dataset import PhraseCache, settings_of
+
+            with PhraseCache(cache) as c:
+                made = settings_of(c.header)
+            if made != settings:
+                raise GenreError(f"{cache} was prepared with --meter {name}={made.meter}, not {settings.meter}: give that "
+                                 "rule, or delete the cache to prepare the folder again")
+            click.echo(f"{name}: using {cache}, prepared by an earlier run of this command", err=True)
         else:
             cache.parent.mkdir(parents=True, exist_ok=True)
-            report = _prepare_with_progress([str(folders[name])], name, cache, RollSettings(meter=meters.get(name, default)),
-                                            workers=os.cpu_count() or 1, resume=True)
+            report = _prepare_with_progress([str(folders[name])], name, cache, settings, workers=os.cpu_count() or 1,
+                                            resume=True, again="Run the same command again to continue")
             click.echo(table(report.rows(), title=f"Prepared '{name}' → {cache}"), err=True)
         out_specs.append(f"{name}={cache}")
     return out_specs
 
 
-def _train_multi(genre_specs, out, config_file, given, split_file, device, precision, threads, resume):
+def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads, resume):
     import dataclasses
 
     from midigenre.config import MultiGenreConfig
@@ -466,6 +478,7 @@ def _train_multi(genre_specs, out, config_file, given, split_file, device, preci
     if ignored:
         click.echo(f"note: --resume keeps the run's own settings; ignoring "
                    f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", err=True)
+    genre_specs = _genre_caches(genre_specs, meter_specs, out_path)  # after the settings checks: preparing takes long
     sources = [GenreSource.parse_named(spec) for spec in genre_specs]
     split_arg = split_file or ((out_path / "split.json") if resume else None)
     task = MultiGenreTask(sources, out_path, cfg, split=split_arg, device=device, precision=precision)

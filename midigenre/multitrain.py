@@ -301,7 +301,7 @@ class MultiGenreTask:
             return density_thresholds(self.model, xs)
 
     def export(self, epochs_done: int | None = None) -> Path:
-        """Write G and D (with the genre head) as a self-describing model (model.safetensors + model.json)."""
+        """Write G, D and the genre classifier (D's head or the critic) as a self-describing model (model.safetensors + model.json)."""
         from midigenre.stargan import save_multi_genre
 
         return save_multi_genre(

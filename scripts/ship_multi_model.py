@@ -58,7 +58,7 @@ def main() -> None:
         "",
         f"One generator G(x, target) for every pair of **{', '.join(names)}** on 64×84 piano-roll phrases (4 bars × 16 "
         "steps, MIDI 24–107): StarGAN-style (Choi et al. 2018) on the CycleGAN networks of Brunner et al., with a "
-        "genre classifier trained beside the discriminator (it names a song's source genre when `--from` is not given). "
+        "genre classifier (the discriminator's genre head or a critic of its own; it names a song's source genre when `--from` is not given). "
         "Use it "
         f"with `genre midi transfer SONG.mid --model {args.dest.name} --to {names[-1]} -o OUT.mid [--from {names[0]}]`.",
         "",

@@ -278,7 +278,13 @@ def _child(index: int, fn: Callable, args: tuple, env: dict, errors) -> None:
         fn(*args)
         code = 0
     except SystemExit as err:  # a click command ends with sys.exit(0)
-        code = err.code if isinstance(err.code, int) else (0 if err.code is None else 1)
+        if isinstance(err.code, int):
+            code = err.code if 0 <= err.code <= 255 else 1
+        elif err.code is None:
+            code = 0
+        else:  # sys.exit("message"): print it as the interpreter would
+            print(err.code, file=sys.stderr)
+            code = 1
     except GenreError as err:
         errors.put((index, str(err)))
     except KeyboardInterrupt:

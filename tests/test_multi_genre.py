@@ -354,7 +354,7 @@ def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples
 
     low, mid = three[0].parent / "low", three[2].parent / "mid"
     run = tmp_path / "run"
-    specs = ["--genre", f"low={low}", "--genre", f"mid={mid}", "--genre", f"high={three[1]}"]
+    specs = ["--genre", f"low={low}", "--genre", f"mid={mid}", "--genre", str(three[1])]  # the last: a plain cache
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1", "--out", run]
     r = cli("midi", "train", *specs, "--meter", "mid=lenient", "--epochs", "1", *common)
     assert r.exit_code == 0, r.output
@@ -374,7 +374,44 @@ def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples
         assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
 
     other = ["--out", tmp_path / "r2", "--preset", tiny_preset]
+    one_line_error(cli("midi", "train", *specs, "--variant", "partial", *other), "--variant")  # before preparing
+    r = cli("midi", "train", *specs, "--meter", "mid=strict", "--epochs", "3", "--resume", *common)
+    assert r.exit_code == 1 and r.output.strip().splitlines()[-1].startswith("Error: ") \
+        and "was prepared with --meter mid=lenient" in r.output, r.output
     one_line_error(cli("midi", "train", *specs, "--meter", "jazz=lenient", *other), "no --genre jazz=FOLDER")
     one_line_error(cli("midi", "train", *specs, "--meter", "mid=sometimes", *other), "the rule must be one of")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--meter", "lenient", *other), "--meter belongs to")
     assert not (tmp_path / "r2").exists()
+
+
+def test_the_critic_trains_and_old_runs_and_models_still_load(three, tmp_path, tiny_preset, stub_samples):
+    """One update moves the separate critic's weights (it is in D's optimizer); a run and a model
+    written before --critic / --conditioning existed resume and load as shared / scale-shift."""
+    run = tmp_path / "run"
+    cfg = MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6, sample_phrases=1, critic="adversarial")
+    task = MultiGenreTask(sources(three), run, cfg)
+    before = [p.detach().clone() for p in task.model.C.parameters()]
+    task.train_step(task.batches(0)[0])
+    assert any(not torch.equal(a, b) for a, b in zip(before, task.model.C.parameters()))
+
+    old = tmp_path / "old"
+    task = MultiGenreTask(sources(three), old, MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6,
+                                                                sample_phrases=1))
+    task.fit()
+    for name, drop in (("config.json", ("critic", "conditioning")), ("model.json", ("critic",))):
+        d = json.loads((old / name).read_text())
+        for key in drop:
+            d.get("train", {}).pop(key, None)
+            d.pop(key, None)
+        d.get("config", {}).pop("genre_shift", None)
+        (old / name).write_text(json.dumps(d))
+    ck = torch.load(old / "checkpoint.pt", weights_only=False)
+    for key in ("critic", "conditioning"):
+        ck["meta"]["config"].pop(key, None)
+    torch.save(ck, old / "checkpoint.pt")
+    model = TransferModel.load(old)
+    assert model.net.critic == "shared" and hasattr(model.net.G, "genre_shift")
+    again = MultiGenreTask(sources(three), old, MultiGenreConfig(preset=tiny_preset, epochs=2, batch_size=6,
+                                                                 sample_phrases=1), split=old / "split.json")
+    again.resume()
+    assert again.epoch == 1
