@@ -316,7 +316,7 @@ def test_bad_model_folders_through_the_cli_are_one_line(saved, tmp_path):
     assert r.exit_code == 1 and "JSON object was expected" in r.output, r.output
     r = CliRunner().invoke(main, ["midi", "transfer", str(song), "--to", "classical", "--model", "no-such-model",
                                   "-o", str(tmp_path / "o.mid")])
-    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, jazz-classical)" in r.output
+    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, four-genres, jazz-classical)" in r.output
 
 
 def test_resave_keeps_the_description_and_takes_new_tensors(saved, tmp_path):
@@ -334,7 +334,7 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
     from audiogenre.models import DEFAULT_AUDIO_MODEL
     from midigenre.transfer import DEFAULT_MODEL
 
-    assert registry.shipped_model_names() == ["audio-rendered", "jazz-classical"]
+    assert registry.shipped_model_names() == ["audio-rendered", "four-genres", "jazz-classical"]
     assert registry.model_folder("jazz-classical") == DEFAULT_MODEL == REPO / "data" / "models" / "jazz-classical"
     assert registry.model_folder("audio-rendered") == DEFAULT_AUDIO_MODEL
     monkeypatch.chdir(tmp_path)
@@ -355,6 +355,11 @@ def test_shipped_models_are_format_2_and_transfer_by_name(tmp_path):
     r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
                                   "--to", "classical", "--model", "jazz-classical", "-o", str(out)])
     assert r.exit_code == 0 and out.exists(), r.output
+    for target in ("folk", "pop"):  # the multi-genre model, by its short name, tells the source genre itself
+        out = tmp_path / f"{target}.mid"
+        r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
+                                      "--to", target, "--model", "four-genres", "-o", str(out)])
+        assert r.exit_code == 0 and out.exists() and "source genre told by the model" in r.output, r.output
 
 
 def _pyproject():
@@ -391,6 +396,7 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
         for f in ("model.json", "model.safetensors", "README.md"):
             assert f"genre_models/{model}/{f}" in names, f
     assert "genre_models/jazz-classical/split.json" in names and "cli/main.py" in names
+    assert "genre_models/four-genres/split.json" in names
 
 
 # ---- the old format ----------------------------------------------------------------------------
