@@ -27,7 +27,7 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".aif", ".aiff")
 @click.option("--data", "data", multiple=True, type=click.Path(file_okay=False), metavar="FOLDER",
               help="Where to look for the held-out songs (searched recursively; files are matched by name and "
                    "content hash); repeatable. The model's own caches are tried first.")
-@click.option("--to", "target", help="Target genre for --songs.  [default: the model's genre B]")
+@click.option("--to", "target", help="Target genre for --songs.  [default: a pair model's genre B; needed for a multi-genre model]")
 @click.option("--classifier", "clf_path", type=click.Path(),
               help="Genre classifier folder (genre midi train-classifier) for P(target); without it the page has no P values.")
 @click.option("--max-bars", type=click.IntRange(1), default=16, show_default=True,
@@ -40,10 +40,11 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
 
     \b
     SOURCE is one of
-      a CycleGAN run or model folder, or a shipped model's name (jazz-classical):
-        per song, players for the source, transferred and cycled-back versions
-        (FluidSynth, OGG Vorbis), their piano rolls and metrics; the model's
-        summary, held-out S_tot and, for a run, its loss curves;
+      a CycleGAN or multi-genre run or model folder, or a shipped model's
+        name (jazz-classical, four-genres): per song, players for the source,
+        transferred and cycled-back versions (FluidSynth, OGG Vorbis), their
+        piano rolls and metrics; the model's summary, held-out S_tot (or the
+        K × K table) and, for a run, its loss curves;
       the output of `genre audio transform` (OUT.wav with its OUT.wav.json):
         before/after players, the change alone, spectrograms and p(target) per window;
       a transcription-bridge folder (original.wav, transcription.mid[, transferred.mid, bridge.json]).
@@ -53,6 +54,7 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
     Examples:
       genre report jazz-classical --data ../shared/data/midi -o report/
       genre report runs/jc --songs song.mid --to classical --classifier clf/ -o report/
+      genre report four-genres --songs song.mid --to folk -o report-folk/
       genre report work/jazz_more_jazz.wav -o report-audio/
     """
     import json

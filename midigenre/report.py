@@ -48,6 +48,7 @@ class ReportSong:
     path: Path
     target: str
     origin: str  # "held-out jazz song" or "given song"
+    source: str | None = None  # the song's genre where it is known (held-out songs); else the model's direction or guess
 
 
 # ----------------------------------------------------------------------------- choosing songs
@@ -73,15 +74,14 @@ def heldout_songs(model, n: int, data: Sequence[str | os.PathLike] = ()) -> tupl
     if not split_path.is_file():
         raise GenreError(f"{model.folder} has no split.json, so its held-out songs are unknown; pass --songs SONG.mid")
     split = SongSplit.load(split_path)
-    a, b = model.genres["a"], model.genres["b"]
-    tests = {g: list(split.genres.get(g, {}).get("test", [])) for g in (a, b)}
-    wanted = {e["sha1"]: g for g in (a, b) for e in tests[g]}
-    names = {e["name"] for g in (a, b) for e in tests[g]} | {Path(e["name"]).name for g in (a, b) for e in tests[g]}
+    genres = list(model.names)
+    tests = {g: list(split.genres.get(g, {}).get("test", [])) for g in genres}
+    wanted = {e["sha1"]: g for g in genres for e in tests[g]}
+    names = {e["name"] for g in genres for e in tests[g]} | {Path(e["name"]).name for g in genres for e in tests[g]}
     if not wanted:
-        raise GenreError(f"{split_path} holds no held-out songs of {a} or {b}; pass --songs SONG.mid")
+        raise GenreError(f"{split_path} holds no held-out songs of {' or '.join(genres)}; pass --songs SONG.mid")
     candidates: list[Path] = []
-    for key, genre in (("a", a), ("b", b)) if not data else ():
-        cache = (model.meta.get("data") or {}).get(key, {}).get("cache")
+    for genre, cache in _caches(model) if not data else ():
         if cache and Path(cache).is_file():
             try:
                 with PhraseCache(cache) as c:
@@ -103,28 +103,45 @@ def heldout_songs(model, n: int, data: Sequence[str | os.PathLike] = ()) -> tupl
             found.setdefault(h, p)
     total = sum(len(v) for v in tests.values())
     if not found:
-        example = tests[a][0]["name"] if tests[a] else tests[b][0]["name"]
+        example = next(e["name"] for g in genres for e in tests[g])
         where = ", ".join(map(str, data)) if data else "the model's caches"
         raise GenreError(f"none of the {total} held-out songs of {model.folder.name} is in {where}: pass --data FOLDER "
                          f"holding them (split.json names them, e.g. {example}) or --songs SONG.mid")
     queues = {g: [(e["name"], found[e["sha1"]]) for e in sorted(tests[g], key=lambda e: e["name"]) if e["sha1"] in found]
-              for g in (a, b)}
+              for g in genres}
     songs: list[ReportSong] = []
+    taken = dict.fromkeys(genres, 0)
     while len(songs) < n and any(queues.values()):
-        for g, other in ((a, b), (b, a)):
+        for g in genres:  # the genres in turn; each genre's songs go to the other genres in turn
             if queues[g] and len(songs) < n:
                 _, path = queues[g].pop(0)
-                songs.append(ReportSong(path, other, f"held-out {g} song"))
+                others = [x for x in genres if x != g]
+                songs.append(ReportSong(path, others[taken[g] % len(others)], f"held-out {g} song", source=g))
+                taken[g] += 1
     note = (f"{len(songs)} held-out songs of the model's split ({len(found)} of its {total} found"
             + (f" under {', '.join(map(str, data))}" if data else " through its caches") + ")")
     return songs, note
 
 
+def _caches(model) -> list[tuple[str, str | None]]:
+    """(genre, cache path) of each cache the model was trained from, as its model.json records them."""
+    data = model.meta.get("data") or {}
+    if isinstance(data.get("genres"), list):  # a multi-genre model
+        return [(d.get("genre"), d.get("cache")) for d in data["genres"] if isinstance(d, dict)]
+    return [(model.genres[k], (data.get(k) or {}).get("cache")) for k in ("a", "b")]
+
+
+def _multi(model) -> bool:
+    return getattr(model, "kind", "cyclegan") == "multi-genre"
+
+
 def given_songs(paths: Sequence[str | os.PathLike], model, target: str | None) -> list[ReportSong]:
     """Songs named on the command line (files, or folders searched recursively), all transferred to
-    ``target`` (default: the model's genre B)."""
+    ``target`` (default: a pair model's genre B; a multi-genre model needs it)."""
     from midigenre.prepare import find_midi_files
 
+    if target is None and _multi(model):
+        raise GenreError(f"give --to: the model transfers to any of {', '.join(model.names)}")
     target = target or model.genres["b"]
     model.direction(target)  # a clear error for a genre the model does not know
     songs = []
@@ -151,9 +168,11 @@ class Excerpt:
     first_bar: int
     song_bars: int
     tempo: float
+    source_genre: str = ""
 
 
-def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds: float | None = None) -> Excerpt:
+def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds: float | None = None,
+                     source: str | None = None) -> Excerpt:
     """Transfer the first ``max_bars`` bars of a song, from its first phrase with notes (fewer
     where ``max_bars`` bars would last longer than ``max_seconds``; at least one bar).
 
@@ -163,7 +182,8 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
     """
     from midigenre.pianoroll import Unusable, join_phrases, read_song, split_phrases
 
-    s = model.settings
+    source = model.direction(target, source)[0]
+    s = model.settings_for(source)
     try:
         song = read_song(path, s)
     except Unusable as err:
@@ -178,13 +198,15 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
         max_bars = max(1, min(max_bars, int(max_seconds / bar_seconds + 1e-9)))
     count = max(1, math.ceil(max_bars / s.bars_per_phrase))
     x = phrases[first : first + count]
-    y, z = model.transfer_phrases(x, target, cycle=True)
+    if source is None:  # a multi-genre model tells the song's genre from all its phrases
+        source = model.predict_genre(phrases)[0]
+    y, z = model.transfer_phrases(x, target, source=source, cycle=True)
     silent = ~x.any(axis=(1, 2))
     y[silent] = False
     z[silent] = False
     steps = min(max_bars * s.steps_per_bar, len(song.roll) - first * s.phrase_steps)
     return Excerpt(join_phrases(x)[:steps], join_phrases(y)[:steps], join_phrases(z)[:steps], (x, y, z),
-                   first * s.bars_per_phrase + 1, math.ceil(len(song.roll) / s.steps_per_bar), song.tempo)
+                   first * s.bars_per_phrase + 1, math.ceil(len(song.roll) / s.steps_per_bar), song.tempo, source)
 
 
 def song_metrics(ex: Excerpt, classifier, source_genre: str, target_genre: str) -> dict:
@@ -219,10 +241,12 @@ def model_summary(model, name: str) -> dict:
     train = meta.get("train") or {}
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
-    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "content", "binarize", "epochs",
-            "batch_size", "lr", "sigma_d", "seed", "test_fraction")
+    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "critic", "conditioning",
+            "content", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed", "test_fraction")
     return {
-        "name": name, "path": str(model.folder), "shipped": shipped, "genres": dict(model.genres), "created": meta.get("created"),
+        "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
+        "names": list(model.names), "genres": dict(model.genres) if hasattr(model, "genres") else None,
+        "created": meta.get("created"),
         "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
@@ -300,7 +324,7 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     there is replaced; any other non-empty folder is refused).
     """
     from midigenre.classifier import Classifier
-    from midigenre.transfer import TransferModel
+    from midigenre.transfer import GenreTransfer, TransferModel
     from shared.atomic import atomic_folder, write_json
     from shared.listening import REPORT_JSON, folder_bytes, json_ready
     from shared.progress import progress_callback
@@ -309,8 +333,8 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     started = time.perf_counter()
     if max_bars < 1:
         raise GenreError("--max-bars must be at least 1")
-    if not isinstance(model, TransferModel):
-        model = TransferModel.load(model, kind="cyclegan")  # the report is written for a pair model
+    if not isinstance(model, GenreTransfer):
+        model = TransferModel.load(model)  # a pair or a multi-genre model
     name = model.folder.name if model.folder is not None else "model"
     if classifier is not None and not isinstance(classifier, Classifier):
         clf_path = str(classifier)
@@ -320,9 +344,10 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     if classifier is not None:
         from midigenre.evaluate import _model_settings_hash
 
-        if classifier.settings_hash != _model_settings_hash(model):
+        hashes = {_model_settings_hash(model)} | {st.hash() for st in getattr(model, "genre_settings", {}).values()}
+        if classifier.settings_hash not in hashes:
             raise GenreError("the classifier was trained on caches with other piano-roll settings than the model")
-        for g in model.genres.values():
+        for g in model.names:
             classifier.index(g)
     if songs:
         chosen, songs_note = given_songs(songs, model, target), "songs given on the command line"
@@ -335,7 +360,7 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     excerpts = []
     for i, song in enumerate(chosen):
         report_progress("transferring", i, len(chosen), song.path.name)
-        excerpts.append(transfer_excerpt(song.path, model, song.target, max_bars, max_seconds))
+        excerpts.append(transfer_excerpt(song.path, model, song.target, max_bars, max_seconds, source=song.source))
     with atomic_folder(out, marker=REPORT_JSON) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "img").mkdir()
@@ -379,8 +404,8 @@ def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, fold
     from shared.listening import write_ogg
     from shared.plotting import plot_rolls
 
-    s = model.settings
-    source_genre, target_genre = model.direction(song.target)
+    source_genre, target_genre = ex.source_genre, song.target
+    s = model.settings_for(source_genre)
     bars = math.ceil(len(ex.source) / s.steps_per_bar)
     seconds = len(ex.source) / s.steps_per_beat * 60.0 / ex.tempo
     entry = {
@@ -426,8 +451,9 @@ def midi_page(report: dict, folder: Path) -> str:
     from shared.listening import Html, esc, facts, inline_markdown, metric, page, picture, table
 
     m = report["model"]
-    a, b = m["genres"]["a"], m["genres"]["b"]
-    title = f"Listening report: {a} ↔ {b} ({m['name']})"
+    multi = m.get("kind") == "multi-genre"
+    a, b = (None, None) if multi else (m["genres"]["a"], m["genres"]["b"])
+    title = f"Listening report: {' / '.join(m['names']) if multi else f'{a} ↔ {b}'} ({m['name']})"
     clf = report["classifier"]
     parts = ['<header>', f"<h1>{esc(title)}</h1>",
              f'<p class="muted">Made {esc(report["created"].replace("T", " ").replace("+00:00", " UTC"))} by genre-transfer {esc(report["package_version"])} from '
@@ -436,17 +462,21 @@ def midi_page(report: dict, folder: Path) -> str:
              "rendered with FluidSynth (one piano) from the piano roll the model reads.</p>", "</header>",
              '<main id="main">', '<section aria-labelledby="model-h"><h2 id="model-h">The model</h2>']
     t = m["train"]
-    arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", f"variant {t.get('variant', '?')}",
+    arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", "one generator for every pair" if multi else f"variant {t.get('variant', '?')}",
                                  "spectral norm" if t.get("spectral_norm") else "", "self-attention" if t.get("self_attention") else "",
                                  "residual generators" if t.get("residual") else "",
                                  f"identity loss {t['identity']:g}" if t.get("identity") else "",
-                                 f"genre critic {t['genre_loss']:g}" if t.get("genre_loss") else "",
+                                 f"genre loss {t['genre_loss']:g}" + (f" ({t['critic']} critic)" if t.get("critic") else "")
+                                 if t.get("genre_loss") else "",
+                                 f"conditioning {t['conditioning']}" if t.get("conditioning") else "",
                                  f"content loss {t['content']:g}" if t.get("content") else "") if x)
-    items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])), ("genres", f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
+    items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])),
+             ("genres", esc(", ".join(m["names"])) if multi else f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
              ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
                              + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
-             ("binarised at", esc(f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
+             ("binarised at", esc(", ".join(f"{v:.3g} (→ {g})" for g, v in m["thresholds"].items()) if multi else
+                                  f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
     if m.get("train_songs"):
         items.append(("songs", esc(f"training {_counts(m['train_songs'])}; held out {_counts(m.get('test_songs') or {})}")))
     if m.get("created"):
@@ -463,7 +493,16 @@ def midi_page(report: dict, folder: Path) -> str:
             parts.append(f"<p>{inline_markdown(lead)}</p>")
         parts.append(f"<details><summary>The whole model card (README.md)</summary><pre>{esc(text)}</pre></details>")
     mm = report.get("model_metrics")
-    if mm and "S_tot" in mm:
+    if multi and mm and (mm.get("tables") or {}).get("reference"):
+        names, tab = m["names"], mm["tables"]["reference"]
+        rows = [[Html(f'<th scope="row" class="text">{esc(src)}</th>')]
+                + [metric(tab[i][j], f"model_metrics.tables.reference.{i}.{j}", 2) for j in range(len(names))]
+                for i, src in enumerate(names)]
+        parts.append("<p>Held-out songs, as saved with the model: the share of transferred phrases the reference "
+                     "classifier assigns to the target genre (on the diagonal, its accuracy on the real phrases).</p>")
+        parts.append(table("Share classified as the target: source genre (rows) → target genre (columns)",
+                           ["source \\ target", *names], rows))
+    elif mm and "S_tot" in mm:
         rows = []
         for key in (f"{a}→{b}", f"{b}→{a}"):
             r = mm.get(key)

@@ -214,6 +214,31 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     assert sorted(p.name for p in (out / "audio").iterdir()) == ["01-cycled.ogg", "01-source.ogg", "01-transferred.ogg"]
 
 
+def test_midi_report_of_the_shipped_multi_genre_model(song_folder, tmp_path):
+    """The four-genres model: a song goes to the --to genre, its source genre told by the model;
+    the page carries the model's held-out K × K table, and the cycle goes back to that genre."""
+    if fluidsynth_ready() is not None:
+        pytest.skip(f"FluidSynth not usable: {fluidsynth_ready()}")
+    out = tmp_path / "rep"
+    song = REPO / "data" / "examples" / "jazz_example.mid"
+    res = CliRunner().invoke(main, ["report", "four-genres", "--songs", str(song), "--to", "folk", "--max-bars", "4",
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    rep = json.loads((out / "report.json").read_text())
+    names = ["pop", "classical", "jazz", "folk"]
+    assert rep["model"]["kind"] == "multi-genre" and rep["model"]["names"] == names
+    (s,) = rep["songs"]
+    assert s["target_genre"] == "folk" and s["source_genre"] in names
+    table = read_meta("four-genres")["metrics"]["heldout"]["tables"]["reference"]
+    assert rep["model_metrics"]["tables"]["reference"] == table
+    page = check_page_files(out, rep)
+    assert sum(k.startswith("model_metrics.tables.reference.") for k, _, _ in page.metrics) == len(names) ** 2
+    assert "pop / classical / jazz / folk" in (out / "index.html").read_text()
+    res = CliRunner().invoke(main, ["report", "four-genres", "--songs", str(song), "-o", str(tmp_path / "r2")])
+    assert res.exit_code == 1 and res.output.strip().splitlines() == [
+        "Error: give --to: the model transfers to any of pop, classical, jazz, folk"], res.output
+
+
 @pytest.mark.parametrize("args, message", [
     (["no-such-model"], "no such model"),
     (["jazz-classical", "--songs", "{songs}/text.mid"], "cannot use"),
@@ -226,7 +251,7 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     (["{songs}/notes.txt"], "not a model folder"),
     (["jazz-classical", "--songs", "{songs}/a.mid", "--held-out", "2"], "not both"),
     (["jazz-classical", "--to", "jazz"], "--to goes with --songs"),
-    (["audio-rendered", "--songs", "{songs}/a.mid"], "not a 'cyclegan' model"),
+    (["audio-rendered", "--songs", "{songs}/a.mid"], "not a 'cyclegan' or 'multi-genre' model"),
 ])
 def test_report_bad_input_is_one_line(song_folder, tmp_path, args, message):
     out = tmp_path / "rep"
