@@ -2,13 +2,14 @@
 networks of Brunner et al. 2018): its networks, its named losses and its saved model.
 
 G(x, t) is the CycleGAN generator conditioned on the target genre t (``Generator(n_genres=K)``:
-a learned vector per genre added to the features entering every residual block, so it rides on
-the skip paths; one-hot input planes would be erased by the first instance norm); D is the patch discriminator with 1 + K output maps from
-one body: map 0 scores real/fake per patch (least squares), maps 1…K are genre logits per patch,
-averaged over the patches (D's genre head). Losses (named, weighted by ``weighted``):
+conditional instance normalisation in the residual blocks, a per-genre scale and — unless
+``ModelConfig.genre_shift`` is False — shift; one-hot input planes would be erased by the first
+instance norm); D is the patch discriminator with 1 + K output maps from one body: map 0
+scores real/fake per patch (least squares), maps 1…K are genre logits per patch, averaged over
+the patches (D's genre head). Losses (named, weighted by ``weighted``):
 
 ``g/adv``       LSGAN: D's patches of G(x, t) (σ_D noise) should read real
-``g/genre``     cross-entropy of D's genre head on G(x, t) binarised (straight-through) against t
+``g/genre``     cross-entropy of the genre classifier on G(x, t) binarised (straight-through) against t
 ``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre)
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
@@ -23,10 +24,10 @@ real phrases only and without σ_D noise; ``adversarial`` — that network with 
 Salimans et al. 2016), so that a pattern no real phrase has cannot pass for a genre. Measured
 here (README, issue 12): G learns to satisfy the shared head, and the separate critic as well,
 with input-independent patterns along the edges of the roll that no judge reads as the genre;
-the generated class is the answer to that.
+the generated class together with scale-only conditioning avoided them at genre loss 1.
 
-The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G and D: D's
-genre head predicts the genre of a song whose genre is not given
+The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G, D and the
+critic if any: the genre classifier predicts the genre of a song whose genre is not given
 (:class:`midigenre.transfer.MultiGenreTransfer`). Training runs on the shared loop
 (:mod:`midigenre.multitrain`).
 """
