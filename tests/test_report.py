@@ -465,3 +465,22 @@ def test_midi_report_in_chromium(browser, midi_report, tmp_path):
 def test_transform_report_in_chromium(browser, transform_report, tmp_path):
     out, _ = transform_report
     _open_and_check(browser, out, tmp_path / "transform-report.png")
+
+
+@pytest.fixture(scope="module")
+def multi_report(tmp_path_factory):
+    """The shipped four-genres model's report of the jazz example sent to folk (folder)."""
+    if fluidsynth_ready() is not None:
+        pytest.skip(f"FluidSynth not usable: {fluidsynth_ready()}")
+    out = tmp_path_factory.mktemp("multi") / "rep"
+    res = CliRunner().invoke(main, ["report", "four-genres", "--songs", str(REPO / "data" / "examples" / "jazz_example.mid"),
+                                    "--to", "folk", "--max-bars", "4", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    return out
+
+
+def test_multi_genre_report_in_chromium(browser, multi_report, tmp_path):
+    """The K × K table's cells are numbers of report.json like every other shown number."""
+    got = _open_and_check(browser, multi_report, tmp_path / "multi-report.png")
+    assert sum(m[0].startswith("model_metrics.tables.reference.") for m in got["metrics"]) == 16
+    _open_and_check(browser, multi_report, tmp_path / "multi-report-phone.png", width=390)
