@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from audiogenre.audio import file_sha1
 from shared.errors import GenreError
 
 #: The record ``genre audio transform`` leaves beside its output: ``OUT.wav`` → ``OUT.wav.json``.
@@ -38,14 +38,6 @@ def transform_record_path(output: str | os.PathLike) -> Path:
     return Path(str(output) + RECORD_SUFFIX)
 
 
-def _sha1(path: str | os.PathLike) -> str:
-    h = hashlib.sha1()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_transform_record(output: str | os.PathLike, *, source: str | os.PathLike, classifier: str, target: str,
                            config, report) -> Path:
     """Write ``OUT.wav.json`` beside a transformation's output: what :func:`build_transform_report` reads."""
@@ -53,8 +45,8 @@ def write_transform_record(output: str | os.PathLike, *, source: str | os.PathLi
 
     path = transform_record_path(output)
     write_json(path, {
-        "format": 1, "kind": RECORD_KIND, "source": str(Path(source).resolve()), "source_sha1": _sha1(source),
-        "output": Path(output).name, "output_sha1": _sha1(output), "classifier": str(classifier), "target": target,
+        "format": 1, "kind": RECORD_KIND, "source": str(Path(source).resolve()), "source_sha1": file_sha1(source),
+        "output": Path(output).name, "output_sha1": file_sha1(output), "classifier": str(classifier), "target": target,
         "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else dict(config),
         "report": report.to_dict() if hasattr(report, "to_dict") else dict(report),
     })
@@ -79,9 +71,9 @@ def read_transform_record(output: str | os.PathLike) -> dict:
     src = Path(rec.get("source", ""))
     if not src.is_file():
         raise GenreError(f"the source recording {src} named in {path} is not here any more")
-    if rec.get("source_sha1") and _sha1(src) != rec["source_sha1"]:
+    if rec.get("source_sha1") and file_sha1(src) != rec["source_sha1"]:
         raise GenreError(f"{src} has changed since it was transformed into {output}; transform it again")
-    if rec.get("output_sha1") and _sha1(output) != rec["output_sha1"]:
+    if rec.get("output_sha1") and file_sha1(output) != rec["output_sha1"]:
         raise GenreError(f"{output} has changed since `genre audio transform` wrote it; transform again")
     return rec
 
@@ -174,8 +166,8 @@ def build_transform_report(output: str | os.PathLike, out: str | os.PathLike, *,
     Plays and draws the first ``max_seconds``; the numbers of the whole song come from the record.
     """
     from audiogenre.audio import load_audio
-    from shared.atomic import atomic_folder, write_json
-    from shared.listening import REPORT_JSON, folder_bytes, json_ready, write_ogg
+    from shared.atomic import atomic_folder
+    from shared.listening import REPORT_JSON, finish_report, write_ogg
     from shared.progress import progress_callback
 
     report_progress = progress_callback(progress)
@@ -231,11 +223,7 @@ def build_transform_report(output: str | os.PathLike, out: str | os.PathLike, *,
             "audio": audio, "pictures": {"spectrogram": "img/spectrogram.png",
                                          "windows": "img/windows.png" if windows else None},
         }
-        report["seconds_to_build"] = round(time.perf_counter() - started, 2)
-        report["bytes"] = folder_bytes(tmp)
-        report = json_ready(report)
-        (tmp / "index.html").write_text(transform_page(report, tmp), encoding="utf-8")
-        write_json(tmp / REPORT_JSON, report)
+        report = finish_report(tmp, report, started, transform_page)
         report_progress("report", 4, 4)
     return report
 
@@ -357,8 +345,8 @@ def build_bridge_report(folder: str | os.PathLike, out: str | os.PathLike, *, re
 
     from audiogenre.audio import load_audio
     from midigenre.pianoroll import RollSettings, Unusable, read_song
-    from shared.atomic import atomic_folder, write_json
-    from shared.listening import REPORT_JSON, folder_bytes, json_ready, write_ogg
+    from shared.atomic import atomic_folder
+    from shared.listening import REPORT_JSON, finish_report, write_ogg
     from shared.plotting import plot_rolls
     from shared.progress import progress_callback
 
@@ -404,11 +392,7 @@ def build_bridge_report(folder: str | os.PathLike, out: str | os.PathLike, *, re
                   "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "package_version": _version(), "files": {k: v.name for k, v in files.items()}, "audio": audio,
                   "pictures": {"rolls": "img/rolls.png"}, "bridge": extra}
-        report["seconds_to_build"] = round(time.perf_counter() - started, 2)
-        report["bytes"] = folder_bytes(tmp)
-        report = json_ready(report)
-        (tmp / "index.html").write_text(bridge_page(report, tmp), encoding="utf-8")
-        write_json(tmp / REPORT_JSON, report)
+        report = finish_report(tmp, report, started, bridge_page)
     return report
 
 

@@ -325,8 +325,8 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     """
     from midigenre.classifier import Classifier
     from midigenre.transfer import GenreTransfer, TransferModel
-    from shared.atomic import atomic_folder, write_json
-    from shared.listening import REPORT_JSON, folder_bytes, json_ready
+    from shared.atomic import atomic_folder
+    from shared.listening import REPORT_JSON, finish_report
     from shared.progress import progress_callback
 
     report_progress = progress_callback(progress)
@@ -385,11 +385,7 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
             report["songs"].append(_song(song, ex, model, classifier, render, tmp, i + 1))
         report_progress("rendering", len(chosen), len(chosen))
         report["summary"] = _summary(report["songs"])
-        report["seconds_to_build"] = round(time.perf_counter() - started, 2)
-        report["bytes"] = folder_bytes(tmp)
-        report = json_ready(report)
-        (tmp / "index.html").write_text(midi_page(report, tmp), encoding="utf-8")
-        write_json(tmp / REPORT_JSON, report)
+        report = finish_report(tmp, report, started, midi_page)
     return report
 
 

@@ -201,6 +201,22 @@ def write_ogg(path: str | os.PathLike, samples: np.ndarray, rate: int, *, qualit
     return len(x) / float(rate)
 
 
+def finish_report(folder: Path, report: dict, started: float, page) -> dict:
+    """The end of every report: time to build and size on disk into ``report``, then
+    ``index.html`` (``page(report, folder)``) and ``report.json`` written into ``folder``;
+    returns the JSON-ready report."""
+    import time
+
+    from shared.atomic import write_json
+
+    report["seconds_to_build"] = round(time.perf_counter() - started, 2)
+    report["bytes"] = folder_bytes(folder)
+    report = json_ready(report)
+    (folder / "index.html").write_text(page(report, folder), encoding="utf-8")
+    write_json(folder / REPORT_JSON, report)
+    return report
+
+
 def folder_bytes(path: str | os.PathLike) -> int:
     """Bytes of every file under ``path``."""
     return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
