@@ -52,6 +52,9 @@ CONFIGS: dict[str, dict] = {
     "sn+identity2+genre2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0},
     # … and a content loss: the transfer itself stays near its source
     "sn+identity2+genre2+content3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "content": 3.0},
+    # … or a keep loss: dropping the source's notes costs, adding notes does not
+    "sn+identity2+genre2+keep1": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 1.0},
+    "sn+identity2+genre2+keep3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 3.0},
 }
 __doc__ += "".join(f"    {k:<24} {json.dumps(v)}\n" for k, v in CONFIGS.items())
 

@@ -65,6 +65,9 @@ class TrainConfig:
                                    "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B|: a transfer stays "
                                   "near its own source, so it keeps the song (not in the papers).", min=0)
+    keep: float = setting(0.0, "Weight of the keep loss: the share of the source's notes a transfer removes, "
+                               "Σ x·(1 − G(x)) / Σ x per phrase in each direction (the soft 'removed' of the "
+                               "content-change metric; adding notes costs nothing). Not in the papers.", min=0)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
     genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "
@@ -139,8 +142,8 @@ class ClassifierConfig:
 
 
 #: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
-#: reconstruction λ = 10); ``g/genre``, ``g/identity`` and ``g/content`` take ``genre_loss``,
-#: ``identity`` and ``content``.
+#: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content`` and ``g/keep`` take
+#: ``genre_loss``, ``identity``, ``content`` and ``keep``.
 MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
@@ -160,6 +163,8 @@ class MultiGenreConfig:
     identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
                                    "genre s should stay as it is).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
+    keep: float = setting(0.0, "Weight of the keep loss: the share of the source's notes G(x, t) removes, "
+                               "Σ x·(1 − G(x, t)) / Σ x per phrase (adding notes costs nothing).", min=0)
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
@@ -211,7 +216,8 @@ class MultiGenreConfig:
     @property
     def weights(self) -> dict[str, float]:
         """Every named loss's weight."""
-        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content}
+        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content,
+                "g/keep": self.keep}
 
     def to_dict(self) -> dict:
         return to_dict(self)

@@ -131,14 +131,15 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
-                     genre: bool = False, content: bool = False):
+                     genre: bool = False, content: bool = False, keep: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
     ``identity`` adds ``g/identity`` = |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (CycleGAN's identity
     loss: a phrase already in the target genre should pass unchanged); the papers leave it out.
     ``content`` adds ``g/content`` = |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B| (the transfer itself stays
-    near its source; not in the papers). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
+    near its source; not in the papers). ``keep`` adds ``g/keep``, the share of each source's notes
+    its transfer removes (:func:`removed_share`; adding notes costs nothing). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
     fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
     """
     fake_b = m.G_AB(real_a)
@@ -152,6 +153,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     }
     if content:
         losses["g/content"] = F.l1_loss(fake_b, real_a) + F.l1_loss(fake_a, real_b)
+    if keep:
+        losses["g/keep"] = removed_share(real_a, fake_b) + removed_share(real_b, fake_a)
     if identity:
         losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
     if adv_all and m.variant != "base":
@@ -159,6 +162,14 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     if genre and m.C is not None:
         losses["g/genre"] = _genre_ce(m.C, straight_through(fake_b), 1.0) + _genre_ce(m.C, straight_through(fake_a), 0.0)
     return losses, fake_a, fake_b
+
+
+def removed_share(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Σ x·(1 − y) / Σ x per phrase, averaged over the batch: the soft share of the source's notes that
+    the output drops (``midigenre.metrics.content_removed`` on probabilities). Empty sources count 0."""
+    dims = tuple(range(1, source.dim()))
+    source, out = source.float(), out.float()
+    return ((source * (1 - out)).sum(dims) / source.sum(dims).clamp(min=1.0)).mean()
 
 
 def _genre_ce(critic: nn.Module, x: torch.Tensor, target: float) -> torch.Tensor:

@@ -361,3 +361,28 @@ def test_content_loss_is_the_distance_of_each_transfer_from_its_own_source():
     expected = (fake_b - a).abs().mean() + (fake_a - b).abs().mean()
     assert losses["g/content"].item() == pytest.approx(expected.item(), rel=1e-6)
     assert "g/content" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().content == 0.0
+
+
+def test_keep_loss_is_the_soft_share_of_source_notes_dropped_and_adding_notes_costs_nothing():
+    from midigenre.cyclegan import removed_share
+    from midigenre.metrics import content_removed
+
+    src = torch.zeros(2, 1, 64, 84)
+    src[0, 0, :8, 40] = 1  # 8 notes …
+    src[1, 0, :4, 50] = 1  # … and 4
+    out = src.clone()
+    out[0, 0, :2, 40] = 0  # drops 2 of 8
+    out[1, 0, :4, 50] = 0.25  # keeps 4 notes at a quarter: 0.75 of 4 dropped
+    out[:, 0, 20:, 60:] = 1  # added notes: free
+    assert removed_share(src, out).item() == pytest.approx((2 / 8 + 0.75) / 2)
+    # on notes it is the metric's "removed"; an empty source counts 0
+    hard = (out > 0.5).float()
+    expected = np.mean([content_removed(s[0].numpy().astype(bool), h[0].numpy().astype(bool)) for s, h in zip(src, hard)])
+    assert removed_share(src, hard).item() == pytest.approx(expected)
+    assert removed_share(torch.zeros(1, 1, 64, 84), torch.rand(1, 1, 64, 84)).item() == 0.0
+    torch.manual_seed(0)
+    m = CycleGAN(TINY)
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, keep=True)
+    assert losses["g/keep"].item() == pytest.approx((removed_share(a, fake_b) + removed_share(b, fake_a)).item(), rel=1e-6)
+    assert "g/keep" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().keep == 0.0
