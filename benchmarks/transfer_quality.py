@@ -55,6 +55,9 @@ CONFIGS: dict[str, dict] = {
     # … or a keep loss: dropping the source's notes costs, adding notes does not
     "sn+identity2+genre2+keep1": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 1.0},
     "sn+identity2+genre2+keep3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 3.0},
+    # … and an add loss at a lower weight: keeping is worth more than not adding
+    "sn+identity2+genre2+keep1+add0.3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
+                                         "keep": 1.0, "add": 0.3},
 }
 __doc__ += "".join(f"    {k:<24} {json.dumps(v)}\n" for k, v in CONFIGS.items())
 

@@ -68,6 +68,9 @@ class TrainConfig:
     keep: float = setting(0.0, "Weight of the keep loss: the share of the source's notes a transfer removes, "
                                "Σ x·(1 − G(x)) / Σ x per phrase in each direction (the soft 'removed' of the "
                                "content-change metric; adding notes costs nothing). Not in the papers.", min=0)
+    add: float = setting(0.0, "Weight of the add loss: the notes a transfer adds, as a share of the source's notes, "
+                              "Σ (1 − x)·G(x) / Σ x per phrase in each direction (the soft 'added'; with --keep "
+                              "at the same weight it is the content-change metric itself). Not in the papers.", min=0)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
     genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "
@@ -142,8 +145,8 @@ class ClassifierConfig:
 
 
 #: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
-#: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content`` and ``g/keep`` take
-#: ``genre_loss``, ``identity``, ``content`` and ``keep``.
+#: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content``, ``g/keep`` and ``g/add``
+#: take ``genre_loss``, ``identity``, ``content``, ``keep`` and ``add``.
 MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
@@ -165,6 +168,8 @@ class MultiGenreConfig:
     content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
     keep: float = setting(0.0, "Weight of the keep loss: the share of the source's notes G(x, t) removes, "
                                "Σ x·(1 − G(x, t)) / Σ x per phrase (adding notes costs nothing).", min=0)
+    add: float = setting(0.0, "Weight of the add loss: the notes G(x, t) adds, as a share of x's notes, "
+                              "Σ (1 − x)·G(x, t) / Σ x per phrase.", min=0)
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
@@ -217,7 +222,7 @@ class MultiGenreConfig:
     def weights(self) -> dict[str, float]:
         """Every named loss's weight."""
         return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content,
-                "g/keep": self.keep}
+                "g/keep": self.keep, "g/add": self.add}
 
     def to_dict(self) -> dict:
         return to_dict(self)

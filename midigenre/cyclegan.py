@@ -131,7 +131,7 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
-                     genre: bool = False, content: bool = False, keep: bool = False):
+                     genre: bool = False, content: bool = False, keep: bool = False, add: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
@@ -139,7 +139,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     loss: a phrase already in the target genre should pass unchanged); the papers leave it out.
     ``content`` adds ``g/content`` = |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B| (the transfer itself stays
     near its source; not in the papers). ``keep`` adds ``g/keep``, the share of each source's notes
-    its transfer removes (:func:`removed_share`; adding notes costs nothing). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
+    its transfer removes (:func:`removed_share`; adding notes costs nothing); ``add`` adds ``g/add``, the
+    notes it adds as a share of the source's notes (:func:`added_share`). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
     fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
     """
     fake_b = m.G_AB(real_a)
@@ -155,6 +156,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
         losses["g/content"] = F.l1_loss(fake_b, real_a) + F.l1_loss(fake_a, real_b)
     if keep:
         losses["g/keep"] = removed_share(real_a, fake_b) + removed_share(real_b, fake_a)
+    if add:
+        losses["g/add"] = added_share(real_a, fake_b) + added_share(real_b, fake_a)
     if identity:
         losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
     if adv_all and m.variant != "base":
@@ -170,6 +173,15 @@ def removed_share(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(1, source.dim()))
     source, out = source.float(), out.float()
     return ((source * (1 - out)).sum(dims) / source.sum(dims).clamp(min=1.0)).mean()
+
+
+def added_share(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Σ (1 − x)·y / Σ x per phrase, averaged over the batch: the soft notes the output adds, as a share
+    of the source's notes (``midigenre.metrics.content_added`` on probabilities; an empty source
+    counts its added notes as a share of one)."""
+    dims = tuple(range(1, source.dim()))
+    source, out = source.float(), out.float()
+    return (((1 - source) * out).sum(dims) / source.sum(dims).clamp(min=1.0)).mean()
 
 
 def _genre_ce(critic: nn.Module, x: torch.Tensor, target: float) -> torch.Tensor:

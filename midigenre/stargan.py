@@ -14,6 +14,7 @@ the patches (D's genre head). Losses (named, weighted by ``weighted``):
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``g/keep``      the share of x's notes G(x, t) drops (with ``keep`` > 0; adding notes costs nothing)
+``g/add``       the notes G(x, t) adds, as a share of x's notes (with ``add`` > 0)
 ``d/adv``       LSGAN, real phrases 1, generated (history pool) 0, both with σ_D noise
 ``d/genre``     cross-entropy of the genre classifier on REAL phrases against their genres
 
@@ -42,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from midigenre.cyclegan import _lsgan, _noisy, removed_share, straight_through
+from midigenre.cyclegan import _lsgan, _noisy, added_share, removed_share, straight_through
 from midigenre.models import Discriminator, Generator, ModelConfig
 from shared.registry import register, save_model
 
@@ -102,7 +103,7 @@ class MultiGenreGAN(nn.Module):
 
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
-                     keep: bool = False) -> tuple[dict, torch.Tensor]:
+                     keep: bool = False, add: bool = False) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
@@ -120,6 +121,8 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         losses["g/content"] = F.l1_loss(fake, real)
     if keep:
         losses["g/keep"] = removed_share(real, fake)
+    if add:
+        losses["g/add"] = added_share(real, fake)
     return losses, fake
 
 

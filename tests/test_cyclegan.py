@@ -363,9 +363,9 @@ def test_content_loss_is_the_distance_of_each_transfer_from_its_own_source():
     assert "g/content" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().content == 0.0
 
 
-def test_keep_loss_is_the_soft_share_of_source_notes_dropped_and_adding_notes_costs_nothing():
-    from midigenre.cyclegan import removed_share
-    from midigenre.metrics import content_removed
+def test_keep_and_add_losses_are_the_soft_removed_and_added_shares_of_the_content_change_metric():
+    from midigenre.cyclegan import added_share, removed_share
+    from midigenre.metrics import content_added, content_change, content_removed
 
     src = torch.zeros(2, 1, 64, 84)
     src[0, 0, :8, 40] = 1  # 8 notes …
@@ -380,9 +380,18 @@ def test_keep_loss_is_the_soft_share_of_source_notes_dropped_and_adding_notes_co
     expected = np.mean([content_removed(s[0].numpy().astype(bool), h[0].numpy().astype(bool)) for s, h in zip(src, hard)])
     assert removed_share(src, hard).item() == pytest.approx(expected)
     assert removed_share(torch.zeros(1, 1, 64, 84), torch.rand(1, 1, 64, 84)).item() == 0.0
+    # added: 44 × 24 cells over 8 and 4 source notes; the quarter-kept notes add nothing
+    assert added_share(src, out).item() == pytest.approx((44 * 24 / 8 + 44 * 24 / 4) / 2)
+    expected = np.mean([content_added(s[0].numpy().astype(bool), h[0].numpy().astype(bool)) for s, h in zip(src, hard)])
+    assert added_share(src, hard).item() == pytest.approx(expected)
+    # both at weight 1 are the content-change metric itself
+    expected = np.mean([content_change(s[0].numpy().astype(bool), h[0].numpy().astype(bool)) for s, h in zip(src, hard)])
+    assert (added_share(src, hard) + removed_share(src, hard)).item() == pytest.approx(expected)
     torch.manual_seed(0)
     m = CycleGAN(TINY)
     a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
-    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, keep=True)
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, keep=True, add=True)
     assert losses["g/keep"].item() == pytest.approx((removed_share(a, fake_b) + removed_share(b, fake_a)).item(), rel=1e-6)
-    assert "g/keep" not in generator_losses(m, a, b, sigma_d=0.0)[0] and TrainConfig().keep == 0.0
+    assert losses["g/add"].item() == pytest.approx((added_share(a, fake_b) + added_share(b, fake_a)).item(), rel=1e-6)
+    plain = generator_losses(m, a, b, sigma_d=0.0)[0]
+    assert "g/keep" not in plain and "g/add" not in plain and TrainConfig().keep == TrainConfig().add == 0.0

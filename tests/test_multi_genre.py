@@ -61,11 +61,12 @@ def test_shapes_losses_and_gradient_flow():
     border[8:-8, 8:-8] = False
     assert diff.mean() > 1e-3 and diff[:, 8:-8, 8:-8].mean() > 0.5 * diff[:, border].mean()
 
-    g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True, content=True, keep=True)
-    assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity", "g/content", "g/keep"} and fake.shape == x.shape
+    g, fake = generator_losses(m, x, s, t, sigma_d=0.1, identity=True, content=True, keep=True, add=True)
+    assert set(g) == {"g/adv", "g/cycle", "g/genre", "g/identity", "g/content", "g/keep", "g/add"} and fake.shape == x.shape
     assert torch.isclose(g["g/content"], (fake - x).abs().mean())
     kept = (x * fake).sum((1, 2, 3)) / x.sum((1, 2, 3)).clamp(min=1)
     assert bool((x.sum((1, 2, 3)) > 0).all()) and torch.isclose(g["g/keep"], (1 - kept).mean())
+    assert torch.isclose(g["g/add"], (((1 - x) * fake).sum((1, 2, 3)) / x.sum((1, 2, 3))).mean())
     sum(g.values()).backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in m.G.named_parameters() if n.endswith("weight"))
     m.zero_grad()
