@@ -20,6 +20,14 @@ same command again and finished runs are kept, interrupted ones resumed).
 
     python benchmarks/transfer_quality.py --a jazz.h5 --b classical.h5 --out runs/quality --epochs 8 --jobs 2
 
+Also on the validation songs, and only there, it can choose *when to stop* and *whether a direction
+keeps its source's notes*: ``--choose-from E`` keeps every epoch's model (``--keep-epochs`` of
+``genre midi train``) and screens epochs E … last of each configuration; ``--keep-source`` also
+screens each model with the source's notes kept in one direction (``genre midi transfer
+--keep-source``: the output is G's notes OR the source's). The screen uses the reference judge
+and density-matched thresholds; the best (epoch, keep-source) of each configuration is then scored
+in full (both binarisations, both judges) like any other.
+
 Configurations (``--configs`` picks and orders them; ``--config-file`` adds your own, a YAML
 mapping of name → training settings):
 """
@@ -74,6 +82,8 @@ def run_training(name: str, settings: dict, args, split: Path) -> subprocess.Pop
     cfg = out.parent / f"{name}.json"
     cfg.write_text(json.dumps({**settings, "epochs": args.epochs, "decay_after": args.decay_after, "seed": args.seed,
                                "valid_fraction": args.valid_fraction}))
+    if args.choose_from:
+        settings = {**settings, "keep_epochs": True}
     cmd = [sys.executable, "-m", "cli", "midi", "train", "--a", args.a, "--b", args.b, "--out", str(out),
            "--split", str(split), "--threads", str(args.threads), "--precision", args.precision, "--device", "cpu"]
     cmd += ["--resume", "--epochs", str(args.epochs)] if (out / "checkpoint.pt").exists() else ["--config", str(cfg)]
@@ -136,8 +146,8 @@ def judge_accuracy(judge, x_a, x_b) -> float:
     return float(((pa == 0).sum() + (pb == 1).sum()) / (len(pa) + len(pb)))
 
 
-def score(model, all_judges: dict, x_a, x_b) -> dict:
-    """Both judges' S values, content change and the musical statistics against the real target phrases."""
+def score(model, all_judges: dict, x_a, x_b, stats: bool = True) -> dict:
+    """Both judges' S values, content change and (``stats``) the musical statistics against the real target phrases."""
     from midigenre.evaluate import evaluate_transfer
     from midigenre.judges import stats_gap
 
@@ -153,7 +163,7 @@ def score(model, all_judges: dict, x_a, x_b) -> dict:
             if jname == "reference":
                 for k in ("content_change", "transposition_invariant", "added", "removed", "cycle_content_change"):
                     row[f"{k} {src}→{dst}"] = r[k]["mean"]
-    for x, src, dst, target in ((x_a, a, b, x_b), (x_b, b, a, x_a)):
+    for x, src, dst, target in ((x_a, a, b, x_b), (x_b, b, a, x_a)) if stats else ():
         y, _ = model.transfer_phrases(x, dst)
         gap = stats_gap(y, target)
         for k, v in gap.items():
@@ -181,7 +191,8 @@ def plot(rows: list[dict], path: Path, a: str, b: str) -> None:
         cc = np.mean([r[f"transposition_invariant {a}→{b}"], r[f"transposition_invariant {b}→{a}"]])
         marker = "*" if r["part"] == "test" else ("o" if r["binarize"] == "fixed" else "s")
         ax.scatter(cc, 100 * r["S_tot[reference]"], marker=marker, s=120 if marker == "*" else 40)
-        ax.annotate(f"{r['config']} ({r['binarize']}{', held-out' if r['part'] == 'test' else ''})", (cc, 100 * r["S_tot[reference]"]),
+        extra = (f", epoch {r['epochs']}" if r.get("epochs") else "") + (f", keeps {r['keep_source']}" if r.get("keep_source", "none") != "none" else "")
+        ax.annotate(f"{r['config']} ({r['binarize']}{extra}{', held-out' if r['part'] == 'test' else ''})", (cc, 100 * r["S_tot[reference]"]),
                     fontsize=7, xytext=(4, 3), textcoords="offset points")
     ax.axhline(70, color="0.7", lw=0.8, ls="--")
     ax.axvline(TARGET_CC, color="0.7", lw=0.8, ls="--")
@@ -208,6 +219,10 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2, help="trainings at once")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per training")
     ap.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    ap.add_argument("--choose-from", type=int, default=0, metavar="E",
+                    help="keep every epoch's model and choose the epoch (E … last) on the validation songs")
+    ap.add_argument("--keep-source", action="store_true",
+                    help="also screen each model keeping the source's notes in one direction (genre midi transfer --keep-source)")
     args = ap.parse_args()
 
     import torch
@@ -246,12 +261,13 @@ def main() -> None:
         print(f"  judge {jname}: accuracy {judge_accuracy(j, *x_va):.1%} on the validation phrases, "
               f"{judge_accuracy(j, *x_te):.1%} held-out", flush=True)
 
-    rows = []
+    rows, screen = [], []
     models = {}
-    for name in names:
-        model = TransferModel.load(out / name)
-        a, b = model.genres["a"], model.genres["b"]
+    rng = np.random.default_rng(args.seed)
+    sample = [torch.from_numpy(x[np.sort(rng.choice(len(x), min(512, len(x)), replace=False))].astype(np.float32)).unsqueeze(1)
+              for x in x_tr]
 
+    def density(model):
         class _Pair:  # the generators, as density_thresholds expects them
             G_AB, G_BA = model.g_ab, model.g_ba
 
@@ -259,40 +275,72 @@ def main() -> None:
             def eval():
                 return None
 
-        rng = np.random.default_rng(args.seed)
-        sample = [torch.from_numpy(x[np.sort(rng.choice(len(x), min(512, len(x)), replace=False))].astype(np.float32)).unsqueeze(1)
-                  for x in x_tr]
+        return density_thresholds(_Pair, sample[0], sample[1])
+
+    def with_keep(model, keep: str):
+        model.meta["keep_source"] = {d: keep in (d, "both") for d in ("ab", "ba")}
+        model.set_keep_source(None)
+        return model
+
+    keeps = ["none", "ab", "ba"] if args.keep_source else ["none"]
+    for name in names:
+        candidates = {args.epochs: out / name}
+        if args.choose_from:
+            snaps = {int(p.name.split("_")[1]): p for p in (out / name / "epochs").glob("epoch_*") if p.is_dir()}
+            candidates = {e: p for e, p in sorted(snaps.items()) if e >= args.choose_from}
+            if not candidates:
+                raise SystemExit(f"{name}: no epoch models from epoch {args.choose_from} in {out / name / 'epochs'} "
+                                 "(trainings keep them when the benchmark runs with --choose-from)")
+        epoch, keep = max(candidates), "none"
+        if len(candidates) * len(keeps) > 1:  # screen: when to stop, and which direction keeps its source
+            mine = []
+            for e, folder in candidates.items():
+                model = TransferModel.load(folder)
+                model.meta["thresholds"] = density(model)
+                for k in keeps:
+                    r = {"config": name, "epochs": e, "keep_source": k, "binarize": "density", "part": "screen",
+                         **score(with_keep(model, k), {"reference": all_judges["reference"]}, *x_va, stats=False)}
+                    mine.append(r)
+                    a, b = model.genres["a"], model.genres["b"]
+                    print(f"  screen {name} epoch {e} keep-source {k}: S_tot {r['S_tot[reference]']:.1%}; S "
+                          f"{r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {b}→{a}[reference]']:.2f}; content change (TI) "
+                          f"{r[f'transposition_invariant {a}→{b}']:.2f} / {r[f'transposition_invariant {b}→{a}']:.2f}", flush=True)
+            screen += mine
+            pick = max(mine, key=lambda r: rank_key(r, a, b))
+            epoch, keep = pick["epochs"], pick["keep_source"]
+        model = with_keep(TransferModel.load(candidates[epoch]), keep)
+        a, b = model.genres["a"], model.genres["b"]
         for binarize in ("fixed", "density"):
-            model.meta["thresholds"] = ({"ab": 0.5, "ba": 0.5} if binarize == "fixed"
-                                        else density_thresholds(_Pair, sample[0], sample[1]))
+            model.meta["thresholds"] = {"ab": 0.5, "ba": 0.5} if binarize == "fixed" else density(model)
             row = {"config": name, "binarize": binarize, "part": "valid", "thresholds": dict(model.meta["thresholds"]),
-                   "epochs": args.epochs, **score(model, all_judges, *x_va)}
+                   "epochs": epoch, "keep_source": keep, **score(model, all_judges, *x_va)}
             rows.append(row)
-            models[(name, binarize)] = (model, dict(model.meta["thresholds"]))
-            print(f"  {name:<24} {binarize:<8} valid: S_tot {row['S_tot[reference]']:.1%} (features judge "
-                  f"{row['S_tot[features]']:.1%}); S {a}→{b} {row[f'S {a}→{b}[reference]']:.2f}, {b}→{a} "
+            models[(name, binarize)] = (model, dict(model.meta["thresholds"]), candidates[epoch])
+            print(f"  {name:<24} {binarize:<8} epoch {epoch} keep-source {keep} valid: S_tot {row['S_tot[reference]']:.1%} "
+                  f"(features judge {row['S_tot[features]']:.1%}); S {a}→{b} {row[f'S {a}→{b}[reference]']:.2f}, {b}→{a} "
                   f"{row[f'S {b}→{a}[reference]']:.2f}; content change (TI) {row[f'transposition_invariant {a}→{b}']:.2f} / "
                   f"{row[f'transposition_invariant {b}→{a}']:.2f}", flush=True)
 
     best = max((r for r in rows if r["part"] == "valid"), key=lambda r: rank_key(r, a, b))
-    model, thresholds = models[(best["config"], best["binarize"])]
+    model, thresholds, folder = models[(best["config"], best["binarize"])]
     model.meta["thresholds"] = thresholds
     test_row = {"config": best["config"], "binarize": best["binarize"], "part": "test", "thresholds": thresholds,
-                "epochs": args.epochs, **score(model, all_judges, *x_te)}
+                "epochs": best["epochs"], "keep_source": best["keep_source"], **score(model, all_judges, *x_te)}
     rows.append(test_row)
 
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(dict.fromkeys(k for r in rows + screen for k in r))
     with open(out / "results.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys)
         w.writeheader()
-        for r in rows:
+        for r in screen + rows:
             w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
-    (out / "results.json").write_text(json.dumps({"rows": rows, "chosen": [best["config"], best["binarize"]],
-                                                  "train_minutes_all": train_minutes}, indent=2))
+    (out / "results.json").write_text(json.dumps({"rows": rows, "screen": screen, "chosen": [best["config"], best["binarize"]],
+                                                  "chosen_epoch": best["epochs"], "chosen_keep_source": best["keep_source"],
+                                                  "chosen_folder": str(folder), "train_minutes_all": train_minutes}, indent=2))
     plot(rows, out / "tradeoff.png", a, b)
 
     def fmt(r):
-        return (f"| {r['config']} | {r['binarize']} | {r['part']} | {r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {a}→{b}[features]']:.2f} "
+        return (f"| {r['config']} | {r['epochs']} | {r['keep_source']} | {r['binarize']} | {r['part']} | {r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {a}→{b}[features]']:.2f} "
                 f"| {r[f'S {b}→{a}[reference]']:.2f} / {r[f'S {b}→{a}[features]']:.2f} | {r['S_tot[reference]']:.1%} / "
                 f"{r['S_tot[features]']:.1%} | {r[f'content_change {a}→{b}']:.2f} / {r[f'content_change {b}→{a}']:.2f} | "
                 f"{r[f'transposition_invariant {a}→{b}']:.2f} / {r[f'transposition_invariant {b}→{a}']:.2f} | "
@@ -300,8 +348,8 @@ def main() -> None:
 
     print(f"\n{a} ↔ {b}, {args.epochs} epochs per configuration; S and S_tot as reference judge / feature judge; "
           f"content change as {a}→{b} / {b}→{a}")
-    print("| config | binarize | songs | S " + f"{a}→{b}" + " | S " + f"{b}→{a}" + " | S_tot | content change | transposition-inv. | added | removed |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| config | epoch | keeps source | binarize | songs | S " + f"{a}→{b}" + " | S " + f"{b}→{a}" + " | S_tot | content change | transposition-inv. | added | removed |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(fmt(r))
     print(f"\nmusical statistics of the transferred phrases (target genre's real phrases in brackets):")
@@ -315,7 +363,8 @@ def main() -> None:
                   f"({r['polyphony_target' + k]:.2f}) | {r['pitch_range' + k]:.1f} ({r['pitch_range_target' + k]:.1f}) | "
                   f"{r['empty_beats' + k]:.2f} ({r['empty_beats_target' + k]:.2f}) | {r['pitch_class_l1' + k]:.2f} |")
     verdict = "MEETS" if feasible(test_row, a, b) and test_row["S_tot[reference]"] >= 0.70 else "DOES NOT MEET"
-    print(f"\nchosen on the validation songs: {best['config']} ({best['binarize']}); on the held-out songs it "
+    print(f"\nchosen on the validation songs: {best['config']} (epoch {best['epochs']}, keep-source {best['keep_source']}, "
+          f"{best['binarize']}); on the held-out songs it "
           f"{verdict} the targets (S ≥ {TARGET_S} each way, S_tot ≥ 70 %, transposition-invariant content change "
           f"≤ {TARGET_CC} each way). Trainings took {train_minutes:.0f} min in all ({args.jobs} at once, "
           f"{args.threads} thread(s) each). Wrote {out / 'results.csv'}, {out / 'tradeoff.png'}.")

@@ -526,8 +526,11 @@ def _fit(task, out_path: Path, resume_command: str) -> None:
 @click.option("--cycle", is_flag=True, help="Also write the cycled-back song (…​.cycle.mid).")
 @click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
 @click.option("--meter", type=METERS, help="Meter rule for reading songs (default: the model's data's).")
+@click.option("--keep-source/--no-keep-source", default=None,
+              help="Keep every note of the source and only add to it (--keep-source), or let the model drop notes "
+                   "too (--no-keep-source).  [default: as the model was saved; its model card says which directions keep]")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
-def transfer(source, target, source_genre, output, model_path, cycle, png, meter, device):
+def transfer(source, target, source_genre, output, model_path, cycle, png, meter, keep_source, device):
     """Turn a whole MIDI song (or a folder of songs) into another genre.
 
     Works with a pair CycleGAN and with a multi-genre model (any of its genres to any other).
@@ -552,7 +555,7 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
                        f"{res.content_change():.2f}; wrote {', '.join(str(p) for p in song.written)}")
 
     batch = transfer_files(source, output, target, model=model_path, device=device, meter=meter, cycle=cycle, png=png,
-                           on_song=done, source_genre=source_genre)
+                           on_song=done, source_genre=source_genre, keep_source=keep_source)
     failed = batch.failed
     if len(batch.songs) == 1 and failed:
         raise GenreError(f"cannot transfer {failed[0].source}: {failed[0].error}")

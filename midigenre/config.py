@@ -93,6 +93,8 @@ class TrainConfig:
     valid_fraction: float = setting(0.0, "Share of each genre's training songs set aside for choosing settings "
                                          "(the split's 'valid' part; not trained on).", min=0, max=1, max_open=True)
     sample_phrases: int = setting(4, "Test phrases per direction in the per-epoch picture.", min=1)
+    keep_epochs: bool = setting(False, "Keep every epoch's model in OUT/epochs/epoch_NNN/ (to choose the epoch on the "
+                                       "validation songs).", option="--keep-epochs/--no-keep-epochs")
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -202,6 +204,8 @@ class MultiGenreConfig:
                                     min=0, max=1, max_open=True)
     sample_phrases: int = setting(2, "Test phrases per source genre in the per-epoch picture (each to every genre).",
                                   min=1)
+    keep_epochs: bool = setting(False, "Keep every epoch's model in OUT/epochs/epoch_NNN/ (to choose the epoch on the "
+                                       "validation songs).", option="--keep-epochs/--no-keep-epochs")
 
     def __post_init__(self):
         _check_training(self, MULTI_LAMBDAS)

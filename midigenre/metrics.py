@@ -53,8 +53,14 @@ def content_change_transposed(source, transferred) -> np.ndarray | float:
     """
     x, y = _as_bool(source), _as_bool(transferred)
     den = x.sum(axis=(-2, -1))
-    diffs = np.stack([(x ^ np.roll(y, s, axis=-1)).sum(axis=(-2, -1)) for s in range(x.shape[-1])])
-    return _ratio(diffs.min(axis=0), den)
+    # Σ|x − roll(y, s)| = Σx + Σy − 2·Σ x·roll(y, s); the overlaps for every s at once from the
+    # pitch × pitch co-occurrences M[p, q] = Σ_t x[t, p]·y[t, q]: overlap(s) = Σ_p M[p, (p − s) mod P]
+    n_p = x.shape[-1]
+    m = np.matmul(np.swapaxes(x, -1, -2).astype(np.float32), y.astype(np.float32))  # (..., P, P), exact integers
+    p = np.arange(n_p)
+    overlap = m[..., p[None, :], (p[None, :] - p[:, None]) % n_p].sum(axis=-1)  # (..., S)
+    diffs = den[..., None] + y.sum(axis=(-2, -1))[..., None] - 2 * np.rint(overlap).astype(np.int64)
+    return _ratio(diffs.min(axis=-1), den)
 
 
 def genre_fraction(predictions, genre_index: int) -> float:

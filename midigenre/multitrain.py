@@ -29,7 +29,7 @@ from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_l
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
-from shared.training import CSVLog, EveryEpoch, LearningRate, TrainingLoop, linear_decay, weighted, write_run_config
+from shared.training import CSVLog, EpochSnapshot, EveryEpoch, LearningRate, TrainingLoop, linear_decay, weighted, write_run_config
 
 KIND = "multi-genre"
 
@@ -141,6 +141,7 @@ class MultiGenreTask:
             CSVLog(self.out / "log.csv"),
             EveryEpoch(lambda row: self.save_samples(self.out / "samples" / f"epoch_{row['epoch']:03d}.png", row["epoch"])),
             EveryEpoch(lambda row: self.export(epochs_done=row["epoch"])),
+            *([EpochSnapshot(self.out)] if config.keep_epochs else []),
         ], checkpoint=self.out / "checkpoint.pt", meta={"kind": KIND, "config": config.to_dict(), "data": self._sources()})
 
     # -- data ----------------------------------------------------------------------------

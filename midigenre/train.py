@@ -47,7 +47,7 @@ from shared import distributed
 from shared.config import merge
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
-from shared.training import CSVLog, EveryEpoch, LearningRate, TrainingLoop, linear_decay, write_run_config
+from shared.training import CSVLog, EpochSnapshot, EveryEpoch, LearningRate, TrainingLoop, linear_decay, write_run_config
 
 log = logging.getLogger(__name__)
 
@@ -248,6 +248,7 @@ class CycleGANTask:
             CSVLog(self.out / "log.csv"),
             EveryEpoch(lambda row: self.save_samples(self.out / "samples" / f"epoch_{row['epoch']:03d}.png", row["epoch"])),
             EveryEpoch(lambda row: self.export(epochs_done=row["epoch"])),
+            *([EpochSnapshot(self.out)] if config.keep_epochs else []),
         ], checkpoint=self.out / "checkpoint.pt", meta={"config": config.to_dict(), "data": self.describe()})
 
     def _views(self):

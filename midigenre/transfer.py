@@ -41,6 +41,10 @@ class GenreTransfer:
     settings : the piano-roll settings a song is read with (:meth:`settings_for` a genre's own).
     meta : the model's ``model.json``.
     folder : the model folder it was loaded from (where its ``split.json`` is).
+    keep_source : per direction, whether a transfer keeps every note of its source and only adds
+        (the output is G's notes OR the source's); saved with the model (``meta["keep_source"]``,
+        chosen on validation songs by ``benchmarks/transfer_quality.py``), overridden by
+        :meth:`set_keep_source`.
     """
 
     kind = ""
@@ -63,6 +67,15 @@ class GenreTransfer:
         module, meta = load_model(folder, found, device=device)  # checks genres and settings too
         module.requires_grad_(False)
         return model_cls._from_module(module, meta, pick_device(device), folder)
+
+    def set_keep_source(self, keep: bool | None) -> None:
+        """Keep the source's notes in every direction (True), in none (False), or as the model was
+        saved (None)."""
+        saved = self.meta.get("keep_source") or {}
+        self.keep_source = {k: bool(saved.get(k, False)) if keep is None else bool(keep) for k in self._directions()}
+
+    def _directions(self) -> list[str]:
+        raise NotImplementedError
 
     def direction(self, target: str, source: str | None = None) -> tuple[str | None, str]:
         """(source genre, target genre); GenreError for a name the model does not know. The
@@ -104,6 +117,10 @@ class TransferModel(GenreTransfer):
         self.g_ab, self.g_ba, self.genres, self.settings, self.meta, self.device = g_ab, g_ba, genres, settings, meta, device
         self.folder = folder
         self.names = [genres["a"], genres["b"]]
+        self.set_keep_source(None)
+
+    def _directions(self) -> list[str]:
+        return ["ab", "ba"]
 
     @classmethod
     def _from_module(cls, gens, meta: dict, device, folder: Path) -> "TransferModel":
@@ -133,7 +150,8 @@ class TransferModel(GenreTransfer):
         """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
 
         Generator outputs are binarised at the model's threshold of each direction
-        (:attr:`thresholds`: 0.5 as in the reference, or the density-matched ones it was saved with).
+        (:attr:`thresholds`: 0.5 as in the reference, or the density-matched ones it was saved with);
+        where :attr:`keep_source` says so for a direction, its input's notes are kept too.
         """
         import torch
 
@@ -141,14 +159,15 @@ class TransferModel(GenreTransfer):
         forward, backward = (self.g_ab, self.g_ba) if target == self.genres["b"] else (self.g_ba, self.g_ab)
         there, back_again = ("ab", "ba") if target == self.genres["b"] else ("ba", "ab")
         t_fwd, t_back = self.thresholds[there], self.thresholds[back_again]
+        keep_fwd, keep_back = self.keep_source[there], self.keep_source[back_again]
         out, back = [], []
         with torch.inference_mode():
             for i in range(0, len(phrases), batch_size):
                 x = torch.from_numpy(np.ascontiguousarray(phrases[i : i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
-                y = (forward(x) > t_fwd).float()
+                y = ((forward(x) > t_fwd) | ((x > 0.5) & keep_fwd)).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
-                    back.append((backward(y) > t_back)[:, 0].cpu().numpy())
+                    back.append(((backward(y) > t_back) | ((y > 0.5) & keep_back))[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty
         return transferred, (np.concatenate(back) if back else empty) if cycle else None
@@ -173,6 +192,10 @@ class MultiGenreTransfer(GenreTransfer):
         self.genre_settings = {g: RollSettings.from_dict(s) for g, s in (meta.get("genre_settings") or {}).items()}
         saved = meta.get("thresholds") or {}
         self.thresholds = {g: float(saved.get(g, 0.5)) for g in self.names}
+        self.set_keep_source(None)
+
+    def _directions(self) -> list[str]:
+        return list(self.names)  # per target genre
 
     @classmethod
     def _from_module(cls, net, meta: dict, device, folder: Path) -> "MultiGenreTransfer":
@@ -227,10 +250,12 @@ class MultiGenreTransfer(GenreTransfer):
         out, back = [], []
         with torch.inference_mode():
             for x in self._batches(phrases, batch_size):
-                y = (self.net.generate(x, torch.full((len(x),), t, device=x.device)) > self.thresholds[target]).float()
+                y = ((self.net.generate(x, torch.full((len(x),), t, device=x.device)) > self.thresholds[target])
+                     | ((x > 0.5) & self.keep_source[target])).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
-                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source]
+                    z = ((self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source])
+                         | ((y > 0.5) & self.keep_source[source]))
                     back.append(z[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty
@@ -401,7 +426,7 @@ def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: 
 def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target: str, *,
                    model: "GenreTransfer | str | os.PathLike | None" = None, device: str = "cpu",
                    meter: str | None = None, cycle: bool = False, png: bool = False,
-                   on_song=None, source_genre: str | None = None) -> TransferBatch:
+                   on_song=None, source_genre: str | None = None, keep_source: bool | None = None) -> TransferBatch:
     """Transfer a MIDI file, or every MIDI file under a folder, to ``target`` and write the results.
 
     Parameters
@@ -412,6 +437,8 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     meter, cycle, source_genre : as for :func:`transfer_midi`; ``cycle`` also writes ``<out>.cycle.mid``.
     png : also draw source, result (and cycle) into ``<out>.png`` (:func:`midigenre.plots.plot_transfer`).
     on_song : called with each :class:`FileTransfer` as soon as its song is done (or failed).
+    keep_source : keep every note of the source (True), let the model drop notes (False), or as
+        the model was saved (None; :meth:`GenreTransfer.set_keep_source`).
 
     A song that cannot be read is recorded with its reason (and a hint to try
     ``meter="assume-4/4"`` where that may help) and the others go on.
@@ -424,6 +451,8 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     elif not isinstance(model, GenreTransfer):
         model = GenreTransfer.load(model, device=device)
     model.direction(target, source_genre)
+    if keep_source is not None:
+        model.set_keep_source(keep_source)
     songs = []
     for song, out in jobs:
         item = FileTransfer(song, out)

@@ -52,19 +52,27 @@ def main() -> None:
     with open(args.run / "log.csv") as fh:
         log = list(csv.DictReader(fh))
     seconds = sum(float(r["seconds"]) for r in log)
-    changes, bench_rows = {}, []
+    changes, bench_rows, source = {}, [], args.run
     if args.benchmark:
         bench = json.loads(args.benchmark.read_text())
         name, binarize = bench["chosen"]
         bench_rows = [r for r in bench["rows"] if r["config"] == name]
         # binarisation only acts when the model is saved: the weights are those of a run with this option
+        keep = bench.get("chosen_keep_source", "none")
         changes = {"thresholds": bench_rows[-1]["thresholds"] if binarize == "density" else {"ab": 0.5, "ba": 0.5},
-                   "train": {**meta["train"], "binarize": binarize}}
+                   "train": {**meta["train"], "binarize": binarize},
+                   "keep_source": {d: keep in (d, "both") for d in ("ab", "ba")}}
+        epoch = bench.get("chosen_epoch") or len(log)
+        if epoch < len(log):  # the epoch chosen on the validation songs, from the run's epochs/ folder
+            source = args.run / "epochs" / f"epoch_{epoch:03d}"
+            log = log[:epoch]
+            seconds = sum(float(r["seconds"]) for r in log)
+            changes["epochs_done"] = epoch
         bench_rows = [r for r in bench_rows if r["binarize"] == binarize] + [
             r for r in bench_rows if r["binarize"] != binarize and r["part"] == "valid"]
     args.dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run / "split.json", args.dest / "split.json")
-    resave_model(args.run, args.dest, **changes)  # the same tensors, format of today
+    resave_model(source, args.dest, **changes)  # the same tensors, format of today
     scores = heldout_scores(args.dest, args.classifier)
     clf_meta = read_meta(args.classifier, "genre-classifier")
     metrics = {"heldout": scores, "training_seconds": round(seconds, 1), "epochs": len(log),
@@ -72,6 +80,9 @@ def main() -> None:
     meta = read_meta(resave_model(args.dest, args.dest, metrics=metrics))
 
     d, t, m = meta["data"], meta["train"], meta["config"]
+    ga0, gb0 = meta["genres"]["a"], meta["genres"]["b"]
+    saved_keep = meta.get("keep_source") or {}
+    keep_dirs = {f"{ga0} → {gb0}": bool(saved_keep.get("ab")), f"{gb0} → {ga0}": bool(saved_keep.get("ba"))}
     lines = [
         f"# Model card: {meta['genres']['a']} ↔ {meta['genres']['b']} CycleGAN",
         "",
@@ -92,8 +103,13 @@ def main() -> None:
         f"- Training: {t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} (β1 {t['beta1']}), constant for "
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, image pool {t['pool_size']}, "
         f"loss weights {json.dumps(t['lambdas'])}, identity {t.get('identity', 0)}, genre loss {t.get('genre_loss', 0)}, "
-        f"content {t.get('content', 0)}, seed {t['seed']}; binarised `{t.get('binarize', 'fixed')}` (thresholds "
+        f"content {t.get('content', 0)}, keep {t.get('keep', 0)}, add {t.get('add', 0)}, seed {t['seed']}; binarised `{t.get('binarize', 'fixed')}` (thresholds "
         f"{json.dumps({k: round(v, 3) for k, v in (meta.get('thresholds') or {'ab': 0.5, 'ba': 0.5}).items()})}).",
+        (f"- Exported after epoch {len(log)} of {t['epochs']}, the epoch chosen on the validation songs "
+         "(`benchmarks/transfer_quality.py --choose-from`)." if len(log) < t["epochs"] else ""),
+        (f"- Keeps every note of the source going {' and '.join(k for k in (f'{ga0} → {gb0}', f'{gb0} → {ga0}') if keep_dirs[k])} "
+         "and only adds to it (chosen on the validation songs; `genre midi transfer --no-keep-source` turns it off)."
+         if any(keep_dirs.values()) else ""),
         f"- Command: `{args.command}`" if args.command else "",
         f"- Trained on {cfg.get('device', '?')} with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s).",

@@ -145,6 +145,33 @@ class EveryEpoch(Callback):
         self.fn(row)
 
 
+class EpochSnapshot(Callback):
+    """Keep every epoch's exported model: after the export, copy ``files`` of ``folder`` into
+    ``folder/epochs/epoch_NNN/`` (a loadable model folder), so the epoch can be chosen later on
+    validation songs. Each snapshot is written whole or not at all (a temporary folder, renamed);
+    a resumed run that redoes an epoch replaces that epoch's snapshot. Goes after the export."""
+
+    def __init__(self, folder: str | Path, files=("model.json", "model.safetensors", "split.json", "config.json")):
+        self.folder, self.files = Path(folder), tuple(files)
+
+    def on_epoch_end(self, loop, row):
+        import shutil
+        import tempfile
+
+        final = self.folder / "epochs" / f"epoch_{row['epoch']:03d}"
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
+        try:
+            for name in self.files:
+                if (self.folder / name).is_file():
+                    shutil.copy2(self.folder / name, tmp / name)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class CSVLog(Callback):
     """One row per epoch in a CSV file, rewritten atomically; rows that a resumed run redoes are dropped."""
 

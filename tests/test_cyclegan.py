@@ -162,7 +162,7 @@ def test_image_pool_returns_history():
 
 def test_exact_resume(small_caches, tmp_path, tiny_preset, stub_samples):
     a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
-    cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=2, pool_size=3, seed=5)
+    cfg = TrainConfig(preset=tiny_preset, epochs=2, decay_after=1, batch_size=2, pool_size=3, seed=5, keep_epochs=True)
     straight = CycleGANTask(a, b, tmp_path / "straight", cfg)
     assert straight.steps_per_epoch() == 3  # the stop below is inside an epoch, with the image pool in use
     straight.fit()
@@ -187,6 +187,13 @@ def test_exact_resume(small_caches, tmp_path, tiny_preset, stub_samples):
     log = (tmp_path / "resumed" / "log.csv").read_text().splitlines()
     assert len(log) == 3 and log[0].startswith("epoch,lr")
     assert sorted(p.name for p in (tmp_path / "resumed" / "samples").iterdir()) == ["epoch_001.png", "epoch_002.png"]
+    # --keep-epochs: every epoch's model, loadable, the last one the run's own; nothing half-written
+    epochs = tmp_path / "resumed" / "epochs"
+    assert sorted(p.name for p in epochs.iterdir()) == ["epoch_001", "epoch_002"]
+    assert json.loads((epochs / "epoch_001" / "model.json").read_text())["epochs_done"] == 1
+    assert (epochs / "epoch_002" / "model.safetensors").read_bytes() == (tmp_path / "resumed" / "model.safetensors").read_bytes()
+    assert (epochs / "epoch_001" / "model.safetensors").read_bytes() != (epochs / "epoch_002" / "model.safetensors").read_bytes()
+    assert TransferModel.load(epochs / "epoch_001").genres == {"a": "low", "b": "high"}
 
 
 def test_run_folder_and_model_round_trip(small_caches, tmp_path, tiny_preset):
@@ -205,6 +212,24 @@ def test_run_folder_and_model_round_trip(small_caches, tmp_path, tiny_preset):
     t.model.eval()
     with torch.no_grad():
         assert torch.equal(model.g_ab(x), t.model.G_AB(x)) and torch.equal(model.g_ba(x), t.model.G_BA(x))
+
+
+def test_keep_source_keeps_every_source_note_in_the_directions_it_is_on(tiny_run):
+    model = TransferModel.load(tiny_run)
+    assert model.keep_source == {"ab": False, "ba": False}  # off unless the model was saved with it
+    x = (np.random.default_rng(3).random((5, 64, 84)) < 0.05)
+    plain, plain_back = model.transfer_phrases(x, "high", cycle=True)
+    model.set_keep_source(True)
+    kept, kept_back = model.transfer_phrases(x, "high", cycle=True)
+    assert (kept >= x).all() and (kept >= plain).all() and (kept_back >= kept).all()
+    assert np.array_equal(kept, plain | x)  # G's notes OR the source's
+    # saved per direction: a → b keeps, b → a does not
+    model.meta["keep_source"] = {"ab": True, "ba": False}
+    model.set_keep_source(None)
+    assert np.array_equal(model.transfer_phrases(x, "high")[0], kept)
+    assert np.array_equal(model.transfer_phrases(x, "low")[0], TransferModel.load(tiny_run).transfer_phrases(x, "low")[0])
+    model.set_keep_source(False)
+    assert np.array_equal(model.transfer_phrases(x, "high", cycle=True)[1], plain_back)
 
 
 def test_whole_song_is_stitched_in_order_with_the_tail(tiny_run, tmp_path):

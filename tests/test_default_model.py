@@ -70,3 +70,20 @@ def test_shipped_audio_model_is_small_self_describing_and_transforms(tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     first = report["windows"][0]  # the default window is the classifier's clip length
     assert first["end"] - first["start"] == pytest.approx(3.0, abs=0.01) and len(report["windows"]) > 4
+
+
+def test_keep_source_option_of_the_transfer_command(tmp_path):
+    from midigenre.pianoroll import read_song
+
+    model = TransferModel.load()
+    song = EXAMPLES / "classical_example.mid"
+    outs = {}
+    for flag in ("--keep-source", "--no-keep-source"):
+        out = tmp_path / f"{flag}.mid"
+        r = CliRunner().invoke(main, ["midi", "transfer", str(song), "--to", "jazz", "-o", str(out), flag])
+        assert r.exit_code == 0, r.output
+        outs[flag] = read_song(out, model.settings).roll
+    source = read_song(song, model.settings).roll
+    n = min(len(source), *(len(o) for o in outs.values()))
+    assert (outs["--keep-source"][:n] >= source[:n]).all()  # every source note is still there
+    assert (outs["--no-keep-source"][:n] < source[:n]).any()  # without it the model drops some
