@@ -235,6 +235,16 @@ def test_train_export_load_and_transfer(three, tmp_path, tiny_preset):
         transfer_midi(song, model, "mid", source_genre="jazz")
     # a song of the lenient genre is read with its own meter rule when --from names it
     assert model.settings_for("mid").meter == "lenient" and model.settings_for(None).meter == "strict"
+    # keep-source: per target genre, saved with the model or set for all
+    assert model.keep_source == {"low": False, "high": False, "mid": False}
+    ph = (np.random.default_rng(1).random((4, 64, 84)) < 0.05)
+    plain = model.transfer_phrases(ph, "high", source="low")[0]
+    model.meta["keep_source"] = {"high": True}
+    model.set_keep_source(None)
+    kept, back = model.transfer_phrases(ph, "high", source="low", cycle=True)
+    assert np.array_equal(kept, plain | ph) and model.keep_source == {"low": False, "high": True, "mid": False}
+    model.set_keep_source(False)
+    assert np.array_equal(model.transfer_phrases(ph, "high", source="low")[0], plain)
 
 
 def test_exact_resume(three, tmp_path, tiny_preset, stub_samples):
