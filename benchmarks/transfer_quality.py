@@ -183,23 +183,39 @@ def rank_key(row: dict, a: str, b: str) -> tuple:
     return (feasible(row, a, b), row["S_tot[reference]"] if feasible(row, a, b) else s_min - excess)
 
 
-def plot(rows: list[dict], path: Path, a: str, b: str) -> None:
+def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) -> None:
+    """S_tot against transposition-invariant content change: the scored rows (labelled) and the
+    screened (epoch, keep-source) models as small dots labelled by epoch."""
     from shared.plotting import new_figure, save_png
 
-    fig, ax = new_figure(figsize=(7.5, 4.8))
-    for r in rows:
-        cc = np.mean([r[f"transposition_invariant {a}→{b}"], r[f"transposition_invariant {b}→{a}"]])
+    def cc(r):
+        return np.mean([r[f"transposition_invariant {a}→{b}"], r[f"transposition_invariant {b}→{a}"]])
+
+    fig, ax = new_figure(figsize=(9, 5.5))
+    colours = {"none": "0.55", "ab": "tab:purple", "ba": "tab:green", "both": "tab:brown"}
+    tag = {c: chr(65 + i) for i, c in enumerate(dict.fromkeys(r["config"] for r in screen))}
+    for k in dict.fromkeys(r["keep_source"] for r in screen):
+        pts = [r for r in screen if r["keep_source"] == k]
+        ax.scatter([cc(r) for r in pts], [100 * r["S_tot[reference]"] for r in pts], s=14, color=colours.get(k, "0.3"),
+                   alpha=0.7, label=f"screened on valid (density), keeps source: {k}")
+        for r in pts:
+            ax.annotate(f"{tag[r['config']]}{r['epochs']}", (cc(r), 100 * r["S_tot[reference]"]), fontsize=6,
+                        xytext=(2, 2), textcoords="offset points", color="0.35")
+    for n, r in enumerate(rows):
         marker = "*" if r["part"] == "test" else ("o" if r["binarize"] == "fixed" else "s")
-        ax.scatter(cc, 100 * r["S_tot[reference]"], marker=marker, s=120 if marker == "*" else 40)
         extra = (f", epoch {r['epochs']}" if r.get("epochs") else "") + (f", keeps {r['keep_source']}" if r.get("keep_source", "none") != "none" else "")
-        ax.annotate(f"{r['config']} ({r['binarize']}{extra}{', held-out' if r['part'] == 'test' else ''})", (cc, 100 * r["S_tot[reference]"]),
-                    fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.scatter(cc(r), 100 * r["S_tot[reference]"], marker=marker, s=120 if marker == "*" else 40,
+                   label=f"{r['config']} ({r['binarize']}{extra}{', held-out' if r['part'] == 'test' else ''})")
     ax.axhline(70, color="0.7", lw=0.8, ls="--")
     ax.axvline(TARGET_CC, color="0.7", lw=0.8, ls="--")
     ax.set_xlabel("content change, transposition-invariant (mean of both directions; lower keeps more)")
     ax.set_ylabel("S_tot, reference classifier (%)")
     ax.set_title(f"{a} ↔ {b}: strength against keeping the song (o fixed 0.5, ■ density, ★ held-out)", fontsize=9)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=6.5, loc="best")
+    if tag:
+        ax.text(0.99, 0.99, "screened: " + ", ".join(f"{t}N = {c}, epoch N" for c, t in tag.items()), transform=ax.transAxes,
+                ha="right", va="top", fontsize=6.5, color="0.35")
     fig.tight_layout()
     save_png(fig, path)
 
@@ -287,10 +303,10 @@ def main() -> None:
         candidates = {args.epochs: out / name}
         if args.choose_from:
             snaps = {int(p.name.split("_")[1]): p for p in (out / name / "epochs").glob("epoch_*") if p.is_dir()}
-            candidates = {e: p for e, p in sorted(snaps.items()) if e >= args.choose_from}
-            if not candidates:
-                raise SystemExit(f"{name}: no epoch models from epoch {args.choose_from} in {out / name / 'epochs'} "
-                                 "(trainings keep them when the benchmark runs with --choose-from)")
+            if snaps:
+                candidates = {e: p for e, p in sorted(snaps.items()) if e >= args.choose_from}
+            else:  # a run trained without --keep-epochs offers its last epoch only
+                print(f"  {name}: no epoch models in {out / name / 'epochs'}; its last epoch is the only candidate", flush=True)
         epoch, keep = max(candidates), "none"
         if len(candidates) * len(keeps) > 1:  # screen: when to stop, and which direction keeps its source
             mine = []
@@ -337,7 +353,7 @@ def main() -> None:
     (out / "results.json").write_text(json.dumps({"rows": rows, "screen": screen, "chosen": [best["config"], best["binarize"]],
                                                   "chosen_epoch": best["epochs"], "chosen_keep_source": best["keep_source"],
                                                   "chosen_folder": str(folder), "train_minutes_all": train_minutes}, indent=2))
-    plot(rows, out / "tradeoff.png", a, b)
+    plot(rows, out / "tradeoff.png", a, b, screen)
 
     def fmt(r):
         return (f"| {r['config']} | {r['epochs']} | {r['keep_source']} | {r['binarize']} | {r['part']} | {r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {a}→{b}[features]']:.2f} "
