@@ -204,6 +204,7 @@ def main() -> None:
 
     if args.pair:
         pair = TransferModel.load(args.pair, kind="cyclegan")
+        pair.set_keep_source(False)  # the generators' own output, like the multi-genre model's
         a, b = pair.genres["a"], pair.genres["b"]
         if a not in names or b not in names:
             raise SystemExit(f"the pair model transfers {a} ↔ {b}; the multi-genre model knows {names}")

@@ -242,13 +242,14 @@ def model_summary(model, name: str) -> dict:
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
     keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "critic", "conditioning",
-            "content", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed", "test_fraction")
+            "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed", "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
         "names": list(model.names), "genres": dict(model.genres) if hasattr(model, "genres") else None,
         "created": meta.get("created"),
         "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
+        "keep_source": dict(getattr(model, "keep_source", {}) or {}),
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
         "settings": dict(meta.get("settings") or {}),
     }
@@ -465,7 +466,9 @@ def midi_page(report: dict, folder: Path) -> str:
                                  f"genre loss {t['genre_loss']:g}" + (f" ({t['critic']} critic)" if t.get("critic") else "")
                                  if t.get("genre_loss") else "",
                                  f"conditioning {t['conditioning']}" if t.get("conditioning") else "",
-                                 f"content loss {t['content']:g}" if t.get("content") else "") if x)
+                                 f"content loss {t['content']:g}" if t.get("content") else "",
+                                 f"keep loss {t['keep']:g}" if t.get("keep") else "",
+                                 f"add loss {t['add']:g}" if t.get("add") else "") if x)
     items = [("model", esc(f"{m['name']}, shipped with the toolkit" if m.get("shipped") else m["path"])),
              ("genres", esc(", ".join(m["names"])) if multi else f"A = {esc(a)}, B = {esc(b)}"), ("architecture", esc(arch)),
              ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
@@ -473,6 +476,11 @@ def midi_page(report: dict, folder: Path) -> str:
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
              ("binarised at", esc(", ".join(f"{v:.3g} (→ {g})" for g, v in m["thresholds"].items()) if multi else
                                   f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
+    kept = m.get("keep_source") or {}
+    if any(kept.values()):
+        which = (", ".join(f"→ {g}" for g, v in kept.items() if v) if multi else
+                 ", ".join(d for k, d in (("ab", f"{a} → {b}"), ("ba", f"{b} → {a}")) if kept.get(k)))
+        items.append(("keeps the source", esc(which + ": every source note stays; the model only adds")))
     if m.get("train_songs"):
         items.append(("songs", esc(f"training {_counts(m['train_songs'])}; held out {_counts(m.get('test_songs') or {})}")))
     if m.get("created"):
