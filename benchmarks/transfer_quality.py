@@ -63,6 +63,9 @@ CONFIGS: dict[str, dict] = {
     # … or a keep loss: dropping the source's notes costs, adding notes does not
     "sn+identity2+genre2+keep1": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 1.0},
     "sn+identity2+genre2+keep3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "keep": 3.0},
+    # … or trained keeping the source going B → A: G_BA learns only what to add
+    "sn+identity2+genre2+keepsource-ba": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
+                                          "keep_source": "ba"},
     # … and an add loss at a lower weight: keeping is worth more than not adding
     "sn+identity2+genre2+keep1+add0.3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
                                          "keep": 1.0, "add": 0.3},

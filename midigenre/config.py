@@ -71,6 +71,10 @@ class TrainConfig:
     add: float = setting(0.0, "Weight of the add loss: the notes a transfer adds, as a share of the source's notes, "
                               "Σ (1 − x)·G(x) / Σ x per phrase in each direction (the soft 'added'; with --keep "
                               "at the same weight it is the content-change metric itself). Not in the papers.", min=0)
+    keep_source: str = setting("none", "Directions (ab, ba, both) whose transfers keep every note of their source in "
+                                       "training too: the generator's output is max(G(x), x), so it learns only what to "
+                                       "add; the saved model keeps the source in them (genre midi transfer "
+                                       "--keep-source). Not in the papers.", choices=("none", "ab", "ba", "both"))
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
     genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "

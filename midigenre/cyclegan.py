@@ -131,7 +131,8 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
-                     genre: bool = False, content: bool = False, keep: bool = False, add: bool = False):
+                     genre: bool = False, content: bool = False, keep: bool = False, add: bool = False,
+                     keep_source: str = "none"):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
@@ -140,13 +141,24 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     ``content`` adds ``g/content`` = |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B| (the transfer itself stays
     near its source; not in the papers). ``keep`` adds ``g/keep``, the share of each source's notes
     its transfer removes (:func:`removed_share`; adding notes costs nothing); ``add`` adds ``g/add``, the
-    notes it adds as a share of the source's notes (:func:`added_share`). ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
+    notes it adds as a share of the source's notes (:func:`added_share`). ``keep_source`` (``ab``, ``ba``
+    or ``both``) makes those directions' transfers max(G(x), x) everywhere (transfer, cycle, identity):
+    they keep every source note and G learns only what to add. ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
     fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
     """
-    fake_b = m.G_AB(real_a)
-    fake_a = m.G_BA(real_b)
-    cyc_a = m.G_BA(fake_b)
-    cyc_b = m.G_AB(fake_a)
+    def kept(g, on):
+        def with_source(x):
+            y = g(x)
+            return torch.maximum(y, x.to(y.dtype))
+
+        return with_source if on else g
+
+    g_ab = kept(m.G_AB, keep_source in ("ab", "both"))
+    g_ba = kept(m.G_BA, keep_source in ("ba", "both"))
+    fake_b = g_ab(real_a)
+    fake_a = g_ba(real_b)
+    cyc_a = g_ba(fake_b)
+    cyc_b = g_ab(fake_a)
     losses = {
         "g/adv_ab": _lsgan(m.D_B(_noisy(fake_b, sigma_d)), 1.0),
         "g/adv_ba": _lsgan(m.D_A(_noisy(fake_a, sigma_d)), 1.0),
@@ -159,7 +171,7 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     if add:
         losses["g/add"] = added_share(real_a, fake_b) + added_share(real_b, fake_a)
     if identity:
-        losses["g/identity"] = F.l1_loss(m.G_AB(real_b), real_b) + F.l1_loss(m.G_BA(real_a), real_a)
+        losses["g/identity"] = F.l1_loss(g_ab(real_b), real_b) + F.l1_loss(g_ba(real_a), real_a)
     if adv_all and m.variant != "base":
         losses["g/adv_all"] = _lsgan(m.D_A_all(_noisy(fake_a, sigma_d)), 1.0) + _lsgan(m.D_B_all(_noisy(fake_b, sigma_d)), 1.0)
     if genre and m.C is not None:

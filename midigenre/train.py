@@ -359,7 +359,7 @@ class CycleGANTask:
                 d.requires_grad_(False)
             g_losses, fake_a, fake_b = generator_losses(self.g_view, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
                                                         identity=c.identity > 0, genre=c.genre_loss > 0, content=c.content > 0,
-                                                        keep=c.keep > 0, add=c.add > 0)
+                                                        keep=c.keep > 0, add=c.add > 0, keep_source=c.keep_source)
             self.opt_g.zero_grad(set_to_none=True)
             (weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss, "g/content": c.content,
                                  "g/keep": c.keep, "g/add": c.add})
@@ -473,4 +473,5 @@ class CycleGANTask:
             self.out, self.model.G_AB, self.model.G_BA, self.cfg.model,
             genres={"a": self.a.genre, "b": self.b.genre}, roll_settings=self.roll_settings,
             train=self.cfg.to_dict(), data=self.describe(), thresholds=self.thresholds(),
+            keep_source={d: self.cfg.keep_source in (d, "both") for d in ("ab", "ba")},
             epochs_done=self.epoch if epochs_done is None else epochs_done, metrics={})

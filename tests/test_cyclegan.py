@@ -420,3 +420,22 @@ def test_keep_and_add_losses_are_the_soft_removed_and_added_shares_of_the_conten
     assert losses["g/add"].item() == pytest.approx((added_share(a, fake_b) + added_share(b, fake_a)).item(), rel=1e-6)
     plain = generator_losses(m, a, b, sigma_d=0.0)[0]
     assert "g/keep" not in plain and "g/add" not in plain and TrainConfig().keep == TrainConfig().add == 0.0
+
+
+def test_keep_source_in_training_makes_those_transfers_keep_the_source_everywhere(small_caches, tmp_path, tiny_preset):
+    torch.manual_seed(0)
+    m = CycleGAN(TINY)
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, identity=True, keep_source="ba")
+    with torch.no_grad():
+        assert torch.equal(fake_a, torch.maximum(m.G_BA(b), b)) and (fake_a >= b).all()  # b → a keeps b's notes
+        assert torch.equal(fake_b, m.G_AB(a))  # a → b does not
+        expected = (torch.maximum(m.G_BA(fake_b), fake_b) - a).abs().mean() + (m.G_AB(fake_a) - b).abs().mean()
+        assert losses["g/cycle"].item() == pytest.approx(expected.item(), rel=1e-6)
+        ident = (m.G_AB(b) - b).abs().mean() + (torch.maximum(m.G_BA(a), a) - a).abs().mean()
+        assert losses["g/identity"].item() == pytest.approx(ident.item(), rel=1e-6)
+    # the saved model keeps the source in that direction
+    src = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    CycleGANTask(*src, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=3, sample_phrases=1,
+                                                     keep_source="ba")).fit()
+    assert TransferModel.load(tmp_path / "run").keep_source == {"ab": False, "ba": True}
