@@ -217,8 +217,8 @@ def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) 
     ax.grid(alpha=0.3)
     ax.legend(fontsize=6.5, loc="best")
     if tag:
-        ax.text(0.99, 0.99, "screened: " + ", ".join(f"{t}N = {c}, epoch N" for c, t in tag.items()), transform=ax.transAxes,
-                ha="right", va="top", fontsize=6.5, color="0.35")
+        ax.set_title(ax.get_title() + "\nscreened dots: " + "; ".join(f"{t}N = {c}, epoch N" for c, t in tag.items()),
+                     fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
 
