@@ -246,6 +246,7 @@ def main() -> None:
 
     import torch
 
+    from midigenre.config import keep_source_directions
     from midigenre.cyclegan import density_thresholds
     from midigenre.dataset import SongSplit
     from midigenre.transfer import TransferModel
@@ -297,7 +298,7 @@ def main() -> None:
         return density_thresholds(_Pair, sample[0], sample[1])
 
     def with_keep(model, keep: str):
-        model.meta["keep_source"] = {d: keep in (d, "both") for d in ("ab", "ba")}
+        model.meta["keep_source"] = keep_source_directions(keep)
         model.set_keep_source(None)
         return model
 

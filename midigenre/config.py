@@ -24,6 +24,13 @@ LAMBDAS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
 #: per direction, the threshold that gives the transferred phrases of the training songs the
 #: mean note density of the target genre's training phrases (computed when the model is saved).
 BINARIZE = ("fixed", "density")
+#: Which directions of a pair keep their source's notes (``keep_source``).
+KEEP_SOURCE = ("none", "ab", "ba", "both")
+
+
+def keep_source_directions(which: str) -> dict[str, bool]:
+    """``{"ab": …, "ba": …}``, what a pair model saves as ``keep_source``, from one of :data:`KEEP_SOURCE`."""
+    return {d: which in (d, "both") for d in ("ab", "ba")}
 
 
 def _check_training(cfg, table: dict[str, float]) -> None:
@@ -74,7 +81,7 @@ class TrainConfig:
     keep_source: str = setting("none", "Directions (ab, ba, both) whose transfers keep every note of their source in "
                                        "training too: the generator's output is max(G(x), x), so it learns only what to "
                                        "add; the saved model keeps the source in them (genre midi transfer "
-                                       "--keep-source). Not in the papers.", choices=("none", "ab", "ba", "both"))
+                                       "--keep-source). Not in the papers.", choices=KEEP_SOURCE)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5 (the reference). density: a threshold per "
                                      "direction that matches the target genre's note density.", choices=BINARIZE)
     genre_loss: float = setting(0.0, "Weight of the genre loss: a genre critic, trained with the discriminators to tell "

@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from midigenre.config import TrainConfig
+from midigenre.config import TrainConfig, keep_source_directions
 from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
 from midigenre.dataset import PhraseCache, PhraseDataset, SongSplit, balance
 from shared import distributed
@@ -473,5 +473,5 @@ class CycleGANTask:
             self.out, self.model.G_AB, self.model.G_BA, self.cfg.model,
             genres={"a": self.a.genre, "b": self.b.genre}, roll_settings=self.roll_settings,
             train=self.cfg.to_dict(), data=self.describe(), thresholds=self.thresholds(),
-            keep_source={d: self.cfg.keep_source in (d, "both") for d in ("ab", "ba")},
+            keep_source=keep_source_directions(self.cfg.keep_source),
             epochs_done=self.epoch if epochs_done is None else epochs_done, metrics={})

@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--limits", default="", help="markdown bullets for the card's Limits section (default: generic)")
     args = ap.parse_args()
 
+    from midigenre.config import keep_source_directions
     from shared.registry import read_meta, resave_model
 
     meta = read_meta(args.run, "cyclegan")
@@ -61,7 +62,7 @@ def main() -> None:
         keep = bench.get("chosen_keep_source", "none")
         changes = {"thresholds": bench_rows[-1]["thresholds"] if binarize == "density" else {"ab": 0.5, "ba": 0.5},
                    "train": {**meta["train"], "binarize": binarize},
-                   "keep_source": {d: keep in (d, "both") for d in ("ab", "ba")}}
+                   "keep_source": keep_source_directions(keep)}
         epoch = bench.get("chosen_epoch") or len(log)
         if epoch < len(log):  # the epoch chosen on the validation songs, from the run's epochs/ folder
             source = args.run / "epochs" / f"epoch_{epoch:03d}"

@@ -156,20 +156,15 @@ class EpochSnapshot(Callback):
 
     def on_epoch_end(self, loop, row):
         import shutil
-        import tempfile
+
+        from shared.atomic import atomic_folder
 
         final = self.folder / "epochs" / f"epoch_{row['epoch']:03d}"
         final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.", suffix=".tmp"))
-        try:
+        with atomic_folder(final, marker="model.json") as tmp:
             for name in self.files:
                 if (self.folder / name).is_file():
                     shutil.copy2(self.folder / name, tmp / name)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 class CSVLog(Callback):
