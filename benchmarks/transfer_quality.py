@@ -1,7 +1,7 @@
 """Transfer quality of CycleGAN configurations: strength both ways against keeping the song.
 
-Trains every configuration on the same caches, song split, seed and epochs (so the same number
-of steps), then scores each on the **validation** songs (a part of the training songs that no
+Trains every configuration on the same caches, song split, seed (unless a configuration names its
+own) and epochs (so the same number of steps), then scores each on the **validation** songs (a part of the training songs that no
 model trained on) and picks one; only that choice is scored on the **held-out** songs, so the
 reported numbers are not tuned to them.
 
@@ -66,6 +66,11 @@ CONFIGS: dict[str, dict] = {
     # … or trained keeping the source going B → A: G_BA learns only what to add
     "sn+identity2+genre2+keepsource-ba": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
                                           "keep_source": "ba"},
+    # … or the same, trained again from another seed (GAN trainings vary a lot from run to run)
+    "sn+identity2+genre2-seed1": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0, "seed": 1},
+    # … or twice the genre loss for B → A alone, the direction that moves less
+    "sn+identity2+genre2+genreba2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
+                                     "genre_ba_scale": 2.0},
     # … and an add loss at a lower weight: keeping is worth more than not adding
     "sn+identity2+genre2+keep1+add0.3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
                                          "keep": 1.0, "add": 0.3},
@@ -83,8 +88,8 @@ def run_training(name: str, settings: dict, args, split: Path) -> subprocess.Pop
         return None
     out.mkdir(parents=True, exist_ok=True)
     cfg = out.parent / f"{name}.json"
-    cfg.write_text(json.dumps({**settings, "epochs": args.epochs, "decay_after": args.decay_after, "seed": args.seed,
-                               "valid_fraction": args.valid_fraction}))
+    cfg.write_text(json.dumps({"seed": args.seed, **settings, "epochs": args.epochs, "decay_after": args.decay_after,
+                               "valid_fraction": args.valid_fraction}))  # a configuration may name its own seed
     if args.choose_from:
         settings = {**settings, "keep_epochs": True}
     cmd = [sys.executable, "-m", "cli", "midi", "train", "--a", args.a, "--b", args.b, "--out", str(out),

@@ -88,6 +88,9 @@ class TrainConfig:
                                      "real A from real B, must classify G_AB(x_A) as B and G_BA(x_B) as A, seen as "
                                      "notes (binarised at 0.5, straight-through gradients). StarGAN's domain loss; 0 "
                                      "in the papers.", min=0)
+    genre_ba_scale: float = setting(1.0, "Multiplies the genre loss of B → A alone (with --genre-loss): more "
+                                         "push for the direction that moves less (classical → jazz in jazz ↔ "
+                                         "classical). Not in the papers.", min=0)
     epochs: int = setting(30, "Epochs.", min=1)
     decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last "
                                    "epoch.", min=0)

@@ -132,7 +132,7 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
                      genre: bool = False, content: bool = False, keep: bool = False, add: bool = False,
-                     keep_source: str = "none"):
+                     keep_source: str = "none", genre_ba_scale: float = 1.0):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
@@ -143,8 +143,9 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     its transfer removes (:func:`removed_share`; adding notes costs nothing); ``add`` adds ``g/add``, the
     notes it adds as a share of the source's notes (:func:`added_share`). ``keep_source`` (``ab``, ``ba``
     or ``both``) makes those directions' transfers max(G(x), x) everywhere (transfer, cycle, identity):
-    they keep every source note and G learns only what to add. ``genre`` adds ``g/genre``: the genre critic's cross-entropy of the binarised (straight-through)
-    fakes against their target genres, so that faint, sub-threshold patterns cannot satisfy it.
+    they keep every source note and G learns only what to add. ``genre`` adds ``g/genre``: the genre critic's
+    cross-entropy of the binarised (straight-through) fakes against their target genres, so that faint,
+    sub-threshold patterns cannot satisfy it; ``genre_ba_scale`` multiplies its B → A term.
     """
     def kept(g, on):
         def with_source(x):
@@ -175,7 +176,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     if adv_all and m.variant != "base":
         losses["g/adv_all"] = _lsgan(m.D_A_all(_noisy(fake_a, sigma_d)), 1.0) + _lsgan(m.D_B_all(_noisy(fake_b, sigma_d)), 1.0)
     if genre and m.C is not None:
-        losses["g/genre"] = _genre_ce(m.C, straight_through(fake_b), 1.0) + _genre_ce(m.C, straight_through(fake_a), 0.0)
+        losses["g/genre"] = (_genre_ce(m.C, straight_through(fake_b), 1.0)
+                             + genre_ba_scale * _genre_ce(m.C, straight_through(fake_a), 0.0))
     return losses, fake_a, fake_b
 
 

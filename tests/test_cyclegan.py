@@ -378,6 +378,21 @@ def test_genre_critic_learns_on_real_phrases_and_judges_binarised_fakes():
     assert CycleGAN(TINY).C is None and TrainConfig().genre_loss == 0.0
 
 
+def test_genre_ba_scale_multiplies_the_b_to_a_genre_term_alone():
+    from midigenre.cyclegan import _genre_ce
+
+    torch.manual_seed(0)
+    m = CycleGAN(TINY, genre_critic=True)
+    a, b = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
+    losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=0.0, genre=True, genre_ba_scale=3.0)
+    ab = _genre_ce(m.C, (fake_b > 0.5).float(), 1.0).item()
+    ba = _genre_ce(m.C, (fake_a > 0.5).float(), 0.0).item()
+    assert ab != pytest.approx(ba)
+    assert losses["g/genre"].item() == pytest.approx(ab + 3.0 * ba, rel=1e-5)
+    assert generator_losses(m, a, b, sigma_d=0.0, genre=True)[0]["g/genre"].item() == pytest.approx(ab + ba, rel=1e-5)
+    assert TrainConfig().genre_ba_scale == 1.0
+
+
 def test_content_loss_is_the_distance_of_each_transfer_from_its_own_source():
     torch.manual_seed(0)
     m = CycleGAN(TINY)
