@@ -241,7 +241,8 @@ def model_summary(model, name: str) -> dict:
     train = meta.get("train") or {}
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
-    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "critic", "conditioning",
+    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "genre_ba_scale",
+            "critic", "conditioning",
             "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed", "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
@@ -464,6 +465,8 @@ def midi_page(report: dict, folder: Path) -> str:
                                  "residual generators" if t.get("residual") else "",
                                  f"identity loss {t['identity']:g}" if t.get("identity") else "",
                                  f"genre loss {t['genre_loss']:g}" + (f" ({t['critic']} critic)" if t.get("critic") else "")
+                                 + (f", ×{t['genre_ba_scale']:g} going {m['names'][1]} → {m['names'][0]}"
+                                    if t.get("genre_ba_scale", 1.0) != 1.0 else "")
                                  if t.get("genre_loss") else "",
                                  f"conditioning {t['conditioning']}" if t.get("conditioning") else "",
                                  f"content loss {t['content']:g}" if t.get("content") else "",

@@ -103,7 +103,9 @@ def main() -> None:
         f"- Architecture: preset `{t['preset']}` ({json.dumps(m)}), variant `{t['variant']}`.",
         f"- Training: {t['epochs']} epochs, batch {t['batch_size']}, Adam lr {t['lr']} (β1 {t['beta1']}), constant for "
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, image pool {t['pool_size']}, "
-        f"loss weights {json.dumps(t['lambdas'])}, identity {t.get('identity', 0)}, genre loss {t.get('genre_loss', 0)}, "
+        f"loss weights {json.dumps(t['lambdas'])}, identity {t.get('identity', 0)}, genre loss {t.get('genre_loss', 0)}"
+        + (f" (× {t['genre_ba_scale']:g} going {meta['genres']['b']} → {meta['genres']['a']})" if t.get("genre_ba_scale", 1.0) != 1.0 else "")
+        + ", "
         f"content {t.get('content', 0)}, keep {t.get('keep', 0)}, add {t.get('add', 0)}, seed {t['seed']}; binarised `{t.get('binarize', 'fixed')}` (thresholds "
         f"{json.dumps({k: round(v, 3) for k, v in (meta.get('thresholds') or {'ab': 0.5, 'ba': 0.5}).items()})}).",
         (f"- Exported after epoch {len(log)} of {t['epochs']}, the epoch chosen on the validation songs "
