@@ -199,7 +199,7 @@ def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) 
     def cc(r):
         return np.mean([r[f"transposition_invariant {a}→{b}"], r[f"transposition_invariant {b}→{a}"]])
 
-    fig, ax = new_figure(figsize=(9, 5.5))
+    fig, ax = new_figure(figsize=(12, 6))
     colours = {"none": "0.55", "ab": "tab:purple", "ba": "tab:green", "both": "tab:brown"}
     tag = {c: chr(65 + i) for i, c in enumerate(dict.fromkeys(r["config"] for r in screen))}
     for k in dict.fromkeys(r["keep_source"] for r in screen):
@@ -220,10 +220,12 @@ def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) 
     ax.set_ylabel("S_tot, reference classifier (%)")
     ax.set_title(f"{a} ↔ {b}: strength against keeping the song (o fixed 0.5, ■ density, ★ held-out)", fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=6.5, loc="best")
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
     if tag:
-        ax.set_title(ax.get_title() + "\nscreened dots: " + "; ".join(f"{t}N = {c}, epoch N" for c, t in tag.items()),
-                     fontsize=8)
+        import textwrap
+
+        dots = "screened dots: " + "; ".join(f"{t}N = {c}, epoch N" for c, t in tag.items())
+        ax.set_title(ax.get_title() + "\n" + textwrap.fill(dots, 120), fontsize=8)
     fig.tight_layout()
     save_png(fig, path)
 
