@@ -71,6 +71,9 @@ CONFIGS: dict[str, dict] = {
     # … or twice the genre loss for B → A alone, the direction that moves less
     "sn+identity2+genre2+genreba2": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
                                      "genre_ba_scale": 2.0},
+    # … and an add loss: spend the stronger push's margin on adding fewer notes
+    "sn+identity2+genre2+genreba2+add0.3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
+                                            "genre_ba_scale": 2.0, "add": 0.3},
     # … and an add loss at a lower weight: keeping is worth more than not adding
     "sn+identity2+genre2+keep1+add0.3": {"sigma_d": 0.1, "spectral_norm": True, "identity": 2.0, "genre_loss": 2.0,
                                          "keep": 1.0, "add": 0.3},
