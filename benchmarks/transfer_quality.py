@@ -1,8 +1,8 @@
 """Transfer quality of CycleGAN configurations: strength both ways against keeping the song.
 
 Trains every configuration on the same caches, song split, seed (unless a configuration names its
-own) and epochs (so the same number of steps), then scores each on the **validation** songs (a part of the training songs that no
-model trained on) and picks one; only that choice is scored on the **held-out** songs, so the
+own) and epochs (so the same number of steps), then scores each on the **validation** songs (a
+part of the training songs that no model trained on) and picks one; only that choice is scored on the **held-out** songs, so the
 reported numbers are not tuned to them.
 
 Two judges score every transfer: the reference classifier (the CNN of Brunner et al.,
