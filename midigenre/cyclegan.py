@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from midigenre.config import keep_source_directions
 from midigenre.models import Discriminator, Generator, ModelConfig
 from shared.training import weighted  # noqa: F401  (the losses' weighting, re-exported)
 
@@ -154,8 +155,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
 
         return with_source if on else g
 
-    g_ab = kept(m.G_AB, keep_source in ("ab", "both"))
-    g_ba = kept(m.G_BA, keep_source in ("ba", "both"))
+    keeps = keep_source_directions(keep_source)
+    g_ab, g_ba = kept(m.G_AB, keeps["ab"]), kept(m.G_BA, keeps["ba"])
     fake_b = g_ab(real_a)
     fake_a = g_ba(real_b)
     cyc_a = g_ba(fake_b)

@@ -242,8 +242,8 @@ def model_summary(model, name: str) -> dict:
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
     keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "genre_ba_scale",
-            "critic", "conditioning",
-            "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed", "test_fraction")
+            "critic", "conditioning", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
+            "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
         "names": list(model.names), "genres": dict(model.genres) if hasattr(model, "genres") else None,
