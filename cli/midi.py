@@ -306,6 +306,9 @@ def _multi_default(name: str) -> str | None:
               "as a scale and shift after each instance norm of its residual blocks (scale-shift), or as a scale only "
               "(scale: no constant plane for the convolutions' zero padding to turn into edge patterns).  "
               "[default: scale-shift]")
+@click.option("--genre-scale", "genre_scale_specs", multiple=True, metavar="NAME=W", help="With --genre: multiply "
+              "the genre loss of the transfers into genre NAME by W (the others 1), for the genres that move less; "
+              "repeatable.")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -316,8 +319,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
 @nproc_option
-def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning, split_file,
-          device, precision, threads, resume, nproc):
+def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
+          genre_scale_specs, split_file, device, precision, threads, resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -355,7 +358,10 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                          "its own network")
     if conditioning and not genre_specs:
         raise GenreError("--conditioning belongs to the multi-genre model (--genre); the CycleGAN's generators take no genre")
-    given = {**given, "critic": critic, "conditioning": conditioning}
+    if genre_scale_specs and not genre_specs:
+        raise GenreError("--genre-scale belongs to the multi-genre model (--genre); the CycleGAN has --genre-ba-scale")
+    given = {**given, "critic": critic, "conditioning": conditioning,
+             "genre_scale": _genre_scales(genre_scale_specs) if genre_scale_specs else None}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts
@@ -454,6 +460,20 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
             click.echo(table(report.rows(), title=f"Prepared '{name}' → {cache}"), err=True)
         out_specs.append(f"{name}={cache}")
     return out_specs
+
+
+def _genre_scales(specs) -> dict[str, float]:
+    """``--genre-scale NAME=W`` options as ``{NAME: W}``; a malformed one is a one-line error."""
+    out = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            out[name.strip()] = None
+        if not sep or not name.strip() or out[name.strip()] is None or not out[name.strip()] >= 0:
+            raise GenreError(f"--genre-scale {spec!r}: give NAME=W with a genre name and a factor of 0 or more, e.g. jazz=2")
+    return out
 
 
 def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads, resume):

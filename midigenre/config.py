@@ -189,6 +189,9 @@ class MultiGenreConfig:
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
+    genre_scale: dict = setting({}, "Per target genre, a factor on the genre loss of the transfers into it "
+                                    "({NAME: W}; the others 1): more push into the genres that move less "
+                                    "(--genre-scale NAME=W).", cli=False)
     critic: str = setting("shared", "The genre classifier of the genre loss: shared = D's genre head (StarGAN); "
                                     "separate = its own network trained on real phrases (as the CycleGAN's critic); "
                                     "adversarial = that network with a K+1-th class for generated phrases.",
@@ -227,6 +230,15 @@ class MultiGenreConfig:
             raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
         if self.conditioning not in ("scale-shift", "scale"):
             raise GenreError(f"unknown conditioning {self.conditioning!r}; choose scale-shift or scale")
+        if not isinstance(self.genre_scale, dict):
+            raise GenreError(f"genre_scale must map genre names to factors, not {self.genre_scale!r}")
+        try:
+            scales = {str(k): float(v) for k, v in self.genre_scale.items()}
+        except (TypeError, ValueError):
+            raise GenreError(f"genre_scale must map genre names to numbers, not {self.genre_scale!r}") from None
+        if any(not v >= 0 for v in scales.values()):
+            raise GenreError(f"genre_scale factors must be 0 or more, not {scales}")
+        object.__setattr__(self, "genre_scale", scales)
 
     @property
     def model(self):

@@ -273,3 +273,41 @@ def save_generators(folder: str | os.PathLike, g_ab: nn.Module, g_ba: nn.Module,
     tensors |= {f"G_BA.{k}": v for k, v in g_ba.state_dict().items()}
     return save_model(folder, None, KIND, config, settings=dict(roll_settings), tensors=tensors,
                       genres={"a": genres["a"], "b": genres["b"]}, **extra)
+
+
+def combine_generators(ab_source: str | os.PathLike, ba_source: str | os.PathLike, dest: str | os.PathLike,
+                       **changes) -> Path:
+    """One transfer model from two: the A → B generator of ``ab_source``, the B → A generator of
+    ``ba_source`` (run folders, epoch folders or model folders of kind ``"cyclegan"``).
+
+    A CycleGAN's two generators are separate networks, and the best one for a direction may come
+    from another epoch or training than the best for the other (``benchmarks/transfer_quality.py
+    --per-direction`` chooses them on the validation songs). Both must share the genres, the
+    piano-roll settings, the architecture and the song split (the held-out songs must be unseen
+    by both). The description is ``ba_source``'s with ``changes`` applied, and ``generators``
+    says where each one came from. Writes ``dest`` (model and ``split.json``) and returns it.
+    """
+    import json
+    import shutil
+
+    from shared.registry import model_folder, read_meta, read_weights, resave_model
+
+    folders = {"ab": model_folder(ab_source), "ba": model_folder(ba_source)}
+    metas = {d: read_meta(f, KIND) for d, f in folders.items()}
+    for key in ("genres", "settings", "config"):
+        if metas["ab"].get(key) != metas["ba"].get(key):
+            raise GenreError(f"{folders['ab']} and {folders['ba']} differ in their {key}; their generators cannot form one model")
+    splits = {d: f / "split.json" for d, f in folders.items()}
+    if not all(p.is_file() for p in splits.values()):
+        raise GenreError("each source needs its split.json, so that the held-out songs are known to be unseen by both")
+    if json.loads(splits["ab"].read_text()) != json.loads(splits["ba"].read_text()):
+        raise GenreError(f"{folders['ab']} and {folders['ba']} were trained on different song splits")
+    weights = {d: read_weights(f) for d, f in folders.items()}
+    prefix = {"ab": "G_AB.", "ba": "G_BA."}
+    tensors = {k: v for d in ("ab", "ba") for k, v in weights[d].items() if k.startswith(prefix[d])}
+    provenance = {d: {"from": str(folders[d]), "epochs_done": metas[d].get("epochs_done"), "train": metas[d].get("train")}
+                  for d in ("ab", "ba")}
+    dest = Path(dest)
+    out = resave_model(folders["ba"], dest, tensors=tensors, generators=provenance, **changes)
+    shutil.copyfile(splits["ba"], dest / "split.json")
+    return out

@@ -111,6 +111,9 @@ class MultiGenreTask:
         if len(set(names)) != len(names):
             raise GenreError(f"genre names must differ, got {', '.join(names)}")
         self.sources, self.genres, self.cfg, self.out = list(sources), names, config, Path(out)
+        unknown = sorted(set(config.genre_scale) - set(names))
+        if unknown:
+            raise GenreError(f"--genre-scale names {', '.join(unknown)}, not one of the genres ({', '.join(names)})")
         self.genre_settings = genre_settings(self.sources)
         self.roll_settings = reading_settings(self.genre_settings)
         self.device = pick_device(device)
@@ -128,6 +131,8 @@ class MultiGenreTask:
         self.sampler = GenreSampler([len(r.rows) for r in self.train], config.batch_size, config.seed)
         self.samples = self._sample_phrases()
 
+        scales = [config.genre_scale.get(g, 1.0) for g in names]
+        self.genre_scale = (torch.tensor(scales, device=self.device) if any(v != 1.0 for v in scales) else None)
         seed_everything(config.seed)
         self.model = MultiGenreGAN(config.model, len(self.genres), critic=config.critic).to(self.device)
         betas = (config.beta1, config.beta2)
@@ -199,7 +204,7 @@ class MultiGenreTask:
             m.critics_requires_grad_(False)
             g_losses, fake = generator_losses(m, real, source, target, c.sigma_d, identity=c.identity > 0,
                                               genre=c.genre_loss > 0, content=c.content > 0, keep=c.keep > 0,
-                                              add=c.add > 0)
+                                              add=c.add > 0, genre_scale=self.genre_scale)
             self.opt_g.zero_grad(set_to_none=True)
             weighted(g_losses, c.weights).backward()
             self.opt_g.step()

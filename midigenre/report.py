@@ -242,7 +242,7 @@ def model_summary(model, name: str) -> dict:
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
     keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "genre_ba_scale",
-            "critic", "conditioning", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
+            "genre_scale", "critic", "conditioning", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
             "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
@@ -467,6 +467,7 @@ def midi_page(report: dict, folder: Path) -> str:
                                  f"genre loss {t['genre_loss']:g}" + (f" ({t['critic']} critic)" if t.get("critic") else "")
                                  + (f", ×{t['genre_ba_scale']:g} going {m['names'][1]} → {m['names'][0]}"
                                     if t.get("genre_ba_scale", 1.0) != 1.0 else "")
+                                 + "".join(f", ×{w:g} into {g}" for g, w in (t.get("genre_scale") or {}).items() if w != 1.0)
                                  if t.get("genre_loss") else "",
                                  f"conditioning {t['conditioning']}" if t.get("conditioning") else "",
                                  f"content loss {t['content']:g}" if t.get("content") else "",

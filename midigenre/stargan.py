@@ -103,10 +103,12 @@ class MultiGenreGAN(nn.Module):
 
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
-                     keep: bool = False, add: bool = False) -> tuple[dict, torch.Tensor]:
+                     keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None
+                     ) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
+    genre_scale : (K,) factor on the genre loss of each target genre (None: all 1).
     """
     fake = m.generate(real, target)
     losses = {
@@ -114,7 +116,8 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         "g/cycle": F.l1_loss(m.generate(fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
-        losses["g/genre"] = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long())
+        ce = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long(), reduction="none")
+        losses["g/genre"] = (ce * genre_scale[target.long()]).mean() if genre_scale is not None else ce.mean()
     if identity:
         losses["g/identity"] = F.l1_loss(m.generate(real, source), real)
     if content:

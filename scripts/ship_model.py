@@ -31,11 +31,45 @@ def heldout_scores(run: Path, classifier: Path | None) -> dict:
     return evaluate_transfer(model, Classifier.load(classifier), x_a, x_b)
 
 
+def generator_run(generator: dict) -> tuple[Path, int, list[dict]]:
+    """(run folder, epoch, its log rows up to that epoch) of one generator of a model combined per
+    direction (``midigenre.models.combine_generators``: ``from`` is a run or one of its epoch folders)."""
+    folder = Path(generator["from"])
+    run = folder.parent.parent if folder.parent.name == "epochs" else folder
+    with open(run / "log.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    epoch = int(folder.name.split("_")[1]) if folder.parent.name == "epochs" else len(rows)
+    return run, epoch, rows[:epoch]
+
+
+def generators_line(meta: dict, generators: dict, named: dict) -> str:
+    """The card's line on where each generator of a model combined per direction came from."""
+    a, b = meta["genres"]["a"], meta["genres"]["b"]
+    t_ab, t_ba = meta["generators"]["ab"]["train"], meta["generators"]["ba"]["train"]
+    differ = [k for k in sorted(set(t_ab) | set(t_ba)) if k != "binarize" and t_ab.get(k) != t_ba.get(k)]
+    name = {d: (named.get(d) or {}).get("config") or generators[d][0].name for d in ("ab", "ba")}
+    return (f"- Each direction's generator was chosen on its own on the validation songs (`benchmarks/transfer_quality.py "
+            f"--per-direction`): {a} → {b} from the training `{name['ab']}` after epoch {generators['ab'][1]}, {b} → {a} "
+            f"from `{name['ba']}` after epoch {generators['ba'][1]}. The settings above are the {b} → {a} generator's training's"
+            + (f"; the other's differ in {', '.join(f'{k} ({t_ab.get(k)})' for k in differ)}." if differ
+               else "; the other's are the same."))
+
+
+def command_labels(meta: dict, generators: dict, n: int) -> list[str]:
+    """What each ``--command`` trained: one training, or (combined per direction) A → B's, then B → A's."""
+    if not generators or n < 2:
+        return [""] * n
+    a, b = meta["genres"]["a"], meta["genres"]["b"]
+    return [f"the {a} → {b} generator's training", f"the {b} → {a} generator's training"] + [""] * (n - 2)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("dest", type=Path)
-    ap.add_argument("--command", default="", help="the training command, for the card")
+    ap.add_argument("--command", action="append", default=[],
+                    help="the training command, for the card (a model combined per direction: one per training, "
+                         "A → B's first)")
     ap.add_argument("--prepare", default="", help="the prepare commands, for the card")
     ap.add_argument("--classifier", type=Path, help="genre classifier folder for S_tot")
     ap.add_argument("--classifier-command", default="", help="how the classifier was trained, for the card")
@@ -49,21 +83,31 @@ def main() -> None:
     from shared.registry import read_meta, resave_model
 
     meta = read_meta(args.run, "cyclegan")
-    cfg = json.loads((args.run / "config.json").read_text())  # the run's settings and where it ran
-    with open(args.run / "log.csv") as fh:
+    generators = {d: generator_run(g) for d, g in (meta.get("generators") or {}).items()}  # combined per direction
+    home = generators["ba"][0] if generators else args.run
+    cfg = json.loads((home / "config.json").read_text())  # the run's settings and where it ran
+    with open(home / "log.csv") as fh:
         log = list(csv.DictReader(fh))
-    seconds = sum(float(r["seconds"]) for r in log)
-    changes, bench_rows, source = {}, [], args.run
+    if generators:  # each training counted once, up to the epoch its generator was taken from
+        log = generators["ba"][2]
+        longest = {}
+        for run, epoch, rows in generators.values():
+            longest[run.resolve()] = max(longest.get(run.resolve(), []), rows, key=len)
+        seconds = sum(float(r["seconds"]) for rows in longest.values() for r in rows)
+    else:
+        seconds = sum(float(r["seconds"]) for r in log)
+    changes, bench_rows, source, bench_generators = {}, [], args.run, {}
     if args.benchmark:
         bench = json.loads(args.benchmark.read_text())
         name, binarize = bench["chosen"]
         bench_rows = [r for r in bench["rows"] if r["config"] == name]
+        bench_generators = bench.get("chosen_generators") or {}
         # binarisation only acts when the model is saved: the weights are those of a run with this option
         keep = bench.get("chosen_keep_source", "none")
         changes = {"thresholds": bench_rows[-1]["thresholds"] if binarize == "density" else {"ab": 0.5, "ba": 0.5},
                    "train": {**meta["train"], "binarize": binarize},
                    "keep_source": keep_source_directions(keep)}
-        epoch = bench.get("chosen_epoch") or len(log)
+        epoch = len(log) if generators else (bench.get("chosen_epoch") or len(log))
         if epoch < len(log):  # the epoch chosen on the validation songs, from the run's epochs/ folder
             source = args.run / "epochs" / f"epoch_{epoch:03d}"
             log = log[:epoch]
@@ -109,13 +153,17 @@ def main() -> None:
         f"content {t.get('content', 0)}, keep {t.get('keep', 0)}, add {t.get('add', 0)}, seed {t['seed']}; binarised `{t.get('binarize', 'fixed')}` (thresholds "
         f"{json.dumps({k: round(v, 3) for k, v in (meta.get('thresholds') or {'ab': 0.5, 'ba': 0.5}).items()})}).",
         (f"- Exported after epoch {len(log)} of {t['epochs']}, the epoch chosen on the validation songs "
-         "(`benchmarks/transfer_quality.py --choose-from`)." if len(log) < t["epochs"] else ""),
+         "(`benchmarks/transfer_quality.py --choose-from`)." if len(log) < t["epochs"] and not generators else ""),
+        (generators_line(meta, generators, bench_generators) if generators else ""),
         (f"- Keeps every note of the source going {' and '.join(k for k in (f'{ga0} → {gb0}', f'{gb0} → {ga0}') if keep_dirs[k])} "
          "and only adds to it (chosen on the validation songs; `genre midi transfer --no-keep-source` turns it off)."
          if any(keep_dirs.values()) else ""),
-        f"- Command: `{args.command}`" if args.command else "",
+        *[f"- Command{f' ({w})' if w else ''}: `{c}`" for w, c in zip(command_labels(meta, generators, len(args.command)), args.command)],
         f"- Trained on {cfg.get('device', '?')} with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
-        f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s).",
+        + (f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s)."
+           if not generators else f"{seconds / 60:.1f} min for the epochs its generators were taken from, "
+           + " and ".join(f"{len(rows)} epochs of {run.name}" for run, _, rows in
+                          {r.resolve(): (r, e, rows) for r, e, rows in generators.values()}.values()) + "."),
         "",
         "## Held-out results",
         f"Measured on the phrases of the held-out songs with the genre classifier "

@@ -454,3 +454,43 @@ def test_keep_source_in_training_makes_those_transfers_keep_the_source_everywher
     CycleGANTask(*src, tmp_path / "run", TrainConfig(preset=tiny_preset, epochs=1, batch_size=3, sample_phrases=1,
                                                      keep_source="ba")).fit()
     assert TransferModel.load(tmp_path / "run").keep_source == {"ab": False, "ba": True}
+
+
+def test_combine_generators_takes_each_direction_from_its_own_model(tmp_path):
+    """The A → B generator of one model and the B → A generator of another form one transfer model;
+    sources of other architectures or song splits are refused in one line."""
+    from midigenre.models import Generators, combine_generators, save_generators
+    from midigenre.pianoroll import RollSettings
+
+    roll = RollSettings().to_dict()
+    split = {"genres": {"low": {"train": ["s1"], "test": ["s2"]}}}
+
+    def saved(name, seed, cfg=None, split=split):
+        cfg = cfg or ModelConfig(g_channels=8, n_res_blocks=1, d_channels=8)
+        torch.manual_seed(seed)
+        g = Generators(cfg).eval()
+        folder = save_generators(tmp_path / name, g.G_AB, g.G_BA, cfg, genres={"a": "low", "b": "high"},
+                                 roll_settings=roll, train={"epochs": seed}, epochs_done=seed, metrics={})
+        (tmp_path / name / "split.json").write_text(json.dumps(split))
+        return folder
+
+    one, two = saved("one", 1), saved("two", 2)
+    combined = combine_generators(one, two, tmp_path / "both", thresholds={"ab": 0.4, "ba": 0.6})
+    m, m1, m2 = (TransferModel.load(f) for f in (combined, one, two))
+    x = np.random.default_rng(0).random((3, 64, 84)) > 0.9
+    t = torch.from_numpy(x.astype(np.float32)).unsqueeze(1)
+    with torch.no_grad():
+        assert torch.equal(m.g_ab(t), m1.g_ab(t)) and torch.equal(m.g_ba(t), m2.g_ba(t))
+        assert not torch.equal(m.g_ab(t), m2.g_ab(t))
+    assert m.thresholds == {"ab": 0.4, "ba": 0.6}
+    assert m.meta["generators"]["ab"]["epochs_done"] == 1 and m.meta["generators"]["ba"]["epochs_done"] == 2
+    assert json.loads((combined / "split.json").read_text()) == split
+
+    other_split = saved("three", 3, split={"genres": {"low": {"train": ["s2"], "test": ["s1"]}}})
+    with pytest.raises(GenreError, match="different song splits") as e:
+        combine_generators(one, other_split, tmp_path / "x")
+    assert "\n" not in str(e.value)
+    wider = saved("four", 4, cfg=ModelConfig(g_channels=16, n_res_blocks=1, d_channels=8))
+    with pytest.raises(GenreError, match="differ in their config"):
+        combine_generators(one, wider, tmp_path / "y")
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

@@ -98,6 +98,26 @@ def test_genre_loss_judges_binarised_fakes():
     assert m.G.net[0].weight.grad.abs().sum() > 0
 
 
+def test_genre_scale_weighs_the_genre_loss_per_target_genre():
+    """--genre-scale NAME=W multiplies the genre loss of the transfers into NAME alone."""
+    torch.manual_seed(1)
+    m = MultiGenreGAN(TINY, 3)
+    x = torch.rand(4, 1, 64, 84).round()
+    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    torch.manual_seed(2)
+    plain, fake = generator_losses(m, x, s, t, sigma_d=0.0)
+    ce = F.cross_entropy(m.critic_logits((fake > 0.5).float()).float(), t, reduction="none").detach()
+    assert plain["g/genre"].item() == pytest.approx(ce.mean().item(), rel=1e-5)
+    torch.manual_seed(2)
+    scaled, _ = generator_losses(m, x, s, t, sigma_d=0.0, genre_scale=torch.tensor([1.0, 1.0, 3.0]))
+    # targets 1, 2, 0, 2: the two transfers into genre 2 count three times
+    assert scaled["g/genre"].item() == pytest.approx((ce * torch.tensor([1.0, 3.0, 1.0, 3.0])).mean().item(), rel=1e-5)
+    assert MultiGenreConfig().genre_scale == {} and MultiGenreConfig(genre_scale={"jazz": 2}).genre_scale == {"jazz": 2.0}
+    for bad in ({"jazz": -1}, {"jazz": "x"}, ["jazz"]):
+        with pytest.raises(GenreError, match="genre_scale"):
+            MultiGenreConfig(genre_scale=bad)
+
+
 def test_separate_critic_learns_genres_apart_from_d():
     """critic=separate: the genre logits come from C, not D; d/genre trains C only (on real
     phrases), d/adv trains D only, and g/genre reaches G through C's view of the binarised fakes."""
@@ -285,6 +305,8 @@ def test_bad_input(three, tmp_path, tiny_preset):
         MultiGenreTask(sources([three[0], drums]), tmp_path / "r", cfg)
     with pytest.raises(GenreError, match="unknown loss names"):
         MultiGenreConfig(lambdas={"g/adv_ab": 1})
+    with pytest.raises(GenreError, match="--genre-scale names jazz, not one of the genres"):
+        MultiGenreTask(sources(three[:2]), tmp_path / "r", MultiGenreConfig(preset=tiny_preset, genre_scale={"jazz": 2}))
 
 
 def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub_samples):
@@ -299,10 +321,11 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning", "scale",
-            *common)
+            "--genre-scale", "mid=2", *common)
     assert r.exit_code == 0, r.output
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
     assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
+    assert json.loads((run / "model.json").read_text())["train"]["genre_scale"] == {"mid": 2.0}
     assert json.loads((run / "model.json").read_text())["critic"] == "separate"
     assert TransferModel.load(run).net.C is not None and not hasattr(TransferModel.load(run).net.G, "genre_shift")
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
@@ -335,6 +358,11 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "train", *specs, "--variant", "partial", "--out", tmp_path / "r1"), "--variant")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--critic", "shared", "--out", tmp_path / "r1"),
                    "--critic belongs to the multi-genre model")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--genre-scale", "low=2", "--out", tmp_path / "r1"),
+                   "--genre-scale belongs to the multi-genre model")
+    one_line_error(cli("midi", "train", *specs, "--genre-scale", "low", "--out", tmp_path / "r1"), "give NAME=W")
+    one_line_error(cli("midi", "train", *specs, "--genre-scale", "jazz=2", "--out", tmp_path / "r1"),
+                   "--genre-scale names jazz")
     one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={three[0]}",
                        "--out", tmp_path / "r1"), "'low', not 'high'")
     drums = tmp_path / "drums.h5"
