@@ -26,7 +26,14 @@ keeps its source's notes*: ``--choose-from E`` keeps every epoch's model (``--ke
 screens each model with the source's notes kept in one direction (``genre midi transfer
 --keep-source``: the output is G's notes OR the source's). The screen uses the reference judge
 and density-matched thresholds; the best (epoch, keep-source) of each configuration is then scored
-in full (both binarisations, both judges) like any other.
+in full (both binarisations, both judges) like any other. ``--per-direction`` then also chooses
+each direction's generator on its own among all screened models (the highest S less the content
+change above 1.0 in that direction), joins the two (``midigenre.models.combine_generators``,
+written to ``OUT/per-direction``) and scores that pair like any other configuration.
+
+The final choice is the row that meets every target (S ≥ 0.5 each way, S_tot ≥ 70 %,
+transposition-invariant content change ≤ 1.0 each way) with the highest S_tot or, when none
+does, the one with the smallest shortfall from them (:func:`shortfall`).
 
 Configurations (``--configs`` picks and orders them; ``--config-file`` adds your own, a YAML
 mapping of name → training settings):
@@ -220,11 +227,15 @@ def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) 
         for r in pts:
             ax.annotate(f"{tag[r['config']]}{r['epochs']}", (cc(r), 100 * r["S_tot[reference]"]), fontsize=6,
                         xytext=(2, 2), textcoords="offset points", color="0.35")
+    import matplotlib
+
+    palette = matplotlib.colormaps["tab10"]
+    colour_of = {c: palette(i % 10) for i, c in enumerate(dict.fromkeys(r["config"] for r in rows))}
     for n, r in enumerate(rows):
         marker = "*" if r["part"] == "test" else ("o" if r["binarize"] == "fixed" else "s")
         extra = (f", epoch {r['epochs']}" if r.get("epochs") else "") + (f", keeps {r['keep_source']}" if r.get("keep_source", "none") != "none" else "")
-        ax.scatter(cc(r), 100 * r["S_tot[reference]"], marker=marker, s=120 if marker == "*" else 40,
-                   label=f"{r['config']} ({r['binarize']}{extra}{', held-out' if r['part'] == 'test' else ''})")
+        ax.scatter(cc(r), 100 * r["S_tot[reference]"], marker=marker, s=120 if marker == "*" else 40, color=colour_of[r["config"]],
+                   edgecolor="black" if marker == "*" else None, label=f"{r['config']} ({r['binarize']}{extra}{', held-out' if r['part'] == 'test' else ''})")
     ax.axhline(70, color="0.7", lw=0.8, ls="--")
     ax.axvline(TARGET_CC, color="0.7", lw=0.8, ls="--")
     ax.set_xlabel("content change, transposition-invariant (mean of both directions; lower keeps more)")

@@ -249,6 +249,8 @@ def model_summary(model, name: str) -> dict:
         "names": list(model.names), "genres": dict(model.genres) if hasattr(model, "genres") else None,
         "created": meta.get("created"),
         "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
+        "generators": {d: {"from": Path(g.get("from", "?")).name, "epochs_done": g.get("epochs_done"),
+                           "seed": (g.get("train") or {}).get("seed")} for d, g in (meta.get("generators") or {}).items()},
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
         "keep_source": dict(getattr(model, "keep_source", {}) or {}),
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
@@ -480,6 +482,11 @@ def midi_page(report: dict, folder: Path) -> str:
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
              ("binarised at", esc(", ".join(f"{v:.3g} (→ {g})" for g, v in m["thresholds"].items()) if multi else
                                   f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
+    gens = m.get("generators") or {}
+    if gens and not multi:  # a pair combined per direction (midigenre.models.combine_generators)
+        items.append(("generators", esc("; ".join(
+            f"{src} → {dst}: after epoch {gens[d].get('epochs_done', '?')} of a training with seed {gens[d].get('seed', '?')}"
+            for d, src, dst in (("ab", a, b), ("ba", b, a)) if d in gens) + " (each direction chosen on its own)")))
     kept = m.get("keep_source") or {}
     if any(kept.values()):
         which = (", ".join(f"→ {g}" for g, v in kept.items() if v) if multi else

@@ -45,8 +45,11 @@ def generator_run(generator: dict) -> tuple[Path, int, list[dict]]:
 def generators_line(meta: dict, generators: dict, named: dict) -> str:
     """The card's line on where each generator of a model combined per direction came from."""
     a, b = meta["genres"]["a"], meta["genres"]["b"]
-    t_ab, t_ba = meta["generators"]["ab"]["train"], meta["generators"]["ba"]["train"]
-    differ = [k for k in sorted(set(t_ab) | set(t_ba)) if k != "binarize" and t_ab.get(k) != t_ba.get(k)]
+    from midigenre.config import TrainConfig
+
+    default = TrainConfig().to_dict()  # a setting an older run did not write has its default
+    t_ab, t_ba = ({**default, **meta["generators"][d]["train"]} for d in ("ab", "ba"))
+    differ = [k for k in sorted(set(t_ab) | set(t_ba)) if k not in ("binarize", "keep_epochs") and t_ab.get(k) != t_ba.get(k)]
     name = {d: (named.get(d) or {}).get("config") or generators[d][0].name for d in ("ab", "ba")}
     return (f"- Each direction's generator was chosen on its own on the validation songs (`benchmarks/transfer_quality.py "
             f"--per-direction`): {a} → {b} from the training `{name['ab']}` after epoch {generators['ab'][1]}, {b} → {a} "

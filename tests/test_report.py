@@ -206,7 +206,12 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     assert rep["model_metrics"]["S_tot"] == pytest.approx(card["S_tot"], abs=1e-6) and rep["classifier"] is None
     page = check_page_files(out, rep)
     assert any(k == "model_metrics.S_tot" for k, _, _ in page.metrics)
-    assert "model card" in (out / "index.html").read_text()
+    html = (out / "index.html").read_text()
+    assert "model card" in html
+    # the shipped pair takes each direction's generator from its own training, and the page says so
+    gens = rep["model"]["generators"]
+    assert set(gens) == {"ab", "ba"} and gens["ab"]["seed"] != gens["ba"]["seed"]
+    assert f"jazz → classical: after epoch {gens['ab']['epochs_done']} of a training with seed {gens['ab']['seed']}" in html
     # written again over itself: replaced whole
     res = CliRunner().invoke(main, ["report", "jazz-classical", "--songs", str(song_folder / "b.mid"), "--to", "jazz",
                                     "--max-bars", "4", "-o", str(out)])
