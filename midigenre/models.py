@@ -290,11 +290,11 @@ def combine_generators(ab_source: str | os.PathLike, ba_source: str | os.PathLik
     import json
     import shutil
 
+    from shared.config import from_dict
     from shared.registry import model_folder, read_meta, read_weights, resave_model
 
     folders = {"ab": model_folder(ab_source), "ba": model_folder(ba_source)}
     metas = {d: read_meta(f, KIND) for d, f in folders.items()}
-    from shared.config import from_dict
 
     def same(key):  # the architecture compared as settings (an older file may leave a default out)
         if key == "config":

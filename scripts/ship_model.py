@@ -44,9 +44,9 @@ def generator_run(generator: dict) -> tuple[Path, int, list[dict]]:
 
 def generators_line(meta: dict, generators: dict, named: dict) -> str:
     """The card's line on where each generator of a model combined per direction came from."""
-    a, b = meta["genres"]["a"], meta["genres"]["b"]
     from midigenre.config import TrainConfig
 
+    a, b = meta["genres"]["a"], meta["genres"]["b"]
     default = TrainConfig().to_dict()  # a setting an older run did not write has its default
     t_ab, t_ba = ({**default, **meta["generators"][d]["train"]} for d in ("ab", "ba"))
     differ = [k for k in sorted(set(t_ab) | set(t_ba)) if k not in ("binarize", "keep_epochs") and t_ab.get(k) != t_ba.get(k)]
