@@ -16,7 +16,8 @@ genre (note density, polyphony, pitch range, pitch-class histogram distance, sil
 
 Writes ``OUT/results.csv``, ``OUT/results.json`` and ``OUT/tradeoff.png`` (S_tot against
 transposition-invariant content change); the runs stay in ``OUT/<name>/`` (resumable: run the
-same command again and finished runs are kept, interrupted ones resumed).
+same command again and finished runs are kept, interrupted ones resumed), and every screened
+(model, keep-source) score is kept in ``OUT/screen-cache.json``, so a rerun only screens what is new.
 
     python benchmarks/transfer_quality.py --a jazz.h5 --b classical.h5 --out runs/quality --epochs 8 --jobs 2
 
@@ -347,6 +348,19 @@ def main() -> None:
                   f"{row[f'S {b}→{a}[reference]']:.2f}; content change (TI) {row[f'transposition_invariant {a}→{b}']:.2f} / "
                   f"{row[f'transposition_invariant {b}→{a}']:.2f}", flush=True)
 
+    def screen_key(folder: Path, keep: str) -> str:
+        """A screened model's entry in the cache: its weights (path, size, time) and the keep-source choice."""
+        w = Path(folder) / "model.safetensors"
+        st = w.stat()
+        return f"{w.resolve()}|{st.st_size}|{st.st_mtime_ns}|{keep}|seed {args.seed}|judge {judge_stamp}"
+
+    from shared.atomic import write_json
+
+    judge_files = sorted((out / "judge-reference").glob("*"))  # a judge trained again makes every entry stale
+    judge_stamp = max((p.stat().st_mtime_ns for p in judge_files), default=0)
+    cache_path = out / "screen-cache.json"  # the split is fixed for an OUT folder
+    a, b = (json.loads((out / n / "model.json").read_text())["genres"][k] for n, k in ((names[0], "a"), (names[0], "b")))
+    cache = json.loads(cache_path.read_text()) if cache_path.exists() else {}
     keeps = ["none", "ab", "ba"] if args.keep_source else ["none"]
     for name in names:
         candidates = {args.epochs: out / name}
@@ -360,13 +374,19 @@ def main() -> None:
         if len(candidates) * len(keeps) > 1:  # screen: when to stop, and which direction keeps its source
             mine = []
             for e, folder in candidates.items():
-                model = TransferModel.load(folder)
-                model.meta["thresholds"] = density(model)
+                model = None
                 for k in keeps:
-                    r = {"config": name, "epochs": e, "keep_source": k, "binarize": "density", "part": "screen", "folder": str(folder),
-                         **score(with_keep(model, k), {"reference": all_judges["reference"]}, *x_va, stats=False)}
+                    key = screen_key(folder, k)
+                    if key not in cache:  # screened once: a rerun (after a crash, or with more configurations) reuses it
+                        if model is None:
+                            model = TransferModel.load(folder)
+                            model.meta["thresholds"] = density(model)
+                        cache[key] = {"config": name, "epochs": e, "keep_source": k, "binarize": "density", "part": "screen",
+                                      "folder": str(folder),
+                                      **score(with_keep(model, k), {"reference": all_judges["reference"]}, *x_va, stats=False)}
+                        write_json(cache_path, cache)
+                    r = {**cache[key], "config": name, "epochs": e}
                     mine.append(r)
-                    a, b = model.genres["a"], model.genres["b"]
                     print(f"  screen {name} epoch {e} keep-source {k}: S_tot {r['S_tot[reference]']:.1%}; S "
                           f"{r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {b}→{a}[reference]']:.2f}; content change (TI) "
                           f"{r[f'transposition_invariant {a}→{b}']:.2f} / {r[f'transposition_invariant {b}→{a}']:.2f}", flush=True)
