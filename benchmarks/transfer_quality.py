@@ -394,7 +394,6 @@ def main() -> None:
             pick = max(mine, key=lambda r: rank_key(r, a, b))
             epoch, keep = pick["epochs"], pick["keep_source"]
         model = with_keep(TransferModel.load(candidates[epoch]), keep)
-        a, b = model.genres["a"], model.genres["b"]
         score_choice(name, model, epoch, keep, candidates[epoch])
 
     generators = None

@@ -468,11 +468,12 @@ def _genre_scales(specs) -> dict[str, float]:
     for spec in specs:
         name, sep, value = spec.partition("=")
         try:
-            out[name.strip()] = float(value)
+            weight = float(value)
         except ValueError:
-            out[name.strip()] = None
-        if not sep or not name.strip() or out[name.strip()] is None or not out[name.strip()] >= 0:
+            weight = -1.0
+        if not sep or not name.strip() or not weight >= 0:
             raise GenreError(f"--genre-scale {spec!r}: give NAME=W with a genre name and a factor of 0 or more, e.g. jazz=2")
+        out[name.strip()] = weight
     return out
 
 

@@ -296,14 +296,12 @@ def combine_generators(ab_source: str | os.PathLike, ba_source: str | os.PathLik
     folders = {"ab": model_folder(ab_source), "ba": model_folder(ba_source)}
     metas = {d: read_meta(f, KIND) for d, f in folders.items()}
 
-    def same(key):  # the architecture compared as settings (an older file may leave a default out)
-        if key == "config":
-            return from_dict(ModelConfig, metas["ab"]["config"], what="settings") == from_dict(
-                ModelConfig, metas["ba"]["config"], what="settings")
-        return metas["ab"].get(key) == metas["ba"].get(key)
-
-    for key in ("genres", "settings", "config"):
-        if not same(key):
+    # the architecture compared as settings: an older model.json may leave a default out
+    arch = {d: from_dict(ModelConfig, m.get("config") or {}, what="settings") for d, m in metas.items()}
+    for key, ab, ba in (("genres", metas["ab"].get("genres"), metas["ba"].get("genres")),
+                        ("settings", metas["ab"].get("settings"), metas["ba"].get("settings")),
+                        ("config", arch["ab"], arch["ba"])):
+        if ab != ba:
             raise GenreError(f"{folders['ab']} and {folders['ba']} differ in their {key}; their generators cannot form one model")
     splits = {d: f / "split.json" for d, f in folders.items()}
     if not all(p.is_file() for p in splits.values()):

@@ -91,12 +91,12 @@ def main() -> None:
     cfg = json.loads((home / "config.json").read_text())  # the run's settings and where it ran
     with open(home / "log.csv") as fh:
         log = list(csv.DictReader(fh))
-    if generators:  # each training counted once, up to the epoch its generator was taken from
+    trainings = {}  # combined per direction: each training once, up to the later epoch a generator was taken from
+    for run, _, rows in generators.values():
+        trainings[run.resolve()] = max(trainings.get(run.resolve(), (run, [])), (run, rows), key=lambda t: len(t[1]))
+    if generators:
         log = generators["ba"][2]
-        longest = {}
-        for run, epoch, rows in generators.values():
-            longest[run.resolve()] = max(longest.get(run.resolve(), []), rows, key=len)
-        seconds = sum(float(r["seconds"]) for rows in longest.values() for r in rows)
+        seconds = sum(float(r["seconds"]) for _, rows in trainings.values() for r in rows)
     else:
         seconds = sum(float(r["seconds"]) for r in log)
     changes, bench_rows, source, bench_generators = {}, [], args.run, {}
@@ -165,8 +165,7 @@ def main() -> None:
         f"- Trained on {cfg.get('device', '?')} with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         + (f"{seconds / 60:.1f} min for {len(log)} epochs ({np.mean([float(r['phrases_per_s']) for r in log]):.1f} phrases/s)."
            if not generators else f"{seconds / 60:.1f} min for the epochs its generators were taken from, "
-           + " and ".join(f"{len(rows)} epochs of {run.name}" for run, _, rows in
-                          {r.resolve(): (r, e, rows) for r, e, rows in generators.values()}.values()) + "."),
+           + " and ".join(f"{len(rows)} epochs of {run.name}" for run, rows in trainings.values()) + "."),
         "",
         "## Held-out results",
         f"Measured on the phrases of the held-out songs with the genre classifier "
