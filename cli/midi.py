@@ -302,10 +302,11 @@ def _multi_default(name: str) -> str | None:
               "loss's classifier is D's genre head (shared, StarGAN's), its own network trained on real phrases (separate, "
               "as the CycleGAN's critic), or that network with a class for generated phrases (adversarial).  "
               "[default: shared]")
-@click.option("--conditioning", type=click.Choice(["scale-shift", "scale"]), help="With --genre: G takes the target genre "
-              "as a scale and shift after each instance norm of its residual blocks (scale-shift), or as a scale only "
-              "(scale: no constant plane for the convolutions' zero padding to turn into edge patterns).  "
-              "[default: scale-shift]")
+@click.option("--conditioning", type=click.Choice(["scale-shift", "scale", "branch"]), help="With --genre: G takes the "
+              "target genre as a scale and shift after each instance norm of its residual blocks (scale-shift), as a "
+              "scale only (scale: no constant plane for the convolutions' zero padding to turn into edge patterns), or "
+              "through residual blocks and a decoder of its own per target genre behind a shared encoder (branch: "
+              "the same compute per phrase, K times the parameters).  [default: scale-shift]")
 @click.option("--genre-scale", "genre_scale_specs", multiple=True, metavar="NAME=W", help="With --genre: multiply "
               "the genre loss of the transfers into genre NAME by W (the others 1), for the genres that move less; "
               "repeatable.")

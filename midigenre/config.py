@@ -166,6 +166,10 @@ class ClassifierConfig:
 MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
+#: How a multi-genre generator takes its target genre (``MultiGenreConfig.conditioning``).
+CONDITIONINGS = ("scale-shift", "scale", "branch")
+
+
 @dataclass(frozen=True)
 class MultiGenreConfig:
     """Everything a multi-genre (StarGAN-style) training run depends on.
@@ -196,10 +200,11 @@ class MultiGenreConfig:
                                     "separate = its own network trained on real phrases (as the CycleGAN's critic); "
                                     "adversarial = that network with a K+1-th class for generated phrases.",
                           choices=("shared", "separate", "adversarial"), cli=False)
-    conditioning: str = setting("scale-shift", "How G takes the target genre after each instance norm of its residual "
-                                               "blocks: scale-shift (conditional instance norm) or scale (no constant "
-                                               "shift, which can turn into edge patterns).",
-                                choices=("scale-shift", "scale"), cli=False)
+    conditioning: str = setting("scale-shift", "How G takes the target genre: after each instance norm of its residual "
+                                               "blocks, scale-shift (conditional instance norm) or scale (no constant "
+                                               "shift, which can turn into edge patterns); or branch (residual blocks "
+                                               "and decoder of its own per target genre, behind a shared encoder).",
+                                choices=CONDITIONINGS, cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
     epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
@@ -228,8 +233,8 @@ class MultiGenreConfig:
         _check_training(self, MULTI_LAMBDAS)
         if self.critic not in ("shared", "separate", "adversarial"):
             raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
-        if self.conditioning not in ("scale-shift", "scale"):
-            raise GenreError(f"unknown conditioning {self.conditioning!r}; choose scale-shift or scale")
+        if self.conditioning not in CONDITIONINGS:
+            raise GenreError(f"unknown conditioning {self.conditioning!r}; choose {', '.join(CONDITIONINGS)}")
         if not isinstance(self.genre_scale, dict):
             raise GenreError(f"genre_scale must map genre names to factors, not {self.genre_scale!r}")
         try:
@@ -246,7 +251,8 @@ class MultiGenreConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual, genre_shift=self.conditioning == "scale-shift")
+                      residual=self.residual, genre_shift=self.conditioning == "scale-shift",
+                      genre_branches=self.conditioning == "branch")
 
     @property
     def weights(self) -> dict[str, float]:

@@ -49,6 +49,11 @@ class ModelConfig:
         constant plane, which zero-padded convolutions turn into patterns along the roll's
         edges whatever the input; a scale acts on the input's own features. Unused by the
         CycleGAN.
+    genre_branches : a conditioned generator has, per target genre, its own residual blocks
+        and decoder behind one shared encoder (the three downsampling convolutions): G(x, t)
+        runs x through the encoder and t's branch. Each phrase still costs one generator's
+        compute; the parameters of the blocks and decoder are K times as many. Takes the place
+        of the conditional norms (``genre_shift`` is then unused). Unused by the CycleGAN.
     """
 
     g_channels: int = 64
@@ -58,6 +63,7 @@ class ModelConfig:
     self_attention: bool = False
     residual: bool = False
     genre_shift: bool = True
+    genre_branches: bool = False
 
     def __post_init__(self):
         if self.g_channels < 8 or self.d_channels < 8:
@@ -142,50 +148,58 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig(), n_genres: int = 0):
         super().__init__()
         c, sn = cfg.g_channels, cfg.spectral_norm
-        layers: list[nn.Module] = [
+        encoder: list[nn.Module] = [
             _conv(1, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
             _conv(c, 2 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
             _conv(2 * c, 4 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.ReLU(True),
         ]
-        for i in range(cfg.n_res_blocks):
-            layers.append(ResidualBlock(4 * c, sn=sn))
-            if cfg.self_attention and i >= cfg.n_res_blocks - 2:  # after the last two blocks (9 and 10 of 10)
-                layers.append(SelfAttention(4 * c, sn=sn))
-        layers += [
-            nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
-            nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
-            nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
-            _conv(c, 1, 7, padding=3, padding_mode="reflect", sn=sn),
-        ]
-        self.net = nn.Sequential(*layers)
-        init_weights(self)
+        self.n_genres = n_genres
+        if n_genres and cfg.genre_branches:  # a shared encoder, then one branch per target genre
+            self.stem = nn.Sequential(*encoder)
+            self.branches = nn.ModuleList(nn.Sequential(*_blocks_and_decoder(cfg)) for _ in range(n_genres))
+            init_weights(self)
+        else:
+            layers = encoder + _blocks_and_decoder(cfg)
+            self.net = nn.Sequential(*layers)
+            init_weights(self)
+            if n_genres:
+                blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock)]
+                self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → block number
+                # per block, per norm (2), per genre: the scale (1 + γ) and shift β of every channel
+                self.genre_scale = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
+                if cfg.genre_shift:
+                    self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
         if cfg.residual:
             self.skip = nn.Parameter(torch.tensor(3.0))
-        self.n_genres = n_genres
-        if n_genres:
-            blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock)]
-            self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → block number
-            # per block, per norm (2), per genre: the scale (1 + γ) and shift β of every channel
-            self.genre_scale = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
-            if cfg.genre_shift:
-                self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
         """x : (B, 1, T, P); genre : (B,) target genre indices, for a conditioned generator only."""
         if self.n_genres:
             if genre is None:
                 raise ValueError("a conditioned generator needs the target genres")
-            h, g = x, genre.long()
-            for i, layer in enumerate(self.net):
-                h = self._conditioned_block(layer, h, self._conditioned[i], g) if i in self._conditioned else layer(h)
-            logits = h
+            if hasattr(self, "branches"):
+                logits = self._branched(x, genre.long())
+            else:
+                h, g = x, genre.long()
+                for i, layer in enumerate(self.net):
+                    h = self._conditioned_block(layer, h, self._conditioned[i], g) if i in self._conditioned else layer(h)
+                logits = h
         else:
             logits = self.net(x)
         if hasattr(self, "skip"):
             logits = logits + self.skip * (2.0 * x - 1.0)
         return torch.sigmoid(logits)
 
+    def _branched(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
+        """The shared encoder, then each phrase through its target genre's branch (in groups)."""
+        h = self.stem(x)
+        index, parts = [], []
+        for k, branch in enumerate(self.branches):
+            rows = (genre == k).nonzero().squeeze(1)
+            if len(rows):
+                index.append(rows)
+                parts.append(branch(h[rows]))
+        return torch.cat(parts)[torch.argsort(torch.cat(index))]
 
     def _conditioned_block(self, block: "ResidualBlock", x: torch.Tensor, k: int, genre: torch.Tensor) -> torch.Tensor:
         """A residual block whose two instance norms are followed by the genre's scale and shift."""
@@ -198,6 +212,24 @@ class Generator(nn.Module):
                     h = h + self.genre_shift[k, norm][genre][:, :, None, None].to(h.dtype)
                 norm += 1
         return F.relu(x + h)
+
+
+def _blocks_and_decoder(cfg: ModelConfig) -> list[nn.Module]:
+    """The generator after its encoder: the residual blocks (self-attention after the last two)
+    and the upsampling decoder to one logit per cell."""
+    c, sn = cfg.g_channels, cfg.spectral_norm
+    layers: list[nn.Module] = []
+    for i in range(cfg.n_res_blocks):
+        layers.append(ResidualBlock(4 * c, sn=sn))
+        if cfg.self_attention and i >= cfg.n_res_blocks - 2:  # after the last two blocks (9 and 10 of 10)
+            layers.append(SelfAttention(4 * c, sn=sn))
+    return layers + [
+        nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1, bias=False),
+        nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
+        nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
+        nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+        _conv(c, 1, 7, padding=3, padding_mode="reflect", sn=sn),
+    ]
 
 
 class Discriminator(nn.Module):

@@ -189,6 +189,31 @@ def test_scale_conditioning_cannot_write_without_input():
         MultiGenreConfig(conditioning="shift")
 
 
+def test_branch_conditioning_routes_each_phrase_through_its_target_branch():
+    """conditioning=branch: a shared encoder and one branch (blocks + decoder) per target genre.
+    A phrase's output depends on its own target's branch only, whatever else is in the batch,
+    and the loss of the transfers into one genre trains that genre's branch and no other."""
+    cfg = MultiGenreConfig(conditioning="branch", preset="small")
+    assert cfg.model.genre_branches is True and cfg.model.genre_shift is False
+    assert MultiGenreConfig(conditioning="scale").model.genre_branches is False
+    torch.manual_seed(5)
+    m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_branches": True}), 3)
+    assert len(m.G.branches) == 3 and not hasattr(m.G, "genre_scale") and not hasattr(m.G, "net")
+    x = torch.rand(5, 1, 64, 84).round()
+    t = torch.tensor([2, 0, 2, 1, 0])
+    m.eval()
+    with torch.no_grad():
+        together = m.generate(x, t)
+        alone = torch.cat([m.generate(x[i:i + 1], t[i:i + 1]) for i in range(5)])
+        assert torch.allclose(together, alone, atol=1e-6)
+        assert not torch.allclose(m.generate(x, t), m.generate(x, (t + 1) % 3))
+    m.train()
+    m.generate(x[:2], torch.tensor([1, 1])).mean().backward()
+    grads = [sum(float(p.grad.abs().sum()) for p in b.parameters() if p.grad is not None) for b in m.G.branches]
+    assert grads[1] > 0 and grads[0] == 0 and grads[2] == 0
+    assert m.G.stem[0].weight.grad.abs().sum() > 0
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)
@@ -328,6 +353,12 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     assert json.loads((run / "model.json").read_text())["train"]["genre_scale"] == {"mid": 2.0}
     assert json.loads((run / "model.json").read_text())["critic"] == "separate"
     assert TransferModel.load(run).net.C is not None and not hasattr(TransferModel.load(run).net.G, "genre_shift")
+    branched = tmp_path / "branched"
+    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "1", "--conditioning", "branch", *common)
+    assert r.exit_code == 0, r.output
+    assert json.loads((branched / "model.json").read_text())["config"]["genre_branches"] is True
+    model = TransferModel.load(branched)
+    assert len(model.net.G.branches) == 3 and model.transfer_phrases(np.zeros((1, 64, 84), bool), "mid")[0].shape == (1, 64, 84)
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len((run / "log.csv").read_text().splitlines()) == 3
