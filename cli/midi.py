@@ -307,6 +307,9 @@ def _multi_default(name: str) -> str | None:
               "scale only (scale: no constant plane for the convolutions' zero padding to turn into edge patterns), or "
               "through residual blocks and a decoder of its own per target genre behind a shared encoder (branch: "
               "the same compute per phrase, K times the parameters).  [default: scale-shift]")
+@click.option("--real-fake", type=click.Choice(["shared", "per-genre"]), help="With --genre: D's real/fake maps are "
+              "one for every genre (shared, StarGAN's) or one per genre (per-genre, StarGAN v2's multi-task "
+              "discriminator: a transfer must look like a real phrase of its target genre).  [default: shared]")
 @click.option("--genre-scale", "genre_scale_specs", multiple=True, metavar="NAME=W", help="With --genre: multiply "
               "the genre loss of the transfers into genre NAME by W (the others 1), for the genres that move less; "
               "repeatable.")
@@ -321,7 +324,7 @@ def _multi_default(name: str) -> str | None:
               "number of processes).")
 @nproc_option
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
-          genre_scale_specs, split_file, device, precision, threads, resume, nproc):
+          real_fake, genre_scale_specs, split_file, device, precision, threads, resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -359,9 +362,12 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                          "its own network")
     if conditioning and not genre_specs:
         raise GenreError("--conditioning belongs to the multi-genre model (--genre); the CycleGAN's generators take no genre")
+    if real_fake and not genre_specs:
+        raise GenreError("--real-fake belongs to the multi-genre model (--genre); the CycleGAN has one discriminator "
+                         "per genre already")
     if genre_scale_specs and not genre_specs:
         raise GenreError("--genre-scale belongs to the multi-genre model (--genre); the CycleGAN has --genre-ba-scale")
-    given = {**given, "critic": critic, "conditioning": conditioning,
+    given = {**given, "critic": critic, "conditioning": conditioning, "real_fake": real_fake,
              "genre_scale": _genre_scales(genre_scale_specs) if genre_scale_specs else None}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")

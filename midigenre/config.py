@@ -168,6 +168,8 @@ MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 #: How a multi-genre generator takes its target genre (``MultiGenreConfig.conditioning``).
 CONDITIONINGS = ("scale-shift", "scale", "branch")
+#: D's real/fake maps of a multi-genre model (``MultiGenreConfig.real_fake``).
+REAL_FAKE = ("shared", "per-genre")
 
 
 @dataclass(frozen=True)
@@ -205,6 +207,9 @@ class MultiGenreConfig:
                                                "shift, which can turn into edge patterns); or branch (residual blocks "
                                                "and decoder of its own per target genre, behind a shared encoder).",
                                 choices=CONDITIONINGS, cli=False)
+    real_fake: str = setting("shared", "D's real/fake maps: shared = one for every genre (StarGAN); per-genre = one per "
+                                       "genre (StarGAN v2): a transfer must look like a real phrase of its target "
+                                       "genre.", choices=REAL_FAKE, cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
     epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
@@ -235,6 +240,8 @@ class MultiGenreConfig:
             raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
         if self.conditioning not in CONDITIONINGS:
             raise GenreError(f"unknown conditioning {self.conditioning!r}; choose {', '.join(CONDITIONINGS)}")
+        if self.real_fake not in REAL_FAKE:
+            raise GenreError(f"unknown real_fake {self.real_fake!r}; choose {', '.join(REAL_FAKE)}")
         if not isinstance(self.genre_scale, dict):
             raise GenreError(f"genre_scale must map genre names to factors, not {self.genre_scale!r}")
         try:
@@ -252,7 +259,7 @@ class MultiGenreConfig:
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
                       residual=self.residual, genre_shift=self.conditioning == "scale-shift",
-                      genre_branches=self.conditioning == "branch")
+                      genre_branches=self.conditioning == "branch", real_fake_per_genre=self.real_fake == "per-genre")
 
     @property
     def weights(self) -> dict[str, float]:

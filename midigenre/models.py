@@ -54,6 +54,10 @@ class ModelConfig:
         runs x through the encoder and t's branch. Each phrase still costs one generator's
         compute; the parameters of the blocks and decoder are K times as many. Takes the place
         of the conditional norms (``genre_shift`` is then unused). Unused by the CycleGAN.
+    real_fake_per_genre : a multi-genre discriminator has one real/fake map per genre (the
+        multi-task discriminator of StarGAN v2, Choi et al. 2020): a real phrase is scored by
+        its genre's map, a transfer by its target's, so a transfer must look like a real phrase
+        *of the target genre*, as the CycleGAN's D_A and D_B ask. Unused by the CycleGAN.
     """
 
     g_channels: int = 64
@@ -64,6 +68,7 @@ class ModelConfig:
     residual: bool = False
     genre_shift: bool = True
     genre_branches: bool = False
+    real_fake_per_genre: bool = False
 
     def __post_init__(self):
         if self.g_channels < 8 or self.d_channels < 8:

@@ -138,7 +138,9 @@ class MultiGenreTask:
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.model.G.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.model.critic_parameters(), lr=config.lr, betas=betas)
-        self.pool = ImagePool(config.pool_size)
+        # with per-genre real/fake maps a fake is judged as its target: one history pool per target
+        self.pools = ([ImagePool(config.pool_size) for _ in self.genres] if config.real_fake == "per-genre"
+                      else [ImagePool(config.pool_size)])
         self.resumed = False
         self.loop = TrainingLoop(self, config.epochs, [
             LearningRate(linear_decay(config.lr, config.epochs, config.decay_after)),
@@ -176,10 +178,25 @@ class MultiGenreTask:
         return {"model": self.model, "opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def extra_state(self) -> dict:
-        return {"pool": self.pool.state()}
+        if len(self.pools) == 1:
+            return {"pool": self.pools[0].state()}
+        return {"pools": [p.state() for p in self.pools]}
 
     def load_extra_state(self, state: dict) -> None:
-        self.pool.load(state["pool"], self.device)
+        for pool, images in zip(self.pools, state["pools"] if "pools" in state else [state["pool"]]):
+            pool.load(images, self.device)
+
+    def _pooled(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The fakes D learns from: each half the time swapped for an older one of the same pool
+        (one pool, or one per target genre so that a pooled fake keeps its target)."""
+        if len(self.pools) == 1:
+            return self.pools[0](fake)
+        out = fake.clone()
+        for k, pool in enumerate(self.pools):
+            rows = (target == k).nonzero().squeeze(1)
+            if len(rows):
+                out[rows] = pool(fake[rows])
+        return out
 
     def batches(self, epoch: int) -> list:
         return self.sampler.epoch(epoch)
@@ -209,7 +226,8 @@ class MultiGenreTask:
             weighted(g_losses, c.weights).backward()
             self.opt_g.step()
             m.critics_requires_grad_(True)
-            d_losses = discriminator_losses(m, real, source, self.pool(fake.detach().float()), c.sigma_d)
+            d_losses = discriminator_losses(m, real, source, self._pooled(fake.detach().float(), target), c.sigma_d,
+                                            fake_target=target)
             self.opt_d.zero_grad(set_to_none=True)
             weighted(d_losses, c.weights).backward()
             self.opt_d.step()

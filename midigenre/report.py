@@ -242,7 +242,7 @@ def model_summary(model, name: str) -> dict:
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
     keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "genre_ba_scale",
-            "genre_scale", "critic", "conditioning", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
+            "genre_scale", "critic", "conditioning", "real_fake", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
             "test_fraction")
     return {
         "name": name, "path": str(model.folder), "shipped": shipped, "kind": getattr(model, "kind", "cyclegan"),
@@ -472,6 +472,7 @@ def midi_page(report: dict, folder: Path) -> str:
                                  + "".join(f", ×{w:g} into {g}" for g, w in (t.get("genre_scale") or {}).items() if w != 1.0)
                                  if t.get("genre_loss") else "",
                                  f"conditioning {t['conditioning']}" if t.get("conditioning") else "",
+                                 "real/fake per genre" if t.get("real_fake") == "per-genre" else "",
                                  f"content loss {t['content']:g}" if t.get("content") else "",
                                  f"keep loss {t['keep']:g}" if t.get("keep") else "",
                                  f"add loss {t['add']:g}" if t.get("add") else "") if x)

@@ -6,7 +6,9 @@ conditional instance normalisation in the residual blocks, a per-genre scale and
 ``ModelConfig.genre_shift`` is False — shift; one-hot input planes would be erased by the first
 instance norm); D is the patch discriminator with 1 + K output maps from one body: map 0
 scores real/fake per patch (least squares), maps 1…K are genre logits per patch, averaged over
-the patches (D's genre head). Losses (named, weighted by ``weighted``):
+the patches (D's genre head). With ``ModelConfig.real_fake_per_genre`` the real/fake map is one
+per genre (StarGAN v2's multi-task discriminator): a real phrase is scored by its genre's map, a
+transfer by its target's. Losses (named, weighted by ``weighted``):
 
 ``g/adv``       LSGAN: D's patches of G(x, t) (σ_D noise) should read real
 ``g/genre``     cross-entropy of the genre classifier on G(x, t) binarised (straight-through) against t
@@ -63,7 +65,8 @@ class MultiGenreGAN(nn.Module):
             raise ValueError(f"critic must be one of {', '.join(CRITICS)}, not {critic!r}")
         self.config, self.n_genres, self.critic = model, n_genres, critic
         self.G = Generator(model, n_genres=n_genres)
-        self.D = Discriminator(model, out_channels=1 + n_genres if critic == "shared" else 1)
+        self.n_real_fake = n_genres if model.real_fake_per_genre else 1
+        self.D = Discriminator(model, out_channels=self.n_real_fake + (n_genres if critic == "shared" else 0))
         self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
                   else None)
 
@@ -71,21 +74,32 @@ class MultiGenreGAN(nn.Module):
         """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities."""
         return self.G(x, target)
 
-    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches)."""
+    def discriminate(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches);
+        ``genre``: (B,) the genre each phrase is judged as (with per-genre real/fake maps)."""
         out = self.D(x)
-        return out[:, :1], (out[:, 1:] if self.C is None else self.C(x)[:, :self.n_genres]).mean(dim=(2, 3))
+        n = self.n_real_fake
+        logits = out[:, n:] if self.C is None else self.C(x)[:, :self.n_genres]
+        return self._pick(out[:, :n], genre), logits.mean(dim=(2, 3))
 
-    def real_fake(self, x: torch.Tensor) -> torch.Tensor:
-        """D's real/fake patch scores (B, 1, h, w) alone."""
-        return self.D(x)[:, :1]
+    def real_fake(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
+        """D's real/fake patch scores (B, 1, h, w) alone: with one map per genre, each phrase's
+        ``genre`` map (its own genre for a real phrase, the target for a transfer)."""
+        return self._pick(self.D(x)[:, :self.n_real_fake], genre)
+
+    def _pick(self, maps: torch.Tensor, genre: torch.Tensor | None) -> torch.Tensor:
+        if self.n_real_fake == 1:
+            return maps
+        if genre is None:
+            raise ValueError("per-genre real/fake maps need the genre each phrase is judged as")
+        return maps[torch.arange(len(maps), device=maps.device), genre.long()].unsqueeze(1)
 
     def critic_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K) logits of the genre loss's classifier; (B, K + 1) with ``critic="adversarial"``
         (the last: "generated")."""
         if self.C is not None:
             return self.C(x).mean(dim=(2, 3))
-        return self.D(x)[:, 1:].mean(dim=(2, 3))
+        return self.D(x)[:, self.n_real_fake:].mean(dim=(2, 3))
 
     def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K) genre logits (D's head or the separate critic, without its "generated" class)."""
@@ -112,7 +126,7 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
     """
     fake = m.generate(real, target)
     losses = {
-        "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d)), 1.0),
+        "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d), target), 1.0),
         "g/cycle": F.l1_loss(m.generate(fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
@@ -130,15 +144,17 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
 
 
 def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
-                         sigma_d: float) -> dict:
+                         sigma_d: float, fake_target: torch.Tensor | None = None) -> dict:
     """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only,
-    or with ``critic="adversarial"`` (real as their genres + fakes as notes as "generated") / 2."""
+    or with ``critic="adversarial"`` (real as their genres + fakes as notes as "generated") / 2.
+    ``fake_target``: the target genre of each fake (needed with per-genre real/fake maps)."""
     genre = F.cross_entropy(m.critic_logits(real).float(), source.long())
     if m.critic == "adversarial":
         generated = torch.full((len(fake),), m.n_genres, dtype=torch.long, device=fake.device)
         genre = (genre + F.cross_entropy(m.critic_logits((fake > 0.5).to(fake.dtype)).float(), generated)) / 2
     return {
-        "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d)), 1.0) + _lsgan(m.real_fake(_noisy(fake, sigma_d)), 0.0)) / 2,
+        "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d), source), 1.0)
+                  + _lsgan(m.real_fake(_noisy(fake, sigma_d), fake_target), 0.0)) / 2,
         "d/genre": genre,
     }
 

@@ -214,6 +214,35 @@ def test_branch_conditioning_routes_each_phrase_through_its_target_branch():
     assert m.G.stem[0].weight.grad.abs().sum() > 0
 
 
+def test_per_genre_real_fake_maps_judge_each_phrase_as_its_genre():
+    """real_fake=per-genre: D has one real/fake map per genre (before the shared critic's genre
+    maps); a phrase is scored by the map of the genre it is judged as, and d/adv on a fake into
+    genre 1 trains map 1's output only."""
+    cfg = MultiGenreConfig(real_fake="per-genre", preset="small")
+    assert cfg.model.real_fake_per_genre is True and MultiGenreConfig().model.real_fake_per_genre is False
+    with pytest.raises(GenreError, match="real_fake"):
+        MultiGenreConfig(real_fake="each")
+    torch.manual_seed(6)
+    arch = ModelConfig(**{**TINY_MODEL, "real_fake_per_genre": True})
+    m = MultiGenreGAN(arch, 3)  # shared critic: 3 real/fake maps, then 3 genre maps
+    x = torch.rand(4, 1, 64, 84).round()
+    g = torch.tensor([2, 0, 1, 2])
+    maps = m.D(x)
+    assert maps.shape[1] == 6
+    assert torch.equal(m.real_fake(x, g), maps[torch.arange(4), g].unsqueeze(1))
+    assert torch.equal(m.genre_logits(x), maps[:, 3:].mean(dim=(2, 3)))
+    with pytest.raises(ValueError, match="genre"):
+        m.real_fake(x)
+    # real phrases of genre 1, fakes into genre 2: d/adv trains maps 1 and 2, not map 0
+    ones = torch.ones(4, dtype=torch.long)
+    discriminator_losses(m, x, ones, torch.rand(4, 1, 64, 84), sigma_d=0.0, fake_target=2 * ones)["d/adv"].backward()
+    last = m.D.net[-1]
+    w = last.parametrizations.weight.original if hasattr(last, "parametrizations") else last.weight
+    per_map = w.grad.abs().sum(dim=(1, 2, 3))  # one filter per output map
+    assert per_map[1] > 0 and per_map[2] > 0 and per_map[0] == 0 and per_map[3:].sum() == 0
+    assert MultiGenreGAN(arch, 3, critic="adversarial").D.net[-1].out_channels == 3
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)
@@ -354,9 +383,13 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     assert json.loads((run / "model.json").read_text())["critic"] == "separate"
     assert TransferModel.load(run).net.C is not None and not hasattr(TransferModel.load(run).net.G, "genre_shift")
     branched = tmp_path / "branched"
-    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "1", "--conditioning", "branch", *common)
+    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "1", "--conditioning", "branch",
+            "--real-fake", "per-genre", *common)
     assert r.exit_code == 0, r.output
     assert json.loads((branched / "model.json").read_text())["config"]["genre_branches"] is True
+    assert json.loads((branched / "model.json").read_text())["config"]["real_fake_per_genre"] is True
+    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "2", "--resume")  # one history pool per genre
+    assert r.exit_code == 0, r.output
     model = TransferModel.load(branched)
     assert len(model.net.G.branches) == 3 and model.transfer_phrases(np.zeros((1, 64, 84), bool), "mid")[0].shape == (1, 64, 84)
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
@@ -391,6 +424,8 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
                    "--critic belongs to the multi-genre model")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--genre-scale", "low=2", "--out", tmp_path / "r1"),
                    "--genre-scale belongs to the multi-genre model")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--real-fake", "per-genre", "--out",
+                       tmp_path / "r1"), "--real-fake belongs to the multi-genre model")
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "low", "--out", tmp_path / "r1"), "give NAME=W")
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "jazz=2", "--out", tmp_path / "r1"),
                    "--genre-scale names jazz")
