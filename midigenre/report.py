@@ -251,6 +251,8 @@ def model_summary(model, name: str) -> dict:
         "package_version": meta.get("package_version"), "epochs_done": meta.get("epochs_done"),
         "generators": {d: {"from": Path(g.get("from", "?")).name, "epochs_done": g.get("epochs_done"),
                            "seed": (g.get("train") or {}).get("seed")} for d, g in (meta.get("generators") or {}).items()},
+        "per_target_generators": [{"genre": g.get("genre"), "from": Path(str(g.get("from", "?"))).name,
+                                   "epochs_done": g.get("epochs_done")} for g in (meta.get("per_target_generators") or [])],
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
         "keep_source": dict(getattr(model, "keep_source", {}) or {}),
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
@@ -488,6 +490,10 @@ def midi_page(report: dict, folder: Path) -> str:
         items.append(("generators", esc("; ".join(
             f"{src} → {dst}: after epoch {gens[d].get('epochs_done', '?')} of a training with seed {gens[d].get('seed', '?')}"
             for d, src, dst in (("ab", a, b), ("ba", b, a)) if d in gens) + " (each direction chosen on its own)")))
+    per_target = m.get("per_target_generators") or []
+    if per_target and multi:  # one generator per target genre (midigenre.stargan.combine_targets)
+        items.append(("generators", esc("; ".join(f"→ {g['genre']}: after epoch {g.get('epochs_done', '?')} ({g['from']})"
+                                                  for g in per_target) + " (each target's chosen on its own)")))
     kept = m.get("keep_source") or {}
     if any(kept.values()):
         which = (", ".join(f"→ {g}" for g, v in kept.items() if v) if multi else

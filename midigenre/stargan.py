@@ -53,18 +53,38 @@ KIND = "multi-genre"
 CRITICS = ("shared", "separate", "adversarial")
 
 
+class TargetGenerators(nn.Module):
+    """One conditioned generator per target genre, e.g. each from the epoch that suits its target
+    best (:func:`combine_targets`): G(x, t) is generator t's G(x, t)."""
+
+    def __init__(self, model: ModelConfig, n_genres: int):
+        super().__init__()
+        self.generators = nn.ModuleList(Generator(model, n_genres=n_genres) for _ in range(n_genres))
+
+    def forward(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
+        genre = genre.long()
+        index, parts = [], []
+        for k, g in enumerate(self.generators):
+            rows = (genre == k).nonzero().squeeze(1)
+            if len(rows):
+                index.append(rows)
+                parts.append(g(x[rows], genre[rows]))
+        return torch.cat(parts)[torch.argsort(torch.cat(index))]
+
+
 class MultiGenreGAN(nn.Module):
     """G(x, t) and D(x) → (real/fake patches, genre logits) for ``n_genres`` genres — what a
-    ``multi-genre`` model file holds."""
+    ``multi-genre`` model file holds. ``per_target``: G is one generator per target genre
+    (:class:`TargetGenerators`, a combined model; not trained as such)."""
 
-    def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared"):
+    def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared", per_target: bool = False):
         super().__init__()
         if n_genres < 2:
             raise ValueError("a multi-genre model needs at least two genres")
         if critic not in CRITICS:
             raise ValueError(f"critic must be one of {', '.join(CRITICS)}, not {critic!r}")
         self.config, self.n_genres, self.critic = model, n_genres, critic
-        self.G = Generator(model, n_genres=n_genres)
+        self.G = TargetGenerators(model, n_genres) if per_target else Generator(model, n_genres=n_genres)
         self.n_real_fake = n_genres if model.real_fake_per_genre else 1
         self.D = Discriminator(model, out_channels=self.n_real_fake + (n_genres if critic == "shared" else 0))
         self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
@@ -202,7 +222,10 @@ def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
     critic = meta.get("critic", "shared")
     if critic not in CRITICS:
         raise ValueError(f"critic must be one of {', '.join(CRITICS)}")
-    return MultiGenreGAN(config, len(genres), critic=critic)
+    per_target = meta.get("per_target_generators")
+    if per_target is not None and (not isinstance(per_target, list) or len(per_target) != len(genres)):
+        raise ValueError("per_target_generators must say where each target genre's generator came from")
+    return MultiGenreGAN(config, len(genres), critic=critic, per_target=per_target is not None)
 
 
 def save_multi_genre(folder: str | os.PathLike, m: MultiGenreGAN, *, genres: list[str], roll_settings: dict,
@@ -216,3 +239,68 @@ def save_multi_genre(folder: str | os.PathLike, m: MultiGenreGAN, *, genres: lis
     """
     return save_model(folder, m, KIND, m.config, settings=dict(roll_settings), genres=list(genres), critic=m.critic,
                       genre_settings={g: dict(s) for g, s in genre_settings.items()}, **extra)
+
+
+def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLike, dest: str | os.PathLike,
+                    **changes) -> Path:
+    """One multi-genre model whose generator into each genre t is the generator of
+    ``sources[t]`` (run, epoch or model folders of one training, or of trainings that share the
+    genres, piano-roll settings, generator architecture and song split), each with its own
+    threshold for t.
+
+    One generator serves every target, but the best epoch for the transfers into one genre is
+    rarely the best for another (measured: README, issue 12); this is the multi-genre form of the
+    pair model's :func:`midigenre.models.combine_generators`. ``base`` gives the discriminator and
+    genre critic (the genre of a song whose genre is not given) and the description, with
+    ``changes`` applied; ``per_target_generators`` says where each generator came from and
+    ``epochs_done`` is the most any of them trained. Writes ``dest`` (model and ``split.json``).
+    """
+    import json
+    import shutil
+
+    from shared.config import from_dict
+    from shared.errors import GenreError
+    from shared.registry import model_folder, read_meta, read_weights, resave_model
+
+    base_folder = model_folder(base)
+    base_meta = read_meta(base_folder, KIND)
+    genres = base_meta["genres"]
+    if sorted(sources) != sorted(genres):
+        raise GenreError(f"give one source per genre of the model ({', '.join(genres)}), not {', '.join(sources)}")
+    folders = {g: model_folder(sources[g]) for g in genres}
+    metas = {g: read_meta(f, KIND) for g, f in folders.items()}
+    def generator_arch(meta: dict) -> dict:  # the discriminator's settings do not matter: D comes from the base
+        d = from_dict(ModelConfig, meta.get("config") or {}, what="settings").to_dict()
+        return {k: v for k, v in d.items() if k not in ("d_channels", "real_fake_per_genre")}
+
+    arch = generator_arch(base_meta)
+    split_path = base_folder / "split.json"
+    if not split_path.is_file():
+        raise GenreError(f"{base_folder} has no split.json, so the held-out songs cannot be known to be unseen")
+    split = json.loads(split_path.read_text())
+    for g, f in folders.items():
+        m = metas[g]
+        for key, ours, theirs in (("genres", m.get("genres"), genres), ("settings", m.get("settings"), base_meta.get("settings")),
+                                  ("meter rules", m.get("genre_settings"), base_meta.get("genre_settings")),
+                                  ("generator architecture", generator_arch(m), arch)):
+            if ours != theirs:
+                raise GenreError(f"{f} and {base_folder} differ in their {key}; they cannot form one model")
+        if not (f / "split.json").is_file() or json.loads((f / "split.json").read_text()) != split:
+            raise GenreError(f"{f} was not trained on the song split of {base_folder}")
+    tensors = {k: v for k, v in read_weights(base_folder).items() if not k.startswith("G.")}
+    for k, g in enumerate(genres):
+        weights = read_weights(folders[g])
+        own = f"G.generators.{k}."  # a source that is itself combined gives its generator for g
+        prefix = own if any(n.startswith(own) for n in weights) else "G."
+        picked = {n[len(prefix):]: v for n, v in weights.items() if n.startswith(prefix)}
+        if prefix == "G." and any(n.startswith("generators.") for n in picked):
+            raise GenreError(f"{folders[g]} holds per-target generators without one for {g}")
+        tensors |= {f"G.generators.{k}.{n}": v for n, v in picked.items()}
+    provenance = [{"genre": g, "from": str(folders[g]), "epochs_done": metas[g].get("epochs_done"),
+                   "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5))} for g in genres]
+    thresholds = {p["genre"]: p["threshold"] for p in provenance}
+    done = [p["epochs_done"] for p in provenance if isinstance(p["epochs_done"], int)]
+    out = resave_model(base_folder, dest, tensors=tensors, per_target_generators=provenance, thresholds=thresholds,
+                       **({"epochs_done": max(done)} if done else {}), **changes)
+    shutil.copyfile(split_path, Path(dest) / "split.json")
+    return out

@@ -243,6 +243,65 @@ def test_per_genre_real_fake_maps_judge_each_phrase_as_its_genre():
     assert MultiGenreGAN(arch, 3, critic="adversarial").D.net[-1].out_channels == 3
 
 
+def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(tmp_path):
+    """combine_targets: G(x, t) of the combined model is G(x, t) of source t, with source t's
+    threshold for t; D comes from the base; sources of another split or architecture are refused."""
+    from midigenre.stargan import combine_targets, save_multi_genre
+
+    roll = RollSettings().to_dict()
+    genres = ["low", "mid", "high"]
+    nets, folders = [], []
+    for k in range(3):
+        torch.manual_seed(10 + k)
+        m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False}), 3, critic="adversarial").eval()
+        folder = tmp_path / f"epoch_{k + 1}"
+        save_multi_genre(folder, m, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres},
+                         thresholds={g: 0.5 + 0.1 * k for g in genres}, epochs_done=k + 1)
+        (folder / "split.json").write_text('{"songs": 1}')
+        nets.append(m)
+        folders.append(folder)
+    sources = {"low": folders[2], "mid": folders[0], "high": folders[1]}
+    combine_targets(sources, folders[0], tmp_path / "combined")
+    model = TransferModel.load(tmp_path / "combined")
+    assert isinstance(model, MultiGenreTransfer) and (tmp_path / "combined" / "split.json").is_file()
+    assert model.thresholds == pytest.approx({"low": 0.7, "mid": 0.5, "high": 0.6})
+    assert model.meta["epochs_done"] == 3 and [g["genre"] for g in model.meta["per_target_generators"]] == genres
+    x = torch.rand(6, 1, 64, 84).round()
+    t = torch.tensor([0, 1, 2, 2, 1, 0])
+    with torch.no_grad():
+        got = model.net.generate(x, t)
+        want = torch.cat([nets[{0: 2, 1: 0, 2: 1}[int(k)]].generate(x[i:i + 1], t[i:i + 1]) for i, k in enumerate(t)])
+        assert torch.allclose(got, want, atol=1e-6)
+        assert torch.equal(model.net.genre_logits(x), nets[0].genre_logits(x))  # D and critic from the base
+    # a combined model combines again (its generator for each genre is found)
+    combine_targets({g: tmp_path / "combined" for g in genres}, tmp_path / "combined", tmp_path / "again")
+    with torch.no_grad():
+        assert torch.allclose(TransferModel.load(tmp_path / "again").net.generate(x, t), got, atol=1e-6)
+
+    (folders[1] / "split.json").write_text('{"songs": 2}')
+    with pytest.raises(GenreError, match="song split"):
+        combine_targets(sources, folders[0], tmp_path / "bad")
+    (folders[1] / "split.json").write_text('{"songs": 1}')
+    other = MultiGenreGAN(TINY, 3)
+    save_multi_genre(tmp_path / "other", other, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
+    (tmp_path / "other" / "split.json").write_text('{"songs": 1}')
+    with pytest.raises(GenreError, match="generator architecture"):
+        combine_targets({**sources, "mid": tmp_path / "other"}, folders[0], tmp_path / "bad")
+    # a source whose discriminator differs gives its generator all the same (D comes from the base)
+    torch.manual_seed(20)
+    per_genre_d = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False, "real_fake_per_genre": True}), 3,
+                                critic="adversarial")
+    save_multi_genre(tmp_path / "pgd", per_genre_d, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
+    (tmp_path / "pgd" / "split.json").write_text('{"songs": 1}')
+    combine_targets({**sources, "mid": tmp_path / "pgd"}, folders[0], tmp_path / "with_pgd")
+    with torch.no_grad():
+        y = TransferModel.load(tmp_path / "with_pgd").net.generate(x[:2], torch.tensor([1, 1]))
+        assert torch.allclose(y, per_genre_d.eval().generate(x[:2], torch.tensor([1, 1])), atol=1e-6)
+    with pytest.raises(GenreError, match="one source per genre"):
+        combine_targets({"low": folders[0]}, folders[0], tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)

@@ -1,0 +1,94 @@
+"""Choose, per target genre, the multi-genre model (e.g. the epoch) whose transfers INTO that genre
+did best on the VALIDATION songs, and join the chosen generators into one model.
+
+One generator serves every target, and its best epoch for one target is rarely the best for
+another (run 6 of issue 12: the transfers into classical peak after epoch 1, into pop after
+epoch 6). Give the ``results.json`` of ``benchmarks/multi_genre.py --part valid`` for each
+candidate (each epoch folder of a run trained with ``--keep-epochs``):
+
+    python scripts/combine_targets.py runs/four-ep*-valid/results.json --out runs/four-per-target
+
+Per target genre t, the candidate with the most directions into t that meet the target of
+issue 12 (share classified as t > 0.5 and transposition-invariant content change ≤ 1.2) wins;
+ties go to the higher mean of (share − content change above 1.2) over the sources. The
+discriminator and genre critic (the genre of a song whose genre is not given) come from the
+candidate that meets the most directions over all. Results of the held-out songs are refused:
+choose on validation songs, then score the combined model with ``benchmarks/multi_genre.py``
+(and calibrate its thresholds first with ``scripts/calibrate_thresholds.py``, if wanted).
+
+Writes the model (``midigenre.stargan.combine_targets``) with the run's split.json and log.csv,
+and prints the choice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+TARGET_SHARE, TARGET_TI = 0.5, 1.2
+
+
+def _model_path(results: Path, model: str) -> Path:
+    """The candidate's folder: as written (relative to here), else beside its results folder."""
+    for p in (Path(model), results.parent.parent / model):
+        if (p / "model.json").is_file():
+            return p
+    raise SystemExit(f"{results}: its model {model} is not found here or beside {results.parent}")
+
+
+def score(directions: list[dict], target: str) -> tuple[int, float]:
+    """(directions into ``target`` that meet the target, mean of share − content change above 1.2)."""
+    into = [d for d in directions if d["target"] == target]
+    met = sum(d["share_target[reference]"] > TARGET_SHARE and d["transposition_invariant"] <= TARGET_TI for d in into)
+    mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - TARGET_TI) for d in into) / max(len(into), 1)
+    return met, mean
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("results", type=Path, nargs="+", help="results.json of benchmarks/multi_genre.py --part valid, one per candidate")
+    ap.add_argument("--out", type=Path, required=True, help="folder for the combined model")
+    args = ap.parse_args()
+
+    from midigenre.stargan import combine_targets
+    from shared.errors import GenreError
+
+    candidates = []
+    for path in args.results:
+        r = json.loads(path.read_text())
+        if r.get("part") != "valid":
+            raise SystemExit(f"{path} was measured on the {r.get('part')!r} songs; choose on the validation songs (--part valid)")
+        candidates.append({"results": path, "model": _model_path(path, r["model"]), "genres": r["genres"],
+                           "directions": r["directions"], "epochs_done": r.get("epochs_done")})
+    genres = candidates[0]["genres"]
+    if any(c["genres"] != genres for c in candidates):
+        raise SystemExit("the candidates were trained on different genres")
+
+    chosen, rows = {}, []
+    for t in genres:
+        best = max(candidates, key=lambda c: score(c["directions"], t))
+        chosen[t] = best
+        met, mean = score(best["directions"], t)
+        rows.append(f"| → {t} | {best['model']} | {best['epochs_done']} | {met} of {len(genres) - 1} | {mean:.2f} |")
+    base = max(candidates, key=lambda c: (sum(score(c["directions"], t)[0] for t in genres),
+                                          sum(score(c["directions"], t)[1] for t in genres)))
+    try:
+        combine_targets({t: c["model"] for t, c in chosen.items()}, base["model"], args.out)
+    except GenreError as err:
+        raise SystemExit(f"error: {err}") from None
+    run_log = base["model"] / "log.csv"
+    if run_log.is_file():
+        shutil.copyfile(run_log, args.out / "log.csv")
+    print("| target | generator from | epochs | directions that meet the target (valid) | mean share − excess |")
+    print("|---|---|---|---|---|")
+    print("\n".join(rows))
+    print(f"\ndiscriminator and genre critic from {base['model']}; wrote {args.out}")
+    print(f"together, on the validation songs: {sum(score(chosen[t]['directions'], t)[0] for t in genres)} of "
+          f"{len(genres) * (len(genres) - 1)} directions meet the target (each target's candidate scored on its own)")
+
+
+if __name__ == "__main__":
+    main()
