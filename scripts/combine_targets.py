@@ -16,15 +16,15 @@ candidate that meets the most directions over all. Results of the held-out songs
 choose on validation songs, then score the combined model with ``benchmarks/multi_genre.py``
 (and calibrate its thresholds first with ``scripts/calibrate_thresholds.py``, if wanted).
 
-Writes the model (``midigenre.stargan.combine_targets``) with the run's split.json and log.csv,
-and prints the choice.
+Writes the model (``midigenre.stargan.combine_targets``) with the run's split.json and its
+log.csv up to the latest epoch chosen (the training it took; for candidates of several
+trainings, add their times), and prints the choice.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -51,6 +51,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, nargs="+", help="results.json of benchmarks/multi_genre.py --part valid, one per candidate")
     ap.add_argument("--out", type=Path, required=True, help="folder for the combined model")
+    ap.add_argument("--log", type=Path, help="the training's log.csv (default: the candidate's, or its run's for an "
+                                             "epoch folder RUN/epochs/epoch_NNN)")
     args = ap.parse_args()
 
     from midigenre.stargan import combine_targets
@@ -79,9 +81,15 @@ def main() -> None:
         combine_targets({t: c["model"] for t, c in chosen.items()}, base["model"], args.out)
     except GenreError as err:
         raise SystemExit(f"error: {err}") from None
-    run_log = base["model"] / "log.csv"
-    if run_log.is_file():
-        shutil.copyfile(run_log, args.out / "log.csv")
+    # the training it took: the run's log up to the latest epoch chosen
+    longest = max(chosen.values(), key=lambda c: c["epochs_done"] or 0)
+    logs = [args.log] if args.log else [longest["model"] / "log.csv", longest["model"].parent.parent / "log.csv"]
+    log = next((p for p in logs if p.is_file()), None)
+    if log is not None:
+        lines = log.read_text().splitlines()
+        (args.out / "log.csv").write_text("\n".join(lines[:1 + (longest["epochs_done"] or len(lines))]) + "\n")
+    else:
+        print(f"note: no log.csv found for {longest['model']} (give --log RUN/log.csv), so the training time is unknown")
     print("| target | generator from | epochs | directions that meet the target (valid) | mean share − excess |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))

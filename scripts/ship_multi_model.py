@@ -77,6 +77,10 @@ def main() -> None:
         f"{t.get('genre_loss')} with the `{t.get('critic', 'shared')}` critic, conditioning "
         f"`{t.get('conditioning', 'scale-shift')}`, seed {t['seed']}.",
         f"- Command: `{args.command}`" if args.command else "",
+        ("- Generators: one per target genre, each from the epoch that did best into it on the validation songs "
+         "(`scripts/combine_targets.py`): " + "; ".join(f"→ {g['genre']} after epoch {g['epochs_done']}"
+                                                         for g in meta["per_target_generators"]) + "."
+         if meta.get("per_target_generators") else ""),
         f"- Trained on the CPU with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {len(log)} epochs.",
         "",

@@ -239,6 +239,10 @@ def test_midi_report_of_the_shipped_multi_genre_model(song_folder, tmp_path):
     page = check_page_files(out, rep)
     assert sum(k.startswith("model_metrics.tables.reference.") for k, _, _ in page.metrics) == len(names) ** 2
     assert "pop / classical / jazz / folk" in (out / "index.html").read_text()
+    # each target's generator from its own epoch (combine_targets): the page says which
+    chosen = read_meta("four-genres")["per_target_generators"]
+    assert [g["genre"] for g in rep["model"]["per_target_generators"]] == names
+    assert f"→ classical: after epoch {chosen[1]['epochs_done']}" in (out / "index.html").read_text()
     res = CliRunner().invoke(main, ["report", "four-genres", "--songs", str(song), "-o", str(tmp_path / "r2")])
     assert res.exit_code == 1 and res.output.strip().splitlines() == [
         "Error: give --to: the model transfers to any of pop, classical, jazz, folk"], res.output
