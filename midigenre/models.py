@@ -198,13 +198,7 @@ class Generator(nn.Module):
     def _branched(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
         """The shared encoder, then each phrase through its target genre's branch (in groups)."""
         h = self.stem(x)
-        index, parts = [], []
-        for k, branch in enumerate(self.branches):
-            rows = (genre == k).nonzero().squeeze(1)
-            if len(rows):
-                index.append(rows)
-                parts.append(branch(h[rows]))
-        return torch.cat(parts)[torch.argsort(torch.cat(index))]
+        return route_by_genre(genre, len(self.branches), lambda k, rows: self.branches[k](h[rows]))
 
     def _conditioned_block(self, block: "ResidualBlock", x: torch.Tensor, k: int, genre: torch.Tensor) -> torch.Tensor:
         """A residual block whose two instance norms are followed by the genre's scale and shift."""
@@ -217,6 +211,18 @@ class Generator(nn.Module):
                     h = h + self.genre_shift[k, norm][genre][:, :, None, None].to(h.dtype)
                 norm += 1
         return F.relu(x + h)
+
+
+def route_by_genre(genre: torch.Tensor, n_genres: int, apply) -> torch.Tensor:
+    """``apply(k, rows)`` for the rows of each genre k present in ``genre`` (B,), put back in the
+    batch's order: the output of a network per genre over a batch of mixed genres."""
+    index, parts = [], []
+    for k in range(n_genres):
+        rows = (genre == k).nonzero().squeeze(1)
+        if len(rows):
+            index.append(rows)
+            parts.append(apply(k, rows))
+    return torch.cat(parts)[torch.argsort(torch.cat(index))]
 
 
 def _blocks_and_decoder(cfg: ModelConfig) -> list[nn.Module]:

@@ -46,7 +46,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from midigenre.cyclegan import _lsgan, _noisy, added_share, removed_share, straight_through
-from midigenre.models import Discriminator, Generator, ModelConfig
+from midigenre.models import Discriminator, Generator, ModelConfig, route_by_genre
 from shared.registry import register, save_model
 
 KIND = "multi-genre"
@@ -63,13 +63,7 @@ class TargetGenerators(nn.Module):
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
         genre = genre.long()
-        index, parts = [], []
-        for k, g in enumerate(self.generators):
-            rows = (genre == k).nonzero().squeeze(1)
-            if len(rows):
-                index.append(rows)
-                parts.append(g(x[rows], genre[rows]))
-        return torch.cat(parts)[torch.argsort(torch.cat(index))]
+        return route_by_genre(genre, len(self.generators), lambda k, rows: self.generators[k](x[rows], genre[rows]))
 
 
 class MultiGenreGAN(nn.Module):
