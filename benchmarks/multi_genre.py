@@ -11,7 +11,10 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
    (source, target) of the table is the share of the transfers that a judge classifies as the
    target; the diagonal is the judge's accuracy on the real phrases of that genre.
 3. Content change per direction (:mod:`midigenre.metrics`): total, transposition-invariant,
-   added, removed (means over phrases).
+   added, removed (means over phrases); and the transfers' musical statistics beside those of
+   real phrases of the target genre (:func:`midigenre.judges.stats_gap`: notes per step, onsets
+   per bar, polyphony, pitch range, silent beats, pitch-class histogram distance), to see what
+   a target the transfers do not reach asks for.
 4. With ``--pair RUN`` (a CycleGAN between two of the genres, e.g. jazz ↔ classical): S per
    direction, S_tot and content change of both models on the same held-out phrases with the same
    reference judge (S_A→B = ½[P_A(x_A) + P_A(x̃_A) − 2·P_A(x̂_B)], cycled back with each model).
@@ -73,6 +76,7 @@ def judges(args, sources, split_path: Path, split, names: list[str]):
 
 def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str]) -> tuple[list[dict], dict]:
     """One row per (source, target ≠ source); and per judge the K × K share table."""
+    from midigenre.judges import stats_gap
     from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
 
     k = len(names)
@@ -95,6 +99,7 @@ def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str]) 
                             ("added", content_added), ("removed", content_removed)):
                 v = np.asarray(fn(x, y), dtype=float)
                 row[key] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
+            row |= stats_gap(y, xs[t])  # what the transfers have beside real phrases of the target genre
             rows.append(row)
     return rows, tables
 
@@ -237,6 +242,13 @@ def main() -> None:
         print(f"| {r['source']} → {r['target']} | {r['n']} | {r['share_target[reference]']:.2f} / {r['share_target[features]']:.2f} "
               f"| {r['share_target_before[reference]']:.2f} / {r['share_target_before[features]']:.2f} | {r['content_change']:.2f} "
               f"| {r['transposition_invariant']:.2f} | {r['added']:.2f} | {r['removed']:.2f} |")
+    print(f"\nMusical statistics of the transferred {part} phrases (in brackets: real phrases of the target genre):\n")
+    print("| direction | notes/step | onsets/bar | polyphony | pitch range | silent beats | pitch-class L1 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['source']} → {r['target']} | " + " | ".join(
+            f"{r[k]:.2f} ({r[k + '_target']:.2f})" for k in ("density", "onsets_per_bar", "polyphony", "pitch_range",
+                                                            "empty_beats")) + f" | {r['pitch_class_l1']:.2f} |")
     if "pair" in result:
         p = result["pair"]
         print(f"\n{a} ↔ {b}: the multi-genre model beside the CycleGAN {args.pair} (reference judge; same held-out "
