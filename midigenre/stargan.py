@@ -263,6 +263,7 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
         raise GenreError(f"give one source per genre of the model ({', '.join(genres)}), not {', '.join(sources)}")
     folders = {g: model_folder(sources[g]) for g in genres}
     metas = {g: read_meta(f, KIND) for g, f in folders.items()}
+
     def generator_arch(meta: dict) -> dict:  # the discriminator's settings do not matter: D comes from the base
         d = from_dict(ModelConfig, meta.get("config") or {}, what="settings").to_dict()
         return {k: v for k, v in d.items() if k not in ("d_channels", "real_fake_per_genre")}
@@ -290,8 +291,13 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
         if prefix == "G." and any(n.startswith("generators.") for n in picked):
             raise GenreError(f"{folders[g]} holds per-target generators without one for {g}")
         tensors |= {f"G.generators.{k}.{n}": v for n, v in picked.items()}
-    provenance = [{"genre": g, "from": str(folders[g]), "epochs_done": metas[g].get("epochs_done"),
-                   "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5))} for g in genres]
+    provenance = []
+    for k, g in enumerate(genres):
+        earlier = metas[g].get("per_target_generators")  # a combined source: where its generator for g came from
+        origin = earlier[k] if isinstance(earlier, list) and len(earlier) == len(genres) else {}
+        provenance.append({"genre": g, "from": str(origin.get("from", folders[g])),
+                           "epochs_done": origin.get("epochs_done", metas[g].get("epochs_done")),
+                           "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5))})
     thresholds = {p["genre"]: p["threshold"] for p in provenance}
     done = [p["epochs_done"] for p in provenance if isinstance(p["epochs_done"], int)]
     out = resave_model(base_folder, dest, tensors=tensors, per_target_generators=provenance, thresholds=thresholds,

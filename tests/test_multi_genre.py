@@ -277,6 +277,8 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     combine_targets({g: tmp_path / "combined" for g in genres}, tmp_path / "combined", tmp_path / "again")
     with torch.no_grad():
         assert torch.allclose(TransferModel.load(tmp_path / "again").net.generate(x, t), got, atol=1e-6)
+    # … and keeps where each generator came from
+    assert TransferModel.load(tmp_path / "again").meta["per_target_generators"] == model.meta["per_target_generators"]
 
     (folders[1] / "split.json").write_text('{"songs": 2}')
     with pytest.raises(GenreError, match="song split"):
