@@ -17,7 +17,7 @@ from midigenre.stargan import MultiGenreGAN, discriminator_losses, generator_los
 from midigenre.train import GenreSource
 from midigenre.transfer import MultiGenreTransfer, TransferModel, transfer_midi
 from shared.errors import GenreError
-from tests.conftest import TINY_MODEL, make_cache
+from tests.conftest import REPO, TINY_MODEL, make_cache
 
 TINY = ModelConfig(**TINY_MODEL)
 
@@ -583,3 +583,29 @@ def test_the_critic_trains_and_old_runs_and_models_still_load(three, tmp_path, t
                                                                  sample_phrases=1), split=old / "split.json")
     again.resume()
     assert again.epoch == 1
+
+
+def test_genre_evidence_measures_note_lengths_and_registers():
+    """scripts/genre_evidence.py: each note cell gets its note's length; a phrase's cells and the
+    classifier's evidence are split by register band and note length, each set summing to 1."""
+    import importlib.util
+
+    from midigenre.classifier import Classifier, GenreClassifier
+
+    spec = importlib.util.spec_from_file_location("genre_evidence", REPO / "scripts" / "genre_evidence.py")
+    ge = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ge)
+    x = np.zeros((2, 64, 84), bool)
+    x[0, 0:20, 10] = True    # a 20-step note at MIDI 34 (below C3)
+    x[0, 30:34, 10] = True   # then a 4-step one on the same pitch
+    x[1, 5:13, 50] = True    # an 8-step note at MIDI 74 (C5 and up)
+    lengths = ge.run_lengths(x)
+    assert (lengths[0, 0:20, 10] == 20).all() and (lengths[0, 30:34, 10] == 4).all() and (lengths[1, 5:13, 50] == 8).all()
+    assert lengths[~x].sum() == 0
+    torch.manual_seed(0)
+    clf = Classifier(GenreClassifier(2, (8, 8, 8, 8)).eval(), ["a", "b"], RollSettings().hash(), {}, torch.device("cpu"))
+    r = ge.evidence(clf, x.astype(np.float32), "a", lowest_pitch=24)
+    assert r["cells below C3"] == pytest.approx(24 / 32) and r["cells C5 and up"] == pytest.approx(8 / 32)
+    assert r["cells a bar or longer"] == pytest.approx(20 / 32) and r["cells under ½ bar"] == pytest.approx(4 / 32)
+    for kind in ("cells", "evidence"):
+        assert sum(r[f"{kind} {label}"] for label, *_ in ge.BANDS) == pytest.approx(1.0, abs=1e-6)
