@@ -25,6 +25,7 @@ import torch
 from midigenre.config import MultiGenreConfig
 from midigenre.cyclegan import ImagePool
 from midigenre.dataset import PhraseCache, SongSplit
+from midigenre.models import route_by_genre
 from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
@@ -191,12 +192,7 @@ class MultiGenreTask:
         (one pool, or one per target genre so that a pooled fake keeps its target)."""
         if len(self.pools) == 1:
             return self.pools[0](fake)
-        out = fake.clone()
-        for k, pool in enumerate(self.pools):
-            rows = (target == k).nonzero().squeeze(1)
-            if len(rows):
-                out[rows] = pool(fake[rows])
-        return out
+        return route_by_genre(target, len(self.pools), lambda k, rows: self.pools[k](fake[rows]))
 
     def batches(self, epoch: int) -> list:
         return self.sampler.epoch(epoch)
