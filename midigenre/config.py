@@ -198,6 +198,9 @@ class MultiGenreConfig:
     genre_scale: dict = setting({}, "Per target genre, a factor on the genre loss of the transfers into it "
                                     "({NAME: W}; the others 1): more push into the genres that move less "
                                     "(--genre-scale NAME=W).", cli=False)
+    keep_source_into: list = setting([], "Target genres whose transfers keep every note of their source, in training "
+                                         "too: the transfer is max(G(x, t), x), so G learns only what to add; the saved "
+                                         "model keeps the source in them (--keep-source-into NAME).", cli=False)
     critic: str = setting("shared", "The genre classifier of the genre loss: shared = D's genre head (StarGAN); "
                                     "separate = its own network trained on real phrases (as the CycleGAN's critic); "
                                     "adversarial = that network with a K+1-th class for generated phrases.",
@@ -251,6 +254,9 @@ class MultiGenreConfig:
         if any(not v >= 0 for v in scales.values()):
             raise GenreError(f"genre_scale factors must be 0 or more, not {scales}")
         object.__setattr__(self, "genre_scale", scales)
+        if not isinstance(self.keep_source_into, (list, tuple)) or not all(isinstance(g, str) for g in self.keep_source_into):
+            raise GenreError(f"keep_source_into must be a list of genre names, not {self.keep_source_into!r}")
+        object.__setattr__(self, "keep_source_into", sorted(set(self.keep_source_into)))
 
     @property
     def model(self):

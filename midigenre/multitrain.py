@@ -26,7 +26,7 @@ from midigenre.config import MultiGenreConfig
 from midigenre.cyclegan import ImagePool
 from midigenre.dataset import PhraseCache, SongSplit
 from midigenre.models import route_by_genre
-from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses
+from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses, kept_transfer
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
@@ -112,9 +112,10 @@ class MultiGenreTask:
         if len(set(names)) != len(names):
             raise GenreError(f"genre names must differ, got {', '.join(names)}")
         self.sources, self.genres, self.cfg, self.out = list(sources), names, config, Path(out)
-        unknown = sorted(set(config.genre_scale) - set(names))
-        if unknown:
-            raise GenreError(f"--genre-scale names {', '.join(unknown)}, not one of the genres ({', '.join(names)})")
+        for option, named in (("--genre-scale", config.genre_scale), ("--keep-source-into", config.keep_source_into)):
+            unknown = sorted(set(named) - set(names))
+            if unknown:
+                raise GenreError(f"{option} names {', '.join(unknown)}, not one of the genres ({', '.join(names)})")
         self.genre_settings = genre_settings(self.sources)
         self.roll_settings = reading_settings(self.genre_settings)
         self.device = pick_device(device)
@@ -134,6 +135,8 @@ class MultiGenreTask:
 
         scales = [config.genre_scale.get(g, 1.0) for g in names]
         self.genre_scale = (torch.tensor(scales, device=self.device) if any(v != 1.0 for v in scales) else None)
+        self.keep_source = (torch.tensor([g in config.keep_source_into for g in names], device=self.device)
+                            if config.keep_source_into else None)
         seed_everything(config.seed)
         self.model = MultiGenreGAN(config.model, len(self.genres), critic=config.critic).to(self.device)
         betas = (config.beta1, config.beta2)
@@ -217,7 +220,7 @@ class MultiGenreTask:
             m.critics_requires_grad_(False)
             g_losses, fake = generator_losses(m, real, source, target, c.sigma_d, identity=c.identity > 0,
                                               genre=c.genre_loss > 0, content=c.content > 0, keep=c.keep > 0,
-                                              add=c.add > 0, genre_scale=self.genre_scale)
+                                              add=c.add > 0, genre_scale=self.genre_scale, keep_source=self.keep_source)
             self.opt_g.zero_grad(set_to_none=True)
             weighted(g_losses, c.weights).backward()
             self.opt_g.step()
@@ -302,7 +305,8 @@ class MultiGenreTask:
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 for k in range(len(self.genres)):
                     if k != s:
-                        outs[k] = (m.generate(x, torch.full((len(x),), k, device=self.device)).float() > t[k]).cpu()
+                        y = kept_transfer(m, x, torch.full((len(x),), k, device=self.device), self.keep_source)
+                        outs[k] = (y.float() > t[k]).cpu()
             for i in range(len(x)):
                 rows.append([x[i, 0].cpu().numpy()] + [outs[k][i, 0].numpy() for k in outs])
                 titles.append([f"{self.genres[s]} (test)"] + [f"→ {self.genres[k]}" for k in outs])
@@ -319,7 +323,7 @@ class MultiGenreTask:
             pick = np.sort(rng.choice(len(rows.rows), size=min(256, len(rows.rows)), replace=False))
             xs.append(rows.batch(pick).to(self.device))
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            return density_thresholds(self.model, xs)
+            return density_thresholds(self.model, xs, keep_source=self.keep_source)
 
     def export(self, epochs_done: int | None = None) -> Path:
         """Write G, D and the genre classifier (D's head or the critic) as a self-describing model (model.safetensors + model.json)."""
@@ -329,4 +333,5 @@ class MultiGenreTask:
             self.out, self.model, genres=self.genres, roll_settings=self.roll_settings,
             genre_settings=self.genre_settings, thresholds=dict(zip(self.genres, self.thresholds())),
             train=self.cfg.to_dict(), data=self.describe(),
+            keep_source={g: g in self.cfg.keep_source_into for g in self.genres},
             epochs_done=self.epoch if epochs_done is None else epochs_done, metrics={})

@@ -17,6 +17,11 @@ transfer by its target's. Losses (named, weighted by ``weighted``):
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``g/keep``      the share of x's notes G(x, t) drops (with ``keep`` > 0; adding notes costs nothing)
 ``g/add``       the notes G(x, t) adds, as a share of x's notes (with ``add`` > 0)
+
+With ``keep_source_into`` (training setting) the transfers into the named genres keep every note
+of their source: the transfer is max(G(x, t), x) in the transfer, identity and genre terms, so G
+learns only what to add (the pair model's ``keep_source``, per target genre). The cycle's way
+back is G itself, so that a transfer between two such genres can still take its additions away.
 ``d/adv``       LSGAN, real phrases 1, generated (history pool) 0, both with σ_D noise
 ``d/genre``     cross-entropy of the genre classifier on REAL phrases against their genres
 
@@ -129,16 +134,28 @@ class MultiGenreGAN(nn.Module):
             self.C.requires_grad_(flag)
 
 
+def kept_transfer(m: MultiGenreGAN, x: torch.Tensor, target: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """G(x, t); where ``keep[t]`` ((K,) bool, or None for none), max(G(x, t), x): the transfer
+    keeps every note of its source and G only adds."""
+    y = m.generate(x, target)
+    if keep is None:
+        return y
+    kept = keep[target.long()].view(-1, *([1] * (y.dim() - 1)))
+    return torch.where(kept, torch.maximum(y, x.to(y.dtype)), y)
+
+
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
-                     keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None
-                     ) -> tuple[dict, torch.Tensor]:
+                     keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None,
+                     keep_source: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
     genre_scale : (K,) factor on the genre loss of each target genre (None: all 1).
+    keep_source : (K,) bool, the target genres whose transfers keep their source's notes
+        (:func:`kept_transfer`; None: none). The cycle's way back is G itself.
     """
-    fake = m.generate(real, target)
+    fake = kept_transfer(m, real, target, keep_source)
     losses = {
         "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d), target), 1.0),
         "g/cycle": F.l1_loss(m.generate(fake, source), real),
@@ -147,7 +164,7 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         ce = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long(), reduction="none")
         losses["g/genre"] = (ce * genre_scale[target.long()]).mean() if genre_scale is not None else ce.mean()
     if identity:
-        losses["g/identity"] = F.l1_loss(m.generate(real, source), real)
+        losses["g/identity"] = F.l1_loss(kept_transfer(m, real, source, keep_source), real)
     if content:
         losses["g/content"] = F.l1_loss(fake, real)
     if keep:
@@ -174,11 +191,13 @@ def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Ten
 
 
 @torch.no_grad()
-def density_thresholds(m: MultiGenreGAN, phrases: list[torch.Tensor], *, batch_size: int = 256) -> list[float]:
+def density_thresholds(m: MultiGenreGAN, phrases: list[torch.Tensor], *, batch_size: int = 256,
+                       keep_source: torch.Tensor | None = None) -> list[float]:
     """Per target genre t, the threshold on G(x, t) that gives the phrases of the other genres,
     transferred to t, the mean note density of t's real phrases; within [0.05, 0.95].
 
-    ``phrases[k]``: (N_k, 1, T, P) real phrases of genre k (training songs).
+    ``phrases[k]``: (N_k, 1, T, P) real phrases of genre k (training songs); ``keep_source`` as
+    in :func:`generator_losses` (a kept transfer's source notes count as notes).
     """
     m.eval()
     out = []
@@ -189,7 +208,8 @@ def density_thresholds(m: MultiGenreGAN, phrases: list[torch.Tensor], *, batch_s
                 continue
             for i in range(0, len(x), batch_size):
                 xb = x[i:i + batch_size]
-                probs.append(m.generate(xb, torch.full((len(xb),), t, device=xb.device)).float().flatten().cpu())
+                tb = torch.full((len(xb),), t, device=xb.device)
+                probs.append(kept_transfer(m, xb, tb, keep_source).float().flatten().cpu())
         p = torch.cat(probs)
         density = float(target.float().mean())
         j = min(len(p) - 1, max(0, int(round((1.0 - density) * (len(p) - 1)))))
@@ -240,7 +260,7 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     """One multi-genre model whose generator into each genre t is the generator of
     ``sources[t]`` (run, epoch or model folders of one training, or of trainings that share the
     genres, piano-roll settings, generator architecture and song split), each with its own
-    threshold for t.
+    threshold for t and its ``keep_source`` for t.
 
     One generator serves every target, but the best epoch for the transfers into one genre is
     rarely the best for another (measured: README, issue 12); this is the multi-genre form of the
@@ -299,8 +319,11 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
                            "epochs_done": origin.get("epochs_done", metas[g].get("epochs_done")),
                            "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5))})
     thresholds = {p["genre"]: p["threshold"] for p in provenance}
+    # a generator trained to keep its source's notes is used that way (keep_source of its own source)
+    keep_source = {g: bool((metas[g].get("keep_source") or {}).get(g, False)) for g in genres}
     done = [p["epochs_done"] for p in provenance if isinstance(p["epochs_done"], int)]
     out = resave_model(base_folder, dest, tensors=tensors, per_target_generators=provenance, thresholds=thresholds,
+                       keep_source=keep_source,
                        **({"epochs_done": max(done)} if done else {}), **changes)
     shutil.copyfile(split_path, Path(dest) / "split.json")
     return out

@@ -254,8 +254,8 @@ class MultiGenreTransfer(GenreTransfer):
                      | ((x > 0.5) & self.keep_source[target])).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
-                    z = ((self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source])
-                         | ((y > 0.5) & self.keep_source[source]))
+                    # the way back is G itself, as in training: it may take away what a kept transfer added
+                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source]
                     back.append(z[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty

@@ -243,6 +243,47 @@ def test_per_genre_real_fake_maps_judge_each_phrase_as_its_genre():
     assert MultiGenreGAN(arch, 3, critic="adversarial").D.net[-1].out_channels == 3
 
 
+def test_keep_source_into_keeps_the_source_in_training_and_in_the_saved_model(three, tmp_path, tiny_preset, stub_samples):
+    """--keep-source-into: the transfers into the named genres are max(G(x, t), x) in the transfer,
+    identity and genre terms; the cycle's way back is G itself; the saved model keeps the source there."""
+    from midigenre.stargan import kept_transfer
+
+    torch.manual_seed(0)
+    m = MultiGenreGAN(TINY, 3, critic="adversarial")
+    x = torch.rand(6, 1, 64, 84).lt(0.1).float()
+    s = torch.tensor([0, 1, 2, 0, 1, 2])
+    t = torch.tensor([1, 2, 0, 2, 0, 1])
+    keep = torch.tensor([False, True, False])
+    losses, fake = generator_losses(m, x, s, t, 0.0, identity=True, keep_source=keep)
+    with torch.no_grad():
+        plain = m.generate(x, t)
+        into_kept = t == 1
+        assert torch.equal(fake[into_kept], torch.maximum(plain[into_kept], x[into_kept]))
+        assert torch.equal(fake[~into_kept], plain[~into_kept]) and bool((fake[into_kept] >= x[into_kept]).all())
+        assert torch.allclose(losses["g/cycle"], F.l1_loss(m.generate(fake, s), x))  # the way back may remove
+        assert torch.allclose(losses["g/identity"], F.l1_loss(kept_transfer(m, x, s, keep), x))
+        assert torch.equal(kept_transfer(m, x, t, None), plain)
+
+    run = tmp_path / "kept"
+    cfg = MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6, sample_phrases=1, identity=1.0,
+                           keep_source_into=["high"], binarize="density")
+    task = MultiGenreTask(sources(three), run, cfg)
+    task.fit()
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["keep_source"] == {"low": False, "high": True, "mid": False}
+    assert meta["train"]["keep_source_into"] == ["high"]
+    model = TransferModel.load(run)
+    ph = np.random.default_rng(2).random((3, 64, 84)) < 0.05
+    into_high = model.transfer_phrases(ph, "high", source="low")[0]
+    assert not (ph & ~into_high).any()  # every source note kept
+    model.set_keep_source(False)
+    assert (ph & ~model.transfer_phrases(ph, "high", source="low")[0]).any()  # G alone drops some
+    with pytest.raises(GenreError, match="--keep-source-into names jazz, not one of the genres"):
+        MultiGenreTask(sources(three), tmp_path / "r", MultiGenreConfig(preset=tiny_preset, keep_source_into=["jazz"]))
+    with pytest.raises(GenreError, match="list of genre names"):
+        MultiGenreConfig(keep_source_into="high")
+
+
 def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(tmp_path):
     """combine_targets: G(x, t) of the combined model is G(x, t) of source t, with source t's
     threshold for t; D comes from the base; sources of another split or architecture are refused."""
@@ -256,7 +297,8 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
         m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False}), 3, critic="adversarial").eval()
         folder = tmp_path / f"epoch_{k + 1}"
         save_multi_genre(folder, m, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres},
-                         thresholds={g: 0.5 + 0.1 * k for g in genres}, epochs_done=k + 1)
+                         thresholds={g: 0.5 + 0.1 * k for g in genres}, epochs_done=k + 1,
+                         keep_source={g: k == 1 for g in genres})
         (folder / "split.json").write_text('{"songs": 1}')
         nets.append(m)
         folders.append(folder)
@@ -265,6 +307,7 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     model = TransferModel.load(tmp_path / "combined")
     assert isinstance(model, MultiGenreTransfer) and (tmp_path / "combined" / "split.json").is_file()
     assert model.thresholds == pytest.approx({"low": 0.7, "mid": 0.5, "high": 0.6})
+    assert model.keep_source == {"low": False, "mid": False, "high": True}  # each generator as it was trained
     assert model.meta["epochs_done"] == 3 and [g["genre"] for g in model.meta["per_target_generators"]] == genres
     x = torch.rand(6, 1, 64, 84).round()
     t = torch.tensor([0, 1, 2, 2, 1, 0])
@@ -436,8 +479,9 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning", "scale",
-            "--genre-scale", "mid=2", *common)
+            "--genre-scale", "mid=2", "--keep-source-into", "mid", *common)
     assert r.exit_code == 0, r.output
+    assert json.loads((run / "model.json").read_text())["keep_source"] == {"low": False, "high": False, "mid": True}
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
     assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
     assert json.loads((run / "model.json").read_text())["train"]["genre_scale"] == {"mid": 2.0}
@@ -488,6 +532,10 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--real-fake", "per-genre", "--out",
                        tmp_path / "r1"), "--real-fake belongs to the multi-genre model")
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "low", "--out", tmp_path / "r1"), "give NAME=W")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--keep-source-into", "low", "--out",
+                       tmp_path / "r1"), "--keep-source-into belongs to the multi-genre model")
+    one_line_error(cli("midi", "train", *specs, "--keep-source-into", "jazz", "--out", tmp_path / "r1"),
+                   "--keep-source-into names jazz")
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "jazz=2", "--out", tmp_path / "r1"),
                    "--genre-scale names jazz")
     one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={three[0]}",
