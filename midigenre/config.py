@@ -68,6 +68,8 @@ class TrainConfig:
     self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
     residual: bool = setting(False, "Generators start from their input: output = sigmoid(net(x) + s·(2x − 1)) with a "
                                     "learned s (not in the papers).", option="--residual/--no-residual")
+    pitch_plane: bool = setting(False, "G and D also see each cell's pitch as an input plane, so they know the register "
+                                       "(CoordConv; not in the papers).", option="--pitch-plane/--no-pitch-plane")
     identity: float = setting(0.0, "Weight of the identity loss |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (0 in the "
                                    "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B|: a transfer stays "
@@ -121,7 +123,7 @@ class TrainConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual)
+                      residual=self.residual, pitch_plane=self.pitch_plane)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -185,6 +187,8 @@ class MultiGenreConfig:
     self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
     residual: bool = setting(False, "The generator starts from its input: output = sigmoid(net(x, t) + s·(2x − 1)).",
                              option="--residual/--no-residual")
+    pitch_plane: bool = setting(False, "G and D also see each cell's pitch as an input plane, so they know the register "
+                                       "(CoordConv).", option="--pitch-plane/--no-pitch-plane")
     identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
                                    "genre s should stay as it is).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
@@ -264,7 +268,7 @@ class MultiGenreConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual, genre_shift=self.conditioning == "scale-shift",
+                      residual=self.residual, pitch_plane=self.pitch_plane, genre_shift=self.conditioning == "scale-shift",
                       genre_branches=self.conditioning == "branch", real_fake_per_genre=self.real_fake == "per-genre")
 
     @property

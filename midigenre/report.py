@@ -241,7 +241,7 @@ def model_summary(model, name: str) -> dict:
     train = meta.get("train") or {}
     shipped = model.folder is not None and model.folder.resolve().parent == shipped_models_dir().resolve()
     data = meta.get("data") or {}
-    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "identity", "genre_loss", "genre_ba_scale",
+    keys = ("preset", "variant", "spectral_norm", "self_attention", "residual", "pitch_plane", "identity", "genre_loss", "genre_ba_scale",
             "genre_scale", "critic", "conditioning", "real_fake", "content", "keep", "add", "binarize", "epochs", "batch_size", "lr", "sigma_d", "seed",
             "test_fraction")
     return {
@@ -467,6 +467,7 @@ def midi_page(report: dict, folder: Path) -> str:
     arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", "one generator for every pair" if multi else f"variant {t.get('variant', '?')}",
                                  "spectral norm" if t.get("spectral_norm") else "", "self-attention" if t.get("self_attention") else "",
                                  "residual generators" if t.get("residual") else "",
+                                 "pitch plane (G and D see the register)" if t.get("pitch_plane") else "",
                                  f"identity loss {t['identity']:g}" if t.get("identity") else "",
                                  f"genre loss {t['genre_loss']:g}" + (f" ({t['critic']} critic)" if t.get("critic") else "")
                                  + (f", ×{t['genre_ba_scale']:g} going {m['names'][1]} → {m['names'][0]}"
