@@ -62,9 +62,10 @@ class TargetGenerators(nn.Module):
     """One conditioned generator per target genre, e.g. each from the epoch that suits its target
     best (:func:`combine_targets`): G(x, t) is generator t's G(x, t)."""
 
-    def __init__(self, model: ModelConfig, n_genres: int):
+    def __init__(self, model: ModelConfig | list[ModelConfig], n_genres: int):
         super().__init__()
-        self.generators = nn.ModuleList(Generator(model, n_genres=n_genres) for _ in range(n_genres))
+        models = model if isinstance(model, list) else [model] * n_genres  # one architecture, or one per target
+        self.generators = nn.ModuleList(Generator(m, n_genres=n_genres) for m in models)
 
     def forward(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
         genre = genre.long()
@@ -74,16 +75,19 @@ class TargetGenerators(nn.Module):
 class MultiGenreGAN(nn.Module):
     """G(x, t) and D(x) → (real/fake patches, genre logits) for ``n_genres`` genres — what a
     ``multi-genre`` model file holds. ``per_target``: G is one generator per target genre
-    (:class:`TargetGenerators`, a combined model; not trained as such)."""
+    (:class:`TargetGenerators`, a combined model; not trained as such), each of ``model``'s
+    architecture or of its own (``target_models``)."""
 
-    def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared", per_target: bool = False):
+    def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared", per_target: bool = False,
+                 target_models: list[ModelConfig] | None = None):
         super().__init__()
         if n_genres < 2:
             raise ValueError("a multi-genre model needs at least two genres")
         if critic not in CRITICS:
             raise ValueError(f"critic must be one of {', '.join(CRITICS)}, not {critic!r}")
         self.config, self.n_genres, self.critic = model, n_genres, critic
-        self.G = TargetGenerators(model, n_genres) if per_target else Generator(model, n_genres=n_genres)
+        self.G = (TargetGenerators(target_models or model, n_genres) if per_target
+                  else Generator(model, n_genres=n_genres))
         self.n_real_fake = n_genres if model.real_fake_per_genre else 1
         self.D = Discriminator(model, out_channels=self.n_real_fake + (n_genres if critic == "shared" else 0))
         self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
@@ -239,7 +243,14 @@ def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
     per_target = meta.get("per_target_generators")
     if per_target is not None and (not isinstance(per_target, list) or len(per_target) != len(genres)):
         raise ValueError("per_target_generators must say where each target genre's generator came from")
-    return MultiGenreGAN(config, len(genres), critic=critic, per_target=per_target is not None)
+    target_models = None
+    if per_target is not None and any(isinstance(p, dict) and p.get("config") for p in per_target):
+        from shared.config import from_dict
+
+        target_models = [from_dict(ModelConfig, (p.get("config") if isinstance(p, dict) else None) or config.to_dict(),
+                                   what="settings") for p in per_target]
+    return MultiGenreGAN(config, len(genres), critic=critic, per_target=per_target is not None,
+                         target_models=target_models)
 
 
 def save_multi_genre(folder: str | os.PathLike, m: MultiGenreGAN, *, genres: list[str], roll_settings: dict,
@@ -259,8 +270,8 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
                     **changes) -> Path:
     """One multi-genre model whose generator into each genre t is the generator of
     ``sources[t]`` (run, epoch or model folders of one training, or of trainings that share the
-    genres, piano-roll settings, generator architecture and song split), each with its own
-    threshold for t and its ``keep_source`` for t.
+    genres, piano-roll settings and song split), each with its own architecture, its threshold
+    for t and its ``keep_source`` for t.
 
     One generator serves every target, but the best epoch for the transfers into one genre is
     rarely the best for another (measured: README, issue 12); this is the multi-genre form of the
@@ -284,11 +295,6 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     folders = {g: model_folder(sources[g]) for g in genres}
     metas = {g: read_meta(f, KIND) for g, f in folders.items()}
 
-    def generator_arch(meta: dict) -> dict:  # the discriminator's settings do not matter: D comes from the base
-        d = from_dict(ModelConfig, meta.get("config") or {}, what="settings").to_dict()
-        return {k: v for k, v in d.items() if k not in ("d_channels", "real_fake_per_genre")}
-
-    arch = generator_arch(base_meta)
     split_path = base_folder / "split.json"
     if not split_path.is_file():
         raise GenreError(f"{base_folder} has no split.json, so the held-out songs cannot be known to be unseen")
@@ -296,8 +302,7 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     for g, f in folders.items():
         m = metas[g]
         for key, ours, theirs in (("genres", m.get("genres"), genres), ("settings", m.get("settings"), base_meta.get("settings")),
-                                  ("meter rules", m.get("genre_settings"), base_meta.get("genre_settings")),
-                                  ("generator architecture", generator_arch(m), arch)):
+                                  ("meter rules", m.get("genre_settings"), base_meta.get("genre_settings"))):
             if ours != theirs:
                 raise GenreError(f"{f} and {base_folder} differ in their {key}; they cannot form one model")
         if not (f / "split.json").is_file() or json.loads((f / "split.json").read_text()) != split:
@@ -315,9 +320,11 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     for k, g in enumerate(genres):
         earlier = metas[g].get("per_target_generators")  # a combined source: where its generator for g came from
         origin = earlier[k] if isinstance(earlier, list) and len(earlier) == len(genres) else {}
+        # each generator keeps its own architecture (e.g. one trained with the pitch plane beside one without)
+        config = from_dict(ModelConfig, origin.get("config") or metas[g].get("config") or {}, what="settings").to_dict()
         provenance.append({"genre": g, "from": str(origin.get("from", folders[g])),
                            "epochs_done": origin.get("epochs_done", metas[g].get("epochs_done")),
-                           "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5))})
+                           "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5)), "config": config})
     thresholds = {p["genre"]: p["threshold"] for p in provenance}
     # a generator trained to keep its source's notes is used that way (keep_source of its own source)
     keep_source = {g: bool((metas[g].get("keep_source") or {}).get(g, False)) for g in genres}

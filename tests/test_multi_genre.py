@@ -286,7 +286,8 @@ def test_keep_source_into_keeps_the_source_in_training_and_in_the_saved_model(th
 
 def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(tmp_path):
     """combine_targets: G(x, t) of the combined model is G(x, t) of source t, with source t's
-    threshold for t; D comes from the base; sources of another split or architecture are refused."""
+    threshold, keep-source and architecture for t; D comes from the base; sources of another
+    split are refused."""
     from midigenre.stargan import combine_targets, save_multi_genre
 
     roll = RollSettings().to_dict()
@@ -327,11 +328,20 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     with pytest.raises(GenreError, match="song split"):
         combine_targets(sources, folders[0], tmp_path / "bad")
     (folders[1] / "split.json").write_text('{"songs": 1}')
-    other = MultiGenreGAN(TINY, 3)
+    # a generator of another architecture (here: with the pitch plane and a shift) keeps its own
+    torch.manual_seed(30)
+    other = MultiGenreGAN(ModelConfig(**TINY_MODEL, pitch_plane=True), 3).eval()
     save_multi_genre(tmp_path / "other", other, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
     (tmp_path / "other" / "split.json").write_text('{"songs": 1}')
-    with pytest.raises(GenreError, match="generator architecture"):
-        combine_targets({**sources, "mid": tmp_path / "other"}, folders[0], tmp_path / "bad")
+    combine_targets({**sources, "mid": tmp_path / "other"}, folders[0], tmp_path / "mixed")
+    mixed = TransferModel.load(tmp_path / "mixed")
+    assert [p["config"]["pitch_plane"] for p in mixed.meta["per_target_generators"]] == [False, True, False]
+    with torch.no_grad():
+        assert torch.allclose(mixed.net.generate(x, t), torch.where((t == 1).view(-1, 1, 1, 1), other.generate(x, t), got),
+                              atol=1e-6)
+    combine_targets({g: tmp_path / "mixed" for g in genres}, tmp_path / "mixed", tmp_path / "mixed2")  # and again
+    with torch.no_grad():
+        assert torch.allclose(TransferModel.load(tmp_path / "mixed2").net.generate(x, t), mixed.net.generate(x, t), atol=1e-6)
     # a source whose discriminator differs gives its generator all the same (D comes from the base)
     torch.manual_seed(20)
     per_genre_d = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False, "real_fake_per_genre": True}), 3,
