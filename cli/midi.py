@@ -313,6 +313,9 @@ def _multi_default(name: str) -> str | None:
 @click.option("--genre-scale", "genre_scale_specs", multiple=True, metavar="NAME=W", help="With --genre: multiply "
               "the genre loss of the transfers into genre NAME by W (the others 1), for the genres that move less; "
               "repeatable.")
+@click.option("--cycle-notes/--no-cycle-notes", default=None, help="With --genre: the cycle's way back starts from the "
+              "transfer's notes (binarised, straight-through gradients), not its probabilities, so G cannot hide its "
+              "input in faint values (CycleGAN steganography) and must keep it in the notes.")
 @click.option("--keep-source-into", "keep_into", multiple=True, metavar="NAME", help="With --genre: the transfers into "
               "genre NAME keep every note of their source, in training too (G learns only what to add, as the "
               "CycleGAN's --keep-source); repeatable.")
@@ -327,7 +330,7 @@ def _multi_default(name: str) -> str | None:
               "number of processes).")
 @nproc_option
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
-          real_fake, genre_scale_specs, keep_into, split_file, device, precision, threads, resume, nproc):
+          real_fake, genre_scale_specs, cycle_notes, keep_into, split_file, device, precision, threads, resume, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -370,11 +373,13 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                          "per genre already")
     if genre_scale_specs and not genre_specs:
         raise GenreError("--genre-scale belongs to the multi-genre model (--genre); the CycleGAN has --genre-ba-scale")
+    if cycle_notes and not genre_specs:
+        raise GenreError("--cycle-notes belongs to the multi-genre model (--genre) for now")
     if keep_into and not genre_specs:
         raise GenreError("--keep-source-into belongs to the multi-genre model (--genre); the CycleGAN has --keep-source")
     given = {**given, "critic": critic, "conditioning": conditioning, "real_fake": real_fake,
              "genre_scale": _genre_scales(genre_scale_specs) if genre_scale_specs else None,
-             "keep_source_into": sorted(set(keep_into)) if keep_into else None}
+             "keep_source_into": sorted(set(keep_into)) if keep_into else None, "cycle_notes": cycle_notes}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts

@@ -202,6 +202,9 @@ class MultiGenreConfig:
     genre_scale: dict = setting({}, "Per target genre, a factor on the genre loss of the transfers into it "
                                     "({NAME: W}; the others 1): more push into the genres that move less "
                                     "(--genre-scale NAME=W).", cli=False)
+    cycle_notes: bool = setting(False, "The cycle's way back starts from the transfer's notes (binarised at 0.5, "
+                                       "straight-through gradients), not its probabilities, so G cannot hide its input "
+                                       "in faint values and must keep it in the notes (--cycle-notes).", cli=False)
     keep_source_into: list = setting([], "Target genres whose transfers keep every note of their source, in training "
                                          "too: the transfer is max(G(x, t), x), so G learns only what to add; the saved "
                                          "model keeps the source in them (--keep-source-into NAME).", cli=False)

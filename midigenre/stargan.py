@@ -12,7 +12,8 @@ transfer by its target's. Losses (named, weighted by ``weighted``):
 
 ``g/adv``       LSGAN: D's patches of G(x, t) (σ_D noise) should read real
 ``g/genre``     cross-entropy of the genre classifier on G(x, t) binarised (straight-through) against t
-``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre)
+``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre); with ``cycle_notes`` the way back
+                starts from G(x, t) binarised (straight-through), the notes a user gets
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``g/keep``      the share of x's notes G(x, t) drops (with ``keep`` > 0; adding notes costs nothing)
@@ -151,18 +152,22 @@ def kept_transfer(m: MultiGenreGAN, x: torch.Tensor, target: torch.Tensor, keep:
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
                      keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None,
-                     keep_source: torch.Tensor | None = None) -> tuple[dict, torch.Tensor]:
+                     keep_source: torch.Tensor | None = None, cycle_notes: bool = False) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
     genre_scale : (K,) factor on the genre loss of each target genre (None: all 1).
     keep_source : (K,) bool, the target genres whose transfers keep their source's notes
         (:func:`kept_transfer`; None: none). The cycle's way back is G itself.
+    cycle_notes : the cycle's way back starts from the transfer's notes (binarised at 0.5,
+        straight-through gradients), not from its probabilities: G cannot hide its input in
+        faint, sub-threshold values (the steganography of CycleGANs, Chu et al. 2017) and has
+        to keep it in the notes.
     """
     fake = kept_transfer(m, real, target, keep_source)
     losses = {
         "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d), target), 1.0),
-        "g/cycle": F.l1_loss(m.generate(fake, source), real),
+        "g/cycle": F.l1_loss(m.generate(straight_through(fake) if cycle_notes else fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
         ce = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long(), reduction="none")

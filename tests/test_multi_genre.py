@@ -243,6 +243,27 @@ def test_per_genre_real_fake_maps_judge_each_phrase_as_its_genre():
     assert MultiGenreGAN(arch, 3, critic="adversarial").D.net[-1].out_channels == 3
 
 
+def test_cycle_notes_takes_the_transfer_back_from_its_notes():
+    """--cycle-notes: the cycle's way back starts from G(x, t) binarised at 0.5, so a faint,
+    sub-threshold copy of the input cannot pass it; its gradient still reaches G's transfer."""
+    from midigenre.cyclegan import straight_through
+
+    torch.manual_seed(0)
+    m = MultiGenreGAN(TINY, 3)
+    x = torch.rand(4, 1, 64, 84).lt(0.1).float()
+    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
+    losses, fake = generator_losses(m, x, s, t, 0.0, cycle_notes=True)
+    with torch.no_grad():
+        want = F.l1_loss(m.generate((fake > 0.5).float(), s), x)
+        soft = F.l1_loss(m.generate(fake, s), x)
+    assert torch.allclose(losses["g/cycle"], want) and not torch.allclose(want, soft)
+    losses["g/cycle"].backward()
+    first = m.G.net[0]
+    weight = first.parametrizations.weight.original if hasattr(first, "parametrizations") else first.weight
+    assert weight.grad is not None and float(weight.grad.abs().sum()) > 0
+    assert torch.equal(straight_through(torch.tensor([0.2, 0.7])), torch.tensor([0.0, 1.0]))
+
+
 def test_keep_source_into_keeps_the_source_in_training_and_in_the_saved_model(three, tmp_path, tiny_preset, stub_samples):
     """--keep-source-into: the transfers into the named genres are max(G(x, t), x) in the transfer,
     identity and genre terms; the cycle's way back is G itself; the saved model keeps the source there."""
@@ -489,9 +510,10 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning", "scale",
-            "--genre-scale", "mid=2", "--keep-source-into", "mid", *common)
+            "--genre-scale", "mid=2", "--keep-source-into", "mid", "--cycle-notes", *common)
     assert r.exit_code == 0, r.output
     assert json.loads((run / "model.json").read_text())["keep_source"] == {"low": False, "high": False, "mid": True}
+    assert json.loads((run / "model.json").read_text())["train"]["cycle_notes"] is True
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
     assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
     assert json.loads((run / "model.json").read_text())["train"]["genre_scale"] == {"mid": 2.0}
@@ -544,6 +566,8 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "low", "--out", tmp_path / "r1"), "give NAME=W")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--keep-source-into", "low", "--out",
                        tmp_path / "r1"), "--keep-source-into belongs to the multi-genre model")
+    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--cycle-notes", "--out", tmp_path / "r1"),
+                   "--cycle-notes belongs to the multi-genre model")
     one_line_error(cli("midi", "train", *specs, "--keep-source-into", "jazz", "--out", tmp_path / "r1"),
                    "--keep-source-into names jazz")
     one_line_error(cli("midi", "train", *specs, "--genre-scale", "jazz=2", "--out", tmp_path / "r1"),
