@@ -16,14 +16,16 @@ candidate that meets the most directions over all. Results of the held-out songs
 choose on validation songs, then score the combined model with ``benchmarks/multi_genre.py``
 (and calibrate its thresholds first with ``scripts/calibrate_thresholds.py``, if wanted).
 
-Writes the model (``midigenre.stargan.combine_targets``) with the run's split.json and its
-log.csv up to the latest epoch chosen (the training it took; for candidates of several
-trainings, add their times), and prints the choice.
+Writes the model (``midigenre.stargan.combine_targets``) with the run's split.json, its
+log.csv up to the latest epoch chosen (for candidates of one training) and trainings.json (per
+training: the epochs it took and their seconds, read by ``scripts/ship_multi_model.py``), and
+prints the choice.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -83,15 +85,34 @@ def main() -> None:
         combine_targets({t: c["model"] for t, c in chosen.items()}, base["model"], args.out)
     except GenreError as err:
         raise SystemExit(f"error: {err}") from None
-    # the training it took: the run's log up to the latest epoch chosen
-    longest = max(chosen.values(), key=lambda c: c["epochs_done"] or 0)
-    logs = [args.log] if args.log else [longest["model"] / "log.csv", longest["model"].parent.parent / "log.csv"]
-    log = next((p for p in logs if p.is_file()), None)
-    if log is not None:
-        lines = log.read_text().splitlines()
-        (args.out / "log.csv").write_text("\n".join(lines[:1 + (longest["epochs_done"] or len(lines))]) + "\n")
-    else:
-        print(f"note: no log.csv found for {longest['model']} (give --log RUN/log.csv), so the training time is unknown")
+    # the training it took: per training (candidates with the same training settings), its log up to
+    # the latest epoch chosen from it; trainings.json sums them, log.csv is the one log when there is one
+    trainings = {}
+    for c in chosen.values():
+        key = json.dumps(json.loads((c["model"] / "model.json").read_text()).get("train"), sort_keys=True)
+        if key not in trainings or (c["epochs_done"] or 0) > (trainings[key]["epochs_done"] or 0):
+            trainings[key] = c
+    summary = []
+    for c in trainings.values():
+        logs = [args.log] if args.log and len(trainings) == 1 else [c["model"] / "log.csv", c["model"].parent.parent / "log.csv"]
+        log = next((p for p in logs if p is not None and p.is_file()), None)
+        if log is None:
+            print(f"note: no log.csv found for {c['model']} (give --log RUN/log.csv), so its training time is unknown")
+            summary.append({"model": str(c["model"]), "epochs": c["epochs_done"], "seconds": None})
+            continue
+        lines = log.read_text().splitlines()[:1 + (c["epochs_done"] or 10 ** 9)]
+        with open(log) as fh:
+            rows_ = list(csv.DictReader(fh))[:c["epochs_done"] or None]
+        summary.append({"model": str(c["model"]), "epochs": len(rows_), "seconds": round(sum(float(r["seconds"]) for r in rows_), 1)})
+        if len(trainings) == 1:
+            (args.out / "log.csv").write_text("\n".join(lines) + "\n")
+    (args.out / "trainings.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if len(trainings) > 1:
+        known = [t["seconds"] for t in summary if t["seconds"] is not None]
+        print(f"generators from {len(trainings)} trainings: "
+              + "; ".join(f"{t['model']} ({t['epochs']} epochs, {t['seconds'] / 60:.1f} min)" if t["seconds"] is not None
+                          else f"{t['model']} (time unknown)" for t in summary)
+              + f"; together {sum(known) / 60:.1f} min")
     print("| target | generator from | epochs | directions that meet the target (valid) | mean share − excess |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))

@@ -17,6 +17,12 @@ import shutil
 from pathlib import Path
 
 
+def _training(path: str) -> str:
+    """The run a model folder belongs to: RUN for RUN/epochs/epoch_NNN, else the folder's name."""
+    p = Path(path)
+    return p.parent.parent.name if p.parent.name == "epochs" else p.name
+
+
 def table(tab: list[list[float]], names: list[str]) -> list[str]:
     lines = ["| source ↓ / target → | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for i, g in enumerate(names):
@@ -31,7 +37,8 @@ def main() -> None:
     ap.add_argument("run", type=Path)
     ap.add_argument("dest", type=Path)
     ap.add_argument("--results", type=Path, required=True, help="results.json of benchmarks/multi_genre.py for this run")
-    ap.add_argument("--command", default="", help="the training command, for the card")
+    ap.add_argument("--command", action="append", default=[], help="the training command, for the card (once per "
+                                                                    "training for a model combined from several)")
     ap.add_argument("--prepare", default="", help="the prepare commands, for the card")
     ap.add_argument("--notes", default="", help="markdown for the card's Limits section")
     args = ap.parse_args()
@@ -42,13 +49,18 @@ def main() -> None:
     meta = read_meta(args.run, "multi-genre")
     if res.get("epochs_done") != meta.get("epochs_done"):
         raise SystemExit(f"{args.results} was measured on epoch {res.get('epochs_done')}, the run is at {meta.get('epochs_done')}")
-    with open(args.run / "log.csv") as fh:
-        log = list(csv.DictReader(fh))
-    seconds = sum(float(r["seconds"]) for r in log)
+    trainings_file = args.run / "trainings.json"  # a combined model (scripts/combine_targets.py): one entry per training
+    trainings = json.loads(trainings_file.read_text()) if trainings_file.is_file() else None
+    if trainings is not None and all(t.get("seconds") is not None for t in trainings):
+        seconds, n_epochs = sum(t["seconds"] for t in trainings), sum(t["epochs"] for t in trainings)
+    else:
+        with open(args.run / "log.csv") as fh:
+            log = list(csv.DictReader(fh))
+        seconds, n_epochs = sum(float(r["seconds"]) for r in log), len(log)
     args.dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.run / "split.json", args.dest / "split.json")
     metrics = {"heldout": {"tables": res["tables"], "directions": res["directions"]}, "training_seconds": round(seconds, 1),
-               "epochs": len(log)}
+               "epochs": n_epochs, **({"trainings": trainings} if trainings and len(trainings) > 1 else {})}
     meta = read_meta(resave_model(args.run, args.dest, metrics=metrics))
     names, t, d = res["genres"], meta["train"], meta["data"]
     rows = res["directions"]
@@ -76,13 +88,18 @@ def main() -> None:
         f"{t['decay_after']} epochs then linear decay to 0, σ_D {t['sigma_d']}, identity {t.get('identity')}, genre loss "
         f"{t.get('genre_loss')} with the `{t.get('critic', 'shared')}` critic, conditioning "
         f"`{t.get('conditioning', 'scale-shift')}`, seed {t['seed']}.",
-        f"- Command: `{args.command}`" if args.command else "",
+        *[f"- Command: `{c}`" for c in args.command],
         ("- Generators: one per target genre, each from the epoch that did best into it on the validation songs "
          "(`scripts/combine_targets.py`): " + "; ".join(f"→ {g['genre']} after epoch {g['epochs_done']}"
+                                                         + (f" of {_training(g['from'])}" if trainings and len(trainings) > 1 else "")
+                                                         + (" (pitch plane)" if (g.get("config") or {}).get("pitch_plane") else "")
                                                          for g in meta["per_target_generators"]) + "."
          if meta.get("per_target_generators") else ""),
         f"- Trained on the CPU with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
-        f"{seconds / 60:.1f} min for {len(log)} epochs.",
+        f"{seconds / 60:.1f} min for {n_epochs} epochs"
+        + (" in " + str(len(trainings)) + " trainings (" + "; ".join(f"{_training(t['model'])}: {t['epochs']} epochs, "
+                                                                      f"{t['seconds'] / 60:.1f} min" for t in trainings) + ")"
+           if trainings and len(trainings) > 1 else "") + ".",
         "",
         "## Held-out results (`benchmarks/multi_genre.py`)",
         f"Held-out phrases per genre (at most 600, a seeded choice): "

@@ -1,6 +1,7 @@
 """The multi-genre generator: networks and losses, the sampler, training, export, transfer, CLI."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -691,3 +692,60 @@ def test_genre_evidence_measures_note_lengths_and_registers():
     assert r["cells a bar or longer"] == pytest.approx(20 / 32) and r["cells under ½ bar"] == pytest.approx(4 / 32)
     for kind in ("cells", "evidence"):
         assert sum(r[f"{kind} {label}"] for label, *_ in ge.BANDS) == pytest.approx(1.0, abs=1e-6)
+
+
+def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
+    """scripts/combine_targets.py: per target genre, the candidate with the most directions into it
+    that meet the target on the validation songs, from any training of the same split; it adds up
+    the time of each training up to the latest epoch taken from it (trainings.json), and refuses
+    held-out results."""
+    import csv as csv_
+    import subprocess
+    import sys
+
+    from midigenre.stargan import save_multi_genre
+
+    roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
+    results = []
+    # two trainings (different settings), two epochs each; each epoch's validation results
+    for run, pitch_plane in (("a", False), ("b", True)):
+        cfg = ModelConfig(**TINY_MODEL, genre_shift=False, pitch_plane=pitch_plane)
+        (tmp_path / run).mkdir()
+        with open(tmp_path / run / "log.csv", "w", newline="") as fh:
+            w = csv_.writer(fh)
+            w.writerow(["epoch", "seconds"])
+            w.writerows([[1, 60.0], [2, 120.0], [3, 600.0]])
+        for epoch in (1, 2):
+            folder = tmp_path / run / "epochs" / f"epoch_00{epoch}"
+            torch.manual_seed(epoch)
+            save_multi_genre(folder, MultiGenreGAN(cfg, 3, critic="adversarial"), genres=genres, roll_settings=roll,
+                             genre_settings={g: roll for g in genres}, epochs_done=epoch,
+                             train={"run": run, "pitch_plane": pitch_plane})
+            (folder / "split.json").write_text('{"songs": 1}')
+            # training a meets the target into low (after epoch 2) and mid (epoch 1); b into high (epoch 1)
+            good = {("a", 2): "low", ("a", 1): "mid", ("b", 1): "high"}.get((run, epoch))
+            directions = [{"source": s, "target": t, "share_target[reference]": 0.9 if t == good else 0.1,
+                           "transposition_invariant": 0.5} for s in genres for t in genres if s != t]
+            res = tmp_path / f"{run}-ep{epoch}-valid" / "results.json"
+            res.parent.mkdir()
+            res.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
+                                       "directions": directions}))
+            results.append(res)
+    script = REPO / "scripts" / "combine_targets.py"
+    out = subprocess.run([sys.executable, str(script), *map(str, results), "--out", str(tmp_path / "combined")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((tmp_path / "combined" / "model.json").read_text())
+    picked = {g["genre"]: (Path(g["from"]).parent.parent.name, g["epochs_done"]) for g in meta["per_target_generators"]}
+    assert picked == {"low": ("a", 2), "mid": ("a", 1), "high": ("b", 1)}
+    assert [g["config"]["pitch_plane"] for g in meta["per_target_generators"]] == [False, False, True]
+    trainings = json.loads((tmp_path / "combined" / "trainings.json").read_text())
+    assert sorted((Path(t["model"]).parent.parent.name, t["epochs"], t["seconds"]) for t in trainings) == [
+        ("a", 2, 180.0), ("b", 1, 60.0)]
+    assert not (tmp_path / "combined" / "log.csv").exists() and "together 4.0 min" in out.stdout
+    assert TransferModel.load(tmp_path / "combined").transfer_phrases(np.zeros((1, 64, 84), bool), "high")[0].shape == (1, 64, 84)
+    held_out = tmp_path / "held-out.json"
+    held_out.write_text(json.dumps({"part": "test", "model": "x", "genres": genres, "directions": []}))
+    out = subprocess.run([sys.executable, str(script), str(held_out), "--out", str(tmp_path / "bad")], capture_output=True,
+                         text=True, cwd=REPO)
+    assert out.returncode != 0 and "validation songs" in out.stderr
