@@ -13,7 +13,7 @@ calibrated copy with ``benchmarks/multi_genre.py`` (its feature judge was not us
     python scripts/calibrate_thresholds.py runs/four --classifier runs/four-eval/judge-reference \
         --out runs/four-calibrated
 
-Writes a copy of the model into ``--out`` (with the run's split.json and log.csv) whose
+Writes a copy of the model into ``--out`` (with the run's split.json, log.csv and trainings.json) whose
 model.json has the chosen thresholds and ``threshold_calibration`` (the grid's table), and
 prints the table.
 """
@@ -93,7 +93,7 @@ def main() -> None:
 
     resave_model(folder, args.out, thresholds=chosen,
                  threshold_calibration={"part": "valid", "judge": str(args.classifier), "grid": grid, "table": table})
-    for name in ("split.json", "log.csv", "config.json"):
+    for name in ("split.json", "log.csv", "config.json", "trainings.json"):
         if (folder / name).exists():
             shutil.copyfile(folder / name, args.out / name)
     print(f"wrote {args.out}")

@@ -2,14 +2,15 @@
 each epoch scored, each target genre's generator from its best epoch, thresholds calibrated.
 
     python scripts/choose_multi_model.py runs/four --out runs/four-chosen [--classifier DIR]
+    python scripts/choose_multi_model.py runs/four-a runs/four-b --out runs/four-chosen   # several trainings of one split
 
 The steps, each a script of its own that can be run by hand (README, "Any genre to any genre"):
 
 1. ``benchmarks/multi_genre.py --part valid`` on every ``RUN/epochs/epoch_NNN`` (into
-   ``OUT/epochs/epoch_NNN``; the reference judge is trained once on the training songs into
+   ``OUT/epochs/epoch_NNN``, or ``OUT/RUN-NAME/epoch_NNN`` for several runs; the reference judge is trained once on the training songs into
    ``OUT/judge-reference`` unless ``--classifier`` gives one); an epoch already scored is kept;
 2. ``scripts/combine_targets.py``: per target genre, the generator of the epoch that did best
-   into it (into ``OUT/per-target``);
+   into it, from any of the runs (into ``OUT/per-target``);
 3. ``scripts/calibrate_thresholds.py``: a threshold per target genre (into ``OUT/model``).
 
 The held-out songs are not read: score ``OUT/model`` with ``benchmarks/multi_genre.py``.
@@ -35,7 +36,8 @@ def run(*args) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("run", type=Path, help="a multi-genre run folder trained with --keep-epochs")
+    ap.add_argument("runs", type=Path, nargs="+", help="multi-genre run folders trained with --keep-epochs (several: "
+                                                        "trainings of one song split)")
     ap.add_argument("--out", type=Path, required=True, help="folder for the scores and the chosen model (OUT/model)")
     ap.add_argument("--classifier", type=Path, help="a K-class classifier trained on the run's training songs "
                                                     "(default: train one into OUT/judge-reference)")
@@ -43,13 +45,17 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
 
-    epochs = sorted(p for p in (args.run / "epochs").glob("epoch_*") if (p / "model.json").is_file())
-    if not epochs:
-        raise SystemExit(f"error: {args.run} has no epochs/epoch_NNN folders; train it with --keep-epochs")
+    epochs = []
+    for r in args.runs:
+        found = sorted(p for p in (r / "epochs").glob("epoch_*") if (p / "model.json").is_file())
+        if not found:
+            raise SystemExit(f"error: {r} has no epochs/epoch_NNN folders; train it with --keep-epochs")
+        epochs += [(p, (args.out / "epochs" if len(args.runs) == 1 else args.out / r.name) / p.name) for p in found]
+    if len(args.runs) > 1 and len({r.name for r in args.runs}) < len(args.runs):
+        raise SystemExit("error: the runs' folder names must differ")
     judge = args.classifier or args.out / "judge-reference"
     results = []
-    for i, epoch in enumerate(epochs, 1):
-        out = args.out / "epochs" / epoch.name
+    for i, (epoch, out) in enumerate(epochs, 1):
         print(f"[{i}/{len(epochs)}] {epoch}", flush=True)
         if not (out / "results.json").is_file():
             trains_judge = not (judge / "model.json").is_file() and not args.classifier
@@ -61,7 +67,8 @@ def main() -> None:
                 for name in ("results.json", "directions.csv", "heatmap.png"):
                     shutil.move(str(args.out / name), out / name)
         results.append(out / "results.json")
-    run(ROOT / "scripts" / "combine_targets.py", *results, "--out", args.out / "per-target", "--log", args.run / "log.csv")
+    run(ROOT / "scripts" / "combine_targets.py", *results, "--out", args.out / "per-target",
+        *(["--log", args.runs[0] / "log.csv"] if len(args.runs) == 1 else []))
     run(ROOT / "scripts" / "calibrate_thresholds.py", args.out / "per-target", "--classifier", judge,
         "--out", args.out / "model", "--max-phrases", args.max_phrases, "--threads", args.threads)
     print(f"chosen model: {args.out / 'model'} (score it on the held-out songs with benchmarks/multi_genre.py)")
