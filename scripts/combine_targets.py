@@ -102,8 +102,8 @@ def main() -> None:
             continue
         lines = log.read_text().splitlines()[:1 + (c["epochs_done"] or 10 ** 9)]
         with open(log) as fh:
-            rows_ = list(csv.DictReader(fh))[:c["epochs_done"] or None]
-        summary.append({"model": str(c["model"]), "epochs": len(rows_), "seconds": round(sum(float(r["seconds"]) for r in rows_), 1)})
+            logged = list(csv.DictReader(fh))[:c["epochs_done"] or None]
+        summary.append({"model": str(c["model"]), "epochs": len(logged), "seconds": round(sum(float(r["seconds"]) for r in logged), 1)})
         if len(trainings) == 1:
             (args.out / "log.csv").write_text("\n".join(lines) + "\n")
     (args.out / "trainings.json").write_text(json.dumps(summary, indent=2) + "\n")
