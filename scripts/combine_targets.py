@@ -100,9 +100,8 @@ def main() -> None:
             print(f"note: no log.csv found for {c['model']} (give --log RUN/log.csv), so its training time is unknown")
             summary.append({"model": str(c["model"]), "epochs": c["epochs_done"], "seconds": None})
             continue
-        lines = log.read_text().splitlines()[:1 + (c["epochs_done"] or 10 ** 9)]
-        with open(log) as fh:
-            logged = list(csv.DictReader(fh))[:c["epochs_done"] or None]
+        lines = log.read_text().splitlines()[:1 + (c["epochs_done"] or 10 ** 9)]  # the header and the epochs taken
+        logged = list(csv.DictReader(lines))
         summary.append({"model": str(c["model"]), "epochs": len(logged), "seconds": round(sum(float(r["seconds"]) for r in logged), 1)})
         if len(trainings) == 1:
             (args.out / "log.csv").write_text("\n".join(lines) + "\n")
