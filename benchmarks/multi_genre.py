@@ -203,7 +203,7 @@ def main() -> None:
     seconds = time.perf_counter() - t0
 
     result = {"model": str(args.model), "genres": names, "epochs_done": model.meta.get("epochs_done"),
-              "thresholds": model.thresholds, "part": args.part,
+              "thresholds": model.thresholds, "pair_thresholds": model.pair_thresholds, "part": args.part,
               "held_out_phrases": {g: int(len(x)) for g, x in zip(names, xs)},
               "tables": {j: t.tolist() for j, t in tables.items()}, "directions": rows}
 

@@ -254,6 +254,7 @@ def model_summary(model, name: str) -> dict:
         "per_target_generators": [{"genre": g.get("genre"), "from": Path(str(g.get("from", "?"))).name,
                                    "epochs_done": g.get("epochs_done")} for g in (meta.get("per_target_generators") or [])],
         "train": {k: train[k] for k in keys if k in train}, "thresholds": model.thresholds,
+        "pair_thresholds": dict(getattr(model, "pair_thresholds", {}) or {}),
         "keep_source": dict(getattr(model, "keep_source", {}) or {}),
         "train_songs": data.get("train_songs"), "test_songs": data.get("test_songs"),
         "settings": dict(meta.get("settings") or {}),
@@ -484,7 +485,9 @@ def midi_page(report: dict, folder: Path) -> str:
              ("trained", esc(f"{m['epochs_done'] if m['epochs_done'] is not None else '?'} epoch{'' if m['epochs_done'] == 1 else 's'}"
                              + (f" of {t['epochs']} planned" if t.get("epochs") and t.get("epochs") != m["epochs_done"] else "")
                              + (f", σ_D {t['sigma_d']:g}" if "sigma_d" in t else "") + (f", seed {t['seed']}" if "seed" in t else ""))),
-             ("binarised at", esc(", ".join(f"{v:.3g} (→ {g})" for g, v in m["thresholds"].items()) if multi else
+             ("binarised at", esc(", ".join(f"{v:.3g} (→ {g})" for g, v in m["thresholds"].items())
+                                  + "".join(f"; {s} → {g} {v:.3g}" for s, row in (m.get("pair_thresholds") or {}).items()
+                                            for g, v in row.items()) if multi else
                                   f"{m['thresholds']['ab']:.3g} ({a} → {b}), {m['thresholds']['ba']:.3g} ({b} → {a})"))]
     gens = m.get("generators") or {}
     if gens and not multi:  # a pair combined per direction (midigenre.models.combine_generators)

@@ -181,6 +181,8 @@ class MultiGenreTransfer(GenreTransfer):
     ----------
     names : the genres, in the order of the generator's one-hot channels.
     thresholds : binarisation threshold per target genre (0.5 unless saved with others).
+    pair_thresholds : ``{source: {target: threshold}}`` for the directions calibrated on their own
+        (``scripts/calibrate_thresholds.py``); they take precedence when the source genre is known.
     """
 
     kind = "multi-genre"
@@ -192,7 +194,14 @@ class MultiGenreTransfer(GenreTransfer):
         self.genre_settings = {g: RollSettings.from_dict(s) for g, s in (meta.get("genre_settings") or {}).items()}
         saved = meta.get("thresholds") or {}
         self.thresholds = {g: float(saved.get(g, 0.5)) for g in self.names}
+        self.pair_thresholds = {s: {t: float(v) for t, v in row.items()}
+                                for s, row in (meta.get("pair_thresholds") or {}).items()}
         self.set_keep_source(None)
+
+    def threshold(self, target: str, source: str | None = None) -> float:
+        """The binarisation threshold of source → target: the direction's own where it has one,
+        else the target genre's."""
+        return self.pair_thresholds.get(source, {}).get(target, self.thresholds[target]) if source else self.thresholds[target]
 
     def _directions(self) -> list[str]:
         return list(self.names)  # per target genre
@@ -237,25 +246,44 @@ class MultiGenreTransfer(GenreTransfer):
         votes = np.bincount(self.genre_probabilities(x).argmax(axis=1), minlength=len(self.names)) / len(x)
         return self.names[int(votes.argmax())], {g: float(v) for g, v in zip(self.names, votes)}
 
+    def probabilities(self, phrases: np.ndarray, target: str, batch_size: int = 64) -> np.ndarray:
+        """G(x, target) of (N, 64, 84) phrases: (N, 64, 84) float32 note probabilities, before
+        binarisation and before the source's notes are kept (:meth:`binarize`)."""
+        import torch
+
+        t = self._index(target, "--to")
+        with torch.inference_mode():
+            out = [self.net.generate(x, torch.full((len(x),), t, device=x.device))[:, 0].float().cpu().numpy()
+                   for x in self._batches(phrases, batch_size)]
+        return np.concatenate(out) if out else np.zeros(np.shape(phrases), np.float32)
+
+    def binarize(self, phrases: np.ndarray, probabilities: np.ndarray, target: str, threshold: float) -> np.ndarray:
+        """The notes of a transfer to ``target`` from :meth:`probabilities` at ``threshold``:
+        what :meth:`transfer_phrases` returns at that threshold, for trying several cheaply."""
+        out = probabilities > threshold
+        return out | (np.asarray(phrases) > 0.5) if self.keep_source[target] else out
+
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
                          batch_size: int = 64):
-        """Transfer (N, 64, 84) phrases to ``target``: G(x, target) binarised at the target's
-        threshold; ``cycle`` also takes them back to ``source`` (predicted when not given)."""
+        """Transfer (N, 64, 84) phrases to ``target``: G(x, target) binarised at the direction's
+        threshold (:meth:`threshold`); ``cycle`` also takes them back to ``source`` (predicted
+        when not given)."""
         import torch
 
         t = self._index(target, "--to")
         if cycle and source is None:
             source = self.predict_genre(phrases)[0]
         s = self._index(source, "--from") if source is not None else None
+        there = self.threshold(target, source)
         out, back = [], []
         with torch.inference_mode():
             for x in self._batches(phrases, batch_size):
-                y = ((self.net.generate(x, torch.full((len(x),), t, device=x.device)) > self.thresholds[target])
+                y = ((self.net.generate(x, torch.full((len(x),), t, device=x.device)) > there)
                      | ((x > 0.5) & self.keep_source[target])).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
                     # the way back is G itself, as in training: it may take away what a kept transfer added
-                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.thresholds[source]
+                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.threshold(source, target)
                     back.append(z[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty

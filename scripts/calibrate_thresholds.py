@@ -1,14 +1,23 @@
-"""Choose a multi-genre model's binarisation threshold per target genre on its VALIDATION songs.
+"""Choose a multi-genre model's binarisation thresholds on its VALIDATION songs.
 
-G's output is a probability per cell; a transfer's notes are the cells above the target genre's
-threshold (0.5 by default, ``thresholds`` in model.json). This script tries each threshold of
-``--grid`` for each target genre t on the validation songs of the run's split (the phrases of
-every other genre sent to t), judged by a K-class classifier trained on the training songs, and
-keeps per target the threshold under which most directions into t meet the target of issue 12
-(share classified as t > 0.5 and transposition-invariant content change ≤ 1.2), then the
-highest mean share among those meeting it; where no threshold makes any direction meet it, the
-model's own threshold stays. The held-out songs are not read: score the
-calibrated copy with ``benchmarks/multi_genre.py`` (its feature judge was not used here).
+G's output is a probability per cell; a transfer's notes are the cells above the direction's
+threshold (0.5 by default). On the validation songs of the run's split (the phrases of every
+genre sent to every other), judged by a K-class classifier trained on the training songs, this
+script tries each threshold of ``--grid`` and chooses two things:
+
+* **per target genre** t (``thresholds`` in model.json, used when the source genre is unknown):
+  the threshold under which most directions into t meet the target of issue 12 (share
+  classified as t > 0.5 and transposition-invariant content change ≤ 1.2), then the highest
+  mean share among those; where none meets it, the model's own threshold stays;
+* **per direction** s → t (``pair_thresholds``, used whenever the source genre is known or
+  told, which ``genre midi transfer`` always does), unless ``--no-pairs``: among the thresholds
+  under which s → t meets the target, the one with the widest margin, the larger of
+  min((share − 0.5) / 0.5, (1.2 − TI) / 1.2); a direction no threshold makes meet the target
+  keeps its target genre's threshold.
+
+G runs once per direction; the thresholds are then cheap to try. The held-out songs are not
+read: score the calibrated copy with ``benchmarks/multi_genre.py`` (its feature judge was not
+used here).
 
     python scripts/calibrate_thresholds.py runs/four --classifier runs/four-eval/judge-reference \
         --out runs/four-calibrated
@@ -32,12 +41,43 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from multi_genre import TARGET_SHARE, TARGET_TI  # noqa: E402  (issue 12's target, defined once)
 
 
+def meets(share: float, ti: float) -> bool:
+    """Issue 12's target for one direction."""
+    return share > TARGET_SHARE and ti <= TARGET_TI
+
+
+def margin(share: float, ti: float) -> float:
+    """How far a direction is inside the target, relative to each bound (negative: outside)."""
+    return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
+
+
+def choose(table: dict[str, list[dict]], fallback: dict[str, float], *, pairs: bool = True) -> tuple[dict, dict]:
+    """From the grid's rows per target genre (``threshold``, ``sources``, ``shares``,
+    ``transposition_invariant``): the threshold per target (most directions meeting the target,
+    then the highest mean share; ``fallback[t]`` where none meets it) and, with ``pairs``, per
+    direction ``{source: {target: threshold}}`` (the widest margin among the thresholds meeting
+    the target; none for a direction no threshold makes meet it)."""
+    per_target, per_pair = {}, {}
+    for target, rows in table.items():
+        met = [sum(meets(sh, ti) for sh, ti in zip(r["shares"], r["transposition_invariant"])) for r in rows]
+        best = max(range(len(rows)), key=lambda i: (met[i], float(np.mean(rows[i]["shares"]))))
+        per_target[target] = rows[best]["threshold"] if met[best] > 0 else float(fallback[target])
+        for i, source in enumerate(rows[0]["sources"] if pairs else []):
+            ok = [(margin(r["shares"][i], r["transposition_invariant"][i]), r["threshold"]) for r in rows
+                  if meets(r["shares"][i], r["transposition_invariant"][i])]
+            if ok:
+                per_pair.setdefault(source, {})[target] = max(ok)[1]
+    return per_target, per_pair
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path, help="a multi-genre run or model folder with its split.json")
     ap.add_argument("--classifier", type=Path, required=True, help="a K-class classifier trained on the split's training songs")
     ap.add_argument("--out", type=Path, required=True, help="folder for the calibrated copy")
-    ap.add_argument("--grid", default="0.3,0.4,0.5,0.6,0.7,0.8", help="thresholds to try (comma-separated)")
+    ap.add_argument("--grid", default=",".join(f"{v / 100:.2f}" for v in range(20, 91, 5)),
+                    help="thresholds to try (comma-separated; default 0.20, 0.25, …, 0.90)")
+    ap.add_argument("--no-pairs", action="store_true", help="only one threshold per target genre")
     ap.add_argument("--max-phrases", type=int, default=200, help="validation phrases per genre at most")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -68,31 +108,31 @@ def main() -> None:
         raise SystemExit(f"the classifier knows {judge.genres}, the model {names}")
     xs = heldout(sources, split, "valid", args.max_phrases, args.seed)
 
-    chosen, table = {}, {}
+    table = {}
     for t, target in enumerate(names):
+        others = [s for s in range(len(names)) if s != t]
+        probs = {s: model.probabilities(xs[s], target) for s in others}
         rows = []
         for thr in grid:
-            model.thresholds[target] = thr
             shares, tis = [], []
-            for s, x in enumerate(xs):
-                if s == t:
-                    continue
-                y, _ = model.transfer_phrases(x, target, source=names[s])
+            for s in others:
+                y = model.binarize(xs[s], probs[s], target, thr)
                 shares.append(float(np.mean(judge.predict(y) == judge.index(target))))
-                tis.append(float(np.nanmean(np.asarray(content_change_transposed(x, y), dtype=float))))
-            met = sum(sh > TARGET_SHARE and ti <= TARGET_TI for sh, ti in zip(shares, tis))
-            rows.append({"threshold": thr, "met": met, "mean_share": float(np.mean(shares)), "shares": shares,
-                         "transposition_invariant": tis})
+                tis.append(float(np.nanmean(np.asarray(content_change_transposed(xs[s], y), dtype=float))))
+            met = sum(meets(sh, ti) for sh, ti in zip(shares, tis))
+            rows.append({"threshold": thr, "met": met, "mean_share": float(np.mean(shares)), "sources": [names[s] for s in others],
+                         "shares": shares, "transposition_invariant": tis})
             print(f"→ {target:10s} threshold {thr:.2f}: {met} of {len(shares)} meet; shares "
                   + " ".join(f"{v:.2f}" for v in shares) + "; TI " + " ".join(f"{v:.2f}" for v in tis), flush=True)
-        best = max(rows, key=lambda r: (r["met"], r["mean_share"]))
-        chosen[target] = best["threshold"] if best["met"] > 0 else float(model.meta.get("thresholds", {}).get(target, 0.5))
-        model.thresholds[target] = best["threshold"]
         table[target] = rows
-    print("chosen on the validation songs: " + ", ".join(f"{g} {v:.2f}" for g, v in chosen.items()))
+    chosen, pairs = choose(table, model.thresholds, pairs=not args.no_pairs)
+    print("chosen on the validation songs, per target: " + ", ".join(f"{g} {v:.2f}" for g, v in chosen.items()))
+    if pairs:
+        print("per direction: " + ", ".join(f"{s} → {t} {v:.2f}" for s, row in pairs.items() for t, v in row.items()))
 
-    resave_model(folder, args.out, thresholds=chosen,
-                 threshold_calibration={"part": "valid", "judge": str(args.classifier), "grid": grid, "table": table})
+    resave_model(folder, args.out, thresholds=chosen, pair_thresholds=pairs,
+                 threshold_calibration={"part": "valid", "judge": str(args.classifier), "grid": grid, "table": table,
+                                        "pairs": not args.no_pairs})
     for name in ("split.json", "log.csv", "config.json", "trainings.json"):
         if (folder / name).exists():
             shutil.copyfile(folder / name, args.out / name)

@@ -95,6 +95,11 @@ def main() -> None:
                                                          + (" (pitch plane)" if (g.get("config") or {}).get("pitch_plane") else "")
                                                          for g in meta["per_target_generators"]) + "."
          if meta.get("per_target_generators") else ""),
+        ("- Binarisation thresholds, chosen on the validation songs (`scripts/calibrate_thresholds.py`): per target "
+         + ", ".join(f"{g} {v:g}" for g, v in (meta.get("thresholds") or {}).items())
+         + ("; per direction (used when the source genre is known or told, as `genre midi transfer` always does): "
+            + ", ".join(f"{s} → {g} {v:g}" for s, row in meta["pair_thresholds"].items() for g, v in row.items())
+            if meta.get("pair_thresholds") else "") + "." if meta.get("threshold_calibration") else ""),
         f"- Trained on the CPU with genre-transfer {meta['package_version']}, torch {meta['torch_version']}: "
         f"{seconds / 60:.1f} min for {n_epochs} epochs"
         + (" in " + str(len(trainings)) + " trainings (" + "; ".join(f"{_training(t['model'])}: {t['epochs']} epochs, "

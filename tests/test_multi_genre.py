@@ -379,6 +379,58 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     assert not (tmp_path / "bad").exists()
 
 
+def test_pair_thresholds_apply_when_the_source_genre_is_known(tmp_path):
+    """pair_thresholds (scripts/calibrate_thresholds.py): source → target is binarised at its own
+    threshold when the source genre is known, at the target genre's otherwise; probabilities and
+    binarize give what transfer_phrases gives, kept source included."""
+    from midigenre.stargan import save_multi_genre
+
+    roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
+    torch.manual_seed(3)
+    save_multi_genre(tmp_path / "m", MultiGenreGAN(TINY, 3).eval(), genres=genres, roll_settings=roll,
+                     genre_settings={g: roll for g in genres}, thresholds={"low": 0.5, "mid": 0.5, "high": 0.52},
+                     pair_thresholds={"low": {"high": 0.48}, "high": {"low": 0.45}},
+                     keep_source={"low": False, "mid": False, "high": True})
+    model = TransferModel.load(tmp_path / "m")
+    assert model.threshold("high", "low") == 0.48 and model.threshold("high", "mid") == 0.52
+    assert model.threshold("high") == 0.52 and model.threshold("low", "high") == 0.45 and model.threshold("mid", "low") == 0.5
+    ph = np.random.default_rng(2).random((5, 64, 84)) < 0.05
+    p = model.probabilities(ph, "high")
+    assert p.shape == ph.shape and p.dtype == np.float32
+    own, targets = model.binarize(ph, p, "high", 0.48), model.binarize(ph, p, "high", 0.52)
+    assert not np.array_equal(own, targets) and (own >= ph).all()  # the two thresholds differ here; the source is kept
+    assert np.array_equal(model.transfer_phrases(ph, "high", source="low")[0], own)
+    assert np.array_equal(model.transfer_phrases(ph, "high", source="mid")[0], targets)
+    assert np.array_equal(model.transfer_phrases(ph, "high")[0], targets)
+    # the cycle's way back (high → low) is binarised at that direction's own threshold
+    _, back = model.transfer_phrases(ph, "high", source="low", cycle=True)
+    assert np.array_equal(back, model.probabilities(own, "low") > 0.45)
+
+
+def test_calibration_chooses_per_target_and_per_direction():
+    """scripts/calibrate_thresholds.py's choice: per target, the threshold meeting the target in
+    most directions (then the highest mean share); per direction, the widest margin among the
+    thresholds that meet it, and nothing where none does."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("calibrate", REPO / "scripts" / "calibrate_thresholds.py")
+    cal = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cal)
+    rows = [  # into "high" from low and mid: a higher threshold adds less and moves fewer phrases
+        {"threshold": 0.3, "sources": ["low", "mid"], "shares": [0.95, 0.90], "transposition_invariant": [1.19, 1.50]},
+        {"threshold": 0.5, "sources": ["low", "mid"], "shares": [0.80, 0.70], "transposition_invariant": [0.90, 1.30]},
+        {"threshold": 0.7, "sources": ["low", "mid"], "shares": [0.55, 0.45], "transposition_invariant": [0.60, 1.10]},
+    ]
+    never = [{"threshold": t, "sources": ["low", "high"], "shares": [0.2, 0.3], "transposition_invariant": [0.5, 0.5]}
+             for t in (0.3, 0.5)]
+    per_target, pairs = cal.choose({"high": rows, "mid": never}, {"high": 0.5, "mid": 0.6})
+    assert per_target == {"high": 0.3, "mid": 0.6}  # 0.3, 0.5 and 0.7 each meet one; 0.3 moves most; mid keeps its own
+    # low → high: margins min(0.9, 0.008) at 0.3, min(0.6, 0.25) at 0.5, min(0.1, 0.5) at 0.7; mid → high meets nowhere
+    assert pairs == {"low": {"high": 0.5}}
+    assert cal.choose({"high": rows}, {"high": 0.5}, pairs=False) == ({"high": 0.3}, {})
+    assert cal.meets(0.51, 1.2) and not cal.meets(0.5, 1.0) and not cal.meets(0.9, 1.21)
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)
