@@ -19,6 +19,12 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
    direction, S_tot and content change of both models on the same held-out phrases with the same
    reference judge (S_A→B = ½[P_A(x_A) + P_A(x̃_A) − 2·P_A(x̂_B)], cycled back with each model).
 
+5. On the validation songs (``--part valid``; or wherever ``--grid`` asks), each direction also
+   at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; G runs once): the share the
+   reference judge classifies as the target and the content change, so that
+   ``scripts/combine_targets.py`` can choose each target's generator as it will be used, with
+   the threshold of its own (``scripts/calibrate_thresholds.py``).
+
 Target (issue 12): every direction moves a majority of held-out phrases to the target
 (share > 0.5 by the reference judge) with transposition-invariant content change ≤ 1.2.
 
@@ -38,6 +44,34 @@ from pathlib import Path
 import numpy as np
 
 TARGET_SHARE, TARGET_TI = 0.5, 1.2
+#: binarisation thresholds tried per direction on the validation songs (--grid; scripts/calibrate_thresholds.py)
+GRID = tuple(round(v / 100, 2) for v in range(20, 91, 5))
+
+
+def meets(share: float, ti: float) -> bool:
+    """Issue 12's target for one direction: a majority moved, transposition-invariant content change ≤ 1.2."""
+    return share > TARGET_SHARE and ti <= TARGET_TI
+
+
+def margin(share: float, ti: float) -> float:
+    """How far a direction is inside the target, relative to each bound (negative: outside)."""
+    return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
+
+
+def threshold_grid(model, judge, x: np.ndarray, target: str, grid) -> list[dict]:
+    """The transfers of phrases ``x`` into ``target`` binarised at each threshold of ``grid`` (G
+    runs once): per threshold, the share ``judge`` classifies as the target and the
+    transposition-invariant content change."""
+    from midigenre.metrics import content_change_transposed
+
+    p = model.probabilities(x, target)
+    out = []
+    for thr in grid:
+        y = model.binarize(x, p, target, thr)
+        ti = np.asarray(content_change_transposed(x, y), dtype=float)
+        out.append({"threshold": float(thr), "share": float(np.mean(judge.predict(y) == judge.index(target))),
+                    "transposition_invariant": float(np.nanmean(ti)) if np.isfinite(ti).any() else float("nan")})
+    return out
 
 
 def heldout(sources, split, part: str, max_phrases: int | None, seed: int) -> list[np.ndarray]:
@@ -74,8 +108,9 @@ def judges(args, sources, split_path: Path, split, names: list[str]):
     return {"reference": ref, "features": second}
 
 
-def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str]) -> tuple[list[dict], dict]:
-    """One row per (source, target ≠ source); and per judge the K × K share table."""
+def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str], grid=()) -> tuple[list[dict], dict]:
+    """One row per (source, target ≠ source); and per judge the K × K share table. With ``grid``,
+    each row's ``grid`` also holds the direction at each of those thresholds (reference judge)."""
     from midigenre.judges import stats_gap
     from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
 
@@ -100,6 +135,8 @@ def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str]) 
                 v = np.asarray(fn(x, y), dtype=float)
                 row[key] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
             row |= stats_gap(y, xs[t])  # what the transfers have beside real phrases of the target genre
+            if grid:
+                row["grid"] = threshold_grid(model, all_judges["reference"], x, names[t], grid)
             rows.append(row)
     return rows, tables
 
@@ -164,9 +201,16 @@ def main() -> None:
     ap.add_argument("--part", choices=("test", "valid"), default="test",
                     help="score the held-out songs (test, to report) or the validation songs (valid, to choose settings "
                          "and epochs on; needs a run trained with --valid-fraction)")
+    ap.add_argument("--grid", help="binarisation thresholds to try per direction, comma-separated, or 'none' (default "
+                                   "for --part valid: 0.20, 0.25, …, 0.90; for test: none); scripts/combine_targets.py "
+                                   "chooses with them")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
+    if args.grid is None:
+        grid = GRID if args.part == "valid" else ()
+    else:
+        grid = () if args.grid == "none" else tuple(float(v) for v in args.grid.split(","))
 
     import torch
 
@@ -199,11 +243,12 @@ def main() -> None:
     t0 = time.perf_counter()
     all_judges = judges(args, sources, split_path, split, names)
     xs = heldout(sources, split, args.part, args.max_phrases, args.seed)
-    rows, tables = directions(model, all_judges, xs, names)
+    rows, tables = directions(model, all_judges, xs, names, grid)
     seconds = time.perf_counter() - t0
 
     result = {"model": str(args.model), "genres": names, "epochs_done": model.meta.get("epochs_done"),
               "thresholds": model.thresholds, "pair_thresholds": model.pair_thresholds, "part": args.part,
+              "grid": list(grid),
               "held_out_phrases": {g: int(len(x)) for g, x in zip(names, xs)},
               "tables": {j: t.tolist() for j, t in tables.items()}, "directions": rows}
 
@@ -223,9 +268,9 @@ def main() -> None:
                           "multi-genre": strength(model, ref, x_a, x_b, a, b), "cyclegan": strength(pair, ref, x_a, x_b, a, b)}
 
     (out / "results.json").write_text(json.dumps(result, indent=2))
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "grid"))
     with open(out / "directions.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=keys)
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
     heatmap(tables, names, out / "heatmap.png", f"{Path(args.model).name}: {part} songs, "

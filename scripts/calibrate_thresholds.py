@@ -38,17 +38,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from multi_genre import TARGET_SHARE, TARGET_TI  # noqa: E402  (issue 12's target, defined once)
-
-
-def meets(share: float, ti: float) -> bool:
-    """Issue 12's target for one direction."""
-    return share > TARGET_SHARE and ti <= TARGET_TI
-
-
-def margin(share: float, ti: float) -> float:
-    """How far a direction is inside the target, relative to each bound (negative: outside)."""
-    return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
+from multi_genre import GRID, meets, margin, threshold_grid  # noqa: E402  (issue 12's target, defined once)
 
 
 def choose(table: dict[str, list[dict]], fallback: dict[str, float], *, pairs: bool = True) -> tuple[dict, dict]:
@@ -75,7 +65,7 @@ def main() -> None:
     ap.add_argument("model", type=Path, help="a multi-genre run or model folder with its split.json")
     ap.add_argument("--classifier", type=Path, required=True, help="a K-class classifier trained on the split's training songs")
     ap.add_argument("--out", type=Path, required=True, help="folder for the calibrated copy")
-    ap.add_argument("--grid", default=",".join(f"{v / 100:.2f}" for v in range(20, 91, 5)),
+    ap.add_argument("--grid", default=",".join(f"{v:.2f}" for v in GRID),
                     help="thresholds to try (comma-separated; default 0.20, 0.25, …, 0.90)")
     ap.add_argument("--no-pairs", action="store_true", help="only one threshold per target genre")
     ap.add_argument("--max-phrases", type=int, default=200, help="validation phrases per genre at most")
@@ -87,7 +77,6 @@ def main() -> None:
 
     from midigenre.classifier import Classifier
     from midigenre.dataset import SongSplit
-    from midigenre.metrics import content_change_transposed
     from midigenre.train import GenreSource
     from midigenre.transfer import TransferModel
     from multi_genre import heldout
@@ -111,14 +100,11 @@ def main() -> None:
     table = {}
     for t, target in enumerate(names):
         others = [s for s in range(len(names)) if s != t]
-        probs = {s: model.probabilities(xs[s], target) for s in others}
+        per_source = [threshold_grid(model, judge, xs[s], target, grid) for s in others]
         rows = []
-        for thr in grid:
-            shares, tis = [], []
-            for s in others:
-                y = model.binarize(xs[s], probs[s], target, thr)
-                shares.append(float(np.mean(judge.predict(y) == judge.index(target))))
-                tis.append(float(np.nanmean(np.asarray(content_change_transposed(xs[s], y), dtype=float))))
+        for i, thr in enumerate(grid):
+            shares = [g[i]["share"] for g in per_source]
+            tis = [g[i]["transposition_invariant"] for g in per_source]
             met = sum(meets(sh, ti) for sh, ti in zip(shares, tis))
             rows.append({"threshold": thr, "met": met, "mean_share": float(np.mean(shares)), "sources": [names[s] for s in others],
                          "shares": shares, "transposition_invariant": tis})

@@ -8,10 +8,12 @@ The steps, each a script of its own that can be run by hand (README, "Any genre 
 
 1. ``benchmarks/multi_genre.py --part valid`` on every ``RUN/epochs/epoch_NNN`` (into
    ``OUT/epochs/epoch_NNN``, or ``OUT/RUN-NAME/epoch_NNN`` for several runs; the reference judge is trained once on the training songs into
-   ``OUT/judge-reference`` unless ``--classifier`` gives one); an epoch already scored is kept;
+   ``OUT/judge-reference`` unless ``--classifier`` gives one), each direction also at a grid of
+   binarisation thresholds; an epoch already scored is kept;
 2. ``scripts/combine_targets.py``: per target genre, the generator of the epoch that did best
-   into it, from any of the runs (into ``OUT/per-target``);
-3. ``scripts/calibrate_thresholds.py``: a threshold per target genre (into ``OUT/model``).
+   into it, each direction at its own best threshold, from any of the runs (into ``OUT/per-target``);
+3. ``scripts/calibrate_thresholds.py``: a threshold per target genre and per direction (into
+   ``OUT/model``).
 
 The held-out songs are not read: score ``OUT/model`` with ``benchmarks/multi_genre.py``.
 """
@@ -19,6 +21,7 @@ The held-out songs are not read: score ``OUT/model`` with ``benchmarks/multi_gen
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -32,6 +35,16 @@ def run(*args) -> None:
     print("$ " + " ".join(cmd[1:]), flush=True)
     if subprocess.run(cmd).returncode != 0:
         raise SystemExit(f"error: {Path(str(args[0])).name} failed (see above)")
+
+
+def scored(results: Path) -> bool:
+    """Whether an epoch's validation results are there, each direction with its threshold grid
+    (results of an older benchmark, without one, are scored again)."""
+    try:
+        directions = json.loads(results.read_text())["directions"]
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(directions) and all("grid" in d for d in directions)
 
 
 def main() -> None:
@@ -57,7 +70,7 @@ def main() -> None:
     results = []
     for i, (epoch, out) in enumerate(epochs, 1):
         print(f"[{i}/{len(epochs)}] {epoch}", flush=True)
-        if not (out / "results.json").is_file():
+        if not scored(out / "results.json"):
             trains_judge = not (judge / "model.json").is_file() and not args.classifier
             run(ROOT / "benchmarks" / "multi_genre.py", "--model", epoch, "--out", args.out if trains_judge else out,
                 "--part", "valid", "--max-phrases", args.max_phrases, "--threads", args.threads,

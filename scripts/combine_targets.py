@@ -10,7 +10,11 @@ candidate (each epoch folder of a run trained with ``--keep-epochs``):
 
 Per target genre t, the candidate with the most directions into t that meet the target of
 issue 12 (share classified as t > 0.5 and transposition-invariant content change ≤ 1.2) wins;
-ties go to the higher mean of (share − content change above 1.2) over the sources. The
+ties go to the higher mean of (share − content change above 1.2) over the sources. Where the
+results hold each direction at a grid of binarisation thresholds (``benchmarks/multi_genre.py
+--part valid`` writes one), a direction is scored at its own best threshold, as
+``scripts/calibrate_thresholds.py`` will binarise it: it meets the target if any threshold makes
+it, and ties go to the higher mean of the widest margins, min((share − 0.5) / 0.5, (1.2 − TI) / 1.2). The
 discriminator and genre critic (the genre of a song whose genre is not given) come from the
 candidate that meets the most directions over all. Results of the held-out songs are refused:
 choose on validation songs, then score the combined model with ``benchmarks/multi_genre.py``
@@ -32,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
-from multi_genre import TARGET_SHARE, TARGET_TI  # noqa: E402  (issue 12's target, defined once)
+from multi_genre import TARGET_SHARE, TARGET_TI, margin, meets  # noqa: E402  (issue 12's target, defined once)
 
 
 def _model_path(results: Path, model: str) -> Path:
@@ -44,8 +48,14 @@ def _model_path(results: Path, model: str) -> Path:
 
 
 def score(directions: list[dict], target: str) -> tuple[int, float]:
-    """(directions into ``target`` that meet the target, mean of share − content change above 1.2)."""
+    """(directions into ``target`` that meet the target, a tie-breaker): at the results' threshold,
+    the mean of share − content change above 1.2; with a grid, each direction at its best
+    threshold, the mean of the widest margins."""
     into = [d for d in directions if d["target"] == target]
+    if into and all("grid" in d for d in into):
+        met = sum(any(meets(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into)
+        best = [max(margin(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into]
+        return met, sum(best) / len(best)
     met = sum(d["share_target[reference]"] > TARGET_SHARE and d["transposition_invariant"] <= TARGET_TI for d in into)
     mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - TARGET_TI) for d in into) / max(len(into), 1)
     return met, mean
@@ -72,6 +82,10 @@ def main() -> None:
     genres = candidates[0]["genres"]
     if any(c["genres"] != genres for c in candidates):
         raise SystemExit("the candidates were trained on different genres")
+    gridded = {all("grid" in d for d in c["directions"]) for c in candidates}
+    if len(gridded) > 1:
+        raise SystemExit("some candidates were scored with a threshold grid and some without; score them all alike "
+                         "(benchmarks/multi_genre.py --part valid)")
 
     chosen, rows = {}, []
     for t in genres:
@@ -112,7 +126,8 @@ def main() -> None:
               + "; ".join(f"{t['model']} ({t['epochs']} epochs, {t['seconds'] / 60:.1f} min)" if t["seconds"] is not None
                           else f"{t['model']} (time unknown)" for t in summary)
               + f"; together {sum(known) / 60:.1f} min")
-    print("| target | generator from | epochs | directions that meet the target (valid) | mean share − excess |")
+    tie = "mean widest margin (own thresholds)" if gridded == {True} else "mean share − excess"
+    print(f"| target | generator from | epochs | directions that meet the target (valid) | {tie} |")
     print("|---|---|---|---|---|")
     print("\n".join(rows))
     print(f"\ndiscriminator and genre critic from {base['model']}; wrote {args.out}")

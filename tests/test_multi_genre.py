@@ -431,6 +431,94 @@ def test_calibration_chooses_per_target_and_per_direction():
     assert cal.meets(0.51, 1.2) and not cal.meets(0.5, 1.0) and not cal.meets(0.9, 1.21)
 
 
+def test_threshold_grid_is_the_transfer_at_each_threshold(tmp_path):
+    """benchmarks/multi_genre.threshold_grid: per threshold, the judge's share and the content
+    change of exactly what transfer_phrases gives at that threshold."""
+    import sys
+
+    from midigenre.judges import FeatureJudge
+    from midigenre.metrics import content_change_transposed
+    from midigenre.stargan import save_multi_genre
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from multi_genre import threshold_grid
+
+    roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
+    torch.manual_seed(4)
+    save_multi_genre(tmp_path / "m", MultiGenreGAN(TINY, 3).eval(), genres=genres, roll_settings=roll,
+                     genre_settings={g: roll for g in genres})
+    model = TransferModel.load(tmp_path / "m")
+    rng = np.random.default_rng(5)
+    real = [rng.random((30, 64, 84)) < d for d in (0.01, 0.03, 0.08)]
+    judge = FeatureJudge.train(real, genres, "h", seed=1)
+    x = rng.random((12, 64, 84)) < 0.04
+    rows = threshold_grid(model, judge, x, "high", (0.45, 0.5, 0.55))
+    assert [r["threshold"] for r in rows] == [0.45, 0.5, 0.55]
+    for r in rows:
+        model.thresholds["high"] = r["threshold"]
+        y = model.transfer_phrases(x, "high", source="low")[0]
+        assert r["share"] == float(np.mean(judge.predict(y) == judge.index("high")))
+        assert r["transposition_invariant"] == pytest.approx(float(np.nanmean(content_change_transposed(x, y))))
+    assert len({r["transposition_invariant"] for r in rows}) > 1  # the thresholds give different transfers
+
+
+def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_path):
+    """With a threshold grid in the validation results, combine_targets.py scores a direction at
+    its best threshold: an epoch whose transfers add too much at 0.5 but meet the target with a
+    wider margin at 0.7 wins; candidates scored with and without a grid are refused together."""
+    import subprocess
+    import sys
+
+    from midigenre.stargan import save_multi_genre
+
+    roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
+    results = []
+    # into low: epoch 1 adds too much at 0.5 (0.9, TI 1.5) but meets it at 0.7 (0.8, 1.0);
+    # epoch 2 meets it at 0.5 only narrowly (0.6, 1.1); the other targets alike in both
+    into_low = {1: {0.5: (0.9, 1.5), 0.7: (0.8, 1.0)}, 2: {0.5: (0.6, 1.1), 0.7: (0.4, 0.9)}}
+    for epoch in (1, 2):
+        folder = tmp_path / "run" / "epochs" / f"epoch_00{epoch}"
+        torch.manual_seed(epoch)
+        save_multi_genre(folder, MultiGenreGAN(TINY, 3), genres=genres, roll_settings=roll,
+                         genre_settings={g: roll for g in genres}, epochs_done=epoch, train={"run": "run"})
+        (folder / "split.json").write_text('{"songs": 1}')
+        directions = []
+        for s in genres:
+            for t in genres:
+                if s == t:
+                    continue
+                grid = into_low[epoch] if t == "low" else {0.5: (0.7, 0.8), 0.7: (0.6, 0.7)}
+                share, ti = grid[0.5]
+                directions.append({"source": s, "target": t, "share_target[reference]": share, "transposition_invariant": ti,
+                                   "grid": [{"threshold": k, "share": v[0], "transposition_invariant": v[1]}
+                                            for k, v in grid.items()]})
+        res = tmp_path / f"ep{epoch}-valid" / "results.json"
+        res.parent.mkdir()
+        res.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
+                                   "directions": directions}))
+        results.append(res)
+    script = REPO / "scripts" / "combine_targets.py"
+    out = subprocess.run([sys.executable, str(script), *map(str, results), "--out", str(tmp_path / "combined")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((tmp_path / "combined" / "model.json").read_text())
+    assert meta["per_target_generators"][0]["genre"] == "low" and meta["per_target_generators"][0]["epochs_done"] == 1
+    assert "mean widest margin" in out.stdout
+    # without the grid, epoch 2 would win into low (2 of 2 at 0.5 against 0)
+    for res in results:
+        r = json.loads(res.read_text())
+        r["directions"] = [{k: v for k, v in d.items() if k != "grid"} for d in r["directions"]]
+        res.with_name("plain.json").write_text(json.dumps(r))
+    plain = [res.with_name("plain.json") for res in results]
+    out = subprocess.run([sys.executable, str(script), *map(str, plain), "--out", str(tmp_path / "plain")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "plain" / "model.json").read_text())["per_target_generators"][0]["epochs_done"] == 2
+    out = subprocess.run([sys.executable, str(script), str(results[0]), str(plain[1]), "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True, cwd=REPO)
+    assert out.returncode != 0 and "score them all alike" in out.stderr and not (tmp_path / "bad").exists()
+
+
 def test_sampler_is_balanced_deterministic_and_streams_on():
     sizes = [100, 20, 37]
     smp = GenreSampler(sizes, batch_size=8, seed=3)

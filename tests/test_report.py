@@ -243,6 +243,9 @@ def test_midi_report_of_the_shipped_multi_genre_model(song_folder, tmp_path):
     chosen = read_meta("four-genres")["per_target_generators"]
     assert [g["genre"] for g in rep["model"]["per_target_generators"]] == names
     assert f"→ classical: after epoch {chosen[1]['epochs_done']}" in (out / "index.html").read_text()
+    # … and the threshold of each direction calibrated on its own
+    pairs = read_meta("four-genres")["pair_thresholds"]
+    assert pairs and all(f"{s} → {t} {v:.3g}" in (out / "index.html").read_text() for s, row in pairs.items() for t, v in row.items())
     res = CliRunner().invoke(main, ["report", "four-genres", "--songs", str(song), "-o", str(tmp_path / "r2")])
     assert res.exit_code == 1 and res.output.strip().splitlines() == [
         "Error: give --to: the model transfers to any of pop, classical, jazz, folk"], res.output
