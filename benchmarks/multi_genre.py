@@ -23,7 +23,7 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
    at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; G runs once): the share the
    reference judge classifies as the target and the content change, so that
    ``scripts/combine_targets.py`` can choose each target's generator as it will be used, with
-   the threshold of its own (``scripts/calibrate_thresholds.py``).
+   the threshold of its own (:mod:`midigenre.choose`, which ``genre midi choose`` runs).
 
 Target (issue 12): every direction moves a majority of held-out phrases to the target
 (share > 0.5 by the reference judge) with transposition-invariant content change ≤ 1.2.
@@ -43,50 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
-TARGET_SHARE, TARGET_TI = 0.5, 1.2
-#: binarisation thresholds tried per direction on the validation songs (--grid; scripts/calibrate_thresholds.py)
-GRID = tuple(round(v / 100, 2) for v in range(20, 91, 5))
-
-
-def meets(share: float, ti: float) -> bool:
-    """Issue 12's target for one direction: a majority moved, transposition-invariant content change ≤ 1.2."""
-    return share > TARGET_SHARE and ti <= TARGET_TI
-
-
-def margin(share: float, ti: float) -> float:
-    """How far a direction is inside the target, relative to each bound (negative: outside)."""
-    return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
-
-
-def threshold_grid(model, judge, x: np.ndarray, target: str, grid) -> list[dict]:
-    """The transfers of phrases ``x`` into ``target`` binarised at each threshold of ``grid`` (G
-    runs once): per threshold, the share ``judge`` classifies as the target and the
-    transposition-invariant content change."""
-    from midigenre.metrics import content_change_transposed
-
-    p = model.probabilities(x, target)
-    out = []
-    for thr in grid:
-        y = model.binarize(x, p, target, thr)
-        ti = np.asarray(content_change_transposed(x, y), dtype=float)
-        out.append({"threshold": float(thr), "share": float(np.mean(judge.predict(y) == judge.index(target))),
-                    "transposition_invariant": float(np.nanmean(ti)) if np.isfinite(ti).any() else float("nan")})
-    return out
-
-
-def heldout(sources, split, part: str, max_phrases: int | None, seed: int) -> list[np.ndarray]:
-    """Per source, the phrases with notes of the split's ``part`` songs (a seeded choice of at most ``max_phrases``)."""
-    from midigenre.dataset import PhraseCache
-
-    out = []
-    for k, s in enumerate(sources):
-        with PhraseCache(s.path) as c:
-            x = c.phrases(s.genre, split.rows(c, s.genre, part))
-        x = x[x.reshape(len(x), -1).any(axis=1)]
-        if max_phrases and len(x) > max_phrases:
-            x = x[np.sort(np.random.default_rng([seed, k]).choice(len(x), max_phrases, replace=False))]
-        out.append(x)
-    return out
+# issue 12's target and the threshold grid, defined once (the choice on the validation songs uses them too)
+from midigenre.choose import GRID, TARGET_TI, meets, threshold_grid
+from midigenre.choose import part_phrases as heldout
 
 
 def judges(args, sources, split_path: Path, split, names: list[str]):
@@ -305,7 +264,7 @@ def main() -> None:
             print(f"| {label} | {ep} | {r[f'{a}→{b}']['S']:.2f} | {r[f'{b}→{a}']['S']:.2f} | {r['S_tot']:.1%} | "
                   f"{r[f'{a}→{b}']['content_change']:.2f} / {r[f'{b}→{a}']['content_change']:.2f} | "
                   f"{r[f'{a}→{b}']['transposition_invariant']:.2f} / {r[f'{b}→{a}']['transposition_invariant']:.2f} |")
-    ok = [r for r in rows if r["share_target[reference]"] > TARGET_SHARE and r["transposition_invariant"] <= TARGET_TI]
+    ok = [r for r in rows if meets(r["share_target[reference]"], r["transposition_invariant"])]
     print(f"\n{len(ok)} of {len(rows)} directions move a majority of {part} phrases to the target (reference judge) "
           f"with transposition-invariant content change ≤ {TARGET_TI}. Judging took {seconds:.0f} s. "
           f"Wrote {out / 'results.json'}, {out / 'directions.csv'}, {out / 'heatmap.png'}.")

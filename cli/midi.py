@@ -328,9 +328,11 @@ def _multi_default(name: str) -> str | None:
               "machine: waiting OpenMP threads spin and can make 2 threads 10x slower than 1.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
+@click.option("--choose", is_flag=True, help="With --genre, --keep-epochs and --valid-fraction: after the last epoch, "
+              "choose the model on the validation songs into OUT/chosen/model, as `genre midi choose OUT` does.")
 @nproc_option
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
-          real_fake, genre_scale_specs, cycle_notes, keep_into, split_file, device, precision, threads, resume, nproc):
+          real_fake, genre_scale_specs, cycle_notes, keep_into, split_file, device, precision, threads, resume, choose, nproc):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -377,6 +379,8 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
         raise GenreError("--cycle-notes belongs to the multi-genre model (--genre) for now")
     if keep_into and not genre_specs:
         raise GenreError("--keep-source-into belongs to the multi-genre model (--genre); the CycleGAN has --keep-source")
+    if choose and not genre_specs:
+        raise GenreError("--choose belongs to the multi-genre model (--genre)")
     given = {**given, "critic": critic, "conditioning": conditioning, "real_fake": real_fake,
              "genre_scale": _genre_scales(genre_scale_specs) if genre_scale_specs else None,
              "keep_source_into": sorted(set(keep_into)) if keep_into else None, "cycle_notes": cycle_notes}
@@ -397,7 +401,7 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
         if len(genre_specs) < 2:
             raise GenreError(f"one genre only ({genre_specs[0]}): give --genre NAME=FILE.h5 for two or more genres")
         return _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads,
-                            resume)
+                            resume, choose)
     if not (a_spec and b_spec):
         raise GenreError("give --a and --b (a CycleGAN) or two or more --genre NAME=FILE.h5 (a multi-genre model)")
     from midigenre.train import CycleGANTask, GenreSource, run_settings
@@ -495,7 +499,8 @@ def _genre_scales(specs) -> dict[str, float]:
     return out
 
 
-def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads, resume):
+def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads, resume,
+                 choose=False):
     import dataclasses
 
     from midigenre.config import MultiGenreConfig
@@ -517,6 +522,9 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
     if ignored:
         click.echo(f"note: --resume keeps the run's own settings; ignoring "
                    f"{', '.join('--' + k.replace('_', '-') for k in ignored)}", err=True)
+    if choose and not (cfg.keep_epochs and cfg.valid_fraction > 0):
+        raise GenreError("--choose chooses among the kept epochs on the validation songs: give --keep-epochs and "
+                         "--valid-fraction (e.g. 0.1) too")
     genre_specs = _genre_caches(genre_specs, meter_specs, out_path)  # after the settings checks: preparing takes long
     sources = [GenreSource.parse_named(spec) for spec in genre_specs]
     split_arg = split_file or ((out_path / "split.json") if resume else None)
@@ -530,7 +538,67 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
                f"{', SN' if cfg.spectral_norm else ''}{', SA' if cfg.self_attention else ''}, device {task.device}"
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
     specs = " ".join(f"--genre {spec}" for spec in genre_specs)
-    _fit(task, out_path, f"genre midi train {specs} --out {out} --resume")
+    _fit(task, out_path, f"genre midi train {specs} --out {out} --resume{' --choose' if choose else ''}")
+    if choose:
+        _choose([out_path], out_path / "chosen", classifier=None, caches={s.genre: str(s.path) for s in sources},
+                max_phrases=200)
+
+
+def _choose(runs, out: Path, **kwargs) -> None:
+    from midigenre.choose import choose_model
+
+    choice = choose_model(runs, out, say=lambda line: click.echo(line, err=True), **kwargs)
+    click.echo("\n".join(choice.lines()))
+    click.echo(f"chosen model: {choice.model} (use it with --model {choice.model}; score it on the held-out songs "
+               f"with benchmarks/multi_genre.py --model {choice.model})")
+
+
+@midi.command()
+@click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="Folder for the scores, the judge and "
+              "the chosen model (OUT/model).")
+@click.option("--classifier", type=click.Path(file_okay=False), help="The judge: a classifier of the runs' genres "
+              "trained on their training songs (default: train one into OUT/judge-reference, or reuse it).")
+@click.option("--genre", "genre_specs", multiple=True, metavar="NAME=FILE.h5", help="Where a genre's cache is when it "
+              "moved since training; repeatable.")
+@click.option("--up-to", "up_to_specs", multiple=True, metavar="RUN=N", help="Choose among epochs 1..N of the run "
+              "whose folder is named RUN only (e.g. to stay within a training-time budget); repeatable.")
+@click.option("--max-phrases", type=click.IntRange(1), default=200, show_default=True,
+              help="Validation phrases per genre at most (a seeded choice).")
+@click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
+def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, threads):
+    """Choose a multi-genre model on the validation songs from the epochs RUNS kept.
+
+    RUNS: multi-genre run folders trained with --keep-epochs and --valid-fraction (several:
+    trainings of one song split). Every kept epoch sends the validation phrases of each genre
+    to every other genre, binarised at thresholds 0.20, 0.25, …, 0.90, judged by a classifier
+    trained on the training songs. Per target genre, the epoch with the most directions into it
+    that meet the target (share judged as the target > 0.5, transposition-invariant content
+    change ≤ 1.2) gives the generator; each direction gets the threshold with the widest margin.
+    The held-out songs are not read. Scores are kept in OUT/scores: run it again after more
+    epochs and only the new ones are scored.
+
+    \b
+    Example:
+      genre midi choose runs/four --out runs/four-chosen
+      genre midi transfer song.mid --model runs/four-chosen/model --to folk -o song_folk.mid
+      genre midi choose runs/four runs/four-pp --up-to four=6 --up-to four-pp=4 --out runs/c2
+    """
+    from shared.runtime import set_threads
+
+    set_threads(threads)
+    caches, up_to = {}, {}
+    for spec in genre_specs:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise GenreError(f"--genre {spec}: give NAME=FILE.h5")
+        caches[name] = path
+    for spec in up_to_specs:
+        name, sep, n = spec.partition("=")
+        if not sep or not name or not n.isdigit() or int(n) < 1:
+            raise GenreError(f"--up-to {spec}: give RUN=N, the run folder's name and an epoch number")
+        up_to[name] = int(n)
+    _choose([Path(r) for r in runs], Path(out), classifier=classifier, caches=caches, up_to=up_to, max_phrases=max_phrases)
 
 
 def _fit(task, out_path: Path, resume_command: str) -> None:

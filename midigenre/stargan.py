@@ -282,8 +282,8 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     rarely the best for another (measured: README, issue 12); this is the multi-genre form of the
     pair model's :func:`midigenre.models.combine_generators`. ``base`` gives the discriminator and
     genre critic (the genre of a song whose genre is not given) and the description, with
-    ``changes`` applied; ``per_target_generators`` says where each generator came from and
-    ``epochs_done`` is the most any of them trained. Writes ``dest`` (model and ``split.json``).
+    ``changes`` applied (e.g. ``thresholds`` chosen for the combination); ``per_target_generators``
+    says where each generator came from and ``epochs_done`` is the most any of them trained. Writes ``dest`` (model and ``split.json``).
     """
     import json
     import shutil
@@ -334,8 +334,8 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     # a generator trained to keep its source's notes is used that way (keep_source of its own source)
     keep_source = {g: bool((metas[g].get("keep_source") or {}).get(g, False)) for g in genres}
     done = [p["epochs_done"] for p in provenance if isinstance(p["epochs_done"], int)]
-    out = resave_model(base_folder, dest, tensors=tensors, per_target_generators=provenance, thresholds=thresholds,
-                       keep_source=keep_source,
-                       **({"epochs_done": max(done)} if done else {}), **changes)
+    described = {"per_target_generators": provenance, "thresholds": thresholds, "keep_source": keep_source,
+                 **({"epochs_done": max(done)} if done else {})}
+    out = resave_model(base_folder, dest, tensors=tensors, **(described | changes))
     shutil.copyfile(split_path, Path(dest) / "split.json")
     return out

@@ -15,7 +15,9 @@ script tries each threshold of ``--grid`` and chooses two things:
   min((share − 0.5) / 0.5, (1.2 − TI) / 1.2); a direction no threshold makes meet the target
   keeps its target genre's threshold.
 
-G runs once per direction; the thresholds are then cheap to try. The held-out songs are not
+G runs once per direction; the thresholds are then cheap to try (:mod:`midigenre.choose`,
+which ``genre midi choose`` runs on the kept epochs of a training; this script calibrates any
+multi-genre model, e.g. one combined by ``scripts/combine_targets.py``). The held-out songs are not
 read: score the calibrated copy with ``benchmarks/multi_genre.py`` (its feature judge was not
 used here).
 
@@ -23,41 +25,17 @@ used here).
         --out runs/four-calibrated
 
 Writes a copy of the model into ``--out`` (with the run's split.json, log.csv and trainings.json) whose
-model.json has the chosen thresholds and ``threshold_calibration`` (the grid's table), and
-prints the table.
+model.json has the chosen thresholds and ``threshold_calibration`` (every direction at every
+threshold), and prints them (* where a direction meets the target).
 """
 
 from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from multi_genre import GRID, meets, margin, threshold_grid  # noqa: E402  (issue 12's target, defined once)
-
-
-def choose(table: dict[str, list[dict]], fallback: dict[str, float], *, pairs: bool = True) -> tuple[dict, dict]:
-    """From the grid's rows per target genre (``threshold``, ``sources``, ``shares``,
-    ``transposition_invariant``): the threshold per target (most directions meeting the target,
-    then the highest mean share; ``fallback[t]`` where none meets it) and, with ``pairs``, per
-    direction ``{source: {target: threshold}}`` (the widest margin among the thresholds meeting
-    the target; none for a direction no threshold makes meet it)."""
-    per_target, per_pair = {}, {}
-    for target, rows in table.items():
-        met = [sum(meets(sh, ti) for sh, ti in zip(r["shares"], r["transposition_invariant"])) for r in rows]
-        best = max(range(len(rows)), key=lambda i: (met[i], float(np.mean(rows[i]["shares"]))))
-        per_target[target] = rows[best]["threshold"] if met[best] > 0 else float(fallback[target])
-        for i, source in enumerate(rows[0]["sources"] if pairs else []):
-            ok = [(margin(r["shares"][i], r["transposition_invariant"][i]), r["threshold"]) for r in rows
-                  if meets(r["shares"][i], r["transposition_invariant"][i])]
-            if ok:
-                per_pair.setdefault(source, {})[target] = max(ok)[1]
-    return per_target, per_pair
+from midigenre.choose import GRID, choose_thresholds, direction_grids, meets, part_phrases
 
 
 def main() -> None:
@@ -79,7 +57,6 @@ def main() -> None:
     from midigenre.dataset import SongSplit
     from midigenre.train import GenreSource
     from midigenre.transfer import TransferModel
-    from multi_genre import heldout
     from shared.registry import model_folder, resave_model
 
     torch.set_num_threads(args.threads)
@@ -95,30 +72,21 @@ def main() -> None:
     judge = Classifier.load(args.classifier)
     if sorted(judge.genres) != sorted(names):
         raise SystemExit(f"the classifier knows {judge.genres}, the model {names}")
-    xs = heldout(sources, split, "valid", args.max_phrases, args.seed)
+    xs = part_phrases(sources, split, "valid", args.max_phrases, args.seed)
 
-    table = {}
-    for t, target in enumerate(names):
-        others = [s for s in range(len(names)) if s != t]
-        per_source = [threshold_grid(model, judge, xs[s], target, grid) for s in others]
-        rows = []
-        for i, thr in enumerate(grid):
-            shares = [g[i]["share"] for g in per_source]
-            tis = [g[i]["transposition_invariant"] for g in per_source]
-            met = sum(meets(sh, ti) for sh, ti in zip(shares, tis))
-            rows.append({"threshold": thr, "met": met, "mean_share": float(np.mean(shares)), "sources": [names[s] for s in others],
-                         "shares": shares, "transposition_invariant": tis})
-            print(f"→ {target:10s} threshold {thr:.2f}: {met} of {len(shares)} meet; shares "
-                  + " ".join(f"{v:.2f}" for v in shares) + "; TI " + " ".join(f"{v:.2f}" for v in tis), flush=True)
-        table[target] = rows
-    chosen, pairs = choose(table, model.thresholds, pairs=not args.no_pairs)
+    directions = direction_grids(model, judge, xs, grid)
+    for d in directions:
+        print(f"{d['source']:>10s} → {d['target']:10s} " + " ".join(
+            f"{g['threshold']:.2f}: {g['share']:.2f}/{g['transposition_invariant']:.2f}"
+            + ("*" if meets(g["share"], g["transposition_invariant"]) else "") for g in d["grid"]), flush=True)
+    chosen, pairs = choose_thresholds(directions, model.thresholds, pairs=not args.no_pairs)
     print("chosen on the validation songs, per target: " + ", ".join(f"{g} {v:.2f}" for g, v in chosen.items()))
     if pairs:
         print("per direction: " + ", ".join(f"{s} → {t} {v:.2f}" for s, row in pairs.items() for t, v in row.items()))
 
     resave_model(folder, args.out, thresholds=chosen, pair_thresholds=pairs,
-                 threshold_calibration={"part": "valid", "judge": str(args.classifier), "grid": grid, "table": table,
-                                        "pairs": not args.no_pairs})
+                 threshold_calibration={"part": "valid", "judge": str(args.classifier), "grid": grid,
+                                        "directions": directions, "pairs": not args.no_pairs})
     for name in ("split.json", "log.csv", "config.json", "trainings.json"):
         if (folder / name).exists():
             shutil.copyfile(folder / name, args.out / name)

@@ -31,12 +31,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-from multi_genre import TARGET_SHARE, TARGET_TI, margin, meets  # noqa: E402  (issue 12's target, defined once)
+from midigenre.choose import meets, target_score
 
 
 def _model_path(results: Path, model: str) -> Path:
@@ -48,16 +45,15 @@ def _model_path(results: Path, model: str) -> Path:
 
 
 def score(directions: list[dict], target: str) -> tuple[int, float]:
-    """(directions into ``target`` that meet the target, a tie-breaker): at the results' threshold,
-    the mean of share − content change above 1.2; with a grid, each direction at its best
-    threshold, the mean of the widest margins."""
+    """(directions into ``target`` that meet the target, a tie-breaker): with a grid, each
+    direction at its best threshold and the mean of the widest margins
+    (:func:`midigenre.choose.target_score`); else at the results' threshold, the mean of
+    share − content change above 1.2."""
     into = [d for d in directions if d["target"] == target]
     if into and all("grid" in d for d in into):
-        met = sum(any(meets(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into)
-        best = [max(margin(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into]
-        return met, sum(best) / len(best)
-    met = sum(d["share_target[reference]"] > TARGET_SHARE and d["transposition_invariant"] <= TARGET_TI for d in into)
-    mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - TARGET_TI) for d in into) / max(len(into), 1)
+        return target_score(into, target)
+    met = sum(meets(d["share_target[reference]"], d["transposition_invariant"]) for d in into)
+    mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - 1.2) for d in into) / max(len(into), 1)
     return met, mean
 
 

@@ -49,7 +49,7 @@ def main() -> None:
     meta = read_meta(args.run, "multi-genre")
     if res.get("epochs_done") != meta.get("epochs_done"):
         raise SystemExit(f"{args.results} was measured on epoch {res.get('epochs_done')}, the run is at {meta.get('epochs_done')}")
-    trainings_file = args.run / "trainings.json"  # a combined model (scripts/combine_targets.py): one entry per training
+    trainings_file = args.run / "trainings.json"  # a chosen model (genre midi choose, scripts/combine_targets.py): per training
     trainings = json.loads(trainings_file.read_text()) if trainings_file.is_file() else None
     if trainings is not None and all(t.get("seconds") is not None for t in trainings):
         seconds, n_epochs = sum(t["seconds"] for t in trainings), sum(t["epochs"] for t in trainings)
@@ -90,12 +90,12 @@ def main() -> None:
         f"`{t.get('conditioning', 'scale-shift')}`, seed {t['seed']}.",
         *[f"- Command: `{c}`" for c in args.command],
         ("- Generators: one per target genre, each from the epoch that did best into it on the validation songs "
-         "(`scripts/combine_targets.py`): " + "; ".join(f"→ {g['genre']} after epoch {g['epochs_done']}"
+         "(`genre midi choose`, `midigenre.choose`): " + "; ".join(f"→ {g['genre']} after epoch {g['epochs_done']}"
                                                          + (f" of {_training(g['from'])}" if trainings and len(trainings) > 1 else "")
                                                          + (" (pitch plane)" if (g.get("config") or {}).get("pitch_plane") else "")
                                                          for g in meta["per_target_generators"]) + "."
          if meta.get("per_target_generators") else ""),
-        ("- Binarisation thresholds, chosen on the validation songs (`scripts/calibrate_thresholds.py`): per target "
+        ("- Binarisation thresholds, chosen on the validation songs: per target "
          + ", ".join(f"{g} {v:g}" for g, v in (meta.get("thresholds") or {}).items())
          + ("; per direction (used when the source genre is known or told, as `genre midi transfer` always does): "
             + ", ".join(f"{s} → {g} {v:g}" for s, row in meta["pair_thresholds"].items() for g, v in row.items())

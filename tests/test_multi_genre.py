@@ -407,41 +407,38 @@ def test_pair_thresholds_apply_when_the_source_genre_is_known(tmp_path):
     assert np.array_equal(back, model.probabilities(own, "low") > 0.45)
 
 
-def test_calibration_chooses_per_target_and_per_direction():
-    """scripts/calibrate_thresholds.py's choice: per target, the threshold meeting the target in
-    most directions (then the highest mean share); per direction, the widest margin among the
+def test_thresholds_are_chosen_per_target_and_per_direction():
+    """midigenre.choose.choose_thresholds: per target, the threshold meeting the target in most
+    directions (then the highest mean share); per direction, the widest margin among the
     thresholds that meet it, and nothing where none does."""
-    import importlib.util
+    from midigenre.choose import choose_thresholds, meets
 
-    spec = importlib.util.spec_from_file_location("calibrate", REPO / "scripts" / "calibrate_thresholds.py")
-    cal = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(cal)
-    rows = [  # into "high" from low and mid: a higher threshold adds less and moves fewer phrases
-        {"threshold": 0.3, "sources": ["low", "mid"], "shares": [0.95, 0.90], "transposition_invariant": [1.19, 1.50]},
-        {"threshold": 0.5, "sources": ["low", "mid"], "shares": [0.80, 0.70], "transposition_invariant": [0.90, 1.30]},
-        {"threshold": 0.7, "sources": ["low", "mid"], "shares": [0.55, 0.45], "transposition_invariant": [0.60, 1.10]},
-    ]
-    never = [{"threshold": t, "sources": ["low", "high"], "shares": [0.2, 0.3], "transposition_invariant": [0.5, 0.5]}
-             for t in (0.3, 0.5)]
-    per_target, pairs = cal.choose({"high": rows, "mid": never}, {"high": 0.5, "mid": 0.6})
+    def direction(source, target, points):
+        return {"source": source, "target": target,
+                "grid": [{"threshold": t, "share": sh, "transposition_invariant": ti} for t, sh, ti in points]}
+
+    # into "high": a higher threshold adds less and moves fewer phrases
+    low = direction("low", "high", [(0.3, 0.95, 1.19), (0.5, 0.80, 0.90), (0.7, 0.55, 0.60)])
+    mid = direction("mid", "high", [(0.3, 0.90, 1.50), (0.5, 0.70, 1.30), (0.7, 0.45, 1.10)])
+    never = [direction(s, "mid", [(0.3, 0.2, 0.5), (0.5, 0.3, 0.5)]) for s in ("low", "high")]
+    per_target, pairs = choose_thresholds([low, mid, *never], {"high": 0.5, "mid": 0.6})
     assert per_target == {"high": 0.3, "mid": 0.6}  # 0.3, 0.5 and 0.7 each meet one; 0.3 moves most; mid keeps its own
     # low → high: margins min(0.9, 0.008) at 0.3, min(0.6, 0.25) at 0.5, min(0.1, 0.5) at 0.7; mid → high meets nowhere
     assert pairs == {"low": {"high": 0.5}}
-    assert cal.choose({"high": rows}, {"high": 0.5}, pairs=False) == ({"high": 0.3}, {})
-    assert cal.meets(0.51, 1.2) and not cal.meets(0.5, 1.0) and not cal.meets(0.9, 1.21)
+    assert choose_thresholds([low, mid], {"high": 0.5}, pairs=False) == ({"high": 0.3}, {})
+    assert meets(0.51, 1.2) and not meets(0.5, 1.0) and not meets(0.9, 1.21)
+    odd = direction("mid", "high", [(0.3, 0.9, 1.0), (0.6, 0.7, 0.9), (0.7, 0.6, 0.8)])
+    with pytest.raises(GenreError, match="different thresholds"):
+        choose_thresholds([low, odd], {"high": 0.5})
 
 
 def test_threshold_grid_is_the_transfer_at_each_threshold(tmp_path):
-    """benchmarks/multi_genre.threshold_grid: per threshold, the judge's share and the content
+    """midigenre.choose.threshold_grid: per threshold, the judge's share and the content
     change of exactly what transfer_phrases gives at that threshold."""
-    import sys
-
+    from midigenre.choose import threshold_grid
     from midigenre.judges import FeatureJudge
     from midigenre.metrics import content_change_transposed
     from midigenre.stargan import save_multi_genre
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from multi_genre import threshold_grid
 
     roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
     torch.manual_seed(4)
@@ -621,6 +618,79 @@ def test_exact_resume(three, tmp_path, tiny_preset, stub_samples):
     other = MultiGenreTask(sources(three[:2]), tmp_path / "resumed", cfg, split=tmp_path / "resumed" / "split.json")
     with pytest.raises(GenreError, match="same --genre"):
         other.resume()
+
+
+def test_train_choose_and_choose_again(three, tmp_path, tiny_preset, stub_samples):
+    """genre midi train --choose (and genre midi choose): every kept epoch scored on the validation
+    songs, each target's generator from the epoch that meets the target best into it, thresholds
+    per target and direction as scored; a second choice reuses the scores; bad input is one line."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from midigenre.choose import GRID, part_phrases, target_score, threshold_grid
+    from midigenre.classifier import Classifier
+    from midigenre.dataset import SongSplit
+
+    def cli(*args):
+        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+    run = tmp_path / "run"
+    specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
+    common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1", "--valid-fraction", "0.3"]
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--keep-epochs", "--choose", *common)
+    assert r.exit_code == 0, r.output
+    chosen = run / "chosen"
+    assert "chosen model:" in r.output and "directions meet the target on the validation songs" in r.output
+    scores = {p.name: json.loads(p.read_text()) for p in sorted((chosen / "scores").glob("*.json"))}
+    assert sorted(scores) == ["run-epoch_001.json", "run-epoch_002.json"]
+    meta = json.loads((chosen / "model" / "model.json").read_text())
+    picked = {g["genre"]: Path(g["from"]).name for g in meta["per_target_generators"]}
+    for t, epoch in picked.items():  # each target's generator from the epoch that scored best into it
+        best = max(scores.values(), key=lambda sc: target_score(sc["directions"], t))
+        assert target_score(scores[f"run-{epoch}.json"]["directions"], t) == target_score(best["directions"], t)
+    assert set(meta["thresholds"].values()) <= set(GRID) | {0.5}
+    assert all(v in GRID for row in meta["pair_thresholds"].values() for v in row.values())
+    trainings = json.loads((chosen / "model" / "trainings.json").read_text())
+    assert len(trainings) == 1 and trainings[0]["epochs"] == max(g["epochs_done"] for g in meta["per_target_generators"])
+
+    # the model transfers as it was scored: each direction at its threshold gives the recorded share
+    model = TransferModel.load(chosen / "model")
+    judge = Classifier.load(chosen / "judge-reference")
+    named = {n: GenreSource.parse_named(f"{n}={p}") for n, p in zip(("low", "high", "mid"), three)}
+    xs = part_phrases([named[g] for g in model.names], SongSplit.load(run / "split.json"), "valid", 200, 0)
+    assert len(meta["threshold_calibration"]["directions"]) == 6
+    for d in meta["threshold_calibration"]["directions"]:
+        t, thr = d["target"], model.threshold(d["target"], d["source"])
+        (now,) = threshold_grid(model, judge, xs[model.names.index(d["source"])], t, [thr])
+        (recorded,) = [g for g in d["grid"] if g["threshold"] == thr]
+        assert now["share"] == pytest.approx(recorded["share"])
+        assert now["transposition_invariant"] == pytest.approx(recorded["transposition_invariant"], nan_ok=True)
+
+    stamps = {p.name: p.stat().st_mtime_ns for p in (chosen / "scores").glob("*.json")}
+    r = cli("midi", "choose", run, "--out", chosen)
+    assert r.exit_code == 0, r.output
+    assert {p.name: p.stat().st_mtime_ns for p in (chosen / "scores").glob("*.json")} == stamps  # reused, not scored again
+    assert json.loads((chosen / "model" / "model.json").read_text())["pair_thresholds"] == meta["pair_thresholds"]
+    r = cli("midi", "choose", run, "--out", chosen, "--up-to", "run=1")  # a budget: epoch 1 only
+    assert r.exit_code == 0, r.output
+    first = json.loads((chosen / "model" / "model.json").read_text())
+    assert {g["epochs_done"] for g in first["per_target_generators"]} == {1}
+    assert json.loads((chosen / "model" / "trainings.json").read_text())[0]["epochs"] == 1
+
+    def one_line_error(r, message):
+        lines = [line for line in r.output.splitlines() if line.strip()]
+        assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
+
+    one_line_error(cli("midi", "train", *specs, "--out", tmp_path / "r2", "--epochs", "1", "--choose", *common[:-2]),
+                   "give --keep-epochs and --valid-fraction")
+    plain = tmp_path / "plain"
+    assert cli("midi", "train", *specs, "--out", plain, "--epochs", "1", *common).exit_code == 0
+    one_line_error(cli("midi", "choose", plain, "--out", tmp_path / "c"), "no kept epochs")
+    one_line_error(cli("midi", "choose", run, run, "--out", tmp_path / "c"), "given twice")
+    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--up-to", "other=1"), "no run named other")
+    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--up-to", "run=x"), "give RUN=N")
+    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--genre", "jazz=x.h5"), "no genre jazz")
+    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--genre", "low=missing.h5"), "is not here")
 
 
 def test_bad_input(three, tmp_path, tiny_preset):

@@ -1,0 +1,322 @@
+"""Choosing a multi-genre model on the VALIDATION songs of its split (``genre midi choose``).
+
+One generator G(x, t) serves every target genre, but its epochs peak at different times for
+different targets (run 6 of issue 12: into classical after epoch 1, into pop after epoch 6), and
+one binarisation threshold per target cannot serve every source (into folk, classical phrases
+gain too many notes where pop phrases need more). So a model is chosen from the epochs its
+training kept (``--keep-epochs``), on the validation songs (``--valid-fraction``), never on the
+held-out ones:
+
+1. A judge, the reference classifier (the CNN of Brunner et al. with K classes) trained on the
+   split's training songs, classifies the transfers of the validation phrases of every genre into
+   every other genre, each direction binarised at every threshold of a grid (G runs once per
+   direction; :func:`threshold_grid`).
+2. Per target genre t, the epoch with the most directions into t that meet the target (share
+   classified as t > 0.5 and transposition-invariant content change ≤ 1.2) at their own best
+   threshold wins; ties go to the wider mean margin (:func:`margin`).
+3. One model holds each target's generator (:func:`midigenre.stargan.combine_targets`; the
+   discriminator, whose genre head names a song's genre, comes from the epoch that meets the most
+   directions in all), with a threshold per target genre and one per direction
+   (:func:`choose_thresholds`).
+
+    >>> from midigenre.choose import choose_model
+    >>> choice = choose_model(["runs/four"], "runs/four-chosen")
+    >>> choice.model                      # runs/four-chosen/model, for --model
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from shared.errors import GenreError
+
+#: issue 12's target for one direction: a majority moved, with transposition-invariant content change ≤ 1.2
+TARGET_SHARE, TARGET_TI = 0.5, 1.2
+#: the binarisation thresholds tried per direction
+GRID = tuple(round(v / 100, 2) for v in range(20, 91, 5))
+
+
+def meets(share: float, ti: float) -> bool:
+    """Whether one direction meets the target: share > 0.5 and content change ≤ 1.2."""
+    return share > TARGET_SHARE and ti <= TARGET_TI
+
+
+def margin(share: float, ti: float) -> float:
+    """How far a direction is inside the target, relative to each bound (negative: outside)."""
+    return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
+
+
+def part_phrases(sources, split, part: str, max_phrases: int | None, seed: int) -> list[np.ndarray]:
+    """Per source genre, the phrases with notes of the split's ``part`` songs ("train", "valid"
+    or "test"): a seeded choice of at most ``max_phrases`` (None or 0: all)."""
+    from midigenre.dataset import PhraseCache
+
+    out = []
+    for k, s in enumerate(sources):
+        with PhraseCache(s.path) as c:
+            x = c.phrases(s.genre, split.rows(c, s.genre, part))
+        x = x[x.reshape(len(x), -1).any(axis=1)]
+        if max_phrases and len(x) > max_phrases:
+            x = x[np.sort(np.random.default_rng([seed, k]).choice(len(x), max_phrases, replace=False))]
+        out.append(x)
+    return out
+
+
+def threshold_grid(model, judge, x: np.ndarray, target: str, grid: Sequence[float] = GRID) -> list[dict]:
+    """The transfers of phrases ``x`` into ``target`` binarised at each threshold of ``grid`` (G
+    runs once): per threshold, the share ``judge`` classifies as the target and the mean
+    transposition-invariant content change."""
+    from midigenre.metrics import content_change_transposed
+
+    p = model.probabilities(x, target)
+    out = []
+    for thr in grid:
+        y = model.binarize(x, p, target, thr)
+        ti = np.asarray(content_change_transposed(x, y), dtype=float)
+        out.append({"threshold": float(thr), "share": float(np.mean(judge.predict(y) == judge.index(target))),
+                    "transposition_invariant": float(np.nanmean(ti)) if np.isfinite(ti).any() else float("nan")})
+    return out
+
+
+def direction_grids(model, judge, xs: list[np.ndarray], grid: Sequence[float] = GRID) -> list[dict]:
+    """Every direction of a multi-genre model at every threshold of ``grid``: one
+    ``{"source", "target", "grid"}`` per (source, target ≠ source); ``xs`` per genre of the model."""
+    names = model.names
+    return [{"source": names[s], "target": names[t], "grid": threshold_grid(model, judge, xs[s], names[t], grid)}
+            for t in range(len(names)) for s in range(len(names)) if s != t]
+
+
+def target_score(directions: list[dict], target: str) -> tuple[int, float]:
+    """(directions into ``target`` that meet the target at their own best threshold, the mean of
+    their widest margins)."""
+    into = [d for d in directions if d["target"] == target]
+    met = sum(any(meets(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into)
+    best = [max(margin(g["share"], g["transposition_invariant"]) for g in d["grid"]) for d in into]
+    return met, (sum(best) / len(best) if best else float("-inf"))
+
+
+def choose_thresholds(directions: list[dict], fallback: dict[str, float], *, pairs: bool = True) -> tuple[dict, dict]:
+    """Thresholds from direction grids (:func:`direction_grids`; each target's grids share one
+    grid): per target genre, the threshold under which most directions into it meet the target,
+    then the highest mean share (``fallback[t]`` where none does); with ``pairs``, per direction
+    ``{source: {target: threshold}}``, the widest margin among the thresholds that meet the
+    target (none for a direction no threshold makes meet it)."""
+    per_target, per_pair = {}, {}
+    for target in dict.fromkeys(d["target"] for d in directions):
+        into = [d for d in directions if d["target"] == target]
+        grid = [g["threshold"] for g in into[0]["grid"]]
+        if any([g["threshold"] for g in d["grid"]] != grid for d in into):
+            raise GenreError(f"the directions into {target} were measured at different thresholds")
+        met = [sum(meets(d["grid"][i]["share"], d["grid"][i]["transposition_invariant"]) for d in into) for i in range(len(grid))]
+        best = max(range(len(grid)), key=lambda i: (met[i], float(np.mean([d["grid"][i]["share"] for d in into]))))
+        per_target[target] = grid[best] if met[best] > 0 else float(fallback[target])
+        for d in into if pairs else []:
+            ok = [(margin(g["share"], g["transposition_invariant"]), g["threshold"]) for g in d["grid"]
+                  if meets(g["share"], g["transposition_invariant"])]
+            if ok:
+                per_pair.setdefault(d["source"], {})[target] = max(ok)[1]
+    return per_target, per_pair
+
+
+@dataclass
+class Candidate:
+    """One kept epoch and its directions on the validation songs."""
+
+    folder: Path
+    run: Path
+    epochs_done: int
+    directions: list[dict] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return f"{self.run.name}/{self.folder.name}"
+
+
+@dataclass
+class Choice:
+    """What :func:`choose_model` chose: ``model`` (the folder to use with ``--model``), per target
+    genre the candidate and its score, the thresholds, and the training time it took."""
+
+    model: Path
+    names: list[str]
+    per_target: dict[str, Candidate]
+    base: Candidate
+    thresholds: dict[str, float]
+    pair_thresholds: dict[str, dict[str, float]]
+    trainings: list[dict]
+
+    def met(self) -> int:
+        """Directions that meet the target on the validation songs, each at its chosen threshold."""
+        n = 0
+        for t, c in self.per_target.items():
+            for d in c.directions:
+                if d["target"] == t:
+                    thr = self.pair_thresholds.get(d["source"], {}).get(t, self.thresholds[t])
+                    g = min(d["grid"], key=lambda g: abs(g["threshold"] - thr))
+                    n += meets(g["share"], g["transposition_invariant"])
+        return n
+
+    def lines(self) -> list[str]:
+        """The choice as markdown, for people."""
+        k = len(self.names)
+        out = ["| target | generator from | epoch | directions into it that meet the target (validation) | threshold |",
+               "|---|---|---|---|---|"]
+        for t, c in self.per_target.items():
+            met, _ = target_score(c.directions, t)
+            own = ", ".join(f"{s} {row[t]:g}" for s, row in self.pair_thresholds.items() if t in row)
+            out.append(f"| → {t} | {c.run} | {c.epochs_done} | {met} of {k - 1} | {self.thresholds[t]:g}"
+                       + (f" ({own})" if own else "") + " |")
+        minutes = [t["seconds"] / 60 for t in self.trainings if t.get("seconds") is not None]
+        out += ["", f"discriminator (genre of a song) from {self.base.name}; {self.met()} of {k * (k - 1)} directions meet "
+                f"the target on the validation songs; the generators took "
+                + (f"{sum(minutes):.1f} min of training" if len(minutes) == len(self.trainings) else "an unknown time")
+                + " (" + "; ".join(f"{t['run']}: {t['epochs']} epochs" for t in self.trainings) + ")"]
+        return out
+
+
+def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int]) -> list[Candidate]:
+    from shared.registry import read_meta
+
+    unknown = sorted(set(up_to) - {r.name for r in runs})
+    if unknown:
+        raise GenreError(f"no run named {', '.join(unknown)} among {', '.join(r.name for r in runs)}")
+    out = []
+    for run in runs:
+        found = sorted(p for p in (run / "epochs").glob("epoch_*") if (p / "model.json").is_file())
+        if not found:
+            raise GenreError(f"{run} has no kept epochs (RUN/epochs/epoch_NNN); train it with --keep-epochs")
+        kept = [Candidate(p, run, int(read_meta(p, "multi-genre").get("epochs_done") or 0)) for p in found]
+        kept = [c for c in kept if c.epochs_done <= up_to.get(run.name, c.epochs_done)]
+        if not kept:
+            raise GenreError(f"{run} kept no epoch up to {up_to[run.name]}")
+        out += kept
+    return out
+
+
+def _sources(meta: dict, caches: dict[str, str] | None):
+    from midigenre.train import GenreSource
+
+    names, given = meta["genres"], dict(caches or {})
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise GenreError(f"the model knows {', '.join(names)}; no genre {', '.join(unknown)}")
+    where = {d["genre"]: d["cache"] for d in meta["data"]["genres"]} | given
+    for g in names:
+        if not Path(where[g]).is_file():
+            raise GenreError(f"the {g} cache {where[g]} is not here; give --genre {g}=FILE.h5")
+    return [GenreSource.parse_named(f"{g}={where[g]}") for g in names]
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _training_time(chosen: list[Candidate]) -> list[dict]:
+    """Per training (run folder), the epochs up to the latest one taken from it and their seconds (its log.csv)."""
+    latest: dict[Path, int] = {}
+    for c in chosen:
+        latest[c.run] = max(latest.get(c.run, 0), c.epochs_done)
+    out = []
+    for run, epochs in latest.items():
+        seconds = None
+        if (run / "log.csv").is_file():
+            with open(run / "log.csv", newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= epochs]
+            if len(rows) == epochs:
+                seconds = round(sum(float(r["seconds"]) for r in rows), 1)
+        out.append({"run": str(run), "model": str(run / "epochs" / f"epoch_{epochs:03d}"), "epochs": epochs, "seconds": seconds})
+    return out
+
+
+def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, classifier: str | os.PathLike | None = None,
+                 caches: dict[str, str] | None = None, up_to: dict[str, int] | None = None, max_phrases: int = 200,
+                 seed: int = 0, grid: Sequence[float] = GRID,
+                 classifier_epochs: int = 10, device: str = "cpu", say: Callable[[str], None] = print) -> Choice:
+    """Choose a model from the kept epochs of ``runs`` (multi-genre runs of one song split trained
+    with ``--keep-epochs`` and ``--valid-fraction``) on their validation songs; write it to
+    ``OUT/model``.
+
+    ``classifier``: the judge (a K-class classifier trained on the split's training songs);
+    None: train one into ``OUT/judge-reference`` (``classifier_epochs``) or reuse it there.
+    ``caches``: genre → cache file where the runs' caches moved. ``up_to``: run folder name → the
+    last epoch of that run to choose from (a time budget; default: all). Each epoch's scores are kept in
+    ``OUT/scores`` and reused by a later call with the same judge and settings.
+    """
+    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
+    from midigenre.dataset import SongSplit
+    from midigenre.stargan import combine_targets
+    from midigenre.transfer import TransferModel
+    from shared.registry import read_meta
+
+    runs, out = [Path(r) for r in runs], Path(out)
+    if len({r.resolve() for r in runs}) < len(runs):
+        raise GenreError("a run is given twice")
+    if len({r.name for r in runs}) < len(runs):
+        raise GenreError("the runs' folder names must differ (their scores are kept under them)")
+    candidates = _kept_epochs(runs, dict(up_to or {}))
+    meta = read_meta(candidates[0].folder, "multi-genre")
+    names = meta["genres"]
+    split_path = runs[0] / "split.json"
+    if not split_path.is_file():
+        raise GenreError(f"{runs[0]} has no split.json")
+    for r in runs[1:]:
+        if not (r / "split.json").is_file() or (r / "split.json").read_bytes() != split_path.read_bytes():
+            raise GenreError(f"{r} was not trained on the song split of {runs[0]}; only trainings of one split form one model")
+    split = SongSplit.load(split_path)
+    if not all(split.genres[g].get("valid") for g in names):
+        raise GenreError(f"{runs[0]} has no validation songs to choose on; train it with --valid-fraction")
+    sources = _sources(meta, caches)
+    out.mkdir(parents=True, exist_ok=True)
+    say(f"choosing among {len(candidates)} kept epochs on the validation songs, into {out}")
+
+    judge_dir = Path(classifier) if classifier else out / "judge-reference"
+    if not (judge_dir / "model.json").is_file():
+        if classifier:
+            raise GenreError(f"{judge_dir} is not a classifier folder")
+        say(f"training the judge ({classifier_epochs} epochs) on the training songs into {judge_dir} …")
+        train_classifier(sources, judge_dir, ClassifierConfig(epochs=classifier_epochs, seed=seed), split=split_path,
+                         device=device)
+    judge = Classifier.load(judge_dir)
+    if sorted(judge.genres) != sorted(names):
+        raise GenreError(f"the judge {judge_dir} knows {', '.join(judge.genres)}, the runs {', '.join(names)}")
+    xs = part_phrases(sources, split, "valid", max_phrases, seed)
+    say("validation phrases: " + ", ".join(f"{g} {len(x)}" for g, x in zip(names, xs)))
+
+    (out / "scores").mkdir(exist_ok=True)
+    settings = {"judge": str(judge_dir.resolve()), "max_phrases": max_phrases, "seed": seed, "grid": [float(v) for v in grid]}
+    for i, c in enumerate(candidates, 1):
+        path = out / "scores" / f"{c.run.name}-{c.folder.name}.json"
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        if saved.get("settings") == settings and saved.get("model") == str(c.folder.resolve()):
+            c.directions = saved["directions"]
+        else:
+            model = TransferModel.load(c.folder, kind="multi-genre", device=device)
+            if model.names != names:
+                raise GenreError(f"{c.folder} knows {', '.join(model.names)}, {candidates[0].folder} {', '.join(names)}")
+            c.directions = direction_grids(model, judge, xs, grid)
+            _write_json(path, {"model": str(c.folder.resolve()), "settings": settings, "directions": c.directions})
+        met = sum(target_score(c.directions, t)[0] for t in names)
+        say(f"[{i}/{len(candidates)}] {c.name}: {met} of {len(names) * (len(names) - 1)} directions can meet the target")
+
+    per_target = {t: max(candidates, key=lambda c: target_score(c.directions, t)) for t in names}
+    base = max(candidates, key=lambda c: (sum(target_score(c.directions, t)[0] for t in names),
+                                          sum(target_score(c.directions, t)[1] for t in names)))
+    into = [d for t, c in per_target.items() for d in c.directions if d["target"] == t]
+    fallback = {t: float((read_meta(c.folder, "multi-genre").get("thresholds") or {}).get(t, 0.5)) for t, c in per_target.items()}
+    thresholds, pairs = choose_thresholds(into, fallback)
+    trainings = _training_time(list(per_target.values()))
+    dest = out / "model"
+    combine_targets({t: c.folder for t, c in per_target.items()}, base.folder, dest, thresholds=thresholds,
+                    pair_thresholds=pairs, threshold_calibration={"part": "valid", "judge": str(judge_dir), **settings,
+                                                                  "directions": into})
+    _write_json(dest / "trainings.json", trainings)
+    return Choice(dest, names, per_target, base, thresholds, pairs, trainings)
