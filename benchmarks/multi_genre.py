@@ -21,7 +21,8 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
 
 5. On the validation songs (``--part valid``; or wherever ``--grid`` asks), each direction also
    at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; G runs once): the share the
-   reference judge classifies as the target and the content change, so that
+   reference judge classifies as the target and the content change (G runs once more per
+   direction for it), so that
    ``scripts/combine_targets.py`` can choose each target's generator as it will be used, with
    the threshold of its own (:mod:`midigenre.choose`, which ``genre midi choose`` runs).
 
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import time
 from pathlib import Path
 
@@ -176,6 +176,7 @@ def main() -> None:
     from midigenre.dataset import SongSplit
     from midigenre.train import GenreSource
     from midigenre.transfer import TransferModel
+    from shared.atomic import write_json
     from shared.registry import model_folder
 
     torch.set_num_threads(args.threads)
@@ -226,7 +227,7 @@ def main() -> None:
         result["pair"] = {"run": str(args.pair), "same_held_out_songs": same, "epochs_done": pair.meta.get("epochs_done"),
                           "multi-genre": strength(model, ref, x_a, x_b, a, b), "cyclegan": strength(pair, ref, x_a, x_b, a, b)}
 
-    (out / "results.json").write_text(json.dumps(result, indent=2))
+    write_json(out / "results.json", result)  # atomic: scripts/combine_targets.py reads it
     keys = list(dict.fromkeys(k for r in rows for k in r if k != "grid"))
     with open(out / "directions.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")

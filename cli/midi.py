@@ -329,7 +329,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--resume", is_flag=True, help="Continue the interrupted run in --out exactly where it stopped (on any "
               "number of processes).")
 @click.option("--choose", is_flag=True, help="With --genre, --keep-epochs and --valid-fraction: after the last epoch, "
-              "choose the model on the validation songs into OUT/chosen/model, as `genre midi choose OUT` does.")
+              "choose the model on the validation songs into OUT/chosen/model, as `genre midi choose OUT --out "
+              "OUT/chosen` does (it first trains the judge, a 10-epoch classifier, on the training songs).")
 @nproc_option
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
           real_fake, genre_scale_specs, cycle_notes, keep_into, split_file, device, precision, threads, resume, choose, nproc):
@@ -541,7 +542,7 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
     _fit(task, out_path, f"genre midi train {specs} --out {out} --resume{' --choose' if choose else ''}")
     if choose:
         _choose([out_path], out_path / "chosen", classifier=None, caches={s.genre: str(s.path) for s in sources},
-                max_phrases=200)
+                max_phrases=200, device=str(task.device))
 
 
 def _choose(runs, out: Path, **kwargs) -> None:
@@ -565,8 +566,9 @@ def _choose(runs, out: Path, **kwargs) -> None:
               "whose folder is named RUN only (e.g. to stay within a training-time budget); repeatable.")
 @click.option("--max-phrases", type=click.IntRange(1), default=200, show_default=True,
               help="Validation phrases per genre at most (a seeded choice).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
-def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, threads):
+def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, device, threads):
     """Choose a multi-genre model on the validation songs from the epochs RUNS kept.
 
     RUNS: multi-genre run folders trained with --keep-epochs and --valid-fraction (several:
@@ -574,8 +576,9 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, threads
     to every other genre, binarised at thresholds 0.20, 0.25, …, 0.90, judged by a classifier
     trained on the training songs. Per target genre, the epoch with the most directions into it
     that meet the target (share judged as the target > 0.5, transposition-invariant content
-    change ≤ 1.2) gives the generator; each direction gets the threshold with the widest margin.
-    The held-out songs are not read. Scores are kept in OUT/scores: run it again after more
+    change ≤ 1.2) gives the generator; each direction that can meet the target gets the
+    threshold with the widest margin, the others their target genre's. Without --classifier
+    the judge is trained first (10 epochs, on the training songs). The held-out songs are not read. Scores are kept in OUT/scores: run it again after more
     epochs and only the new ones are scored.
 
     \b
@@ -598,7 +601,12 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, threads
         if not sep or not name or not n.isdigit() or int(n) < 1:
             raise GenreError(f"--up-to {spec}: give RUN=N, the run folder's name and an epoch number")
         up_to[name] = int(n)
-    _choose([Path(r) for r in runs], Path(out), classifier=classifier, caches=caches, up_to=up_to, max_phrases=max_phrases)
+    if device == "auto":
+        from shared.runtime import pick_device
+
+        device = str(pick_device("auto"))
+    _choose([Path(r) for r in runs], Path(out), classifier=classifier, caches=caches, up_to=up_to, max_phrases=max_phrases,
+            device=device)
 
 
 def _fit(task, out_path: Path, resume_command: str) -> None:

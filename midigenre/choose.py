@@ -49,7 +49,10 @@ def meets(share: float, ti: float) -> bool:
 
 
 def margin(share: float, ti: float) -> float:
-    """How far a direction is inside the target, relative to each bound (negative: outside)."""
+    """How far a direction is inside the target, relative to each bound (negative: outside; -inf
+    where a value is unknown)."""
+    if np.isnan(share) or np.isnan(ti):
+        return float("-inf")
     return min((share - TARGET_SHARE) / TARGET_SHARE, (TARGET_TI - ti) / TARGET_TI)
 
 
@@ -214,12 +217,6 @@ def _sources(meta: dict, caches: dict[str, str] | None):
     return [GenreSource.parse_named(f"{g}={where[g]}") for g in names]
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _training_time(chosen: list[Candidate]) -> list[dict]:
     """Per training (run folder), the epochs up to the latest one taken from it and their seconds (its log.csv)."""
     latest: dict[Path, int] = {}
@@ -235,6 +232,26 @@ def _training_time(chosen: list[Candidate]) -> list[dict]:
                 seconds = round(sum(float(r["seconds"]) for r in rows), 1)
         out.append({"run": str(run), "model": str(run / "epochs" / f"epoch_{epochs:03d}"), "epochs": epochs, "seconds": seconds})
     return out
+
+
+def _check_judge_songs(judge_dir: Path, split, names: list[str]) -> None:
+    """The judge must not have trained on the validation or held-out songs of the runs' split."""
+    from midigenre.dataset import SongSplit
+
+    if not (judge_dir / "split.json").is_file():
+        raise GenreError(f"the judge {judge_dir} has no split.json, so the songs it trained on are unknown")
+    theirs = SongSplit.load(judge_dir / "split.json")
+    for g in names:
+        seen = {e["sha1"] for e in (theirs.genres.get(g) or {}).get("train", [])}
+        ours = {e["sha1"] for part in ("valid", "test") for e in split.genres[g].get(part, [])}
+        if seen & ours:
+            raise GenreError(f"the judge {judge_dir} trained on {len(seen & ours)} {g} songs that the runs set aside "
+                             "for validation or testing; train it on the runs' split (genre midi train-classifier --split)")
+
+
+def _fingerprint(folder: Path) -> list:
+    """Size and modification time of a model folder's files: a changed model is scored again."""
+    return [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in sorted(folder.iterdir()) if p.name.startswith("model.")]
 
 
 def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, classifier: str | os.PathLike | None = None,
@@ -255,6 +272,7 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
     from midigenre.dataset import SongSplit
     from midigenre.stargan import combine_targets
     from midigenre.transfer import TransferModel
+    from shared.atomic import write_json
     from shared.registry import read_meta
 
     runs, out = [Path(r) for r in runs], Path(out)
@@ -272,11 +290,14 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
         if not (r / "split.json").is_file() or (r / "split.json").read_bytes() != split_path.read_bytes():
             raise GenreError(f"{r} was not trained on the song split of {runs[0]}; only trainings of one split form one model")
     split = SongSplit.load(split_path)
-    if not all(split.genres[g].get("valid") for g in names):
+    if not any(split.genres[g].get("valid") for g in names):
         raise GenreError(f"{runs[0]} has no validation songs to choose on; train it with --valid-fraction")
+    missing = [g for g in names if not split.genres[g].get("valid")]
+    if missing:
+        raise GenreError(f"{runs[0]} has no validation songs of {', '.join(missing)} (too few songs for its "
+                         "--valid-fraction); choose needs some of every genre")
     sources = _sources(meta, caches)
     out.mkdir(parents=True, exist_ok=True)
-    say(f"choosing among {len(candidates)} kept epochs on the validation songs, into {out}")
 
     judge_dir = Path(classifier) if classifier else out / "judge-reference"
     if not (judge_dir / "model.json").is_file():
@@ -284,26 +305,34 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
             raise GenreError(f"{judge_dir} is not a classifier folder")
         say(f"training the judge ({classifier_epochs} epochs) on the training songs into {judge_dir} …")
         train_classifier(sources, judge_dir, ClassifierConfig(epochs=classifier_epochs, seed=seed), split=split_path,
-                         device=device)
+                         device=device, on_epoch=lambda epoch, row: say(f"  judge epoch {epoch} of {classifier_epochs}"))
     judge = Classifier.load(judge_dir)
     if sorted(judge.genres) != sorted(names):
         raise GenreError(f"the judge {judge_dir} knows {', '.join(judge.genres)}, the runs {', '.join(names)}")
+    _check_judge_songs(judge_dir, split, names)
     xs = part_phrases(sources, split, "valid", max_phrases, seed)
-    say("validation phrases: " + ", ".join(f"{g} {len(x)}" for g, x in zip(names, xs)))
+    empty = [g for g, x in zip(names, xs) if not len(x)]
+    if empty:
+        raise GenreError(f"the validation songs of {', '.join(empty)} have no phrases with notes to choose on")
+    say(f"choosing among {len(candidates)} kept epochs on the validation songs (phrases: "
+        + ", ".join(f"{g} {len(x)}" for g, x in zip(names, xs)) + f"), into {out}")
 
     (out / "scores").mkdir(exist_ok=True)
-    settings = {"judge": str(judge_dir.resolve()), "max_phrases": max_phrases, "seed": seed, "grid": [float(v) for v in grid]}
+    settings = {"judge": str(judge_dir.resolve()), "judge_files": _fingerprint(judge_dir), "max_phrases": max_phrases,
+                "seed": seed, "grid": [float(v) for v in grid], "caches": {s.genre: str(Path(s.path).resolve()) for s in sources}}
     for i, c in enumerate(candidates, 1):
         path = out / "scores" / f"{c.run.name}-{c.folder.name}.json"
         saved = json.loads(path.read_text()) if path.is_file() else {}
-        if saved.get("settings") == settings and saved.get("model") == str(c.folder.resolve()):
+        if (saved.get("settings") == settings and saved.get("model") == str(c.folder.resolve())
+                and saved.get("model_files") == _fingerprint(c.folder)):
             c.directions = saved["directions"]
         else:
             model = TransferModel.load(c.folder, kind="multi-genre", device=device)
             if model.names != names:
                 raise GenreError(f"{c.folder} knows {', '.join(model.names)}, {candidates[0].folder} {', '.join(names)}")
             c.directions = direction_grids(model, judge, xs, grid)
-            _write_json(path, {"model": str(c.folder.resolve()), "settings": settings, "directions": c.directions})
+            write_json(path, {"model": str(c.folder.resolve()), "model_files": _fingerprint(c.folder), "settings": settings,
+                              "directions": c.directions})
         met = sum(target_score(c.directions, t)[0] for t in names)
         say(f"[{i}/{len(candidates)}] {c.name}: {met} of {len(names) * (len(names) - 1)} directions can meet the target")
 
@@ -316,7 +345,7 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
     trainings = _training_time(list(per_target.values()))
     dest = out / "model"
     combine_targets({t: c.folder for t, c in per_target.items()}, base.folder, dest, thresholds=thresholds,
-                    pair_thresholds=pairs, threshold_calibration={"part": "valid", "judge": str(judge_dir), **settings,
-                                                                  "directions": into})
-    _write_json(dest / "trainings.json", trainings)
+                    pair_thresholds=pairs, threshold_calibration={"part": "valid", "judge": str(judge_dir), "grid": settings["grid"],
+                                                                  "max_phrases": max_phrases, "seed": seed, "directions": into})
+    write_json(dest / "trainings.json", trainings)
     return Choice(dest, names, per_target, base, thresholds, pairs, trainings)

@@ -334,8 +334,9 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     # a generator trained to keep its source's notes is used that way (keep_source of its own source)
     keep_source = {g: bool((metas[g].get("keep_source") or {}).get(g, False)) for g in genres}
     done = [p["epochs_done"] for p in provenance if isinstance(p["epochs_done"], int)]
+    # the base's own per-direction thresholds and their calibration belong to its generators, not these
     described = {"per_target_generators": provenance, "thresholds": thresholds, "keep_source": keep_source,
-                 **({"epochs_done": max(done)} if done else {})}
+                 "pair_thresholds": {}, "threshold_calibration": None, **({"epochs_done": max(done)} if done else {})}
     out = resave_model(base_folder, dest, tensors=tensors, **(described | changes))
     shutil.copyfile(split_path, Path(dest) / "split.json")
     return out

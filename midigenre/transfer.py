@@ -271,10 +271,10 @@ class MultiGenreTransfer(GenreTransfer):
         import torch
 
         t = self._index(target, "--to")
+        there = self.threshold(target, source)  # the source as given: the transfer is the same with or without cycle
         if cycle and source is None:
             source = self.predict_genre(phrases)[0]
         s = self._index(source, "--from") if source is not None else None
-        there = self.threshold(target, source)
         out, back = [], []
         with torch.inference_mode():
             for x in self._batches(phrases, batch_size):

@@ -66,6 +66,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from midigenre.stargan import combine_targets
+    from shared.atomic import atomic_path, write_json
     from shared.errors import GenreError
 
     candidates = []
@@ -114,8 +115,9 @@ def main() -> None:
         logged = list(csv.DictReader(lines))
         summary.append({"model": str(c["model"]), "epochs": len(logged), "seconds": round(sum(float(r["seconds"]) for r in logged), 1)})
         if len(trainings) == 1:
-            (args.out / "log.csv").write_text("\n".join(lines) + "\n")
-    (args.out / "trainings.json").write_text(json.dumps(summary, indent=2) + "\n")
+            with atomic_path(args.out / "log.csv") as tmp:
+                tmp.write_text("\n".join(lines) + "\n")
+    write_json(args.out / "trainings.json", summary)
     if len(trainings) > 1:
         known = [t["seconds"] for t in summary if t["seconds"] is not None]
         print(f"generators from {len(trainings)} trainings: "

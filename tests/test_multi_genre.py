@@ -405,6 +405,15 @@ def test_pair_thresholds_apply_when_the_source_genre_is_known(tmp_path):
     # the cycle's way back (high → low) is binarised at that direction's own threshold
     _, back = model.transfer_phrases(ph, "high", source="low", cycle=True)
     assert np.array_equal(back, model.probabilities(own, "low") > 0.45)
+    # a source the model has to tell for the way back leaves the transfer as without the cycle
+    assert np.array_equal(model.transfer_phrases(ph, "high", cycle=True)[0], targets)
+    # generators combined into another model do not keep this model's per-direction thresholds
+    from midigenre.stargan import combine_targets
+
+    (tmp_path / "m" / "split.json").write_text('{"songs": 1}')
+    combine_targets({g: tmp_path / "m" for g in genres}, tmp_path / "m", tmp_path / "c", thresholds={"low": 0.4})
+    combined = TransferModel.load(tmp_path / "c")
+    assert combined.pair_thresholds == {} and combined.thresholds["low"] == 0.4 and combined.meta["threshold_calibration"] is None
 
 
 def test_thresholds_are_chosen_per_target_and_per_direction():
@@ -691,6 +700,15 @@ def test_train_choose_and_choose_again(three, tmp_path, tiny_preset, stub_sample
     one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--up-to", "run=x"), "give RUN=N")
     one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--genre", "jazz=x.h5"), "no genre jazz")
     one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--genre", "low=missing.h5"), "is not here")
+    # a judge that trained on songs the run set aside for validation is refused
+    import shutil
+
+    shutil.copytree(chosen / "judge-reference", tmp_path / "judge")
+    theirs = json.loads((tmp_path / "judge" / "split.json").read_text())
+    theirs["genres"]["low"]["train"] += theirs["genres"]["low"]["valid"]
+    (tmp_path / "judge" / "split.json").write_text(json.dumps(theirs))
+    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--classifier", tmp_path / "judge"),
+                   "set aside for validation or testing")
 
 
 def test_bad_input(three, tmp_path, tiny_preset):
