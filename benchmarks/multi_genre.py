@@ -20,11 +20,10 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
    reference judge (S_A→B = ½[P_A(x_A) + P_A(x̃_A) − 2·P_A(x̂_B)], cycled back with each model).
 
 5. On the validation songs (``--part valid``; or wherever ``--grid`` asks), each direction also
-   at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; G runs once): the share the
-   reference judge classifies as the target and the content change (G runs once more per
-   direction for it), so that
-   ``scripts/combine_targets.py`` can choose each target's generator as it will be used, with
-   the threshold of its own (:mod:`midigenre.choose`, which ``genre midi choose`` runs).
+   at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; one more pass of G per
+   direction): the share the reference judge classifies as the target and the content change,
+   so that ``scripts/combine_targets.py`` can choose each target's generator as it will be
+   used, with the threshold of its own (:mod:`midigenre.choose`, which ``genre midi choose`` runs).
 
 Target (issue 12): every direction moves a majority of held-out phrases to the target
 (share > 0.5 by the reference judge) with transposition-invariant content change ≤ 1.2.

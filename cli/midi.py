@@ -578,8 +578,9 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, device,
     that meet the target (share judged as the target > 0.5, transposition-invariant content
     change ≤ 1.2) gives the generator; each direction that can meet the target gets the
     threshold with the widest margin, the others their target genre's. Without --classifier
-    the judge is trained first (10 epochs, on the training songs). The held-out songs are not read. Scores are kept in OUT/scores: run it again after more
-    epochs and only the new ones are scored.
+    the judge is trained first (10 epochs, on the training songs). The held-out songs are not
+    read. Scores are kept in OUT/scores: run it again after more epochs and only the new ones
+    are scored.
 
     \b
     Example:

@@ -283,7 +283,8 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     pair model's :func:`midigenre.models.combine_generators`. ``base`` gives the discriminator and
     genre critic (the genre of a song whose genre is not given) and the description, with
     ``changes`` applied (e.g. ``thresholds`` chosen for the combination); ``per_target_generators``
-    says where each generator came from and ``epochs_done`` is the most any of them trained. Writes ``dest`` (model and ``split.json``).
+    says where each generator came from and ``epochs_done`` is the most any of them trained.
+    Writes ``dest`` (model and ``split.json``).
     """
     import json
     import shutil

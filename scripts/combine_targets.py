@@ -33,7 +33,7 @@ import csv
 import json
 from pathlib import Path
 
-from midigenre.choose import meets, target_score
+from midigenre.choose import TARGET_TI, meets, target_score
 
 
 def _model_path(results: Path, model: str) -> Path:
@@ -53,7 +53,7 @@ def score(directions: list[dict], target: str) -> tuple[int, float]:
     if into and all("grid" in d for d in into):
         return target_score(into, target)
     met = sum(meets(d["share_target[reference]"], d["transposition_invariant"]) for d in into)
-    mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - 1.2) for d in into) / max(len(into), 1)
+    mean = sum(d["share_target[reference]"] - max(0.0, d["transposition_invariant"] - TARGET_TI) for d in into) / max(len(into), 1)
     return met, mean
 
 

@@ -468,13 +468,27 @@ def test_threshold_grid_is_the_transfer_at_each_threshold(tmp_path):
     assert len({r["transposition_invariant"] for r in rows}) > 1  # the thresholds give different transfers
 
 
+def _valid_results(path: Path, folder: Path, genres: list[str], epoch: int, directions: list[dict]) -> Path:
+    """A results.json of benchmarks/multi_genre.py --part valid for one candidate."""
+    path.parent.mkdir()
+    path.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
+                                "directions": directions}))
+    return path
+
+
+def _combine(results: list[Path], out: Path):
+    """Run scripts/combine_targets.py on ``results`` into ``out``."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, str(REPO / "scripts" / "combine_targets.py"), *map(str, results), "--out", str(out)],
+                          capture_output=True, text=True, cwd=REPO)
+
+
 def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_path):
     """With a threshold grid in the validation results, combine_targets.py scores a direction at
     its best threshold: an epoch whose transfers add too much at 0.5 but meet the target with a
     wider margin at 0.7 wins; candidates scored with and without a grid are refused together."""
-    import subprocess
-    import sys
-
     from midigenre.stargan import save_multi_genre
 
     roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
@@ -498,14 +512,8 @@ def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_p
                 directions.append({"source": s, "target": t, "share_target[reference]": share, "transposition_invariant": ti,
                                    "grid": [{"threshold": k, "share": v[0], "transposition_invariant": v[1]}
                                             for k, v in grid.items()]})
-        res = tmp_path / f"ep{epoch}-valid" / "results.json"
-        res.parent.mkdir()
-        res.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
-                                   "directions": directions}))
-        results.append(res)
-    script = REPO / "scripts" / "combine_targets.py"
-    out = subprocess.run([sys.executable, str(script), *map(str, results), "--out", str(tmp_path / "combined")],
-                         capture_output=True, text=True, cwd=REPO)
+        results.append(_valid_results(tmp_path / f"ep{epoch}-valid" / "results.json", folder, genres, epoch, directions))
+    out = _combine(results, tmp_path / "combined")
     assert out.returncode == 0, out.stderr
     meta = json.loads((tmp_path / "combined" / "model.json").read_text())
     assert meta["per_target_generators"][0]["genre"] == "low" and meta["per_target_generators"][0]["epochs_done"] == 1
@@ -516,12 +524,10 @@ def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_p
         r["directions"] = [{k: v for k, v in d.items() if k != "grid"} for d in r["directions"]]
         res.with_name("plain.json").write_text(json.dumps(r))
     plain = [res.with_name("plain.json") for res in results]
-    out = subprocess.run([sys.executable, str(script), *map(str, plain), "--out", str(tmp_path / "plain")],
-                         capture_output=True, text=True, cwd=REPO)
+    out = _combine(plain, tmp_path / "plain")
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "plain" / "model.json").read_text())["per_target_generators"][0]["epochs_done"] == 2
-    out = subprocess.run([sys.executable, str(script), str(results[0]), str(plain[1]), "--out", str(tmp_path / "bad")],
-                         capture_output=True, text=True, cwd=REPO)
+    out = _combine([results[0], plain[1]], tmp_path / "bad")
     assert out.returncode != 0 and "score them all alike" in out.stderr and not (tmp_path / "bad").exists()
 
 
@@ -928,8 +934,6 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
     the time of each training up to the latest epoch taken from it (trainings.json), and refuses
     held-out results."""
     import csv as csv_
-    import subprocess
-    import sys
 
     from midigenre.stargan import save_multi_genre
 
@@ -954,14 +958,9 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
             good = {("a", 2): "low", ("a", 1): "mid", ("b", 1): "high"}.get((run, epoch))
             directions = [{"source": s, "target": t, "share_target[reference]": 0.9 if t == good else 0.1,
                            "transposition_invariant": 0.5} for s in genres for t in genres if s != t]
-            res = tmp_path / f"{run}-ep{epoch}-valid" / "results.json"
-            res.parent.mkdir()
-            res.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
-                                       "directions": directions}))
-            results.append(res)
-    script = REPO / "scripts" / "combine_targets.py"
-    out = subprocess.run([sys.executable, str(script), *map(str, results), "--out", str(tmp_path / "combined")],
-                         capture_output=True, text=True, cwd=REPO)
+            results.append(_valid_results(tmp_path / f"{run}-ep{epoch}-valid" / "results.json", folder, genres, epoch,
+                                          directions))
+    out = _combine(results, tmp_path / "combined")
     assert out.returncode == 0, out.stderr
     meta = json.loads((tmp_path / "combined" / "model.json").read_text())
     picked = {g["genre"]: (Path(g["from"]).parent.parent.name, g["epochs_done"]) for g in meta["per_target_generators"]}
@@ -974,6 +973,5 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
     assert TransferModel.load(tmp_path / "combined").transfer_phrases(np.zeros((1, 64, 84), bool), "high")[0].shape == (1, 64, 84)
     held_out = tmp_path / "held-out.json"
     held_out.write_text(json.dumps({"part": "test", "model": "x", "genres": genres, "directions": []}))
-    out = subprocess.run([sys.executable, str(script), str(held_out), "--out", str(tmp_path / "bad")], capture_output=True,
-                         text=True, cwd=REPO)
+    out = _combine([held_out], tmp_path / "bad")
     assert out.returncode != 0 and "validation songs" in out.stderr
