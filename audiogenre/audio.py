@@ -33,6 +33,11 @@ from shared.errors import GenreError
 
 SAMPLE_RATE = 16_000
 MIN_SECONDS = 0.5  # below this a clip holds too few wav2vec2 frames (20 ms each) to classify
+#: Sample rates a recording can plausibly have (Hz): a header outside them is damaged or forged, and
+#: resampling from it would make absurd lengths (1 Hz → 16 kHz multiplies the samples by 16000).
+FILE_RATES = (4000, 768_000)
+#: The most samples :func:`resample` makes (1 GiB of float32, 4.6 hours at 16 kHz): more than any song.
+MAX_RESAMPLED = 1 << 28
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +75,7 @@ def load_audio(path: str | os.PathLike, *, start: float = 0.0, duration: float |
         with _quiet_decoder():
             with sf.SoundFile(str(path)) as f:
                 rate = f.samplerate
+                check_file_rate(rate, path)
                 first = int(round(start * rate))
                 if first:
                     if f.seekable():
@@ -78,6 +84,8 @@ def load_audio(path: str | os.PathLike, *, start: float = 0.0, duration: float |
                         f.read(first, dtype="float32", always_2d=True)
                 frames = -1 if duration is None else int(round(duration * rate))
                 data = f.read(frames, dtype="float32", always_2d=True)
+    except GenreError:
+        raise
     except (sf.LibsndfileError, RuntimeError, ValueError) as err:
         msg = str(err).split("\n")[0]
         if msg.startswith("Error opening") and path.is_file():  # libsndfile's words fit a missing file, not this
@@ -88,6 +96,14 @@ def load_audio(path: str | os.PathLike, *, start: float = 0.0, duration: float |
     if not all(np.isfinite(data[i:i + (1 << 20)]).all() for i in range(0, data.shape[0], 1 << 20)):
         raise GenreError(f"{path} holds NaN or infinite samples")
     return Audio(np.ascontiguousarray(data), int(rate))
+
+
+def check_file_rate(rate: int, path: str | os.PathLike = "the audio") -> None:
+    """GenreError for a sample rate no recording has (a damaged or forged header)."""
+    lo, hi = FILE_RATES
+    if not lo <= int(rate) <= hi:
+        raise GenreError(f"{path} claims a sample rate of {int(rate)} Hz, outside the {lo}..{hi} Hz of real "
+                         "recordings: its header is damaged; convert it to a usual rate (e.g. 44100 Hz)")
 
 
 class _quiet_decoder:
@@ -168,6 +184,11 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int, quality: str = "H
         return samples.copy()
     if rate_in <= 0 or rate_out <= 0:
         raise GenreError(f"bad sample rate {rate_in} → {rate_out}")
+    made = -(-samples.shape[0] * int(rate_out) // int(rate_in)) * (samples.shape[1] if samples.ndim > 1 else 1)
+    if made > MAX_RESAMPLED:
+        raise GenreError(f"resampling {samples.shape[0]} samples from {rate_in} Hz to {rate_out} Hz would make {made} "
+                         f"samples ({made * 4 / (1 << 30):.1f} GiB), more than the {MAX_RESAMPLED} allowed: "
+                         "is the sample rate in the file's header right?")
     out = soxr.resample(samples, rate_in, rate_out, quality=quality)
     return np.ascontiguousarray(out, dtype=np.float32)
 

@@ -175,8 +175,38 @@ class AudioClassifier(nn.Module):
         return load_model(folder, KIND, device=device, encoder=encoder)
 
 
+def check_settings(settings) -> None:
+    """ValueError (said by :func:`shared.registry.load_model` as one line naming the folder) unless
+    ``settings`` hold the preprocessing a classifier was trained with: its clips' ``sample_rate``
+    and ``seconds`` (required: with defaults in their place it would hear other clips than it
+    learned on), and an ``offset`` and ``noise`` that make sense where given."""
+    import math
+
+    from audiogenre.audio import FILE_RATES, MIN_SECONDS
+
+    if not isinstance(settings, dict):
+        raise ValueError("it has no preprocessing settings (\"settings\": sample_rate, seconds, …)")
+    missing = [k for k in ("sample_rate", "seconds") if k not in settings]
+    if missing:
+        raise ValueError(f"its settings lack {' and '.join(missing)}: the clips it was trained on are unknown")
+
+    def number(key, lo, hi, whole=False):
+        v = settings[key]
+        ok = isinstance(v, int) if whole else isinstance(v, (int, float))
+        if isinstance(v, bool) or not ok or not math.isfinite(v) or not lo <= v <= hi:
+            raise ValueError(f"its settings hold {key} = {v!r}, not {'a whole number' if whole else 'a number'} "
+                             f"in {lo:g}..{hi:g}")
+
+    number("sample_rate", FILE_RATES[0], FILE_RATES[1], whole=True)
+    number("seconds", MIN_SECONDS, 3600.0)
+    for key in ("offset", "noise"):
+        if key in settings:
+            number(key, 0.0, 3600.0 if key == "offset" else 10.0)
+
+
 @register(KIND, AudioClassifierConfig, version=1)
 def _build(config: AudioClassifierConfig, meta: dict, *, encoder: str | None = None) -> AudioClassifier:
+    check_settings(meta.get("settings"))
     backend = make_backend(config.backend, config.backend_config, encoder=encoder, segment_seconds=config.segment_seconds)
     if not backend.trainable:  # its weights come from elsewhere: they must be the ones it was trained with
         if backend.identity() != meta["backend"]["identity"]:

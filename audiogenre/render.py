@@ -344,13 +344,27 @@ def render_file(path: str | os.PathLike, *, soundfont=None, rate: int = RENDER_R
     return renderer(soundfont, rate).render(tracks, start=start, seconds=seconds)
 
 
+#: Bytes per stereo frame of uncompressed audio, per subtype (FLAC: about 0.6 of it for music).
+_BYTES_PER_FRAME = {"PCM_16": 4.0, "PCM_24": 6.0, "PCM_32": 8.0, "FLOAT": 8.0, "DOUBLE": 16.0}
+
+
+def estimate_bytes(seconds: float, rate: int, fmt: str, subtype: str) -> int:
+    """About how many bytes ``seconds`` of stereo audio take as ``fmt``/``subtype``."""
+    if fmt == "OGG":
+        return int(seconds * 20_000)  # Vorbis at its default quality: about 160 kbit/s
+    per = _BYTES_PER_FRAME.get(subtype, 4.0) * (0.6 if fmt == "FLAC" else 1.0)
+    return int(seconds * rate * per)
+
+
 def render_to_file(path: str | os.PathLike, output: str | os.PathLike, *, soundfont=None, rate: int = RENDER_RATE,
                    start: float = 0.0, seconds: float | None = None, max_bars: int = MAX_BARS,
-                   subtype: str | None = None) -> float:
+                   subtype: str | None = None, on_start=None) -> float:
     """Render a MIDI file straight into an audio file (.wav/.flac/.ogg), block by block.
 
     Memory stays at a few seconds of audio whatever the song's length; the file appears
-    (atomically) only when it is complete. Returns the seconds written.
+    (atomically) only when it is complete. Returns the seconds written. ``on_start(seconds,
+    bytes)``, when given, hears the length to render and the file's estimated size before the
+    rendering starts (a command warns of hours of audio there).
     """
     import soundfile as sf
 
@@ -365,6 +379,12 @@ def render_to_file(path: str | os.PathLike, output: str | os.PathLike, *, soundf
     rend = renderer(soundfont, rate)
     fmt = {".wav": "WAV", ".flac": "FLAC", ".ogg": "OGG"}[output.suffix.lower()]
     subtype = subtype or {"WAV": "PCM_16", "FLAC": "PCM_16", "OGG": "VORBIS"}[fmt]
+    song_end = song_seconds(tracks)
+    if start > 0 and start >= song_end:  # past the last note: only silence, with --seconds or without
+        raise GenreError(f"nothing to render: the song ends at {song_end:.1f} s, before {start:g} s")
+    if on_start is not None:
+        length = (song_end + 1.0 - start) if seconds is None else seconds  # 1.0: the tail of Renderer.blocks
+        on_start(length, estimate_bytes(length, rate, fmt, subtype))
     frames = 0
     with atomic_path(output, suffix=output.suffix) as tmp:
         try:

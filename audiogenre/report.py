@@ -181,7 +181,7 @@ def build_transform_report(output: str | os.PathLike, out: str | os.PathLike, *,
     tr = rec["report"]
     scale = float(tr.get("output_scale", 1.0))
     change = after.samples - before.samples * np.float32(scale)
-    with atomic_folder(out, marker=REPORT_JSON) as tmp:
+    with atomic_folder(out, marker=REPORT_JSON, keep_others=True) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "img").mkdir()
         report_progress("report", 0, 4)
@@ -365,7 +365,7 @@ def build_bridge_report(folder: str | os.PathLike, out: str | os.PathLike, *, re
             raise GenreError(f"cannot read {side} ({str(err).splitlines()[0]})") from None
     rec = load_audio(files["recording"], duration=max_seconds)
     settings = RollSettings(meter="assume-4/4")
-    with atomic_folder(out, marker=REPORT_JSON) as tmp:
+    with atomic_folder(out, marker=REPORT_JSON, keep_others=True) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "img").mkdir()
         audio = {"recording": {"file": "audio/recording.ogg", "rate": rec.rate,

@@ -73,7 +73,7 @@ class TransformConfig:
 
     lam: float = 1.0           # λ: weight of ‖x̂ − x‖²₂ (sum over the window's samples)
     lr: float = 2e-4           # step size (Adam: per-sample change per step)
-    steps: int = 60            # step budget per window
+    steps: int = 60            # step budget per window and pass
     target_prob: float = 0.9   # stop a window once p_target reaches this
     epsilon: float = 0.0       # stop a window once the loss is below ε (0: off)
     optimizer: str = "adam"
@@ -127,6 +127,7 @@ class WindowReport:
     genre_before: str
     genre_after: str
     snr_db: float
+    passes: list[int] = dataclasses.field(default_factory=list)  # the steps of each pass that worked on it
 
 
 @dataclasses.dataclass
@@ -357,6 +358,7 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     xh_full = mono16.astype(np.float32).copy()
     best_full, best_mean, best_pass = xh_full.copy(), float(before[:, t].mean()), 0
     steps_taken = [0] * len(bounds)
+    per_pass: list[list[int]] = [[] for _ in bounds]
     now = before[:, t]
     stage = f"→ {target}"
     budget = [len(bounds) * config.steps, 0]  # total steps, steps done (or given up when a window stops early)
@@ -384,6 +386,7 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
             report_progress(stage, budget[1], budget[0], where)
             xh_full[s:e] = xh
             steps_taken[k] += taken
+            per_pass[k].append(taken)
         now = _probabilities(model, [xh_full[s:e] for s, e in bounds], device, length)[:, t]
         if float(now.mean()) > best_mean:
             best_full[:], best_mean, best_pass = xh_full, float(now.mean()), rnd + 1
@@ -408,7 +411,12 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
         held = sum(1 for v in win_snr if v < config.min_snr + 0.1)
         if held:
             notes.append(f"the {config.min_snr:g} dB SNR floor held the change back in {held} of {len(bounds)} windows")
-    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length, gain)
+    report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length, gain, per_pass)
+    again = sum(1 for p in per_pass if len(p) > 1)
+    if again:
+        notes.append(f"{again} of {len(bounds)} windows were worked on again in a later pass (a neighbour's change had "
+                     f"pushed p({target}) back below {config.target_prob:g}): their steps add up over the passes "
+                     f"(shown a+b), at most {config.steps} per pass")
     if report.p_after < report.p_before:
         # the classifier hears the song through the resampling round trip: never return worse than the input
         note = (f"no result raised p({target}) (best {report.p_after:.3f} < {report.p_before:.3f} as written): "
@@ -470,12 +478,14 @@ def _after(model, rate: int, out: np.ndarray, bounds, device, length: int, gain:
 
 
 def _report(model, audio: Audio, out: np.ndarray, bounds, before, steps_taken, win_snr, target, device,
-            length: int = 0, gain: float = 1.0) -> TransformReport:
+            length: int = 0, gain: float = 1.0, per_pass=None) -> TransformReport:
     after = _after(model, audio.rate, out, bounds, device, length, gain)
     t = model.genre_index(target)
     g = model.genres
     wins = [WindowReport(s / SAMPLE_RATE, e / SAMPLE_RATE, k, float(b[t]), float(a[t]), g[int(b.argmax())], g[int(a.argmax())], float(snr))
             for (s, e), k, b, a, snr in zip(bounds, steps_taken, before, after, win_snr)]
+    for w, p in zip(wins, per_pass or []):
+        w.passes = list(p)
     return TransformReport(
         target=target, windows=wins,
         p_before=float(before[:, t].mean()), p_after=float(after[:, t].mean()),
@@ -557,9 +567,10 @@ def transform_file(model, path: str | os.PathLike, target: str, out_path: str | 
 
 
 def format_report(r: TransformReport) -> str:
-    lines = [f"{'window':>15}  {'steps':>5}  {'p(' + r.target + ') before':>16}  {'after':>6}  {'genre before → after':<24}  {'SNR dB':>6}"]
+    lines = [f"{'window':>15}  {'steps':>7}  {'p(' + r.target + ') before':>16}  {'after':>6}  {'genre before → after':<24}  {'SNR dB':>6}"]
     for w in r.windows:
-        lines.append(f"{w.start:6.1f}–{w.end:6.1f} s  {w.steps:5d}  {w.p_before:16.3f}  {w.p_after:6.3f}  "
+        steps = "+".join(map(str, w.passes)) if len(w.passes) > 1 else str(w.steps)  # per pass when revisited
+        lines.append(f"{w.start:6.1f}–{w.end:6.1f} s  {steps:>7}  {w.p_before:16.3f}  {w.p_after:6.3f}  "
                      f"{(w.genre_before + ' → ' + w.genre_after):<24}  {w.snr_db:6.1f}")
     snr = "inf" if math.isinf(r.snr_db) else f"{r.snr_db:.1f}"
     lines.append(f"song: p({r.target}) {r.p_before:.3f} → {r.p_after:.3f}; genre {r.genre_before} → {r.genre_after}; "

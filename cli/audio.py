@@ -65,6 +65,10 @@ def _open(dataset, kind, gtzan_split, fma_subset, genres):
     return open_dataset(dataset, kind, gtzan_split=gtzan_split, fma_subset=fma_subset, genres=g)
 
 
+#: Seconds of audio from which `genre render` warns before it starts (an hour).
+LONG_RENDER = 3600.0
+
+
 @click.command()
 @click.argument("song", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="WAV (or .flac/.ogg) to write.")
@@ -84,10 +88,25 @@ def render(song, output, soundfont, rate, start, seconds, max_bars):
     from audiogenre.render import render_to_file, renderer
     from shared.atomic import refuse_overwriting_input
 
+    from shared.runtime import signals_as_interrupt
+
     refuse_overwriting_input([song, soundfont], output)
     if not Path(song).exists():
         raise GenreError(f"no such MIDI file: {song}")
-    secs = render_to_file(song, output, soundfont=soundfont, rate=rate, start=start, seconds=seconds, max_bars=max_bars)
+
+    def warn_if_long(length: float, size: int) -> None:
+        if length >= LONG_RENDER:
+            click.echo(f"Warning: {song} is {length / 3600:.1f} hours long: rendering it makes about {size / 1e9:.1f} GB "
+                       f"in {output} (Ctrl-C stops it and leaves nothing; --seconds renders a part)", err=True)
+
+    try:
+        with signals_as_interrupt():  # kill, a closed terminal, timeout: the temporary file goes as on Ctrl-C
+            secs = render_to_file(song, output, soundfont=soundfont, rate=rate, start=start, seconds=seconds,
+                                  max_bars=max_bars, on_start=warn_if_long)
+    except KeyboardInterrupt as err:
+        name = getattr(err, "name", "Ctrl-C")
+        click.echo(f"Interrupted ({name}): nothing written to {output}", err=True)
+        sys.exit(128 + getattr(err, "signum", 2))
     click.echo(f"{output}: {secs:.1f} s, {rate} Hz, stereo (sound font {renderer(soundfont, rate).soundfont.name})")
 
 
@@ -339,7 +358,9 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--lambda", "lam", type=click.FloatRange(min=0), default=1.0, show_default=True,
               help="Weight of ‖x̂ − x‖²₂ (sum over each window's samples).")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-4, show_default=True, help="Step size.")
-@click.option("--steps", type=click.IntRange(0), default=60, show_default=True, help="Step budget per window.")
+@click.option("--steps", type=click.IntRange(0), default=60, show_default=True,
+              help="Step budget per window and pass (a window that a neighbour pushed back is worked on again, up to "
+                   "3 passes: the report shows its steps per pass, a+b).")
 @click.option("--target-prob", type=click.FloatRange(0, 1, min_open=True), default=0.9, show_default=True,
               help="Stop a window once p(target) reaches this.")
 @click.option("--epsilon", type=click.FloatRange(min=0), default=0.0, show_default=True, help="Stop a window once the loss is below ε.")

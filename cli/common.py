@@ -58,6 +58,13 @@ DATASET_KINDS = LibraryChoice("audiogenre.datasets", "DATASET_KINDS")
 BACKENDS = LibraryChoice("audiogenre.backends", "BACKENDS")
 
 
+def _isatty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class TqdmProgress:
     """A :mod:`shared.progress` callback that draws one tqdm bar per stage on stderr (a new bar
     when the stage changes or starts again from fewer units done).
@@ -90,6 +97,11 @@ class TqdmProgress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            if not self.leave and not _isatty(sys.stderr):
+                # a bar that is not left ends in "\r": on a terminal the next line overwrites it; in a
+                # log file the next line ("Error: …") would follow it on the same line
+                sys.stderr.write("\n")
+                sys.stderr.flush()
             self.bar = None
             self.stage = None
 
@@ -120,7 +132,14 @@ NPROC_HELP = ("Train on N processes on this machine with DistributedDataParallel
 
 
 def nproc_option(f):
-    """``--nproc N`` for a training command (see :func:`relaunch`)."""
+    """``--nproc N`` for a training command (see :func:`relaunch`), and ``--nproc-anyway`` (kept in
+    the context's meta, so the command's function does not take it)."""
+
+    def insist(ctx, param, value):
+        ctx.meta["genre.nproc_anyway"] = bool(value)
+
+    f = click.option("--nproc-anyway", is_flag=True, expose_value=False, callback=insist,
+                     help="Start --nproc processes even where they are more than the GPUs (or CPU cores) here.")(f)
     return click.option("--nproc", type=click.IntRange(1), help=NPROC_HELP)(f)
 
 
@@ -137,7 +156,11 @@ def relaunch(nproc: int | None) -> bool:
         raise GenreError("--nproc starts its own processes; under torchrun leave it out")
     if nproc == 1:
         return False
-    argv = click.get_current_context().find_root().meta.get("genre.argv")
+    from shared.distributed import check_nproc
+
+    ctx = click.get_current_context()
+    check_nproc(nproc, ctx.params.get("device"), insist=bool(ctx.meta.get("genre.nproc_anyway")))
+    argv = ctx.find_root().meta.get("genre.argv")
     if argv is None:
         raise GenreError("--nproc needs the command line (run the genre command)")
     click.echo(f"starting {nproc} processes (DistributedDataParallel; rank 0 reports)", err=True)

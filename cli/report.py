@@ -68,6 +68,10 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
         raise GenreError("--to goes with --songs (each held-out song is transferred to the model's other genre)")
     started = time.perf_counter()
     src = Path(source)
+    if not src.exists() and source.endswith(("/", "\\")):  # a path, not a shipped model's name
+        raise GenreError(f"no such folder: {source}")
+    if not src.exists() and src.suffix.lower() in (*AUDIO_SUFFIXES, ".json", ".mid", ".midi"):
+        raise GenreError(f"no such file: {source}")
     inputs = [source, *songs, *data, soundfont, *model_files(clf_path)]
     if not src.is_file():
         try:

@@ -192,7 +192,12 @@ def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int]) -> list[Candidate]
         raise GenreError(f"no run named {', '.join(unknown)} among {', '.join(r.name for r in runs)}")
     out = []
     for run in runs:
+        if not run.is_dir():
+            raise GenreError(f"no such run folder: {run}" if not run.exists() else f"{run} is a file, not a training run folder")
         found = sorted(p for p in (run / "epochs").glob("epoch_*") if (p / "model.json").is_file())
+        if _run_kind(run, found) == "cyclegan":
+            raise GenreError(f"{run} is a CycleGAN (pair) run: choose picks among the kept epochs of a multi-genre run "
+                             "(genre midi train --genre A=… --genre B=… --keep-epochs --valid-fraction 0.1)")
         if not found:
             raise GenreError(f"{run} has no kept epochs (RUN/epochs/epoch_NNN); train it with --keep-epochs")
         kept = [Candidate(p, run, int(read_meta(p, "multi-genre").get("epochs_done") or 0)) for p in found]
@@ -201,6 +206,18 @@ def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int]) -> list[Candidate]
             raise GenreError(f"{run} kept no epoch up to {up_to[run.name]}")
         out += kept
     return out
+
+
+def _run_kind(run: Path, found: Sequence[Path]) -> str | None:
+    """The model kind a run folder trains (from a kept epoch's or its own model.json), None if unknown."""
+    for folder in (*found[:1], run):
+        try:
+            kind = json.loads((folder / "model.json").read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(kind, str):
+            return kind
+    return None
 
 
 def _sources(meta: dict, caches: dict[str, str] | None):

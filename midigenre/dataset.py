@@ -208,7 +208,7 @@ def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
     each other and with the cache's settings: every table present, phrases of shape
     (N, phrase_steps, n_pitches) and bool, one row per phrase in ``phrase_file`` and
     ``phrase_index``, every file's phrases inside the N rows and its own, phrase positions
-    within the ``max_bars`` limit, tempos that a MIDI file can hold.
+    within the ``max_bars`` limit and rising within each song, tempos that a MIDI file can hold.
 
     Costs one read of the small tables (4 bytes per phrase), not of the phrases. Raises
     GenreError naming what is wrong.
@@ -270,6 +270,10 @@ def check_genre(h5, genre: str, settings: RollSettings, path) -> None:
         rows = np.repeat(first - np.cumsum(count) + count, count) + np.arange(n)
         if not np.array_equal(pf[rows], owner):
             raise damaged("has a phrase table that disagrees with its file list")
+        # each song's phrases are stored in song order: their positions rise (gaps are empty phrases)
+        pos = pi[rows].astype(np.int64)
+        if n > 1 and ((np.diff(pos) <= 0) & (owner[1:] == owner[:-1])).any():
+            raise damaged("has phrase positions that do not rise within a song (two phrases in one place)")
     if f and not (np.isfinite(tempo) & (tempo >= _MIN_TEMPO) & (tempo <= _MAX_TEMPO)).all():
         raise damaged("has a song whose tempo no MIDI file can hold")
 

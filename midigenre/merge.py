@@ -53,13 +53,14 @@ class GenreMerge:
 
 
 def merge_caches(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *, overwrite: bool = False,
-                 progress=None) -> list[GenreMerge]:
+                 progress=None, partial: bool = False) -> list[GenreMerge]:
     """Merge the phrase caches ``inputs`` into ``output`` (see the module's description).
 
     ``overwrite``: replace an existing ``output``. ``progress(stage, done, total)``
     (:mod:`shared.progress`) counts the inputs read. Raises GenreError for caches prepared with
     other settings, a file in two inputs, shards of different collections or numbers of shards,
-    an existing output without ``overwrite``, or an output that is one of the inputs.
+    an existing output without ``overwrite``, or an output that is one of the inputs; and for an
+    incomplete set of shards (shard 2 of 4 missing) unless ``partial``.
     """
     from midigenre.dataset import read_cache_header, settings_of
     from shared.atomic import refuse_overwriting_input
@@ -92,13 +93,14 @@ def merge_caches(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
     with rewrite(output, kind=KIND, settings=first.settings, settings_hash=first.settings_hash) as h5:
         for genre in genres:
             holders = [p for p, h in zip(inputs, headers) if genre in h.groups]
-            results, report, attrs = _merge_genre(genre, holders, report_progress)
+            results, report, attrs = _merge_genre(genre, holders, report_progress, partial=partial)
             write_genre_group(h5, genre, settings, results, attrs=attrs)
             reports.append(report)
     return reports
 
 
-def _merge_genre(genre: str, inputs: list[Path], report_progress) -> tuple[list[FileResult], GenreMerge, dict]:
+def _merge_genre(genre: str, inputs: list[Path], report_progress, *, partial: bool = False
+                 ) -> tuple[list[FileResult], GenreMerge, dict]:
     from midigenre.dataset import PhraseCache
 
     results: list[FileResult] = []
@@ -139,7 +141,7 @@ def _merge_genre(genre: str, inputs: list[Path], report_progress) -> tuple[list[
         provenance.append({"cache": str(path.resolve()), "shard": shards[-1], "files": int(len(files["path"])),
                            "dropped": int(len(dropped["path"])), "phrases": int(len(index))})
     report_progress(f"reading '{genre}'", len(inputs), len(inputs))
-    report.shards = _check_shards(genre, shards, collections_seen)
+    report.shards = _check_shards(genre, shards, collections_seen, partial=partial)
 
     # path order, as one run reads a collection; then the first of equal files keeps its phrases
     results.sort(key=lambda r: r.path)
@@ -183,8 +185,9 @@ def _packed_phrases(c, genre: str, block: int = 4096) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros((0, width), np.uint8)
 
 
-def _check_shards(genre: str, shards: list[str | None], collections_seen: set[int]) -> str:
-    """The shards' description for the report; GenreError for shards that cannot belong together."""
+def _check_shards(genre: str, shards: list[str | None], collections_seen: set[int], *, partial: bool = False) -> str:
+    """The shards' description for the report; GenreError for shards that cannot belong together,
+    and for a set with shards missing unless ``partial``."""
     given = [s for s in shards if s]
     if not given:
         return ""
@@ -200,4 +203,8 @@ def _check_shards(genre: str, shards: list[str | None], collections_seen: set[in
                          "not the same collection")
     have = sorted(i for i, _ in pairs)
     missing = sorted(set(range(1, n + 1)) - set(have))
+    if missing and not partial:
+        raise GenreError(f"'{genre}': shard{'s' if len(missing) > 1 else ''} {', '.join(map(str, missing))} of {n} "
+                         f"{'are' if len(missing) > 1 else 'is'} missing (given {', '.join(map(str, have))}): the result "
+                         "would lack their files; give every shard, or pass --partial to merge these alone")
     return f"{', '.join(map(str, have))} of {n}" + (f"; missing {', '.join(map(str, missing))}" if missing else "")

@@ -368,7 +368,7 @@ def build_midi_report(model, out: str | os.PathLike, *, render: Render, songs: S
     for i, song in enumerate(chosen):
         report_progress("transferring", i, len(chosen), song.path.name)
         excerpts.append(transfer_excerpt(song.path, model, song.target, max_bars, max_seconds, source=song.source))
-    with atomic_folder(out, marker=REPORT_JSON) as tmp:
+    with atomic_folder(out, marker=REPORT_JSON, keep_others=True) as tmp:
         (tmp / "audio").mkdir()
         (tmp / "img").mkdir()
         report = {

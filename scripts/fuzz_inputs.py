@@ -252,6 +252,9 @@ def cache_inputs(good: Path, folder: Path) -> dict[str, Path]:
     with h5py.File(copy("phrase-index-huge"), "r+") as h5:
         pi = h5["genres/jazz/phrase_index"]
         pi[...] = pi[...] + 10**9  # export --song would lay out 10^9 phrases
+    with h5py.File(copy("phrase-index-all-zeros"), "r+") as h5:
+        pi = h5["genres/jazz/phrase_index"]
+        pi[...] = 0  # every phrase of a song in one place: export --song would stack them
     with h5py.File(copy("tempo-0"), "r+") as h5:
         h5["genres/jazz/files/tempo"][...] = 0.0
     with h5py.File(copy("first-phrase-out-of-range"), "r+") as h5:
@@ -332,6 +335,10 @@ def audio_inputs(folder: Path, slow: bool = False) -> dict[str, Path]:
     out["192kHz-6ch"] = write_wav(folder / "192k-6ch.wav", tone_mix(7.0, 192000, 6, seed=3), 192000)
     out["float-peak-7.6"] = write_wav(folder / "peak76.wav", tone_mix(6.0, 22050, 2, seed=4, level=7.6), 22050, "FLOAT")
     out["silent"] = write_wav(folder / "silent.wav", np.zeros((22050 * 3, 2), np.float32), 22050)
+    # headers that claim 1 Hz and 3 Hz: resampled to 16 kHz they would be 16000× longer (tens of GB)
+    x = tone_mix(10.0, 48000, 1, seed=5)
+    out["rate-1Hz"] = write_wav(folder / "rate-1Hz.wav", x, 1)
+    out["rate-3Hz"] = write_wav(folder / "rate-3Hz.wav", x, 3)
     (folder / "not-audio.mp3").write_bytes(b"ID3" + bytes(200))
     out["fake-mp3"] = folder / "not-audio.mp3"
     if slow:
@@ -419,7 +426,7 @@ LOG_PREFIXES = ("WARNING ", "INFO ", "DEBUG ", "note:", "fluidsynth: warning")
 def message_lines(o: Outcome) -> list[str]:
     """Lines of output that are not log lines or progress bars."""
     lines = []
-    for line in (o.err + "\n" + o.out).splitlines():
+    for line in (o.err + "\n" + o.out).split("\n"):  # not splitlines(): it would cut a bar's "\r" updates apart
         s = line.strip()
         if not s or s.startswith(LOG_PREFIXES) or "\r" in line or "it/s]" in line or "file/s]" in line or "window/s]" in line:
             continue

@@ -113,15 +113,20 @@ def remove_stale_temporaries(folder: str | os.PathLike, *, depth: int = 1) -> in
 
 
 @contextlib.contextmanager
-def atomic_folder(path: str | os.PathLike, *, marker: str) -> Iterator[Path]:
+def atomic_folder(path: str | os.PathLike, *, marker: str, keep_others: bool = False) -> Iterator[Path]:
     """Yield an empty temporary folder beside ``path``; on success it takes the place of ``path``.
 
     For outputs that are a whole folder (a listening report). ``path`` may be absent, an empty
     folder, or a folder that an earlier run of the same command wrote — recognised by the file
-    ``marker`` in it — and is replaced whole; anything else is refused with GenreError before the
+    ``marker`` in it — and is replaced; anything else is refused with GenreError before the
     caller does any work. On any exception (Ctrl-C included) the temporary folder is removed
     and ``path`` is left as it was. (POSIX cannot swap two folders in one step: the old folder
     is moved aside, the new one moved in, then the old one removed.)
+
+    ``keep_others``: only the earlier run's own files are replaced — those the JSON ``marker``
+    lists under ``"files"`` (or, for a marker without the list, the files the new folder has);
+    whatever else is there (files a user added) is moved into the new folder. A file of the user's
+    at a path the new folder also writes is refused (GenreError), the old folder left as it was.
     """
     import shutil
 
@@ -139,17 +144,76 @@ def atomic_folder(path: str | os.PathLike, *, marker: str) -> Iterator[Path]:
         os.umask(umask)
         os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700 folders
         old = None
-        if final.exists():
-            old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.", suffix=".old")) / final.name
-            os.replace(final, old)
+        moved = _carry_over(final, tmp, marker) if keep_others and final.is_dir() else []
         try:
+            if final.exists():
+                old = Path(tempfile.mkdtemp(dir=parent, prefix=f".{final.name}.", suffix=".old")) / final.name
+                os.replace(final, old)
             os.replace(tmp, final)
         except BaseException:
-            if old is not None:
+            if old is not None and old.exists():
                 os.replace(old, final)
+            _move_back(moved)
             raise
         if old is not None:
             shutil.rmtree(old.parent, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def listed_files(folder: str | os.PathLike) -> list[str]:
+    """The files under ``folder``, as sorted paths relative to it with ``/`` (for a marker's ``"files"``)."""
+    folder = Path(folder)
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+
+
+def _own_files(folder: Path, marker: str) -> set[str] | None:
+    """The files an earlier run listed in its JSON ``marker`` (``"files"``), or None without a list."""
+    try:
+        files = json.loads((folder / marker).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        return None
+    return set(files) | {marker}
+
+
+def _carry_over(old: Path, new: Path, marker: str) -> list[tuple[Path, Path]]:
+    """Move what in ``old`` is not the earlier run's own into ``new`` (see :func:`atomic_folder`);
+    returns the moves ``(from, to)``. Nothing is moved when one of them would land on a new file."""
+    own = _own_files(old, marker)
+    if own is None:  # written before reports listed their files: only what the new one writes is its own
+        own = set(listed_files(new)) | {marker}
+    plan: list[tuple[Path, Path, str]] = []
+
+    def walk(folder: Path, rel: str) -> None:
+        for p in sorted(folder.iterdir()):
+            r = rel + p.name
+            target = new / r
+            if p.is_dir() and not p.is_symlink() and (target.is_dir() or any(o.startswith(r + "/") for o in own)):
+                walk(p, r + "/")
+            elif r not in own:
+                plan.append((p, target, r))
+
+    walk(old, "")
+    clash = [r for _, target, r in plan if target.exists() or target.is_symlink()]
+    if clash:
+        raise GenreError(f"{old} holds {clash[0]}{f' (and {len(clash) - 1} more)' if len(clash) > 1 else ''}, which an "
+                         "earlier run did not write and this one would; move it out and run again")
+    moved: list[tuple[Path, Path]] = []
+    try:
+        for src, target, _ in plan:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, target)
+            moved.append((src, target))
+    except BaseException:
+        _move_back(moved)
+        raise
+    return moved
+
+
+def _move_back(moved: list[tuple[Path, Path]]) -> None:
+    for src, target in reversed(moved):
+        src.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(target, src)

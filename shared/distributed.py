@@ -314,6 +314,33 @@ def _end_child(code: int) -> None:
     os._exit(code)
 
 
+def usable_processes(device=None) -> tuple[int, str]:
+    """How many training processes this machine runs side by side, and of what: its GPUs for a
+    CUDA device (``auto`` where CUDA is present), else the CPU cores this process may use."""
+    name = str(device or "auto")
+    if name.startswith("cuda") or name == "auto":
+        import torch
+
+        if torch.cuda.is_available():
+            n = torch.cuda.device_count()
+            return n, "GPU" if n == 1 else "GPUs"
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    return max(1, n), "CPU core" if n == 1 else "CPU cores"
+
+
+def check_nproc(nproc: int, device=None, *, insist: bool = False, flag: str = "--nproc-anyway") -> None:
+    """GenreError when ``nproc`` processes are more than this machine's GPUs (CUDA) or CPU cores:
+    they would crowd each other, each holding its own copy of the model and data, and a run
+    that fits one process fills the memory. ``insist`` (``flag`` on the command line) lets it be."""
+    n, what = usable_processes(device)
+    if nproc > n and not insist:
+        raise GenreError(f"--nproc {nproc} is more than the {n} {what} of this machine (each process holds its own "
+                         f"model and data); use --nproc {n} or fewer, or add {flag} to start {nproc} anyway")
+
+
 def launch(fn: Callable, nproc: int, *args, threads: int | None = None) -> None:
     """Run ``fn(*args)`` in ``nproc`` new processes on this machine, with the environment torchrun
     gives (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT): the same code path as

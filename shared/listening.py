@@ -21,7 +21,8 @@ import numpy as np
 
 from shared.errors import GenreError
 
-#: The file that marks a folder as a listening report (``atomic_folder`` replaces only such folders).
+#: The file that marks a folder as a listening report (``atomic_folder`` replaces only such folders, and
+#: of them only the files listed in its ``"files"``).
 REPORT_JSON = "report.json"
 
 CSS = """
@@ -207,10 +208,12 @@ def finish_report(folder: Path, report: dict, started: float, page) -> dict:
     returns the JSON-ready report."""
     import time
 
-    from shared.atomic import write_json
+    from shared.atomic import listed_files, write_json
 
     report["seconds_to_build"] = round(time.perf_counter() - started, 2)
     report["bytes"] = folder_bytes(folder)
+    # the report's own files: a later report in the same folder replaces these and keeps the rest
+    report["files"] = sorted({*listed_files(folder), "index.html", REPORT_JSON})
     report = json_ready(report)
     (folder / "index.html").write_text(page(report, folder), encoding="utf-8")
     write_json(folder / REPORT_JSON, report)

@@ -110,3 +110,49 @@ def sigterm_as_interrupt() -> None:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not in the main thread: keep the default
         pass
+
+
+#: The signals whose default action ends the process and that a program can catch.
+STOP_SIGNALS = ("SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1", "SIGUSR2", "SIGALRM", "SIGVTALRM", "SIGPROF", "SIGXCPU")
+
+
+class SignalInterrupt(KeyboardInterrupt):
+    """Raised by :func:`signals_as_interrupt` where a signal arrived; ``signum`` and ``name`` say which."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+        self.name = signal.Signals(signum).name
+
+
+class signals_as_interrupt:
+    """While inside, every catchable signal that would end the process (``kill``'s SIGTERM, a
+    closed terminal's SIGHUP, Ctrl-\\'s SIGQUIT, ``timeout -s …``; :data:`STOP_SIGNALS`) raises
+    :class:`SignalInterrupt`, a KeyboardInterrupt, as Ctrl-C does: ``finally`` blocks and the
+    atomic writes of :mod:`shared.atomic` then remove their temporary files. Only signals still at
+    their default action are taken (a test runner's or profiler's handler stays); all are restored
+    on leaving. For command-line entry points; outside the main thread it does nothing."""
+
+    def __enter__(self) -> "signals_as_interrupt":
+        self._old: dict = {}
+        if threading.current_thread() is not threading.main_thread():
+            return self
+
+        def handler(signum, frame):
+            raise SignalInterrupt(signum)
+
+        for name in STOP_SIGNALS:
+            sig = getattr(signal, name, None)
+            if sig is None:
+                continue
+            try:
+                if signal.getsignal(sig) is signal.SIG_DFL:
+                    self._old[sig] = signal.signal(sig, handler)
+            except (OSError, ValueError):
+                pass
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        self._old = {}

@@ -113,6 +113,48 @@ def test_streamed_render_equals_the_one_in_memory(tmp_path):
     assert secs == pytest.approx(3.0) and sf.info(str(tmp_path / "s.flac")).frames == 24000
 
 
+@needs_fluidsynth
+@pytest.mark.parametrize("seconds", [None, "5"])
+def test_render_from_past_the_end_is_refused_with_or_without_seconds(midi_dir, tmp_path, seconds):
+    # good.mid is 16 bars at 120 bpm: 32 s
+    o = run(["render", midi_dir / "good.mid", "-o", tmp_path / "r.wav", "--rate", "8000", "--start", "40",
+             *(["--seconds", seconds] if seconds else [])])
+    assert "nothing to render" in o.err and not (tmp_path / "r.wav").exists()
+    run(["render", midi_dir / "good.mid", "-o", tmp_path / "r.wav", "--rate", "8000", "--start", "30", "--seconds", "5"],
+        "ok", check=F.check_render(tmp_path / "r.wav", seconds=5.0, rate=8000))  # a start inside the song still plays
+
+
+@needs_fluidsynth
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGHUP", "SIGQUIT"])
+def test_render_stopped_by_a_signal_leaves_no_temporary_file(tmp_path, sig):
+    import os
+    import signal
+    import subprocess
+
+    src = tmp_path / "long.mid"
+    src.write_bytes(F.song(2200, seed=3))  # 2200 bars at 120 bpm: 73 minutes
+    out = tmp_path / "out"
+    out.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "cli", "render", str(src), "-o", str(out / "r.wav")], cwd=str(REPO),
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        t0 = time.time()
+        while not list(out.iterdir()) and p.poll() is None and time.time() - t0 < 120:
+            time.sleep(0.1)  # the temporary file appears when the rendering starts
+        assert list(out.iterdir()), "the rendering never started"
+        p.send_signal(getattr(signal, sig))
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + getattr(signal, sig) and f"Interrupted ({sig})" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+    # warned up front, with an estimate, before any sample was made
+    assert "1.2 hours long" in err and "GB" in err and err.index("Warning") < err.index("Interrupted")
+
+
 def test_prepare_of_a_mixed_folder_counts_every_file(tmp_path):
     from midigenre.dataset import PhraseCache
 
@@ -129,6 +171,39 @@ def test_prepare_of_a_mixed_folder_counts_every_file(tmp_path):
         assert len(c.files("g")["name"]) + len(c.dropped("g")["name"]) == 6 + len(bad)
 
 
+@needs_fluidsynth
+def test_a_report_again_into_its_folder_keeps_what_the_user_added(midi_dir, tmp_path):
+    out = tmp_path / "rep"
+    args = ["report", "jazz-classical", "--songs", midi_dir / "good.mid", "--max-bars", "4", "--max-seconds", "2", "-o", out]
+    run(args, "ok")
+    (out / "notes.txt").write_text("my notes")
+    (out / "img" / "sketch.png").write_bytes(b"mine")
+    (out / "mine").mkdir()
+    (out / "mine" / "take2.wav").write_bytes(b"mine too")
+    run(args, "ok")
+    assert (out / "notes.txt").read_text() == "my notes" and (out / "img" / "sketch.png").read_bytes() == b"mine"
+    assert (out / "mine" / "take2.wav").read_bytes() == b"mine too"
+    import json
+
+    rep = json.loads((out / "report.json").read_text())
+    assert "notes.txt" not in rep["files"] and "index.html" in rep["files"]
+    stale = out / "audio" / "song_9_source.ogg"  # a file an earlier report listed as its own goes
+    stale.write_bytes(b"old")
+    rep["files"].append("audio/song_9_source.ogg")
+    (out / "report.json").write_text(json.dumps(rep))
+    run(args, "ok")
+    assert not stale.exists() and (out / "notes.txt").exists()
+    # a file of the user's where the new report writes one: refused, everything left as it was
+    (out / "index.html").unlink()
+    (out / "index.html").write_text("my page")
+    files = json.loads((out / "report.json").read_text())
+    files["files"].remove("index.html")
+    (out / "report.json").write_text(json.dumps(files))
+    o = run(args)
+    assert "index.html" in o.err and (out / "index.html").read_text() == "my page" and (out / "notes.txt").exists()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 # ----------------------------------------------------------------------------- caches
 
 
@@ -142,7 +217,7 @@ def caches(tmp_path_factory) -> dict[str, Path]:
 DAMAGED = ["zero-byte", "random-bytes", "truncated@50%", "corrupted-chunk", "bit-flip-in-chunk", "settings-not-json",
            "settings-wrong-types", "settings-a-list", "schema-version-text", "schema-version-99", "kind-other",
            "missing-phrases", "missing-files-group", "genre-is-a-dataset", "phrase-file-out-of-range",
-           "phrase-index-negative", "phrase-index-huge", "tempo-0", "first-phrase-out-of-range", "counts-disagree", "phrases-(N,32,84)", "phrases-float",
+           "phrase-index-negative", "phrase-index-huge", "phrase-index-all-zeros", "tempo-0", "first-phrase-out-of-range", "counts-disagree", "phrases-(N,32,84)", "phrases-float",
            "plain-hdf5"]
 
 
@@ -161,6 +236,20 @@ def test_damaged_cache_is_refused_in_one_line_by_every_reader(caches, tmp_path, 
     run(["midi", "export", path, "-g", "jazz", "--song", "0", "-o", tmp_path / "x.mid"])
     run(["midi", "split", path, "-o", tmp_path / "s.json"], "either" if reads_chunks else "error")
     assert not (tmp_path / "x.mid").exists() and not (tmp_path / "p.png").exists()
+
+
+def test_phrases_all_in_one_place_are_refused_by_the_song_reader(caches, tmp_path):
+    from midigenre.dataset import PhraseCache
+
+    path = _copy(caches, "phrase-index-all-zeros", tmp_path)
+    o = run(["midi", "export", path, "-g", "jazz", "--song", "0", "-o", tmp_path / "x.mid"])
+    assert "do not rise within a song" in o.err and not (tmp_path / "x.mid").exists()
+    with pytest.raises(GenreError, match="damaged"), PhraseCache(path) as c:
+        c.check("jazz")
+    with PhraseCache(_copy(caches, "good", tmp_path)) as c:  # songs with gaps (empty phrases) are fine
+        c.check()
+        _, pos, _, _ = c.song("jazz", 0)
+        assert len(pos) > 1 and (np.diff(pos) > 0).all()
 
 
 @pytest.mark.parametrize("name", ["phrases-(N,32,84)", "phrase-file-out-of-range", "corrupted-chunk"])
@@ -197,6 +286,14 @@ def test_damaged_chunk_read_by_the_dataset_is_one_genre_error(caches, tmp_path):
         assert c.phrases("classical", [0]).shape == (1, 64, 84)  # the other genre is untouched
 
 
+def test_an_error_after_a_progress_bar_starts_its_own_line(caches, tmp_path):
+    # stderr is not a terminal here (a log file, a pipe): `grep '^Error'` must find the error
+    o = run(["midi", "merge", caches["good"], _copy(caches, "corrupted-chunk", tmp_path), "-o", tmp_path / "m.h5"])
+    lines = o.err.split("\n")
+    assert any("reading '" in x for x in lines)  # a bar was drawn before the error
+    assert [x for x in lines if x.startswith("Error: ")] and not [x for x in lines if "\rError" in x]
+
+
 def test_out_of_range_phrase_rows_are_refused(caches, tmp_path):
     path = _copy(caches, "good", tmp_path)
     o = run(["midi", "export", path, "-g", "jazz", "--index", "0,999", "-o", tmp_path / "x.mid"])
@@ -212,6 +309,30 @@ def _songs(folder: Path, n: int, seed: int) -> Path:
     for i in range(n):
         (folder / f"s{i:02d}.mid").write_bytes(F.song(8, seed=seed + i))
     return folder
+
+
+def test_prepare_that_keeps_no_file_and_merge_of_missing_shards_exit_non_zero(midi_dir, tmp_path):
+    from midigenre.dataset import PhraseCache
+
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("zero-byte", "text", "no-notes"):
+        shutil.copyfile(midi_dir / f"{name}.mid", bad / f"{name}.mid")
+    o = run(["midi", "prepare", bad, "-g", "g", "-o", tmp_path / "c.h5"])
+    assert "no file was kept" in o.err and "--allow-empty" in o.err and "files kept" in o.out  # the summary says why
+    run(["midi", "prepare", bad, "-g", "g", "-o", tmp_path / "c2.h5", "--allow-empty"], "ok")
+    with PhraseCache(tmp_path / "c2.h5") as c:
+        assert len(c.dropped("g")["name"]) == 3 and c.n_phrases("g") == 0
+
+    src = _songs(tmp_path / "songs", 6, 0)
+    shards = [tmp_path / f"s{i}.h5" for i in (1, 2, 3)]
+    for i, s in enumerate(shards, 1):
+        run(["midi", "prepare", src, "-g", "g", "-o", s, "--shard", f"{i}/3", "--allow-empty"], "ok")
+    o = run(["midi", "merge", shards[0], shards[2], "-o", tmp_path / "m.h5"])
+    assert "shard 2 of 3 is missing" in o.err and "--partial" in o.err and not (tmp_path / "m.h5").exists()
+    o = run(["midi", "merge", shards[0], shards[2], "-o", tmp_path / "m.h5", "--partial"], "ok")
+    assert "missing 2" in o.out
+    run(["midi", "merge", *shards, "-o", tmp_path / "all.h5"], "ok")
 
 
 def test_two_prepares_into_one_cache_at_once_keep_both_genres(tmp_path):
@@ -279,6 +400,52 @@ def test_resume_removes_what_killed_runs_left(tmp_path):
         assert c.genres == ["a", "b"]
 
 
+# ----------------------------------------------------------------------------- messages that name the real problem
+
+
+def test_a_missing_path_is_called_missing_not_a_missing_model(tmp_path):
+    o = run(["report", tmp_path / "missing.wav", "-o", tmp_path / "rep"])
+    assert "no such file" in o.err and "model" not in o.err
+    o = run(["report", f"{tmp_path / 'missing'}/", "-o", tmp_path / "rep"])
+    assert "no such folder" in o.err
+    o = run(["report", "no-such-model", "-o", tmp_path / "rep"])  # a name: still answered with the shipped models
+    assert "no such model" in o.err
+    o = run(["midi", "choose", f"{tmp_path / 'nonexistent'}/", "--out", tmp_path / "ch"])
+    assert "no such run folder" in o.err and "kept epochs" not in o.err
+
+
+def test_choose_on_a_pair_run_says_it_needs_a_multi_genre_run(tmp_path):
+    run_dir = tmp_path / "pair"
+    shutil.copytree(REPO / "data" / "models" / "jazz-classical", run_dir)  # a CycleGAN's run folder holds its model as this
+    (run_dir / "epochs" / "epoch_001").mkdir(parents=True)
+    shutil.copyfile(run_dir / "model.json", run_dir / "epochs" / "epoch_001" / "model.json")
+    for kept in (True, False):
+        if not kept:
+            shutil.rmtree(run_dir / "epochs")
+        o = run(["midi", "choose", run_dir, "--out", tmp_path / "ch"])
+        assert "CycleGAN (pair) run" in o.err and "multi-genre" in o.err and "--genre" in o.err
+
+
+# ----------------------------------------------------------------------------- training processes
+
+
+def test_nproc_beyond_the_cores_is_refused_unless_insisted(tmp_path):
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    many = str(cores + 1)
+    missing = tmp_path / "missing.h5"  # a process that starts fails at once on it: cheap either way
+    midi = ["midi", "train", "--a", f"{missing}:jazz", "--b", f"{missing}:pop", "--out", tmp_path / "run",
+            "--device", "cpu", "--epochs", "1", "--batch-size", "64", "--nproc", many]
+    for argv in (midi, ["audio", "train", tmp_path / "no-data", "-o", tmp_path / "clf", "--device", "cpu", "--nproc", many]):
+        o = run(argv)
+        assert f"--nproc {many} is more than the {cores} CPU core" in o.err and "--nproc-anyway" in o.err
+        assert "starting" not in o.err  # refused before any process started
+    assert not (tmp_path / "run").exists() and not (tmp_path / "clf").exists()
+    o = F.run_inprocess([str(a) for a in [*midi, "--nproc-anyway"]])  # insisted: they start (and meet the missing cache)
+    assert o.exception is None and o.rc == 1 and f"starting {many} processes" in o.err and "is more than" not in o.err
+
+
 # ----------------------------------------------------------------------------- audio
 
 
@@ -303,6 +470,60 @@ def test_odd_rates_and_channels_are_transformed_as_they_are(audio_dir, tmp_path,
     if (tmp_path / "t.wav").exists():
         a, b = sf.info(str(audio_dir[name])), sf.info(str(tmp_path / "t.wav"))
         assert (a.samplerate, a.channels, a.frames) == (b.samplerate, b.channels, b.frames)
+
+
+def run_limited(argv: list[str], expect: str = "error", mem_gb: float = 4.0, timeout: float = 300.0) -> F.Outcome:
+    """``genre ARGV`` in its own process, limited in memory and time (for cases that once ran away)."""
+    o = F.run_subprocess([str(a) for a in argv], timeout=timeout, mem_gb=mem_gb)
+    v = F.verdict(F.Case("test", "test", argv, expect), o)
+    assert v == "ok", f"{' '.join(map(str, argv))}: {v}\n{o.out}\n{o.err}"
+    return o
+
+
+@pytest.mark.parametrize("name", ["rate-1Hz", "rate-3Hz"])
+def test_a_header_claiming_a_few_hertz_is_refused_before_resampling(audio_dir, tmp_path, name):
+    # resampled to 16 kHz (transform) or 22.05 kHz (transcription) these 10 s would be 10-30 GB
+    src = audio_dir[name]
+    for argv in (["audio", "transform", src, "--to", "jazz", "--steps", "1", "-o", tmp_path / "t.wav"],
+                 ["audio", "transcribe", src, "-o", tmp_path / "t.mid"],
+                 ["audio", "transfer", src, "--to", "classical", "-o", tmp_path / "x.wav"]):
+        o = run_limited(argv)
+        assert "sample rate of" in o.err and "Hz" in o.err and o.seconds < 60
+    assert not [p.name for p in tmp_path.iterdir()]
+
+
+def test_resampling_is_bounded_whatever_the_rates():
+    from audiogenre.audio import MAX_RESAMPLED, resample
+
+    with pytest.raises(GenreError, match="would make"):
+        resample(np.zeros(MAX_RESAMPLED // 1000 + 1, np.float32), 16, 16000)
+
+
+@pytest.mark.parametrize("change", ["no sample_rate", "no seconds", "no settings", "seconds 0", "rate 1"])
+def test_an_audio_model_without_its_clip_settings_is_refused(audio_dir, tmp_path, change):
+    import json
+
+    from audiogenre.models import DEFAULT_AUDIO_MODEL
+
+    model = tmp_path / "clf"
+    shutil.copytree(DEFAULT_AUDIO_MODEL, model)
+    meta = json.loads((model / "model.json").read_text())
+    settings = meta["settings"]
+    if change == "no settings":
+        del meta["settings"]
+    elif change.startswith("no "):
+        del settings[change[3:]]
+    elif change == "seconds 0":
+        settings["seconds"] = 0
+    else:
+        settings["sample_rate"] = 1
+    (model / "model.json").write_text(json.dumps(meta))
+    o = run(["audio", "transform", audio_dir["good"], "--classifier", model, "--to", "jazz", "--steps", "1", "-o",
+             tmp_path / "t.wav"])
+    assert "model.json" in o.err and ("settings" in o.err) and not (tmp_path / "t.wav").exists()
+    if change.startswith("no ") and change != "no settings":
+        assert change[3:] in o.err
+    run(["audio", "fad", "--reference", audio_dir["good"], "--test", audio_dir["8kHz-mono"], "--embedding", model])
 
 
 def test_float_file_above_full_scale_is_not_clipped_silently(audio_dir, tmp_path):
@@ -410,6 +631,21 @@ def test_a_result_worse_than_the_input_is_never_written(tmp_path):
         transform_file(model, tmp_path / "in.wav", "a", tmp_path / "out.wav", cfg, progress=False)
     assert not (tmp_path / "out.wav").exists()
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_steps_reported_per_window_are_true_to_the_step_budget(audio_dir, tmp_path):
+    import json
+
+    o = run(["audio", "transform", audio_dir["good"], "--to", "jazz", "--steps", "2", "-o", tmp_path / "t.wav",
+             "--json", tmp_path / "r.json"], "ok")
+    rows = [x.split() for x in o.out.splitlines() if x.strip()[:1].isdigit() and " s " in x]
+    shown = [r[3] for r in rows]  # "0.0–", "3.0", "s", STEPS, …
+    assert shown and all(int(n) <= 2 for k in shown for n in k.split("+")), o.out  # --steps 2: at most 2 a pass
+    rep = json.loads((tmp_path / "r.json").read_text())
+    for w, k in zip(rep["windows"], shown):
+        assert w["steps"] == sum(w["passes"]) == sum(map(int, k.split("+"))) and all(n <= 2 for n in w["passes"])
+    if any(len(w["passes"]) > 1 for w in rep["windows"]):
+        assert "worked on again in a later pass" in o.out
 
 
 def test_window_defaults_come_from_one_place():

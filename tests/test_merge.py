@@ -64,7 +64,7 @@ def test_merge_refuses_what_does_not_belong_together(song_folder, tmp_path):
                         (["midi", "merge", str(a), "-o", str(a)], "overwrite the input")):
         res = run.invoke(main, args + ([] if "-o" in args else ["-o", str(tmp_path / "m.h5")]))
         assert res.exit_code == 1 and words in res.output and "Traceback" not in res.output, (args, res.output)
-        assert res.output.count("\n") == 1
+        assert len([x for x in res.output.split("\n") if x and "\r" not in x]) == 1  # a bar's line aside
     assert not (tmp_path / "m.h5").exists()
     with pytest.raises(Exception, match="I/N"):
         from midigenre.prepare import check_shard

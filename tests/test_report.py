@@ -270,8 +270,9 @@ def test_report_bad_input_is_one_line(song_folder, tmp_path, args, message):
     args = [a.replace("{songs}", str(song_folder)) for a in args]
     res = CliRunner().invoke(main, ["report", *args, "-o", str(out)])
     assert res.exit_code == 1, res.output
-    last = res.output.strip().split("\r")[-1]  # (after a progress bar that tqdm took back)
-    assert last.startswith("Error:") and message in last and "\n" not in last and "Traceback" not in res.output, res.output
+    lines = [x for x in res.output.split("\n") if x.strip() and "\r" not in x]  # a progress bar's line aside
+    last = lines[-1] if lines else ""
+    assert len(lines) == 1 and last.startswith("Error:") and message in last and "Traceback" not in res.output, res.output
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ["songs"]  # no half-written folder
 
 
