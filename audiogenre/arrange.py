@@ -3,9 +3,12 @@
 :func:`transfer_audio` transcribes the recording onto the 16th-note grid
 (:mod:`audiogenre.transcribe`), sends the grid MIDI through a trained CycleGAN exactly as
 ``genre midi transfer`` does (:func:`midigenre.transfer.transfer_midi`: the model's pitch
-window, 4-bar phrases, silent phrases kept silent) and renders the result with FluidSynth
-(:mod:`audiogenre.render`) at the recording's sample rate, placed so that bar 1 falls where the
-recording's first downbeat is (the two line up when played side by side).
+window, 4-bar phrases, silent phrases kept silent), puts the transferred steps back on the
+recording's tempo map (:func:`audiogenre.transcribe.on_grid`: by default the grid follows the
+recording's beats, so the transferred MIDI speeds up and slows down with it) and renders the
+result with FluidSynth (:mod:`audiogenre.render`) at the recording's sample rate, placed so that
+bar 1 falls where the recording's first downbeat is (the two line up when played side by side,
+beat for beat).
 
 Beside ``OUT.wav`` it writes ``OUT.transcribed.mid`` (the transcription on the grid),
 ``OUT.<target>.mid`` (the transfer) and ``OUT.json``, a sidecar naming all four files with the
@@ -146,7 +149,7 @@ def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None)
 
 def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLike, *, model=None,
                    bpm: float | None = None, downbeat: float | None = None, tracker: str = "onsets",
-                   soundfont=None, program: int = 0,
+                   grid: str = "follow", soundfont=None, program: int = 0,
                    threads: int | None = None, device: str = "cpu", progress=None) -> AudioTransfer:
     """Transcribe ``song``, transfer it to ``target`` and render it to ``output`` (.wav/.flac/.ogg).
 
@@ -156,6 +159,9 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
         model's name (default ``jazz-classical``); ``target`` must be one of its two genres.
     bpm, downbeat : override the estimated tempo and the first downbeat (seconds).
     tracker : how the tempo is estimated (:data:`audiogenre.transcribe.TRACKERS`).
+    grid : ``follow`` the recording's beats (default) or one ``constant`` tempo
+        (:data:`audiogenre.transcribe.GRIDS`); the transcribed and the transferred MIDI carry
+        that tempo map, and the rendering follows it.
     soundfont, program : the General MIDI sound font and instrument of the rendering (0: piano).
     progress : ``progress(stage, done, total)`` (:mod:`shared.progress`).
 
@@ -163,13 +169,15 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     """
     from audiogenre.audio import load_audio, write_audio
     from audiogenre.render import _fluidsynth, find_soundfont, renderer, tracks_of_pretty_midi
-    from audiogenre.transcribe import transcribe_audio
+    from audiogenre.transcribe import GRIDS, on_grid, transcribe_audio
     from midigenre.pianoroll import write_midi
     from midigenre.transfer import TransferModel, transfer_midi
     from shared.atomic import atomic_path, check_writable_dir, refuse_overwriting_input, same_file, write_json
     from shared.progress import progress_callback
 
     report = progress_callback(progress)
+    if grid not in GRIDS:
+        raise GenreError(f"unknown grid {grid!r}: use one of {', '.join(GRIDS)}")
     paths = output_paths(output, target, song)
     if Path(output).suffix.lower() not in AUDIO_OUT and Path(output).suffix.lower() in (".mp3", ".mid", ".midi", ".json"):
         raise GenreError(f"-o {output}: give an audio file (.wav, .flac, .ogg) or a folder")
@@ -189,8 +197,8 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
 
     t0 = time.perf_counter()
     audio = load_audio(song)
-    tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, name=str(song),
-                          threads=threads, progress=progress)
+    tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
+                          name=str(song), threads=threads, progress=progress)
     t1 = time.perf_counter()
     report("transfer", 0, 1)
     source_pm = tr.midi()
@@ -198,6 +206,8 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     source_pm.write(buf)
     result = transfer_midi(buf.getvalue(), model, target)
     pm = result.midi()
+    if tr.grid.follows:  # the transferred steps on the recording's own beats
+        pm = on_grid(pm, tr.grid)
     if program:
         for inst in pm.instruments:
             inst.program = int(program)

@@ -10,16 +10,22 @@ Three steps, each a function of its own:
    (its defaults: onset threshold 0.5, frame threshold 0.3, notes ≥ 11 frames ≈ 128 ms).
    TensorFlow is never imported: basic-pitch is installed without its dependencies
    (README, "Transcription").
-2. **Grid** (:func:`beat_grid`): a constant-tempo 4/4 grid fitted to the note onsets. The
-   first tempo estimate is the toolkit's own (:func:`tempo_from_onsets`: a comb over 40–240 bpm
-   of the weighted onsets on the beat, 8th and 16th, with a log-normal prior around 120 bpm) or,
-   with ``tracker="librosa"``, librosa's beat tracker (Ellis 2007); either is then refined on all
-   onsets to a hundredth of a bpm (:func:`fit_onsets`), and the downbeat is the beat phase (of
-   four) on which the most note weight falls. ``bpm`` and ``downbeat`` override.
-   ``benchmarks/transcription.py`` measures the two trackers, with and without the refinement.
+2. **Grid** (:func:`beat_grid`): the overall tempo first — the toolkit's own estimate
+   (:func:`tempo_from_onsets`: a comb over 40–240 bpm of the weighted onsets on the beat, 8th and
+   16th, with a log-normal prior around 120 bpm) or, with ``tracker="librosa"``, librosa's beat
+   tracker (Ellis 2007), refined on all onsets to a hundredth of a bpm (:func:`fit_onsets`).
+   By default (``grid="follow"``) the beats then follow the recording: a dynamic programme over
+   the note onsets whose beat period may drift (:func:`follow_beats`), put between frames by
+   least squares (:func:`refine_beats`), bar lines on the beat phase with the most note weight
+   (:func:`bar_lines`). With ``grid="constant"`` the grid keeps the one tempo, and the downbeat
+   is the beat phase (of four) on which the most note weight falls. ``bpm`` and ``downbeat``
+   override. ``benchmarks/transcription.py`` measures the two grids and the trackers
+   (docs/transcription.md).
 3. **Quantisation** (:func:`quantise`): each note start and end goes to the nearest 16th of that
-   grid; the MIDI (:func:`grid_midi`) carries the tempo and a 4/4 signature from bar 1, so
-   ``genre midi prepare`` and the symbolic transfer read it as they read any 4/4 song.
+   grid (the four 16ths between two beats evenly spaced); the MIDI (:func:`grid_midi`) carries
+   the tempo map (a tempo event on every beat, so its beats are the recording's) or the one
+   tempo, and a 4/4 signature from bar 1, so ``genre midi prepare`` and the symbolic transfer
+   read it as they read any 4/4 song.
 """
 
 from __future__ import annotations
@@ -251,12 +257,23 @@ def detect_notes(act: dict[str, np.ndarray], *, onset_threshold: float = 0.5, fr
 
 @dataclasses.dataclass(frozen=True)
 class Grid:
-    """A constant-tempo 4/4 grid: bar 1 starts at ``origin`` seconds (may be negative)."""
+    """A 4/4 grid: bar 1 starts at ``origin`` seconds (may be negative).
+
+    A *constant* grid has one ``tempo`` and no ``beats``; a *tempo-following* grid has ``beats``,
+    the recording's own beat times from bar 1 on (``beats[0] == origin``; beat ``k`` is the
+    ``k``-th quarter note of the MIDI), between which the four 16ths are spaced evenly, and
+    ``tempo`` is the median of its tempos (for messages and the phrase length). Steps beyond
+    the last beat continue at the last beat's length.
+    """
 
     tempo: float
     origin: float
-    beats: np.ndarray  # the tracker's beat times (for reports); empty when none were tracked
-    source: str  # how the tempo was found: "onsets", "librosa+onsets", "librosa" (beats alone), "given"
+    beats: np.ndarray  # the tempo map (beat times from bar 1); empty for a constant grid
+    source: str  # how the tempo was found: "onsets", "librosa+onsets", "librosa" (beats alone), "given", + "+follow"
+
+    @property
+    def follows(self) -> bool:
+        return len(self.beats) >= 2
 
     @property
     def step_seconds(self) -> float:
@@ -264,7 +281,48 @@ class Grid:
 
     @property
     def phrase_seconds(self) -> float:
+        """Length of the first 4-bar phrase (the shortest a recording may be)."""
+        if self.follows:
+            steps = PHRASE_BARS * BEATS_PER_BAR * STEPS_PER_BEAT
+            return float(self.times(np.array([steps]))[0] - self.origin)
         return PHRASE_BARS * BEATS_PER_BAR * 60.0 / self.tempo
+
+    def steps(self, times: np.ndarray) -> np.ndarray:
+        """Fractional 16th steps (step 0 = bar 1) of times in seconds."""
+        times = np.asarray(times, dtype=np.float64)
+        if not self.follows:
+            return (times - self.origin) / self.step_seconds
+        return STEPS_PER_BEAT * _beat_index(times, self.beats)
+
+    def times(self, steps: np.ndarray) -> np.ndarray:
+        """Seconds of (fractional) 16th steps."""
+        steps = np.asarray(steps, dtype=np.float64)
+        if not self.follows:
+            return self.origin + steps * self.step_seconds
+        return _beat_time(steps / STEPS_PER_BEAT, self.beats)
+
+    def tempos(self) -> np.ndarray:
+        """bpm of each beat of the map (one value for a constant grid)."""
+        return 60.0 / np.diff(self.beats) if self.follows else np.array([self.tempo])
+
+
+def _beat_index(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Fractional beat numbers of ``times`` on the beat times ``beats`` (linear between beats,
+    the first and last beat lengths continued outside)."""
+    k = np.interp(times, beats, np.arange(len(beats), dtype=np.float64))
+    before, after = times < beats[0], times > beats[-1]
+    k[before] = (times[before] - beats[0]) / (beats[1] - beats[0])
+    k[after] = len(beats) - 1 + (times[after] - beats[-1]) / (beats[-1] - beats[-2])
+    return k
+
+
+def _beat_time(k: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Seconds of fractional beat numbers ``k`` (the inverse of :func:`_beat_index`)."""
+    t = np.interp(k, np.arange(len(beats), dtype=np.float64), beats)
+    n = len(beats) - 1
+    t[k < 0] = beats[0] + k[k < 0] * (beats[1] - beats[0])
+    t[k > n] = beats[-1] + (k[k > n] - n) * (beats[-1] - beats[-2])
+    return t
 
 
 def track_beats(wave: np.ndarray, rate: int, *, bpm: float | None = None) -> tuple[float, np.ndarray]:
@@ -397,22 +455,224 @@ def tempo_from_onsets(notes: np.ndarray, *, lo: float = 40.0, hi: float = 240.0,
     return float(cands[int(np.argmax(score * prior))])
 
 
+# ----------------------------------------------------------------------------- following the tempo
+
+#: The onset envelope that :func:`follow_beats` reads: frames per second, and the width (standard
+#: deviation, s) given to each note onset.
+FOLLOW_RATE = 200
+FOLLOW_SIGMA = 0.015
+#: Beat lengths the tracker may take, relative to the overall tempo's: less than an octave either
+#: way, so it cannot slip to double or half tempo.
+FOLLOW_RANGE = (0.7, 1.45)
+FOLLOW_PERIODS = 80
+#: Cost of a beat ``r`` times as long as the one before: TIGHTNESS · ln(r)², and of a beat ``r``
+#: times the overall tempo's beat: PULL · ln(r)² (in units of a typical onset's evidence).
+FOLLOW_TIGHTNESS = 100.0
+FOLLOW_PULL = 2.0
+#: Evidence of a beat: the envelope on the beat, plus these shares of it on the 8th and the 16ths
+#: between it and the beat before (as :func:`fit_onsets` weighs beat, 8th and 16th).
+FOLLOW_SUBDIVISIONS = ((0.5, 0.5), (0.25, 0.25), (0.75, 0.25))
+
+
+def onset_envelope(notes: np.ndarray, tempo: float, start: float, n_frames: int, *, rate: int = FOLLOW_RATE,
+                   sigma: float = FOLLOW_SIGMA) -> np.ndarray:
+    """The weighted note onsets (:func:`onset_weights`) as a smooth curve, ``n_frames`` frames of
+    ``1/rate`` s from ``start``: a Gaussian of width ``sigma`` per onset, scaled so that a typical
+    onset peaks near 1."""
+    w = onset_weights(notes, tempo)
+    pos = (notes[:, 0] - start) * rate
+    env = np.zeros(n_frames + 2)
+    i = np.clip(np.floor(pos).astype(np.int64), 0, n_frames)
+    frac = np.clip(pos - i, 0.0, 1.0)
+    np.add.at(env, i, w * (1 - frac))
+    np.add.at(env, i + 1, w * frac)
+    half = int(np.ceil(4 * sigma * rate))
+    x = np.arange(-half, half + 1) / (sigma * rate)
+    env = np.convolve(env[:n_frames], np.exp(-0.5 * x * x), mode="same")
+    peak = np.median(env[np.clip(np.round(pos).astype(np.int64), 0, n_frames - 1)]) if len(pos) else 0.0
+    return env / peak if peak > 0 else env
+
+
+def follow_beats(notes: np.ndarray, tempo: float, *, tightness: float = FOLLOW_TIGHTNESS, pull: float = FOLLOW_PULL,
+                 rate: int = FOLLOW_RATE) -> np.ndarray:
+    """The recording's beat times, following its tempo: a dynamic programme over the note onsets.
+
+    Ellis's beat tracker (2007, librosa's ``beat_track``) chooses beats that fall on strong
+    onsets and are spaced by one fixed period; here each beat also carries its own period (one of
+    :data:`FOLLOW_PERIODS` from :data:`FOLLOW_RANGE` times ``60/tempo``), so the beat may speed up
+    and slow down: a beat at frame ``f`` with period ``d`` scores the onset envelope
+    (:func:`onset_envelope`) at ``f`` and at the 8th and 16ths before it, less
+    ``tightness · ln(d/d')²`` for a change from the previous beat's period ``d'`` and
+    ``pull · ln(d·tempo/60)²`` for straying from the overall tempo. The best-scoring path from the
+    first notes to the last is the answer, in seconds, one beat before the first note to one after
+    the last. ``tempo`` is the overall tempo (bpm), e.g. from :func:`fit_onsets`.
+    """
+    first, last = float(notes[:, 0].min()), float(notes[:, 0].max())
+    beat = 60.0 / float(tempo)
+    lo, hi = FOLLOW_RANGE
+    start = first - hi * beat
+    n_frames = int(np.ceil((last - start + hi * beat) * rate)) + 1
+    env = onset_envelope(notes, tempo, start, n_frames, rate=rate)
+    periods = np.unique(np.round(beat * rate * np.exp(np.linspace(np.log(lo), np.log(hi), FOLLOW_PERIODS)))).astype(np.int64)
+    periods = periods[periods >= 2]
+    logp = np.log(periods)
+    change = -tightness * (logp[:, None] - logp[None, :]) ** 2  # [period now, period before]
+    stray = -pull * (logp - np.log(beat * rate)) ** 2
+    # local evidence of each (frame, period): the envelope on the beat and between it and the beat before
+    frames = np.arange(n_frames)
+    padded = np.concatenate([env, [0.0]])  # index -1 → 0
+    local = env[:, None] + stray[None, :]
+    for share, weight in FOLLOW_SUBDIVISIONS:
+        at = frames[:, None] - np.round(share * periods[None, :]).astype(np.int64)
+        local = local + weight * padded[np.where(at >= 0, at, -1)]
+    score = np.full((n_frames, len(periods)), -np.inf)
+    back = np.full((n_frames, len(periods)), -1, dtype=np.int32)  # the previous beat's period; -1: first beat
+    may_start = int(np.ceil((first - start + 0.5 * beat) * rate))  # a path starts within half a beat of the first note
+    block = int(periods.min())
+    for a in range(0, n_frames, block):  # every beat in a block has its previous beat before the block
+        f = frames[a:a + block]
+        prev = f[:, None] - periods[None, :]
+        ok = prev >= 0
+        cand = score[np.where(ok, prev, 0)] + change[None, :, :]  # (frames, period, period before)
+        arg = np.argmax(cand, axis=2)
+        best = np.take_along_axis(cand, arg[..., None], axis=2)[..., 0]
+        best[~ok] = -np.inf
+        arg[~ok] = -1
+        fresh = (f < may_start)[:, None] & (best < 0)
+        best[fresh], arg[fresh] = 0.0, -1
+        score[a:a + block] = local[a:a + block] + best
+        back[a:a + block] = arg
+    # the last beat: the best path ending at or after the last note (less half a beat)
+    tail = int(np.floor((last - start - 0.5 * beat) * rate))
+    f, j = np.unravel_index(int(np.argmax(score[tail:])), score[tail:].shape)
+    f = int(f) + tail
+    path = []
+    while True:
+        path.append(f)
+        jb = int(back[f, j])
+        if jb < 0:
+            break
+        f, j = f - int(periods[j]), jb
+    return start + np.asarray(path[::-1], dtype=np.float64) / rate
+
+
+#: :func:`refine_beats`: onsets within this fraction of a beat of a 16th count (swung 8ths, at
+#: a third of a beat from the 16th, do not), the weight of an even tempo against them, and passes.
+REFINE_NEAR = 1 / 12
+REFINE_SMOOTH = 10.0
+REFINE_PASSES = 2
+
+
+def refine_beats(notes: np.ndarray, beats: np.ndarray, *, smooth: float = REFINE_SMOOTH,
+                 passes: int = REFINE_PASSES) -> np.ndarray:
+    """Beat times moved so that the onsets near a 16th fall on it, between frames.
+
+    :func:`follow_beats` places beats on 5 ms frames; here each onset within
+    :data:`REFINE_NEAR` of a beat of a 16th step, a fraction ``u`` of the way from beat ``k`` to
+    ``k + 1``, asks for ``(1 - u)·b_k + u·b_{k+1}`` to be its time, weighted as
+    :func:`onset_weights` weighs it (relative to the median), and ``smooth`` asks each beat's
+    length to equal its neighbours' (the second difference of the beat times); the weighted
+    least-squares solution, ``passes`` times with the steps chosen anew. Beats without onsets
+    nearby follow their neighbours.
+    """
+    beats = np.asarray(beats, dtype=np.float64).copy()
+    n = len(beats)
+    if n < 3 or len(notes) == 0:
+        return beats
+    t = notes[:, 0]
+    w = onset_weights(notes, float(60.0 / np.median(np.diff(beats))))
+    w = w / (np.median(w) or 1.0)
+    second = np.zeros((n - 2, n))
+    idx = np.arange(n - 2)
+    second[idx, idx], second[idx, idx + 1], second[idx, idx + 2] = 1.0, -2.0, 1.0
+    for _ in range(passes):
+        k = _beat_index(t, beats)
+        pos = np.round(k * STEPS_PER_BEAT) / STEPS_PER_BEAT
+        use = (np.abs(k - pos) < REFINE_NEAR) & (pos >= 0) & (pos <= n - 1)
+        if use.sum() < 2:
+            break
+        lo = np.minimum(np.floor(pos[use]).astype(np.int64), n - 2)
+        u = pos[use] - lo
+        a = np.zeros((int(use.sum()), n))
+        rows = np.arange(len(lo))
+        a[rows, lo], a[rows, lo + 1] = 1 - u, u
+        sw = np.sqrt(w[use])
+        lhs = np.vstack([a * sw[:, None], np.sqrt(smooth) * second])
+        rhs = np.concatenate([t[use] * sw, np.zeros(n - 2)])
+        fitted, *_ = np.linalg.lstsq(lhs, rhs, rcond=None)
+        if not (np.all(np.isfinite(fitted)) and np.all(np.diff(fitted) > 0)):
+            break
+        beats = fitted
+    return beats
+
+
+def bar_lines(notes: np.ndarray, beats: np.ndarray, *, downbeat: float | None = None) -> np.ndarray:
+    """The tempo map from bar 1: ``beats`` (tracked beat times) cut to start on a bar line at or
+    before the first note, and continued to the end of the last note's bar.
+
+    The bar lines are chosen as :func:`choose_downbeat` chooses them on a constant grid (the beat
+    phase of four with the most note weight, plus :data:`FIRST_NOTE_BONUS` for the first clear
+    note's); ``downbeat`` (seconds) makes the beat nearest to it a bar line instead. Beats added
+    before the first or after the last tracked beat continue the nearest beat length.
+    """
+    beats = np.asarray(beats, dtype=np.float64)
+    if len(beats) < 2:
+        raise GenreError("too few beats to follow the tempo; pass --bpm or use --grid constant")
+    onsets = notes[:, 0]
+    k = _beat_index(onsets, beats)
+    if downbeat is not None:
+        phase = int(np.round(_beat_index(np.array([float(downbeat)]), beats)[0])) % BEATS_PER_BAR
+    else:
+        near = np.abs(k - np.round(k)) < 0.125
+        w = onset_weights(notes, float(60.0 / np.median(np.diff(beats))))
+        idx = np.round(k).astype(np.int64) % BEATS_PER_BAR
+        score = np.bincount(idx[near], weights=w[near], minlength=BEATS_PER_BAR)
+        score = score / score.sum() if score.sum() > 0 else score
+        clear = notes[:, 3] >= np.median(notes[:, 3])
+        first = int(np.argmin(np.where(clear, onsets, np.inf)))
+        if near[first]:
+            score[idx[first]] += FIRST_NOTE_BONUS
+        phase = int(np.argmax(score))
+    # bar 1: the last bar line at or before the first note (less half a 16th, for a note played early)
+    start_k = float(np.min(k)) + 0.5 / STEPS_PER_BEAT
+    k0 = phase + int(np.floor((start_k - phase) / BEATS_PER_BAR)) * BEATS_PER_BAR
+    if k0 < 0:  # before the first tracked beat: continue its length backwards
+        beats = np.concatenate([beats[0] + np.arange(k0, 0) * (beats[1] - beats[0]), beats])
+        k0 = 0
+    beats = beats[k0:]
+    # to the end of the bar in which the last note ends (and a beat more, so the map covers it)
+    last = float(_beat_index(np.array([float(notes[:, 1].max())]), beats)[0])
+    n = int(np.ceil((last + 1e-9) / BEATS_PER_BAR)) * BEATS_PER_BAR + 1
+    if n > len(beats):
+        step = float(np.median(np.diff(beats[-5:])))
+        beats = np.concatenate([beats, beats[-1] + np.arange(1, n - len(beats) + 1) * step])
+    return beats[:n]
+
+
 #: How the tempo is found: ``onsets`` (the toolkit's own: :func:`tempo_from_onsets`, no
 #: audio analysis beyond the notes) or ``librosa`` (librosa's beat tracker, then the onset fit).
 TRACKERS = ("onsets", "librosa")
+#: The grid: ``follow`` the recording's beats (:func:`follow_beats`, the default) or one
+#: ``constant`` tempo for the whole recording.
+GRIDS = ("follow", "constant")
 
 
 def beat_grid(wave: np.ndarray | None, rate: int, notes: np.ndarray, *, bpm: float | None = None,
-              downbeat: float | None = None, tracker: str = "onsets", refine: bool = True) -> Grid:
+              downbeat: float | None = None, tracker: str = "onsets", refine: bool = True,
+              grid: str = "follow") -> Grid:
     """The 4/4 grid of a recording (see the module docstring).
 
     ``tracker`` gives the first tempo estimate: ``onsets`` (:func:`tempo_from_onsets`) or
     ``librosa`` (the line through librosa's beats); with ``refine`` (the default) the tempo and
     phase are then fitted to the note onsets (:func:`fit_onsets`). ``bpm`` fixes the tempo (only the
-    phase is fitted). ``benchmarks/transcription.py`` measures the trackers against each other.
+    phase is fitted). With ``grid="follow"`` (the default) that tempo is only the overall one: the
+    beats then follow the recording (:func:`follow_beats`, :func:`bar_lines`).
+    ``benchmarks/transcription.py`` measures the trackers and the two grids against each other.
     """
     if tracker not in TRACKERS:
         raise GenreError(f"unknown tracker {tracker!r}: use one of {', '.join(TRACKERS)}")
+    if grid not in GRIDS:
+        raise GenreError(f"unknown grid {grid!r}: use one of {', '.join(GRIDS)}")
     beats = np.zeros(0)
     if len(notes) < 4 and not bpm:
         raise GenreError("too few notes to find the tempo; pass --bpm")
@@ -431,30 +691,42 @@ def beat_grid(wave: np.ndarray | None, rate: int, notes: np.ndarray, *, bpm: flo
         tempo, phase = fit_grid(beats, tempo)
     else:  # the comb's tempo as it is (0.2 % steps), only the phase fitted
         tempo, phase = fit_onsets(notes, tempo, fixed=True)
+    source = "given" if bpm else tracker + ("+onsets" if refine and tracker == "librosa" else "")
+    if grid == "follow" and len(notes):
+        mapped = bar_lines(notes, refine_beats(notes, follow_beats(notes, tempo)), downbeat=downbeat)
+        return Grid(tempo=float(np.median(60.0 / np.diff(mapped))), origin=float(mapped[0]), beats=mapped,
+                    source=source + "+follow")
     first = float(notes[:, 0].min()) if len(notes) else 0.0
     if downbeat is not None:
         origin = bar_before(float(downbeat), first, tempo)
     else:
         origin = choose_downbeat(notes, tempo, phase)
-    source = "given" if bpm else tracker + ("+onsets" if refine and tracker == "librosa" else "")
-    return Grid(tempo=float(tempo), origin=float(origin), beats=beats, source=source)
+    return Grid(tempo=float(tempo), origin=float(origin), beats=np.zeros(0), source=source)
 
 
 # ----------------------------------------------------------------------------- quantisation
 
-def quantise(notes: np.ndarray, tempo: float, origin: float = 0.0, *, steps_per_beat: int = STEPS_PER_BEAT) -> np.ndarray:
+def quantise(notes: np.ndarray, tempo: float, origin: float = 0.0, *, beats: np.ndarray | None = None,
+             steps_per_beat: int = STEPS_PER_BEAT) -> np.ndarray:
     """Put notes on the grid: int64 ``(n, 4)`` start step, end step, pitch, velocity (1..127).
 
-    Step ``s`` is the time ``origin + s·60/(tempo·steps_per_beat)``; starts and ends go to the
-    nearest step (a note keeps at least one), velocity is ``round(127·amplitude)``. Notes of one
+    Step ``s`` is the time ``origin + s·60/(tempo·steps_per_beat)``, or, with ``beats`` (a tempo
+    map: the times of beats 0, 1, 2, … from bar 1, :attr:`Grid.beats`), the time a fraction
+    ``(s mod steps_per_beat)/steps_per_beat`` of the way from beat ``s // steps_per_beat`` to the
+    next (``tempo`` and ``origin`` are then not used); starts and ends go to the nearest step (a
+    note keeps at least one), velocity is ``round(127·amplitude)``. Notes of one
     pitch that now start on one step become one (the longest, loudest), and a note is cut where
     the next one of its pitch starts (MIDI cannot hold one pitch twice on one channel). Steps
     before 0 (notes before ``origin``) are dropped.
     """
     notes = np.asarray(notes, dtype=np.float64).reshape(-1, 4)
-    step = 60.0 / (tempo * steps_per_beat)
-    on = np.floor((notes[:, 0] - origin) / step + 0.5).astype(np.int64)
-    off = np.floor((notes[:, 1] - origin) / step + 0.5).astype(np.int64)
+    if beats is not None and len(beats) >= 2:
+        on = np.floor(steps_per_beat * _beat_index(notes[:, 0], np.asarray(beats, np.float64)) + 0.5).astype(np.int64)
+        off = np.floor(steps_per_beat * _beat_index(notes[:, 1], np.asarray(beats, np.float64)) + 0.5).astype(np.int64)
+    else:
+        step = 60.0 / (tempo * steps_per_beat)
+        on = np.floor((notes[:, 0] - origin) / step + 0.5).astype(np.int64)
+        off = np.floor((notes[:, 1] - origin) / step + 0.5).astype(np.int64)
     off = np.maximum(off, on + 1)
     vel = np.clip(np.round(127 * notes[:, 3]), 1, 127).astype(np.int64)
     q = np.stack([on, off, notes[:, 2].astype(np.int64), vel], axis=1)
@@ -473,29 +745,99 @@ def quantise(notes: np.ndarray, tempo: float, origin: float = 0.0, *, steps_per_
     return q[np.lexsort((q[:, 2], q[:, 0]))]
 
 
-def grid_midi(qnotes: np.ndarray, tempo: float, *, program: int = 0, name: str = "Transcription",
-              steps_per_beat: int = STEPS_PER_BEAT):
-    """A ``pretty_midi.PrettyMIDI`` of quantised notes: one track, the tempo and 4/4 at bar 1,
-    and an "all notes off" at the end of the last bar, so the song lasts whole bars."""
+def grid_midi(qnotes: np.ndarray, tempo: float, *, beats: np.ndarray | None = None, program: int = 0,
+              name: str = "Transcription", steps_per_beat: int = STEPS_PER_BEAT, end_step: int | None = None):
+    """A ``pretty_midi.PrettyMIDI`` of quantised notes: one track, 4/4 at bar 1, and an "all notes
+    off" at the end of the last bar (or at ``end_step``, rounded up to a bar), so the song lasts
+    whole bars.
+
+    Without ``beats`` the file has one tempo, ``tempo``. With ``beats`` (a tempo map,
+    :attr:`Grid.beats`) it has a tempo event on every beat, so that the MIDI's beat ``k`` falls
+    ``beats[k] - beats[0]`` seconds after its start: played from ``beats[0]`` in the recording's
+    time, its notes are on the recording's beats (the tempos are rounded to whole µs per quarter
+    note with the error carried on, so the beat times stay within 1 µs).
+    """
+    import io
+
+    import mido
     import pretty_midi
 
-    # as midigenre.pianoroll.roll_to_midi: a tempo whose truncation by pretty_midi is the nearest
-    # whole µs per quarter note, so reading the file back gives the same grid
-    mspq = max(1, round(6e7 / float(tempo)))
-    tempo = 6e7 / (mspq + 0.5)
-    pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=tempo)
-    pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
-    inst = pretty_midi.Instrument(program=program, is_drum=False, name=name)
-    step = 60.0 / (tempo * steps_per_beat)
-    for on, off, pitch, vel in np.asarray(qnotes, dtype=np.int64).tolist():
+    qnotes = np.asarray(qnotes, dtype=np.int64).reshape(-1, 4)
+    bar = steps_per_beat * BEATS_PER_BAR
+    last = max(int(np.max(qnotes[:, 1])) if len(qnotes) else 0, int(end_step or 0))
+    end = int(np.ceil(last / bar) * bar)
+    if beats is None or len(beats) < 2:
+        # as midigenre.pianoroll.roll_to_midi: a tempo whose truncation by pretty_midi is the nearest
+        # whole µs per quarter note, so reading the file back gives the same grid
+        mspq = max(1, round(6e7 / float(tempo)))
+        tempo = 6e7 / (mspq + 0.5)
+        pm = pretty_midi.PrettyMIDI(resolution=480, initial_tempo=tempo)
+        pm.time_signature_changes.append(pretty_midi.TimeSignature(4, 4, 0.0))
+        inst = pretty_midi.Instrument(program=program, is_drum=False, name=name)
+        step = 60.0 / (tempo * steps_per_beat)
+        for on, off, pitch, vel in qnotes.tolist():
+            if 0 <= pitch <= 127:
+                inst.notes.append(pretty_midi.Note(velocity=int(vel), pitch=int(pitch), start=on * step, end=off * step))
+        if len(qnotes):
+            inst.control_changes.append(pretty_midi.ControlChange(number=123, value=0, time=end * step))
+        pm.instruments.append(inst)
+        return pm
+    # a tempo map: written with mido (pretty_midi has no public way to add tempo changes), read back
+    tpq = 480
+    tick = tpq // steps_per_beat
+    beats = np.asarray(beats, dtype=np.float64)
+    n_beats = max(len(beats) - 1, end // steps_per_beat)
+    lengths = np.diff(beats)
+    lengths = np.concatenate([lengths, np.full(max(0, n_beats - len(lengths)), lengths[-1])])[:n_beats]
+    due = np.round(np.cumsum(lengths) * 1e6).astype(np.int64)  # µs from bar 1 to the end of each beat
+    mspq = np.maximum(np.diff(np.concatenate([[0], due])), 1)
+    meta = mido.MidiTrack()
+    meta.append(mido.MetaMessage("time_signature", numerator=4, denominator=4, time=0))
+    events = [(k * tpq, 0, mido.MetaMessage("set_tempo", tempo=int(min(m, 0xFFFFFF)))) for k, m in enumerate(mspq.tolist())]
+    track = mido.MidiTrack()
+    track.append(mido.MetaMessage("track_name", name=name, time=0))
+    track.append(mido.Message("program_change", program=int(program), channel=0, time=0))
+    notes = []
+    for on, off, pitch, vel in qnotes.tolist():
         if 0 <= pitch <= 127:
-            inst.notes.append(pretty_midi.Note(velocity=int(vel), pitch=int(pitch), start=on * step, end=off * step))
+            notes.append((off * tick, 0, mido.Message("note_off", note=int(pitch), velocity=0, channel=0)))
+            notes.append((on * tick, 1, mido.Message("note_on", note=int(pitch), velocity=int(vel), channel=0)))
     if len(qnotes):
-        bar = steps_per_beat * BEATS_PER_BAR
-        end = int(np.ceil(int(np.max(qnotes[:, 1])) / bar) * bar)
-        inst.control_changes.append(pretty_midi.ControlChange(number=123, value=0, time=end * step))
-    pm.instruments.append(inst)
-    return pm
+        notes.append((end * tick, 2, mido.Message("control_change", control=123, value=0, channel=0)))
+    for target, evs in ((meta, events), (track, notes)):
+        now = 0
+        for at, _, msg in sorted(evs, key=lambda e: (e[0], e[1])):
+            target.append(msg.copy(time=at - now))
+            now = at
+        target.append(mido.MetaMessage("end_of_track", time=0))
+    mid = mido.MidiFile(type=1, ticks_per_beat=tpq)
+    mid.tracks.extend([meta, track])
+    buf = io.BytesIO()
+    mid.save(file=buf)
+    buf.seek(0)
+    return pretty_midi.PrettyMIDI(buf)
+
+
+def on_grid(pm, grid: Grid, *, program: int | None = None):
+    """A one-tempo ``pretty_midi.PrettyMIDI`` whose notes lie on 16th steps (e.g. what
+    :meth:`midigenre.transfer.SongTransfer.midi` makes of a transferred roll), put on ``grid``: the
+    same steps, on the grid's tempo map when it follows the recording (:func:`grid_midi`). All
+    instruments become one track (``program``, default the first instrument's)."""
+    _, tempi = pm.get_tempo_changes()
+    step = 60.0 / (float(tempi[0]) * STEPS_PER_BEAT) if len(tempi) else 60.0 / (120.0 * STEPS_PER_BEAT)
+    rows, end = [], 0
+    for inst in pm.instruments:
+        for n in inst.notes:
+            rows.append((round(n.start / step), round(n.end / step), n.pitch, n.velocity))
+        for c in inst.control_changes:
+            end = max(end, round(c.time / step))
+    q = np.asarray(rows, dtype=np.int64).reshape(-1, 4)
+    q[:, 1] = np.maximum(q[:, 1], q[:, 0] + 1)
+    q = q[np.lexsort((q[:, 2], q[:, 0]))]
+    first = pm.instruments[0] if pm.instruments else None
+    prog = int(program) if program is not None else (first.program if first else 0)
+    return grid_midi(q, grid.tempo, beats=grid.beats if grid.follows else None, program=prog,
+                     name=first.name if first and first.name else "Transcription", end_step=end)
 
 
 # ----------------------------------------------------------------------------- the whole step
@@ -507,7 +849,7 @@ class Transcription:
     Attributes
     ----------
     notes : (n, 4) float64, start s, end s, pitch, amplitude, as heard (in the file's time).
-    grid : the 4/4 grid (tempo, first downbeat).
+    grid : the 4/4 grid (first downbeat, and the tempo or the tempo map).
     qnotes : (m, 4) int64, start step, end step, pitch, velocity, on that grid (step 0 = ``grid.origin``).
     seconds, rate : the recording's length and sample rate.
     """
@@ -523,18 +865,27 @@ class Transcription:
         return self.grid.tempo
 
     def midi(self):
-        return grid_midi(self.qnotes, self.grid.tempo)
+        """The grid MIDI: bar 1 at its time 0; with a tempo-following grid its tempo map puts
+        every beat where the recording's is (``grid.origin`` seconds later in the recording)."""
+        return grid_midi(self.qnotes, self.grid.tempo, beats=self.grid.beats if self.grid.follows else None)
 
     def summary(self) -> dict:
+        tempos = self.grid.tempos()
         return {"tempo": round(self.grid.tempo, 2), "tempo_source": self.grid.source,
+                "grid": "follow" if self.grid.follows else "constant",
+                "tempo_range": [round(float(tempos.min()), 2), round(float(tempos.max()), 2)],
+                "tempo_events": len(tempos),
                 "downbeat": round(self.grid.origin, 3), "notes": len(self.notes),
                 "notes_on_grid": len(self.qnotes), "seconds": round(self.seconds, 3), "rate": self.rate}
 
 
 def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None, downbeat: float | None = None,
-                     tracker: str = "onsets", name: str = "the audio", threads: int | None = None,
+                     tracker: str = "onsets", grid: str = "follow", name: str = "the audio", threads: int | None = None,
                      progress=None) -> Transcription:
     """Transcribe ``(frames[, channels])`` float audio onto a 4/4 16th-note grid.
+
+    ``grid``: ``follow`` (the default) puts the 16ths between the recording's own beats
+    (:func:`follow_beats`); ``constant`` fits one tempo to the whole recording.
 
     Raises GenreError (one line) for silence, for audio in which no pitched music is found
     (noise, drums only), and for a clip shorter than one 4-bar phrase at its tempo.
@@ -543,6 +894,8 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
 
     if bpm is not None and not (20 <= bpm <= 400):
         raise GenreError(f"--bpm {bpm:g} is outside 20..400")
+    if grid not in GRIDS:
+        raise GenreError(f"unknown grid {grid!r}: use one of {', '.join(GRIDS)}")
     mono = to_mono(samples)
     seconds = len(mono) / float(rate)
     if len(mono) == 0 or float(np.max(np.abs(mono))) < SILENCE_PEAK:
@@ -557,18 +910,18 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
     if len(notes) < MIN_NOTES or pitched < MIN_PITCHED:
         raise GenreError(f"no pitched music found in {name} ({len(notes)} notes in {seconds:.1f} s, a clear pitch in "
                          f"{pitched:.1%} of it): is it noise, or drums only? Transcription needs melody or chords")
-    grid = beat_grid(wave, BP_RATE, notes, bpm=bpm, downbeat=downbeat, tracker=tracker)
-    if seconds < grid.phrase_seconds:
+    found = beat_grid(wave, BP_RATE, notes, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid)
+    if seconds < found.phrase_seconds:
         raise GenreError(f"{name} is {seconds:.1f} s long, shorter than one {PHRASE_BARS}-bar phrase at "
-                         f"{grid.tempo:.0f} bpm ({grid.phrase_seconds:.1f} s); the transfer works on {PHRASE_BARS}-bar phrases"
+                         f"{found.tempo:.0f} bpm ({found.phrase_seconds:.1f} s); the transfer works on {PHRASE_BARS}-bar phrases"
                          + ("" if bpm else " (pass --bpm if the tempo is wrong)"))
-    qnotes = quantise(notes, grid.tempo, grid.origin)
-    return Transcription(notes=notes, grid=grid, qnotes=qnotes, seconds=seconds, rate=int(rate))
+    qnotes = quantise(notes, found.tempo, found.origin, beats=found.beats if found.follows else None)
+    return Transcription(notes=notes, grid=found, qnotes=qnotes, seconds=seconds, rate=int(rate))
 
 
 def transcribe_file(song: str | os.PathLike, output: str | os.PathLike | None = None, *, bpm: float | None = None,
-                    downbeat: float | None = None, tracker: str = "onsets", threads: int | None = None,
-                    progress=None) -> Transcription:
+                    downbeat: float | None = None, tracker: str = "onsets", grid: str = "follow",
+                    threads: int | None = None, progress=None) -> Transcription:
     """Transcribe an audio file; with ``output``, write the grid MIDI there (atomically)."""
     from audiogenre.audio import load_audio
     from midigenre.pianoroll import write_midi
@@ -580,8 +933,8 @@ def transcribe_file(song: str | os.PathLike, output: str | os.PathLike | None = 
             raise GenreError(f"-o {output}: the transcription is MIDI, name it .mid")
         check_writable_dir(output)
     audio = load_audio(song)
-    result = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, name=str(song),
-                              threads=threads, progress=progress)
+    result = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
+                              name=str(song), threads=threads, progress=progress)
     if output is not None:
         write_midi(result.midi(), output)
     return result

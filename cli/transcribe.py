@@ -17,6 +17,9 @@ _grid_options = [
     click.option("--tracker", type=click.Choice(["onsets", "librosa"]), default="onsets", show_default=True,
                  help="First tempo estimate: from the transcribed note onsets, or librosa's beat tracker (slower to "
                       "start); both are then fitted to the onsets (benchmarks/transcription.py compares them)."),
+    click.option("--grid", "grid", type=click.Choice(["follow", "constant"]), default="follow", show_default=True,
+                 help="follow: the 16ths follow the recording's own beats as it speeds up and slows down, and the "
+                      "MIDI carries that tempo map; constant: one tempo for the whole recording."),
     click.option("--threads", type=click.IntRange(1), help="CPU threads for the transcription model."),
 ]
 
@@ -29,21 +32,28 @@ def _grid(f):
 
 def _describe(tr) -> str:
     g = tr.grid
-    how = "given" if g.source == "given" else "estimated"
-    return (f"{tr.seconds:.1f} s at {tr.rate} Hz: {len(tr.notes)} notes, tempo {g.tempo:.1f} bpm ({how}), "
-            f"bar 1 at {g.origin:.2f} s")
+    how = "given" if g.source.startswith("given") else "estimated"
+    if g.follows:
+        tempos = g.tempos()
+        tempo = (f"tempo {g.tempo:.1f} bpm ({how}; following the recording: {tempos.min():.0f}–{tempos.max():.0f} bpm "
+                 f"over {len(tempos)} beats)")
+    else:
+        tempo = f"tempo {g.tempo:.1f} bpm ({how}, constant)"
+    return f"{tr.seconds:.1f} s at {tr.rate} Hz: {len(tr.notes)} notes, {tempo}, bar 1 at {g.origin:.2f} s"
 
 
 @click.command()
 @click.argument("song", type=click.Path())
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="MIDI file to write (.mid).")
 @_grid
-def transcribe(song, output, bpm, downbeat, tracker, threads):
+def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
     """Transcribe a recording to MIDI on the 16th-note grid (basic-pitch, ONNX).
 
-    Notes by Spotify's basic-pitch (polyphonic, any instrument) run with onnxruntime; the tempo and
-    the bar lines are fitted to the note onsets; every note is moved to the nearest 16th. The MIDI has the
-    tempo and 4/4 from bar 1, so `genre midi prepare` and `genre midi transfer` read it.
+    Notes by Spotify's basic-pitch (polyphonic, any instrument) run with onnxruntime; the beats
+    follow the recording's tempo (or, with --grid constant, one tempo is fitted) and the bar lines
+    are fitted to the note onsets; every note is moved to the nearest 16th between its beats. The
+    MIDI has the recording's tempo map and 4/4 from bar 1, so `genre midi prepare` and `genre midi
+    transfer` read it and it plays on the recording's beats.
 
     \b
     Example:
@@ -53,7 +63,8 @@ def transcribe(song, output, bpm, downbeat, tracker, threads):
     from audiogenre.transcribe import transcribe_file
 
     with TqdmProgress(unit="window", leave=False) as progress:
-        tr = transcribe_file(song, output, bpm=bpm, downbeat=downbeat, tracker=tracker, threads=threads, progress=progress)
+        tr = transcribe_file(song, output, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid, threads=threads,
+                             progress=progress)
     click.echo(f"{song}: {_describe(tr)}")
     click.echo(f"wrote {output}: {len(tr.qnotes)} notes on the grid, "
                f"{int(tr.qnotes[:, 1].max()) / 16 if len(tr.qnotes) else 0:.1f} bars")
@@ -69,12 +80,13 @@ def transcribe(song, output, bpm, downbeat, tracker, threads):
 @click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
               help="General MIDI instrument of the rendering (0: piano).")
 @_grid
-def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tracker, threads):
+def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tracker, grid, threads):
     """Play a recording in another genre: transcribe, transfer the notes, render.
 
     The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
     symbolic CycleGAN (as `genre midi transfer`), and the result is rendered with FluidSynth at
-    the recording's sample rate, bar 1 where the recording's first downbeat is. Beside OUT it
+    the recording's sample rate on the recording's own beats (its tempo map), bar 1 where the
+    recording's first downbeat is. Beside OUT it
     writes OUT.transcribed.mid, OUT.<genre>.mid and OUT.json (files, tempo, metrics). With -o
     FOLDER it writes original.<ext> (a copy of SONG), transcription.mid, transferred.mid,
     transferred.wav and bridge.json there: `genre report FOLDER -o page/` then makes its
@@ -92,7 +104,7 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tra
     from audiogenre.arrange import transfer_audio
 
     with TqdmProgress(unit="window", leave=False) as progress:
-        res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, tracker=tracker,
+        res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
                              soundfont=soundfont, program=program, threads=threads, progress=progress)
     m = res.metrics
     click.echo(f"{song}: {_describe(res.transcription)}")
