@@ -52,7 +52,9 @@ def _settings_options(f):
               "so one song cannot sit on both sides of a train/test split).")
 @click.option("--shard", metavar="I/N", help="Prepare only shard I of N (a fixed 1/N of the files, chosen by name) into "
               "its own cache, e.g. one per machine; join them with `genre midi merge`.")
-def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume, overwrite, keep_duplicates, shard):
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when no file is kept (the genre then holds no phrases).")
+def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume, overwrite, keep_duplicates, shard,
+            allow_empty):
     """Turn MIDI files into 64×84 phrases of one genre in an HDF5 cache.
 
     SOURCES are MIDI files, folders (searched recursively) or glob patterns ('**' works).
@@ -78,6 +80,9 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     report = _prepare_with_progress(sources, genre, output, settings, workers=workers, resume=resume, overwrite=overwrite,
                                     dedupe=not keep_duplicates, shard=shard)
     click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+    if report.genre_files_total == 0 and not allow_empty:
+        raise GenreError(f"no file was kept: '{genre}' in {report.output} holds no phrases (the reasons are above and in "
+                         f"`genre midi inspect {report.output} --dropped`); pass --allow-empty if that is meant")
 
 
 def _prepare_with_progress(sources, genre, output, settings, *, again="Run the same command with --resume to continue",
@@ -120,7 +125,8 @@ def _prepare_with_progress(sources, genre, output, settings, *, again="Run the s
 @click.argument("caches", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Cache file (.h5) to write.")
 @click.option("--overwrite", is_flag=True, help="Replace --output if it exists.")
-def merge(caches, output, overwrite):
+@click.option("--partial", is_flag=True, help="Merge an incomplete set of shards (some of --shard 1..N missing).")
+def merge(caches, output, overwrite, partial):
     """Join caches prepared apart (--shard I/N on several machines) into one.
 
     The caches must have been prepared with the same settings. The result is the cache one
@@ -134,7 +140,7 @@ def merge(caches, output, overwrite):
     from midigenre.merge import merge_caches
 
     with TqdmProgress(unit="cache", leave=False) as progress:
-        reports = merge_caches(caches, output, overwrite=overwrite, progress=progress)
+        reports = merge_caches(caches, output, overwrite=overwrite, progress=progress, partial=partial)
     for r in reports:
         click.echo(table(r.rows(), title=f"'{r.genre}' → {output}"))
 
@@ -645,8 +651,21 @@ def _fit(task, out_path: Path, resume_command: str) -> None:
 @click.option("--keep-source/--no-keep-source", default=None,
               help="Keep every note of the source and only add to it (--keep-source), or let the model drop notes "
                    "too (--no-keep-source).  [default: as the model was saved; its model card says which directions keep]")
+@click.option("--melody", default="auto", show_default=True, metavar="auto|skyline|track:NAME|none",
+              help="The song's melody: a track named as one (MELODY, melody, Lead, Vocal, Soprano, …) or else the "
+                   "skyline of the top voice (auto); the skyline always; the track NAME; or none. A melody-locked model "
+                   "keeps it note for note and writes nothing above it; every result reports how much of it is kept.")
+@click.option("--drums", type=click.Choice(["auto", "keep", "drop"]), default="auto", show_default=True,
+              help="Keep or drop the source's drum tracks; auto: as the target genre's instrument table says "
+                   "(kept for pop and jazz, dropped for classical and folk).")
+@click.option("--instruments", type=click.Path(dir_okay=False), help="A JSON or YAML instrument table "
+              "{genre: {chords: PROGRAM, bass: PROGRAM, drums: keep|drop, bass_below: PITCH}} for the notes the "
+              "transfer adds (default: midigenre/arrangement.py's INSTRUMENTS).")
+@click.option("--roll", is_flag=True, help="Write one piano track on the grid at velocity 100 (the piano roll) "
+              "instead of the arrangement.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
-def transfer(source, target, source_genre, output, model_path, cycle, png, meter, keep_source, device):
+def transfer(source, target, source_genre, output, model_path, cycle, png, meter, keep_source, melody, drums,
+             instruments, roll, device):
     """Turn a whole MIDI song (or a folder of songs) into another genre.
 
     Works with a pair CycleGAN and with a multi-genre model (any of its genres to any other).
@@ -667,11 +686,16 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
             if res.predicted is not None:
                 told = (f" (source genre told by the model: {res.predicted[res.source_genre]:.0%} of the phrases; "
                         + ", ".join(f"{g} {v:.0%}" for g, v in res.predicted.items()) + ")")
+            m = res.song_measures()
+            kept = ("melody: none" if res.melody_found == "none" else
+                    f"melody ({res.melody_found}) still sounding {m['melody_sounding']:.0%}, on top {m['melody_top']:.0%}")
             click.echo(f"{song.source.name}: {res.source_genre} → {res.target_genre}{told}, {bars:.0f} bars, content change "
-                       f"{res.content_change():.2f}; wrote {', '.join(str(p) for p in song.written)}")
+                       f"{res.content_change():.2f}; {kept}; harmony kept {m['harmony']:.2f}; "
+                       f"wrote {', '.join(str(p) for p in song.written)}")
 
     batch = transfer_files(source, output, target, model=model_path, device=device, meter=meter, cycle=cycle, png=png,
-                           on_song=done, source_genre=source_genre, keep_source=keep_source)
+                           on_song=done, source_genre=source_genre, keep_source=keep_source, melody=melody,
+                           drums=drums, instruments=instruments, roll=roll)
     failed = batch.failed
     if len(batch.songs) == 1 and failed:
         raise GenreError(f"cannot transfer {failed[0].source}: {failed[0].error}")

@@ -70,6 +70,10 @@ class TrainConfig:
                                     "learned s (not in the papers).", option="--residual/--no-residual")
     pitch_plane: bool = setting(False, "G and D also see each cell's pitch as an input plane, so they know the register "
                                        "(CoordConv; not in the papers).", option="--pitch-plane/--no-pitch-plane")
+    melody_lock: bool = setting(False, "Keep the song's melody note for note: G sees the melody (the phrase's skyline in "
+                                       "training; the melody track or skyline of a song in transfer) as an input plane "
+                                       "and rewrites only the accompaniment below it (not in the papers).",
+                                option="--melody-lock/--no-melody-lock")
     identity: float = setting(0.0, "Weight of the identity loss |G_AB(x_B) − x_B| + |G_BA(x_A) − x_A| (0 in the "
                                    "reference; CycleGAN's own recipe uses half the cycle weight).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B|: a transfer stays "
@@ -123,7 +127,7 @@ class TrainConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual, pitch_plane=self.pitch_plane)
+                      residual=self.residual, pitch_plane=self.pitch_plane, melody_lock=self.melody_lock)
 
     def to_dict(self) -> dict:
         return to_dict(self)
@@ -189,6 +193,8 @@ class MultiGenreConfig:
                              option="--residual/--no-residual")
     pitch_plane: bool = setting(False, "G and D also see each cell's pitch as an input plane, so they know the register "
                                        "(CoordConv).", option="--pitch-plane/--no-pitch-plane")
+    melody_lock: bool = setting(False, "Keep the song's melody note for note: G sees the melody as an input plane and "
+                                       "rewrites only the accompaniment below it.", option="--melody-lock/--no-melody-lock")
     identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
                                    "genre s should stay as it is).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
@@ -271,7 +277,7 @@ class MultiGenreConfig:
         from midigenre.models import preset
 
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual, pitch_plane=self.pitch_plane, genre_shift=self.conditioning == "scale-shift",
+                      residual=self.residual, pitch_plane=self.pitch_plane, melody_lock=self.melody_lock, genre_shift=self.conditioning == "scale-shift",
                       genre_branches=self.conditioning == "branch", real_fake_per_genre=self.real_fake == "per-genre")
 
     @property

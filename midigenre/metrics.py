@@ -87,3 +87,71 @@ def transfer_strength(p_source: float, p_transferred: float, p_cycled: float) ->
 def s_tot(s_ab: float, s_ba: float) -> float:
     """S_tot = ½ (S_A→B + S_B→A)."""
     return 0.5 * (s_ab + s_ba)
+
+
+# ----------------------------------------------------------------------------- keeping the song
+
+
+def _onsets(x: np.ndarray) -> np.ndarray:
+    """Cells where a note starts: on, and off one step before (the first step counts as an onset)."""
+    prev = np.zeros_like(x)
+    prev[..., 1:, :] = x[..., :-1, :]
+    return x & ~prev
+
+
+def melody_kept(melody, result) -> tuple[float, float]:
+    """How much of the melody a result keeps: ``(sounding, top)``, the share of the melody's notes
+    (onset cells of ``melody``) that still sound at their onset in ``result``, and the share that
+    are still its highest note there. NaN for a song without melody notes.
+
+    ``melody``, ``result`` : (..., T, P) binary rolls; all notes of every leading index are pooled.
+    """
+    m, y = _as_bool(melody), _as_bool(result)
+    on = _onsets(m)
+    n = int(on.sum())
+    if n == 0:
+        return float("nan"), float("nan")
+    sounding = on & y
+    # the highest sounding pitch of the result at every step
+    rank = np.arange(1, y.shape[-1] + 1)
+    top = (y * rank).max(axis=-1, keepdims=True) - 1
+    is_top = sounding & (rank - 1 == top)
+    return float(sounding.sum() / n), float(is_top.sum() / n)
+
+
+def beat_chroma(roll, steps_per_beat: int = 4, lowest_pitch: int = 24) -> np.ndarray:
+    """Pitch-class profiles per beat: (..., T, P) binary rolls → (..., B, 12), the number of
+    sounding cells of each pitch class (octaves summed) in each beat of ``steps_per_beat`` steps
+    (a trailing partial beat counts as a beat)."""
+    x = _as_bool(roll).astype(np.float32)
+    steps, pitches = x.shape[-2], x.shape[-1]
+    beats = -(-steps // steps_per_beat)
+    if beats * steps_per_beat != steps:
+        pad = [(0, 0)] * (x.ndim - 2) + [(0, beats * steps_per_beat - steps), (0, 0)]
+        x = np.pad(x, pad)
+    per_beat = x.reshape(*x.shape[:-2], beats, steps_per_beat, pitches).sum(axis=-2)  # (..., B, P)
+    fold = np.zeros((pitches, 12), dtype=np.float32)
+    fold[np.arange(pitches), (np.arange(pitches) + lowest_pitch) % 12] = 1.0
+    return per_beat @ fold
+
+
+def harmony_kept(source, result, steps_per_beat: int = 4, lowest_pitch: int = 24, *, per_phrase: bool = False):
+    """Per-beat pitch-class (chroma) cosine similarity of source and result (Cífka et al. 2020's
+    content measure), averaged over the beats in which the source sounds; a beat where the result is
+    silent scores 0. One number for all leading indices pooled, or (with ``per_phrase``) one per
+    leading index (NaN where the source is silent)."""
+    a = beat_chroma(source, steps_per_beat, lowest_pitch)
+    b = beat_chroma(result, steps_per_beat, lowest_pitch)
+    na, nb = np.linalg.norm(a, axis=-1), np.linalg.norm(b, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cos = np.where((na > 0) & (nb > 0), (a * b).sum(-1) / np.maximum(na * nb, 1e-12), 0.0)
+    voiced = na > 0
+    if per_phrase:
+        return _ratio((cos * voiced).sum(axis=-1), voiced.sum(axis=-1))
+    n = int(voiced.sum())
+    return float((cos * voiced).sum() / n) if n else float("nan")
+
+
+def onsets_per_phrase(phrases) -> np.ndarray:
+    """Note onsets in each (T, P) phrase of (N, T, P) rolls (the first step counts as an onset)."""
+    return _onsets(_as_bool(phrases)).sum(axis=(-2, -1))

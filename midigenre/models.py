@@ -63,6 +63,11 @@ class ModelConfig:
         2018). A convolution alone knows where it is only near the roll's edges, and a patch
         discriminator averages over positions: neither can learn "a sustained bass below C3"
         as such, while a genre judge with dense layers reads it (not in the papers).
+    melody_lock : the generator keeps the song's melody (:mod:`midigenre.melody`: given, or the
+        skyline of its input) note for note and rewrites only the accompaniment under it: it
+        sees the accompaniment and the melody as two input planes, and its output is the melody
+        plus its notes strictly below the melody where the melody sounds (anywhere where it
+        rests). The discriminators see the whole result, as before (not in the papers).
     """
 
     g_channels: int = 64
@@ -75,6 +80,7 @@ class ModelConfig:
     genre_branches: bool = False
     real_fake_per_genre: bool = False
     pitch_plane: bool = False
+    melody_lock: bool = False
 
     def __post_init__(self):
         if self.g_channels < 8 or self.d_channels < 8:
@@ -165,9 +171,9 @@ class Generator(nn.Module):
     def __init__(self, cfg: ModelConfig = ModelConfig(), n_genres: int = 0):
         super().__init__()
         c, sn = cfg.g_channels, cfg.spectral_norm
-        self.pitch_plane = cfg.pitch_plane
+        self.pitch_plane, self.melody_lock = cfg.pitch_plane, cfg.melody_lock
         encoder: list[nn.Module] = [
-            _conv(1 + cfg.pitch_plane, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+            _conv(1 + cfg.pitch_plane + cfg.melody_lock, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
             _conv(c, 2 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
             _conv(2 * c, 4 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.ReLU(True),
         ]
@@ -190,9 +196,19 @@ class Generator(nn.Module):
         if cfg.residual:
             self.skip = nn.Parameter(torch.tensor(3.0))
 
-    def forward(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
-        """x : (B, 1, T, P); genre : (B,) target genre indices, for a conditioned generator only."""
-        inp = with_pitch_plane(x) if self.pitch_plane else x
+    def forward(self, x: torch.Tensor, genre: torch.Tensor | None = None, melody: torch.Tensor | None = None) -> torch.Tensor:
+        """x : (B, 1, T, P); genre : (B,) target genre indices, for a conditioned generator only;
+        melody : (B, 1, T, P) the melody cells, for a melody-locked generator (default: the skyline of x)."""
+        if self.melody_lock:
+            from midigenre.melody import below_melody, skyline
+
+            melody = (skyline(x.detach() > 0.5) if melody is None else melody > 0.5).to(x.dtype)
+            allowed = below_melody(melody).to(x.dtype)
+            x = x * allowed  # the accompaniment: what lies under the melody
+            inp = torch.cat([x, melody], dim=1)
+        else:
+            inp = x
+        inp = with_pitch_plane(inp) if self.pitch_plane else inp
         if self.n_genres:
             if genre is None:
                 raise ValueError("a conditioned generator needs the target genres")
@@ -207,6 +223,8 @@ class Generator(nn.Module):
             logits = self.net(inp)
         if hasattr(self, "skip"):
             logits = logits + self.skip * (2.0 * x - 1.0)
+        if self.melody_lock:
+            return torch.maximum(melody, torch.sigmoid(logits) * allowed)
         return torch.sigmoid(logits)
 
     def _branched(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:

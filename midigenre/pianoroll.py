@@ -162,6 +162,35 @@ class Song:
     roll: np.ndarray
     tempo: float
     n_notes: int
+    #: the song's own notes and tracks (``read_song(..., keep_notes=True)``), for writing a result
+    #: that keeps the source's instruments, velocities, timing and tempo map
+    notes: "SongNotes | None" = None
+
+
+@dataclass
+class SongNotes:
+    """The pitched notes of a song inside the pitch window, one entry per note, and what a written
+    result keeps of the file (:mod:`midigenre.arrangement`).
+
+    Attributes
+    ----------
+    start, end : grid steps of each note (as in the roll; a note lasts at least one step).
+    row : pitch row (MIDI pitch − lowest_pitch).
+    start_tick, end_tick, velocity : the note as the file has it.
+    track : index into ``tracks`` of the note's track.
+    tracks : (name, program) of each pitched track with notes.
+    score : the parsed file (``symusic.ScoreTick``): its tempo map, meter, drum tracks.
+    """
+
+    start: np.ndarray
+    end: np.ndarray
+    row: np.ndarray
+    start_tick: np.ndarray
+    end_tick: np.ndarray
+    velocity: np.ndarray
+    track: np.ndarray
+    tracks: list
+    score: object
 
 
 def check_meter(time_signatures: Iterable[tuple[int, int, int]], mode: str) -> str | None:
@@ -208,8 +237,10 @@ def _parse(source: str | os.PathLike | bytes):
         raise Unusable("parse error", msg) from None
 
 
-def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSettings()) -> Song:
-    """Parse a MIDI file (path or bytes) into a :class:`Song` on the step grid.
+def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSettings(), *,
+              keep_notes: bool = False) -> Song:
+    """Parse a MIDI file (path or bytes) into a :class:`Song` on the step grid; ``keep_notes``
+    also keeps its notes and tracks (:class:`SongNotes`).
 
     Raises
     ------
@@ -225,7 +256,7 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
     if reason:  # meter first: it is the rule users tune with --meter, and it is cheap
         raise Unusable(reason, _meter_text(score))
 
-    starts, ends, pitches = [], [], []
+    starts, ends, pitches, velocities, owners, tracks = [], [], [], [], [], []
     n_drum = 0
     last_control = 0
     for track in score.tracks:
@@ -241,6 +272,10 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
         starts.append(t)
         ends.append(t + np.maximum(arr["duration"].astype(np.int64), 0))
         pitches.append(arr["pitch"].astype(np.int64))
+        if keep_notes:
+            velocities.append(arr["velocity"].astype(np.int64))
+            owners.append(np.full(len(t), len(tracks), dtype=np.int64))
+            tracks.append((str(track.name), int(track.program)))
     n_notes = int(sum(len(s) for s in starts))
     if n_notes == 0:
         raise Unusable("drums only" if n_drum else "no notes")
@@ -275,7 +310,12 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
         k = int(np.argmin(tempos["time"]))  # stable: the first event at the earliest tick
         if tempos["time"][k] == 0 and tempos["mspq"][k] > 0:
             tempo = 6e7 / float(tempos["mspq"][k])
-    return Song(roll=roll, tempo=tempo, n_notes=n_notes)
+    notes = None
+    if keep_notes:
+        notes = SongNotes(start=s[inside], end=e[inside], row=row[inside], start_tick=start_tick[inside],
+                          end_tick=end_tick[inside], velocity=np.concatenate(velocities)[inside],
+                          track=np.concatenate(owners)[inside], tracks=tracks, score=score)
+    return Song(roll=roll, tempo=tempo, n_notes=n_notes, notes=notes)
 
 
 def _meter_text(score) -> str:

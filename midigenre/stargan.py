@@ -68,9 +68,10 @@ class TargetGenerators(nn.Module):
         models = model if isinstance(model, list) else [model] * n_genres  # one architecture, or one per target
         self.generators = nn.ModuleList(Generator(m, n_genres=n_genres) for m in models)
 
-    def forward(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, genre: torch.Tensor, melody: torch.Tensor | None = None) -> torch.Tensor:
         genre = genre.long()
-        return route_by_genre(genre, len(self.generators), lambda k, rows: self.generators[k](x[rows], genre[rows]))
+        return route_by_genre(genre, len(self.generators), lambda k, rows: self.generators[k](
+            x[rows], genre[rows], None if melody is None else melody[rows]))
 
 
 class MultiGenreGAN(nn.Module):
@@ -94,9 +95,10 @@ class MultiGenreGAN(nn.Module):
         self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
                   else None)
 
-    def generate(self, x: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities."""
-        return self.G(x, target)
+    def generate(self, x: torch.Tensor, target: torch.Tensor, melody: torch.Tensor | None = None) -> torch.Tensor:
+        """x : (B, 1, T, P) rolls in [0, 1]; target : (B,) genre indices → (B, 1, T, P) probabilities;
+        melody : the melody cells of a melody-locked generator (default: the skyline of x)."""
+        return self.G(x, target, melody)
 
     def discriminate(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches);

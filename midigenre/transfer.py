@@ -68,6 +68,13 @@ class GenreTransfer:
         module.requires_grad_(False)
         return model_cls._from_module(module, meta, pick_device(device), folder)
 
+    @property
+    def melody_lock(self) -> bool:
+        """Whether the model keeps the song's melody and rewrites only its accompaniment
+        (``ModelConfig.melody_lock``; a combined model: any of its generators)."""
+        configs = [self.meta.get("config") or {}] + [p.get("config") or {} for p in self.meta.get("per_target_generators") or []]
+        return any(bool(c.get("melody_lock")) for c in configs)
+
     def set_keep_source(self, keep: bool | None) -> None:
         """Keep the source's notes in every direction (True), in none (False), or as the model was
         saved (None)."""
@@ -92,8 +99,9 @@ class GenreTransfer:
         raise GenreError(f"this {self.kind} model cannot tell a song's genre; give the source genre")
 
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
-                         batch_size: int = 64):
-        """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays."""
+                         batch_size: int = 64, melody: np.ndarray | None = None):
+        """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
+        ``melody``: (N, 64, 84) melody cells for a melody-locked model (default: each phrase's skyline)."""
         raise NotImplementedError
 
 
@@ -145,8 +153,38 @@ class TransferModel(GenreTransfer):
         saved = self.meta.get("thresholds") or {}
         return {"ab": float(saved.get("ab", 0.5)), "ba": float(saved.get("ba", 0.5))}
 
+    def _way(self, target: str) -> str:
+        return "ab" if target == self.genres["b"] else "ba"
+
+    def threshold(self, target: str, source: str | None = None) -> float:
+        """The binarisation threshold of the direction into ``target``."""
+        self.direction(target, source)
+        return self.thresholds[self._way(target)]
+
+    def probabilities(self, phrases: np.ndarray, target: str, batch_size: int = 64, melody: np.ndarray | None = None,
+                      source: str | None = None) -> np.ndarray:
+        """The generator's output for (N, 64, 84) phrases into ``target``: (N, 64, 84) float32,
+        before binarisation and before the source's notes are kept (:meth:`binarize`)."""
+        import torch
+
+        self.direction(target, source)
+        g = self.g_ab if self._way(target) == "ab" else self.g_ba
+        out = []
+        with torch.inference_mode():
+            for i in range(0, len(phrases), batch_size):
+                x = _tensor(phrases[i:i + batch_size], self.device)
+                m = _tensor(melody[i:i + batch_size], self.device) if melody is not None and self.melody_lock else None
+                out.append(_call(g, x, m)[:, 0].float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(np.shape(phrases), np.float32)
+
+    def binarize(self, phrases: np.ndarray, probabilities: np.ndarray, target: str, threshold: float,
+                 source: str | None = None) -> np.ndarray:
+        """The notes of a transfer into ``target`` from :meth:`probabilities` at ``threshold``."""
+        out = probabilities > threshold
+        return out | (np.asarray(phrases) > 0.5) if self.keep_source[self._way(target)] else out
+
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
-                         batch_size: int = 64):
+                         batch_size: int = 64, melody: np.ndarray | None = None):
         """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
 
         Generator outputs are binarised at the model's threshold of each direction
@@ -163,11 +201,12 @@ class TransferModel(GenreTransfer):
         out, back = [], []
         with torch.inference_mode():
             for i in range(0, len(phrases), batch_size):
-                x = torch.from_numpy(np.ascontiguousarray(phrases[i : i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
-                y = ((forward(x) > t_fwd) | ((x > 0.5) & keep_fwd)).float()
+                x = _tensor(phrases[i : i + batch_size], self.device)
+                m = _tensor(melody[i : i + batch_size], self.device) if melody is not None and self.melody_lock else None
+                y = ((_call(forward, x, m) > t_fwd) | ((x > 0.5) & keep_fwd)).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
-                    back.append(((backward(y) > t_back) | ((y > 0.5) & keep_back))[:, 0].cpu().numpy())
+                    back.append(((_call(backward, y, m) > t_back) | ((y > 0.5) & keep_back))[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty
         return transferred, (np.concatenate(back) if back else empty) if cycle else None
@@ -225,10 +264,14 @@ class MultiGenreTransfer(GenreTransfer):
         return self.genre_settings.get(source, self.settings) if source else self.settings
 
     def _batches(self, phrases: np.ndarray, batch_size: int):
-        import torch
-
         for i in range(0, len(phrases), batch_size):
-            yield torch.from_numpy(np.ascontiguousarray(phrases[i:i + batch_size], dtype=np.float32)).unsqueeze(1).to(self.device)
+            yield _tensor(phrases[i:i + batch_size], self.device)
+
+    def _melodies(self, melody: np.ndarray | None, n: int, batch_size: int):
+        """The melody batches beside :meth:`_batches` (None for each batch without one)."""
+        if melody is None or not self.melody_lock:
+            return [None] * (-(-n // batch_size))
+        return list(self._batches(melody, batch_size))
 
     def genre_probabilities(self, phrases: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(N, K) genre probabilities of (N, 64, 84) phrases by the discriminator's genre head."""
@@ -246,25 +289,27 @@ class MultiGenreTransfer(GenreTransfer):
         votes = np.bincount(self.genre_probabilities(x).argmax(axis=1), minlength=len(self.names)) / len(x)
         return self.names[int(votes.argmax())], {g: float(v) for g, v in zip(self.names, votes)}
 
-    def probabilities(self, phrases: np.ndarray, target: str, batch_size: int = 64) -> np.ndarray:
+    def probabilities(self, phrases: np.ndarray, target: str, batch_size: int = 64,
+                      melody: np.ndarray | None = None, source: str | None = None) -> np.ndarray:
         """G(x, target) of (N, 64, 84) phrases: (N, 64, 84) float32 note probabilities, before
         binarisation and before the source's notes are kept (:meth:`binarize`)."""
         import torch
 
         t = self._index(target, "--to")
         with torch.inference_mode():
-            out = [self.net.generate(x, torch.full((len(x),), t, device=x.device))[:, 0].float().cpu().numpy()
-                   for x in self._batches(phrases, batch_size)]
+            out = [self.net.generate(x, torch.full((len(x),), t, device=x.device), m)[:, 0].float().cpu().numpy()
+                   for x, m in zip(self._batches(phrases, batch_size), self._melodies(melody, len(phrases), batch_size))]
         return np.concatenate(out) if out else np.zeros(np.shape(phrases), np.float32)
 
-    def binarize(self, phrases: np.ndarray, probabilities: np.ndarray, target: str, threshold: float) -> np.ndarray:
+    def binarize(self, phrases: np.ndarray, probabilities: np.ndarray, target: str, threshold: float,
+                 source: str | None = None) -> np.ndarray:
         """The notes of a transfer to ``target`` from :meth:`probabilities` at ``threshold``:
         what :meth:`transfer_phrases` returns at that threshold, for trying several cheaply."""
         out = probabilities > threshold
         return out | (np.asarray(phrases) > 0.5) if self.keep_source[target] else out
 
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
-                         batch_size: int = 64):
+                         batch_size: int = 64, melody: np.ndarray | None = None):
         """Transfer (N, 64, 84) phrases to ``target``: G(x, target) binarised at the direction's
         threshold (:meth:`threshold`); ``cycle`` also takes them back to ``source`` (predicted
         when not given)."""
@@ -277,22 +322,40 @@ class MultiGenreTransfer(GenreTransfer):
         s = self._index(source, "--from") if source is not None else None
         out, back = [], []
         with torch.inference_mode():
-            for x in self._batches(phrases, batch_size):
-                y = ((self.net.generate(x, torch.full((len(x),), t, device=x.device)) > there)
+            for x, m in zip(self._batches(phrases, batch_size), self._melodies(melody, len(phrases), batch_size)):
+                y = ((self.net.generate(x, torch.full((len(x),), t, device=x.device), m) > there)
                      | ((x > 0.5) & self.keep_source[target])).float()
                 out.append(y[:, 0].bool().cpu().numpy())
                 if cycle:
                     # the way back is G itself, as in training: it may take away what a kept transfer added
-                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device)) > self.threshold(source, target)
+                    z = self.net.generate(y, torch.full((len(x),), s, device=x.device), m) > self.threshold(source, target)
                     back.append(z[:, 0].cpu().numpy())
         empty = np.zeros((0,) + phrases.shape[1:], dtype=bool)
         transferred = np.concatenate(out) if out else empty
         return transferred, (np.concatenate(back) if back else empty) if cycle else None
 
 
+def _tensor(phrases: np.ndarray, device):
+    """(N, T, P) phrases → a (N, 1, T, P) float32 tensor on ``device``."""
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(phrases, dtype=np.float32)).unsqueeze(1).to(device)
+
+
+def _call(generator, x, melody):
+    """A pair generator on x, with the melody when there is one (a melody-locked generator)."""
+    return generator(x) if melody is None else generator(x, melody=melody)
+
+
 @dataclass
 class SongTransfer:
-    """A transferred song: rolls of shape (T, 84) on the song's own step grid."""
+    """A transferred song: rolls of shape (T, 84) on the song's own step grid.
+
+    ``melody`` is the source's melody on that grid (empty with ``melody="none"``); a melody-locked
+    model keeps it note for note in ``transferred``. ``notes``, ``melody_notes`` (which of them
+    are the melody), ``drums`` and ``instruments`` make :meth:`midi` write the result as an
+    arrangement (:mod:`midigenre.arrangement`).
+    """
 
     source: np.ndarray
     transferred: np.ndarray
@@ -303,13 +366,43 @@ class SongTransfer:
     settings: RollSettings
     #: when the model told the source genre itself: each genre's share of the phrase votes
     predicted: dict[str, float] | None = None
+    melody: np.ndarray | None = None
+    #: how the melody was found: "track 'MELODY'", "skyline" or "none"
+    melody_found: str = "none"
+    notes: object = None
+    melody_notes: np.ndarray | None = None
+    drums: str = "auto"
+    instruments: dict | None = None
+    melody_locked: bool = False
 
-    def midi(self, which: str = "transferred"):
-        """``pretty_midi.PrettyMIDI`` of the source, the transferred or the cycled-back roll."""
-        roll = getattr(self, which)
-        if roll is None:
+    def midi(self, which: str = "transferred", *, roll: bool = False):
+        """``pretty_midi.PrettyMIDI`` of the source, the transferred or the cycled-back song.
+
+        The transferred song is an arrangement (the source's tempo map, melody, kept notes with
+        their instruments and velocities, added notes on the target genre's instruments, drums
+        as asked); ``roll=True``, a source read without its notes, or the other versions: one
+        piano track on the grid at velocity 100.
+        """
+        data = getattr(self, which)
+        if data is None:
             raise GenreError("the cycled-back version was not computed (pass cycle=True)")
-        return roll_to_midi(roll, self.tempo, self.settings, name=f"Piano ({which})")
+        if which == "transferred" and not roll and self.notes is not None:
+            from midigenre.arrangement import score_to_pretty_midi
+
+            return score_to_pretty_midi(self.arrangement())
+        return roll_to_midi(data, self.tempo, self.settings, name=f"Piano ({which})")
+
+    def arrangement(self):
+        """The transferred song as a ``symusic.ScoreTick`` arrangement (:func:`midigenre.arrangement.arrange`)."""
+        from midigenre.arrangement import arrange
+
+        if self.notes is None:
+            raise GenreError("the source's notes were not kept, so no arrangement can be written")
+        # only a melody-locked transfer keeps the melody whatever G wrote; otherwise a melody note
+        # stays where the transfer kept it, like any other note
+        locked = self.melody_notes if self.melody_locked else np.zeros_like(self.melody_notes)
+        return arrange(self.notes, locked, self.transferred, self.target_genre, self.settings,
+                       drums=self.drums, table=self.instruments)
 
     def content_change(self) -> float:
         """Σ|x − x̂| / Σx over the whole song (NaN for a silent song); see :mod:`midigenre.metrics`."""
@@ -317,10 +410,36 @@ class SongTransfer:
 
         return content_change(self.source, self.transferred)
 
+    def song_measures(self) -> dict[str, float]:
+        """Melody kept (still sounding / still the top voice), harmony kept (per-beat pitch-class
+        similarity) and the accompaniment's content change (:mod:`midigenre.metrics`)."""
+        from midigenre.metrics import content_change, harmony_kept, melody_kept
+
+        mel = self.melody if self.melody is not None else np.zeros_like(self.source)
+        sounding, top = melody_kept(mel, self.transferred)
+        return {"melody_sounding": sounding, "melody_top": top,
+                "harmony": harmony_kept(self.source, self.transferred, self.settings.steps_per_beat,
+                                        self.settings.lowest_pitch),
+                "accompaniment_change": float(content_change(self.source & ~mel, self.transferred & ~mel))}
+
+
+def song_melody(song, settings: RollSettings, mode: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
+    """``(melody roll (T, P), which notes are the melody, how it was found)`` of a song read with
+    ``keep_notes=True`` (:func:`midigenre.melody.melody_notes`)."""
+    from midigenre.melody import melody_notes
+    from midigenre.pianoroll import _fill
+
+    n = song.notes
+    names = [name for name, _ in n.tracks]
+    mask, how = melody_notes(n.start, n.end, n.row, n.track, names, mode, total=len(song.roll))
+    roll = _fill(n.start[mask], n.end[mask], n.row[mask], len(song.roll), settings.n_pitches)
+    return roll, mask, how
+
 
 def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str | os.PathLike, target: str, *,
                   meter: str | None = None, cycle: bool = False, keep_silence: bool = True,
-                  source_genre: str | None = None) -> SongTransfer:
+                  source_genre: str | None = None, melody: str = "auto", drums: str = "auto",
+                  instruments: dict | None = None) -> SongTransfer:
     """Transfer a whole MIDI song to ``target``.
 
     Parameters
@@ -334,22 +453,39 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
     keep_silence : leave phrases without notes silent instead of letting the generator invent notes.
     source_genre : the song's genre, for a multi-genre model; None: the model tells it
         (:meth:`GenreTransfer.predict_genre`, the result's ``predicted``).
+    melody : how to find the song's melody (:mod:`midigenre.melody`): ``auto`` (a track named as
+        the melody, else the skyline), ``skyline``, ``track:NAME`` or ``none``. A melody-locked
+        model keeps it note for note and nothing sounds above it where it sounds; for other
+        models it is measured and written on its own track.
+    drums, instruments : how the result is written (:func:`midigenre.arrangement.arrange`).
 
     Raises
     ------
     GenreError (``Unusable``) if the song cannot be read under the meter rule, with the reason.
     """
+    from midigenre.arrangement import DRUMS
+    from midigenre.melody import accompaniment, check_mode
+
+    check_mode(melody)
+    if drums not in DRUMS:
+        raise GenreError(f"unknown drums choice {drums!r}; choose {', '.join(DRUMS)}")
     if not isinstance(model, GenreTransfer):
         model = GenreTransfer.load(model)
     src_genre, dst_genre = model.direction(target, source_genre)
     settings = model.settings_for(src_genre)
     settings = dataclasses.replace(settings, meter=meter) if meter else settings
-    song = read_song(source, settings)
-    phrases, _ = split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)
+    song = read_song(source, settings, keep_notes=True)
+    mel_roll, mel_notes, how = song_melody(song, settings, melody)
+    roll = song.roll
+    locked = model.melody_lock
+    if locked:  # the generator's input: the melody and what lies under it
+        roll = mel_roll | accompaniment(song.roll, mel_roll)
+    phrases, _ = split_phrases(roll, settings, keep_empty=True, pad_tail=True)
+    mel_phrases = split_phrases(mel_roll, settings, keep_empty=True, pad_tail=True)[0] if locked else None
     predicted = None
     if src_genre is None:
-        src_genre, predicted = model.predict_genre(phrases)
-    out, back = model.transfer_phrases(phrases, target, source=src_genre, cycle=cycle)
+        src_genre, predicted = model.predict_genre(split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)[0])
+    out, back = model.transfer_phrases(phrases, target, source=src_genre, cycle=cycle, melody=mel_phrases)
     if keep_silence:
         silent = ~phrases.any(axis=(1, 2))
         out[silent] = False
@@ -359,6 +495,8 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
     return SongTransfer(
         source=song.roll, transferred=join_phrases(out)[:n], cycled=join_phrases(back)[:n] if back is not None else None,
         tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings, predicted=predicted,
+        melody=mel_roll, melody_found=how, notes=song.notes, melody_notes=mel_notes, drums=drums,
+        instruments=instruments, melody_locked=locked,
     )
 
 
@@ -454,7 +592,9 @@ def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: 
 def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target: str, *,
                    model: "GenreTransfer | str | os.PathLike | None" = None, device: str = "cpu",
                    meter: str | None = None, cycle: bool = False, png: bool = False,
-                   on_song=None, source_genre: str | None = None, keep_source: bool | None = None) -> TransferBatch:
+                   on_song=None, source_genre: str | None = None, keep_source: bool | None = None,
+                   melody: str = "auto", drums: str = "auto", instruments: str | os.PathLike | dict | None = None,
+                   roll: bool = False) -> TransferBatch:
     """Transfer a MIDI file, or every MIDI file under a folder, to ``target`` and write the results.
 
     Parameters
@@ -467,13 +607,22 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     on_song : called with each :class:`FileTransfer` as soon as its song is done (or failed).
     keep_source : keep every note of the source (True), let the model drop notes (False), or as
         the model was saved (None; :meth:`GenreTransfer.set_keep_source`).
+    melody, drums : as for :func:`transfer_midi`; instruments : an instrument table (or the path of
+        one, :func:`midigenre.arrangement.load_instruments`) for the added notes.
+    roll : write one piano track on the grid instead of the arrangement.
 
     A song that cannot be read is recorded with its reason (and a hint to try
     ``meter="assume-4/4"`` where that may help) and the others go on.
     """
     from midigenre.pianoroll import Unusable, write_midi
 
+    from midigenre.arrangement import load_instruments
+    from midigenre.melody import check_mode
+
+    check_mode(melody)
     jobs = transfer_jobs(source, output, target, cycle=cycle, png=png)
+    if isinstance(instruments, (str, os.PathLike)):
+        instruments = load_instruments(instruments)
     if model is None:
         model = GenreTransfer.load(device=device)
     elif not isinstance(model, GenreTransfer):
@@ -485,14 +634,15 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     for song, out in jobs:
         item = FileTransfer(song, out)
         try:
-            res = transfer_midi(song, model, target, meter=meter, cycle=cycle, source_genre=source_genre)
+            res = transfer_midi(song, model, target, meter=meter, cycle=cycle, source_genre=source_genre,
+                                melody=melody, drums=drums, instruments=instruments)
         except Unusable as err:
             hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in METER_REASONS else ""
             item.error = f"{err}{hint}"
         else:
             item.result = res
             paths = _written_paths(out, cycle=cycle, png=png)
-            item.written.append(write_midi(res.midi(), paths[0]))
+            item.written.append(write_midi(res.midi(roll=roll), paths[0]))
             if cycle:
                 item.written.append(write_midi(res.midi("cycled"), paths[1]))
             if png:

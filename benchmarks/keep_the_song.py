@@ -1,0 +1,194 @@
+"""Does a transfer keep the song? Every direction of one or more models on whole held-out songs.
+
+For each model and direction (:mod:`midigenre.song_quality`): melody kept (still sounding / still
+the top voice; the melody track where the file names one, else the skyline), harmony kept
+(per-beat pitch-class similarity), accompaniment change, onsets per phrase against the target
+genre's real phrases, and the share judged target by three judges — ``reference`` (the CNN of
+Brunner et al. that chooses epochs and thresholds), ``cnn-seed1`` (the same network trained apart,
+another seed) and ``feature`` (an MLP over musical statistics) — each beside the matched
+baselines: the source unchanged, random deletion/addition at the direction's own rates, and the
+melody over a random real accompaniment of the target genre. The judges are trained on the
+split's training songs only; the songs measured are the split's held-out (``--part test``) or
+validation songs.
+
+A direction **meets the target** by a judge when its share is ≥ 0.5 and ≥ the random edit's
++ 0.25, harmony ≥ 0.75 and ≥ the random accompaniment's + 0.3, the melody is the top voice
+≥ 0.95 and its onsets are 0.5–2× the target genre's. The headline is read from the independent
+judges (``cnn-seed1``, ``feature``), never from ``reference``.
+
+    python benchmarks/keep_the_song.py --model four-genres --model runs/x/model --judges runs/judges \\
+        --cache pop=pop.h5 --cache classical=classical.h5 --cache jazz=jazz.h5 --cache folk=folk.h5 \\
+        --data ../shared/data/midi --out runs/keep-the-song
+
+With ``--choose CANDIDATE …`` it instead chooses a model from kept epochs on the validation songs
+with the reference judge (:func:`midigenre.song_quality.choose_model`) into ``--out``.
+
+Writes ``OUT/results.json``, ``OUT/frontier.png`` (melody kept as the top voice against share
+judged target, per direction and model) and prints a markdown table per model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+INDEPENDENT = ("cnn-seed1", "feature")
+
+
+def load_judges(args, split_path: Path, names: list[str]) -> dict:
+    """The reference CNN and the independent judges (trained on the split's training songs)."""
+    from midigenre.choose import part_phrases
+    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
+    from midigenre.dataset import SongSplit
+    from midigenre.judges import FeatureJudge
+    from midigenre.train import GenreSource
+
+    caches = dict(c.split("=", 1) for c in args.cache)
+    sources = [GenreSource.parse_named(f"{g}={caches[g]}") for g in names]
+    folder = Path(args.judges)
+    judges = {}
+    for name, seed in (("reference", 0), ("cnn-seed1", 1)):
+        if not (folder / name / "model.json").exists():
+            print(f"  training the {name} judge (seed {seed}, 10 epochs) on the training songs …", flush=True)
+            train_classifier(sources, folder / name, ClassifierConfig(epochs=10, seed=seed), split=split_path, device="cpu")
+        judges[name] = Classifier.load(folder / name)
+        if judges[name].genres != names:
+            raise SystemExit(f"{folder / name} judges {judges[name].genres}, the models {names}")
+    split = SongSplit.load(split_path)
+    train = part_phrases(sources, split, "train", 4000, 0)
+    judges["feature"] = FeatureJudge.train(train, names, judges["reference"].settings_hash, seed=1)
+    return judges
+
+
+def song_lists(split, names: list[str], part: str, folders: list[str], limit: int) -> dict[str, list]:
+    from midigenre.song_quality import split_songs
+
+    out = {}
+    for g in names:
+        songs = split_songs(split, g, part, folders)
+        out[g] = songs[:limit] if limit else songs
+    return out
+
+
+def measure(model_name: str, judges: dict, songs: dict, melody: str) -> list[dict]:
+    from midigenre.song_quality import _real_phrases, measure_direction, passes, transfer_songs
+    from midigenre.transfer import GenreTransfer
+
+    model = GenreTransfer.load(model_name)
+    real = {g: _real_phrases(model, songs[g], g, melody) for g in model.names if g in songs}
+    rows = []
+    for s in model.names:
+        for t in model.names:
+            if s == t or s not in songs:
+                continue
+            t0 = time.time()
+            d = transfer_songs(model, songs[s], s, t, melody=melody)
+            row = measure_direction(d, judges, target_real=real[t], locked=model.melody_lock,
+                                    settings=model.settings_for(s))
+            row["passes"] = {j: passes(row, j) for j in judges}
+            row["seconds"] = round(time.time() - t0, 1)
+            rows.append(row)
+            print(f"  {model_name}: {s} → {t}: {d.songs} songs, {len(d.source)} phrases ({row['seconds']} s)", flush=True)
+    return rows
+
+
+def table(name: str, rows: list[dict]) -> str:
+    head = ("| direction | melody sounding / top | harmony (random acc.) | acc. change | onsets × | "
+            "reference: share (edit, acc.) | cnn-seed1: share (edit, acc.) | feature: share (edit, acc.) | meets (ref / cnn / feat) |")
+    lines = [f"**{name}**", "", head, "|" + "---|" * 9]
+    for r in rows:
+        j = r["judges"]
+        cell = lambda k: f"{j[k]['share']:.2f} ({j[k]['random_edit']:.2f}, {j[k]['random_accompaniment']:.2f})"  # noqa: E731
+        meets = " / ".join("✓" if r["passes"][k]["all"] else "✗" for k in ("reference", "cnn-seed1", "feature"))
+        lines.append(f"| {r['source']} → {r['target']} | {r['melody_sounding']:.2f} / {r['melody_top']:.2f} | "
+                     f"{r['harmony']:.2f} ({r['harmony_accompaniment']:.2f}) | {r['accompaniment_change']:.2f} | "
+                     f"{r['onsets_ratio']:.2f} | {cell('reference')} | {cell('cnn-seed1')} | {cell('feature')} | {meets} |")
+    for k in ("reference", "cnn-seed1", "feature"):
+        met = sum(r["passes"][k]["all"] for r in rows)
+        share = sum(r["passes"][k]["share"] for r in rows)
+        lines.append(f"\n{k}: {met} of {len(rows)} directions meet every target; {share} meet the share target")
+    return "\n".join(lines)
+
+
+def frontier(results: dict, path: Path) -> None:
+    from shared.plotting import new_figure, save_png
+
+    fig, axes = new_figure(1, len(INDEPENDENT), figsize=(6 * len(INDEPENDENT), 5))
+    axes = np.atleast_1d(axes)
+    markers = "osD^v<>p*"
+    for ax, judge in zip(axes, INDEPENDENT):
+        for k, (name, rows) in enumerate(results.items()):
+            x = [r["melody_top"] for r in rows]
+            y = [r["judges"][judge]["share"] for r in rows]
+            ax.scatter(x, y, marker=markers[k % len(markers)], label=name, alpha=0.8)
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.axvline(0.95, color="grey", lw=0.8, ls="--")
+        ax.set_xlim(0, 1.02)
+        ax.set_ylim(0, 1.02)
+        ax.set_xlabel("melody still the top voice (share of its notes)")
+        ax.set_ylabel(f"share judged target ({judge})")
+        ax.set_title(f"each direction, held-out songs, {judge} judge")
+        ax.legend(fontsize=8, loc="lower left")
+    save_png(fig, path)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", action="append", default=[], help="a model (shipped name or folder); repeatable")
+    p.add_argument("--choose", nargs="+", help="candidate epoch/run folders to choose a model from (validation songs)")
+    p.add_argument("--judges", required=True, help="folder of the judges (trained into it when missing)")
+    p.add_argument("--cache", action="append", default=[], help="GENRE=FILE.h5 of the split's genres (judges' training data)")
+    p.add_argument("--data", action="append", default=[], help="folder(s) holding the songs (searched recursively)")
+    p.add_argument("--split", help="split.json (default: the first model's / candidate's)")
+    p.add_argument("--part", default="test", choices=["test", "valid"])
+    p.add_argument("--songs", type=int, default=0, help="at most this many songs per genre (0: all)")
+    p.add_argument("--melody", default="auto")
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    from midigenre.dataset import SongSplit
+    from midigenre.transfer import GenreTransfer
+
+    first = GenreTransfer.load((args.choose or args.model)[0])
+    split_path = Path(args.split) if args.split else first.folder / "split.json"
+    split = SongSplit.load(split_path)
+    names = list(first.names) if first.kind == "multi-genre" else sorted(split.genres, key=list(split.genres).index)
+    judge_names = [g for g in split.genres]
+    judges = load_judges(args, split_path, judge_names)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.choose:
+        from midigenre.song_quality import choose_model
+
+        part = "valid"
+        songs = song_lists(split, names, part, args.data, args.songs)
+        t0 = time.time()
+        res = choose_model(args.choose, out / "model", songs=songs, judge=judges["reference"],
+                           progress=lambda *a: print("  ", a[-1], flush=True))
+        res["seconds"] = round(time.time() - t0, 1)
+        (out / "choice.json").write_text(json.dumps(res, indent=1, default=float))
+        for k, r in res["chosen"].items():
+            print(f"{k}: {r['candidate']} threshold {r['threshold']}: share {r['judges']['reference']['share']:.2f} "
+                  f"(edit {r['judges']['reference']['random_edit']:.2f}), harmony {r['harmony']:.2f}, "
+                  f"onsets {r['onsets_ratio']:.2f}")
+        print(f"wrote {res['model']} ({res['seconds']} s)")
+        return
+    songs = song_lists(split, judge_names, args.part, args.data, args.songs)
+    results = {}
+    for name in args.model:
+        results[name] = measure(name, judges, songs, args.melody)
+        print(table(name, results[name]), flush=True)
+    (out / "results.json").write_text(json.dumps({"part": args.part, "songs_per_genre": {g: len(v) for g, v in songs.items()},
+                                                  "models": results}, indent=1, default=float))
+    frontier(results, out / "frontier.png")
+    print(f"wrote {out / 'results.json'} and {out / 'frontier.png'}")
+
+
+if __name__ == "__main__":
+    main()
