@@ -149,7 +149,7 @@ def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None)
 
 def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLike, *, model=None,
                    bpm: float | None = None, downbeat: float | None = None, tracker: str = "onsets",
-                   grid: str = "follow", soundfont=None, program: int = 0,
+                   grid: str = "follow", soundfont=None, program: int | None = None, instruments=None,
                    threads: int | None = None, device: str = "cpu", progress=None) -> AudioTransfer:
     """Transcribe ``song``, transfer it to ``target`` and render it to ``output`` (.wav/.flac/.ogg).
 
@@ -162,7 +162,10 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     grid : ``follow`` the recording's beats (default) or one ``constant`` tempo
         (:data:`audiogenre.transcribe.GRIDS`); the transcribed and the transferred MIDI carry
         that tempo map, and the rendering follows it.
-    soundfont, program : the General MIDI sound font and instrument of the rendering (0: piano).
+    soundfont : the General MIDI sound font of the rendering.
+    program : play every part on this General MIDI instrument (None: the arrangement's own: the
+        recording's notes on piano, the added ones on the target genre's instruments).
+    instruments : the instrument table of the added notes (:func:`midigenre.arrangement.load_instruments`).
     progress : ``progress(stage, done, total)`` (:mod:`shared.progress`).
 
     The rendering keeps the recording's length: it is cut where the recording ends.
@@ -192,6 +195,10 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     if model is None or not isinstance(model, TransferModel):
         model = TransferModel.load(*(() if model is None else (model,)), device=device)
     model.direction(target)  # an unknown target fails before the work
+    if isinstance(instruments, (str, os.PathLike)):  # and so does a bad instrument table
+        from midigenre.arrangement import load_instruments
+
+        instruments = load_instruments(instruments)
     find_soundfont(soundfont)  # a missing sound font or FluidSynth fails before the work too
     _fluidsynth()
 
@@ -204,11 +211,13 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     source_pm = tr.midi()
     buf = io.BytesIO()
     source_pm.write(buf)
-    result = transfer_midi(buf.getvalue(), model, target)
+    result = transfer_midi(buf.getvalue(), model, target, instruments=instruments)
     pm = result.midi()
-    if tr.grid.follows:  # the transferred steps on the recording's own beats
+    if tr.grid.follows and result.notes is None:  # a grid roll: its steps on the recording's own beats
         pm = on_grid(pm, tr.grid)
-    if program:
+    # an arrangement (the default) already carries the transcription's tempo map, so its notes
+    # fall on the recording's beats: kept notes where they were, added ones on its 16ths
+    if program is not None:
         for inst in pm.instruments:
             inst.program = int(program)
     metrics = transfer_metrics(result)

@@ -77,16 +77,22 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
               help="Audio to write (.wav/.flac/.ogg), or a folder for `genre report` (see below).")
 @click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical]")
 @click.option("--soundfont", type=click.Path(), help="General MIDI .sf2/.sf3 (default: $GENRE_SOUNDFONT or the system's).")
-@click.option("--program", type=click.IntRange(0, 127), default=0, show_default=True,
-              help="General MIDI instrument of the rendering (0: piano).")
+@click.option("--program", type=click.IntRange(0, 127),
+              help="Play every part on this General MIDI instrument (0: piano).  [default: the recording's notes "
+                   "on piano, the added ones on the target genre's chord and bass instruments]")
+@click.option("--instruments", type=click.Path(dir_okay=False), help="A JSON or YAML instrument table "
+              "{genre: {chords: PROGRAM, bass: PROGRAM, drums: keep|drop, bass_below: PITCH}} for the added notes, "
+              "as in `genre midi transfer`.")
 @_grid
-def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tracker, grid, threads):
+def transfer(song, target, output, model, soundfont, program, instruments, bpm, downbeat, tracker, grid, threads):
     """Play a recording in another genre: transcribe, transfer the notes, render.
 
     The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
     symbolic CycleGAN (as `genre midi transfer`), and the result is rendered with FluidSynth at
     the recording's sample rate on the recording's own beats (its tempo map), bar 1 where the
-    recording's first downbeat is. Beside OUT it
+    recording's first downbeat is. Like `genre midi transfer`, the result is an arrangement: the
+    notes the transfer keeps stay as they were heard, the added ones go to the target genre's
+    chord and bass instruments (--instruments, --program). Beside OUT it
     writes OUT.transcribed.mid, OUT.<genre>.mid and OUT.json (files, tempo, metrics). With -o
     FOLDER it writes original.<ext> (a copy of SONG), transcription.mid, transferred.mid,
     transferred.wav and bridge.json there: `genre report FOLDER -o page/` then makes its
@@ -105,7 +111,8 @@ def transfer(song, target, output, model, soundfont, program, bpm, downbeat, tra
 
     with TqdmProgress(unit="window", leave=False) as progress:
         res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
-                             soundfont=soundfont, program=program, threads=threads, progress=progress)
+                             soundfont=soundfont, program=program, instruments=instruments, threads=threads,
+                             progress=progress)
     m = res.metrics
     click.echo(f"{song}: {_describe(res.transcription)}")
     cc = "n/a" if m["content_change"] is None else f"{m['content_change']:.2f}"

@@ -84,6 +84,9 @@ class TrainConfig:
     add: float = setting(0.0, "Weight of the add loss: the notes a transfer adds, as a share of the source's notes, "
                               "Σ (1 − x)·G(x) / Σ x per phrase in each direction (the soft 'added'; with --keep "
                               "at the same weight it is the content-change metric itself). Not in the papers.", min=0)
+    harmony: float = setting(0.0, "Weight of the harmony loss: 1 − the per-beat pitch-class similarity of a transfer and "
+                                  "its source (the harmony-kept measure), so the new accompaniment keeps the song's "
+                                  "chords. Not in the papers.", min=0)
     keep_source: str = setting("none", "Directions (ab, ba, both) whose transfers keep every note of their source in "
                                        "training too: the generator's output is max(G(x), x), so it learns only what to "
                                        "add; the saved model keeps the source in them (genre midi transfer "
@@ -167,8 +170,8 @@ class ClassifierConfig:
 
 
 #: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
-#: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content``, ``g/keep`` and ``g/add``
-#: take ``genre_loss``, ``identity``, ``content``, ``keep`` and ``add``.
+#: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content``, ``g/keep``, ``g/add`` and ``g/harmony``
+#: take ``genre_loss``, ``identity``, ``content``, ``keep``, ``add`` and ``harmony``.
 MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
@@ -202,6 +205,8 @@ class MultiGenreConfig:
                                "Σ x·(1 − G(x, t)) / Σ x per phrase (adding notes costs nothing).", min=0)
     add: float = setting(0.0, "Weight of the add loss: the notes G(x, t) adds, as a share of x's notes, "
                               "Σ (1 − x)·G(x, t) / Σ x per phrase.", min=0)
+    harmony: float = setting(0.0, "Weight of the harmony loss: 1 − the per-beat pitch-class similarity of G(x, t) and "
+                                  "x (the harmony-kept measure), so the new accompaniment keeps the song's chords.", min=0)
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
@@ -284,7 +289,7 @@ class MultiGenreConfig:
     def weights(self) -> dict[str, float]:
         """Every named loss's weight."""
         return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content,
-                "g/keep": self.keep, "g/add": self.add}
+                "g/keep": self.keep, "g/add": self.add, "g/harmony": self.harmony}
 
     def to_dict(self) -> dict:
         return to_dict(self)

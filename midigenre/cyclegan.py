@@ -133,7 +133,7 @@ def _lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool = False, identity: bool = False,
                      genre: bool = False, content: bool = False, keep: bool = False, add: bool = False,
-                     keep_source: str = "none", genre_ba_scale: float = 1.0):
+                     keep_source: str = "none", genre_ba_scale: float = 1.0, harmony: bool = False):
     """Named generator losses and the fakes they made: ``(losses, fake_a, fake_b)``.
 
     ``adv_all`` adds ``g/adv_all`` (fooling D_A,all and D_B,all); the reference leaves it out.
@@ -142,7 +142,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
     ``content`` adds ``g/content`` = |G_AB(x_A) − x_A| + |G_BA(x_B) − x_B| (the transfer itself stays
     near its source; not in the papers). ``keep`` adds ``g/keep``, the share of each source's notes
     its transfer removes (:func:`removed_share`; adding notes costs nothing); ``add`` adds ``g/add``, the
-    notes it adds as a share of the source's notes (:func:`added_share`). ``keep_source`` (``ab``, ``ba``
+    notes it adds as a share of the source's notes (:func:`added_share`); ``harmony`` adds ``g/harmony``,
+    how far each transfer's per-beat pitch classes are from its source's (:func:`harmony_distance`). ``keep_source`` (``ab``, ``ba``
     or ``both``) makes those directions' transfers max(G(x), x) everywhere (transfer, cycle, identity):
     they keep every source note and G learns only what to add. ``genre`` adds ``g/genre``: the genre critic's
     cross-entropy of the binarised (straight-through) fakes against their target genres, so that faint,
@@ -172,6 +173,8 @@ def generator_losses(m: CycleGAN, real_a, real_b, sigma_d: float, adv_all: bool 
         losses["g/keep"] = removed_share(real_a, fake_b) + removed_share(real_b, fake_a)
     if add:
         losses["g/add"] = added_share(real_a, fake_b) + added_share(real_b, fake_a)
+    if harmony:
+        losses["g/harmony"] = harmony_distance(real_a, fake_b) + harmony_distance(real_b, fake_a)
     if identity:
         losses["g/identity"] = F.l1_loss(g_ab(real_b), real_b) + F.l1_loss(g_ba(real_a), real_a)
     if adv_all and m.variant != "base":
@@ -188,6 +191,26 @@ def removed_share(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(1, source.dim()))
     source, out = source.float(), out.float()
     return ((source * (1 - out)).sum(dims) / source.sum(dims).clamp(min=1.0)).mean()
+
+
+def harmony_distance(source: torch.Tensor, out: torch.Tensor, steps_per_beat: int = 4, lowest_pitch: int = 24) -> torch.Tensor:
+    """1 − the per-beat pitch-class (chroma) cosine similarity of source and output, over the beats in
+    which the source sounds, averaged over the batch: ``midigenre.metrics.harmony_kept`` on
+    probabilities, so a transfer learns to keep the song's chords while it rewrites their voicing."""
+    x, y = source.float(), out.float()
+    steps, pitches = x.shape[-2], x.shape[-1]
+    beats = steps // steps_per_beat
+    fold = torch.zeros(pitches, 12, device=x.device)
+    fold[torch.arange(pitches), (torch.arange(pitches) + lowest_pitch) % 12] = 1.0
+
+    def chroma(r):
+        r = r[..., : beats * steps_per_beat, :].reshape(*r.shape[:-2], beats, steps_per_beat, pitches).sum(-2)
+        return r @ fold  # (..., beats, 12)
+
+    a, b = chroma(x), chroma(y)
+    cos = F.cosine_similarity(a, b, dim=-1, eps=1e-6)
+    voiced = (a.sum(-1) > 0).float()
+    return 1 - (cos * voiced).sum() / voiced.sum().clamp(min=1.0)
 
 
 def added_share(source: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

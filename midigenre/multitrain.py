@@ -221,7 +221,7 @@ class MultiGenreTask:
             g_losses, fake = generator_losses(m, real, source, target, c.sigma_d, identity=c.identity > 0,
                                               genre=c.genre_loss > 0, content=c.content > 0, keep=c.keep > 0,
                                               add=c.add > 0, genre_scale=self.genre_scale, keep_source=self.keep_source,
-                                              cycle_notes=c.cycle_notes)
+                                              cycle_notes=c.cycle_notes, harmony=c.harmony > 0)
             self.opt_g.zero_grad(set_to_none=True)
             weighted(g_losses, c.weights).backward()
             self.opt_g.step()

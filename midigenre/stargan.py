@@ -18,6 +18,7 @@ transfer by its target's. Losses (named, weighted by ``weighted``):
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``g/keep``      the share of x's notes G(x, t) drops (with ``keep`` > 0; adding notes costs nothing)
 ``g/add``       the notes G(x, t) adds, as a share of x's notes (with ``add`` > 0)
+``g/harmony``   1 − the per-beat pitch-class similarity of G(x, t) and x (with ``harmony`` > 0)
 
 With ``keep_source_into`` (training setting) the transfers into the named genres keep every note
 of their source: the transfer is max(G(x, t), x) in the transfer, identity and genre terms, so G
@@ -51,7 +52,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from midigenre.cyclegan import _lsgan, _noisy, added_share, removed_share, straight_through
+from midigenre.cyclegan import _lsgan, _noisy, added_share, harmony_distance, removed_share, straight_through
 from midigenre.models import Discriminator, Generator, ModelConfig, route_by_genre
 from shared.registry import register, save_model
 
@@ -154,7 +155,8 @@ def kept_transfer(m: MultiGenreGAN, x: torch.Tensor, target: torch.Tensor, keep:
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
                      keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None,
-                     keep_source: torch.Tensor | None = None, cycle_notes: bool = False) -> tuple[dict, torch.Tensor]:
+                     keep_source: torch.Tensor | None = None, cycle_notes: bool = False,
+                     harmony: bool = False) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
@@ -182,6 +184,8 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
         losses["g/keep"] = removed_share(real, fake)
     if add:
         losses["g/add"] = added_share(real, fake)
+    if harmony:
+        losses["g/harmony"] = harmony_distance(real, fake)
     return losses, fake
 
 

@@ -360,10 +360,10 @@ class CycleGANTask:
             g_losses, fake_a, fake_b = generator_losses(self.g_view, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
                                                         identity=c.identity > 0, genre=c.genre_loss > 0, content=c.content > 0,
                                                         keep=c.keep > 0, add=c.add > 0, keep_source=c.keep_source,
-                                                        genre_ba_scale=c.genre_ba_scale)
+                                                        genre_ba_scale=c.genre_ba_scale, harmony=c.harmony > 0)
             self.opt_g.zero_grad(set_to_none=True)
             (weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss, "g/content": c.content,
-                                 "g/keep": c.keep, "g/add": c.add})
+                                 "g/keep": c.keep, "g/add": c.add, "g/harmony": c.harmony})
              * share).backward()
             self.opt_g.step()
             # discriminators, on fakes from the history pool

@@ -274,3 +274,21 @@ def test_cli_transfer_melody_options(locked_model, tmp_path):
     bad = subprocess.run(cmd[:-4] + ["--melody", "track:Sax"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode != 0 and "no track named 'Sax'" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_harmony_loss_is_the_harmony_measure_on_notes():
+    import torch
+
+    from midigenre.cyclegan import harmony_distance
+    from midigenre.metrics import harmony_kept
+
+    rng = np.random.default_rng(3)
+    x = rng.random((3, 64, 84)) < 0.03
+    y = x.copy()
+    y[:, 32:] = rng.random((3, 32, 84)) < 0.03  # the second half's harmony rewritten
+    loss = harmony_distance(torch.from_numpy(x)[:, None].float(), torch.from_numpy(y)[:, None].float())
+    assert abs(float(loss) - (1 - harmony_kept(x, y))) < 1e-5
+    assert float(harmony_distance(torch.from_numpy(x).float(), torch.from_numpy(x).float())) < 1e-5
+    soft = torch.full((3, 64, 84), 0.2, requires_grad=True)
+    harmony_distance(torch.from_numpy(x).float(), soft).backward()
+    assert soft.grad is not None and torch.isfinite(soft.grad).all()
