@@ -796,6 +796,17 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
                    f"{r['S']:>8.3f}   {r['content_change']['mean']:.2f} ± {r['content_change']['std']:.2f}")
     click.echo(f"  S_tot = {res['S_tot']:.1%}; content change {res['content_change']['mean']:.2f} ± "
                f"{res['content_change']['std']:.2f} (both directions)")
+    click.echo("  Does it keep the song? (melody: each phrase's top voice; judged target by the classifier, beside "
+               "random edits at the transfer's own removed/added rates and the melody over a random real "
+               "accompaniment of the target genre)")
+    click.echo(f"  {'direction':<22}{'melody sounding/top':>21}{'harmony (random acc.)':>23}{'onsets ×':>10}"
+               f"   judged target: transfer / random edit / random acc.")
+    for key in (f"{a}→{b}", f"{b}→{a}"):
+        g = res[key]["song"]
+        j = g["judges"]["classifier"]
+        click.echo(f"  {key:<22}{g['melody_sounding']:>13.2f} / {g['melody_top']:.2f}{g['harmony']:>15.2f} "
+                   f"({g['harmony_accompaniment']:.2f}){g['onsets_ratio']:>10.2f}   "
+                   f"{j['share']:.2f} / {j['random_edit']:.2f} / {j['random_accompaniment']:.2f}")
     if with_fad:
         from audiogenre.bridge import transfer_fad
         from audiogenre.fad_embed import embedding_backend

@@ -38,18 +38,26 @@ def evaluate_transfer(model: TransferModel, classifier: Classifier, x_a: np.ndar
     Returns
     -------
     dict with, per direction "A→B" and "B→A": n, P_src(x_src), P_src(x̂), P_src(x̃), S, content
-    change (total, added, removed, transposition-invariant: mean and std over phrases); and S_tot.
+    change (total, added, removed, transposition-invariant: mean and std over phrases), and
+    ``song``: whether the transfer keeps the song, beside its matched baselines
+    (:func:`midigenre.song_quality.measure_direction`; the melody is each phrase's skyline, the
+    random accompaniments come from the other genre's phrases, the judge is ``classifier``); and S_tot.
     """
+    from midigenre.melody import skyline
+    from midigenre.song_quality import DirectionPhrases, measure_direction
+
     a, b = model.genres["a"], model.genres["b"]
     ia, ib = classifier.index(a), classifier.index(b)
     if classifier.settings_hash != _model_settings_hash(model):
         raise GenreError("the classifier was trained on caches with other piano-roll settings than the transfer model")
     out = {"genres": {"a": a, "b": b}}
     strengths, changes = [], []
-    for x, src, dst, i_src in ((x_a, a, b, ia), (x_b, b, a, ib)):
+    for x, src in ((x_a, a), (x_b, b)):
         if len(x) == 0:
             raise GenreError(f"no phrases of '{src}' to evaluate")
-        y, z = model.transfer_phrases(x, dst, cycle=True)
+    for x, src, dst, i_src, other in ((x_a, a, b, ia, x_b), (x_b, b, a, ib, x_a)):
+        melody = skyline(x)
+        y, z = model.transfer_phrases(x, dst, cycle=True, melody=melody)
         pred = lambda v: classifier.predict(v, sigma_c=sigma_c)  # noqa: E731
         p_x, p_y, p_z = genre_fraction(pred(x), i_src), genre_fraction(pred(y), i_src), genre_fraction(pred(z), i_src)
         s = transfer_strength(p_x, p_y, p_z)
@@ -61,10 +69,27 @@ def evaluate_transfer(model: TransferModel, classifier: Classifier, x_a: np.ndar
             "removed": _stats(content_removed(x, y)), "transposition_invariant": _stats(content_change_transposed(x, y)),
             "cycle_content_change": _stats(content_change(x, z)),
         }
+        judge = _Noisy(classifier, sigma_c)
+        song = measure_direction(DirectionPhrases(src, dst, x, melody, y, 0), {"classifier": judge}, target_real=other,
+                                 locked=model.melody_lock, settings=model.settings)
+        out[f"{src}→{dst}"]["song"] = {k: v for k, v in song.items() if k not in ("source", "target", "songs")}
     out["S_tot"] = s_tot(*strengths)
     out["content_change"] = _stats(np.concatenate(changes))
     out["sigma_c"] = sigma_c
     return out
+
+
+class _Noisy:
+    """A classifier that judges with σ_C noise on its input."""
+
+    def __init__(self, classifier: Classifier, sigma_c: float):
+        self.classifier, self.sigma_c = classifier, sigma_c
+
+    def predict(self, x):
+        return self.classifier.predict(x, sigma_c=self.sigma_c)
+
+    def index(self, genre: str) -> int:
+        return self.classifier.index(genre)
 
 
 def _model_settings_hash(model: TransferModel) -> str:

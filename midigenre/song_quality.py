@@ -142,8 +142,8 @@ def measure_direction(d: DirectionPhrases, judges: dict, *, target_real: np.ndar
         "harmony": harmony_kept(x, y, spb, low),
         "harmony_edit": harmony_kept(x, edit, spb, low),
         "harmony_accompaniment": harmony_kept(x, accomp, spb, low),
-        "accompaniment_change": float(np.nanmean(content_change(x & ~m, y & ~m))),
-        "content_change": float(np.nanmean(content_change(x, y))),
+        "accompaniment_change": _nanmean(content_change(x & ~m, y & ~m)),
+        "content_change": _nanmean(content_change(x, y)),
         "removed": removed, "added": added,
         "onsets_ratio": float(onsets_per_phrase(y).mean() / real_onsets) if real_onsets else float("nan"),
         "judges": {},
@@ -156,6 +156,12 @@ def measure_direction(d: DirectionPhrases, judges: dict, *, target_real: np.ndar
             "random_accompaniment": _share(judge, accomp, d.target_genre),
         }
     return row
+
+
+def _nanmean(v) -> float:
+    v = np.asarray(v, dtype=float)
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if v.size else float("nan")
 
 
 def passes(row: dict, judge: str) -> dict[str, bool]:

@@ -134,6 +134,14 @@ def test_evaluate_transfer_table_on_known_outputs():
     assert res["content_change"]["mean"] == pytest.approx(17 / 9)  # over all 9 phrases
     assert ab["cycle_content_change"]["mean"] == pytest.approx(2.0)  # x̃ is x shifted down 4 rows
     assert ab["transposition_invariant"]["mean"] == 0.0 and ba["transposition_invariant"]["mean"] == 0.0
+    # the song: +26 rows moves every melody note, but the chord {8, 34} → {34, 60} still sounds its
+    # top note 34 (under 60); it alone shares a pitch class, so per-beat chroma similarity is ½ in
+    # its 4 beats and 0 in the other 12
+    song = ab["song"]
+    assert song["melody_sounding"] == 0.25 and song["melody_top"] == 0.0
+    assert song["harmony"] == pytest.approx(0.125) and ba["song"]["harmony"] == 0.0
+    assert song["judges"]["classifier"]["share"] == pytest.approx(0.5)  # 1 − P_low(x̂)
+    assert 0 <= song["judges"]["classifier"]["random_edit"] <= 1 and song["onsets_ratio"] > 0
     with pytest.raises(GenreError, match="no phrases of 'high'"):
         evaluate_transfer(model, clf, x_a, x_b[:0])
     other = Classifier(_ByMeanPitch(), ["high", "low"], RollSettings(meter="lenient").hash(), {}, torch.device("cpu"))
