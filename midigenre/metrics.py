@@ -101,8 +101,9 @@ def _onsets(x: np.ndarray) -> np.ndarray:
 
 def melody_kept(melody, result) -> tuple[float, float]:
     """How much of the melody a result keeps: ``(sounding, top)``, the share of the melody's notes
-    (onset cells of ``melody``) that still sound at their onset in ``result``, and the share that
-    are still its highest note there. NaN for a song without melody notes.
+    (onset cells of ``melody``) that still sound at their onset in ``result``, and the share of its
+    top line (the highest melody note at each of those onsets: a melody track's double stops count
+    once) that is still the result's highest note there. NaN for a song without melody notes.
 
     ``melody``, ``result`` : (..., T, P) binary rolls; all notes of every leading index are pooled.
     """
@@ -112,11 +113,11 @@ def melody_kept(melody, result) -> tuple[float, float]:
     if n == 0:
         return float("nan"), float("nan")
     sounding = on & y
-    # the highest sounding pitch of the result at every step
     rank = np.arange(1, y.shape[-1] + 1)
-    top = (y * rank).max(axis=-1, keepdims=True) - 1
-    is_top = sounding & (rank - 1 == top)
-    return float(sounding.sum() / n), float(is_top.sum() / n)
+    line = on & (rank - 1 == (m * rank).max(axis=-1, keepdims=True) - 1)  # the melody's own top at its onsets
+    top = (y * rank).max(axis=-1, keepdims=True) - 1  # the result's highest sounding pitch at every step
+    is_top = line & y & (rank - 1 == top)
+    return float(sounding.sum() / n), float(is_top.sum() / max(int(line.sum()), 1))
 
 
 def beat_chroma(roll, steps_per_beat: int = 4, lowest_pitch: int = 24) -> np.ndarray:

@@ -169,6 +169,9 @@ class Excerpt:
     song_bars: int
     tempo: float
     source_genre: str = ""
+    melody: np.ndarray | None = None  # (T, 84) the source's melody cells
+    melody_found: str = "none"  # how (midigenre.transfer.song_melody)
+    melody_locked: bool = False  # the model keeps the melody whatever its generator writes
 
 
 def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds: float | None = None,
@@ -180,15 +183,22 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
     tail padded, silent phrases kept silent), so the excerpt equals that part of a whole-song
     transfer.
     """
+    from midigenre.melody import accompaniment
     from midigenre.pianoroll import Unusable, join_phrases, read_song, split_phrases
+    from midigenre.transfer import song_melody
 
     source = model.direction(target, source)[0]
     s = model.settings_for(source)
     try:
-        song = read_song(path, s)
+        song = read_song(path, s, keep_notes=True)
     except Unusable as err:
         raise GenreError(f"cannot use {path}: {err}") from None
+    mel, _, how = song_melody(song, s, "auto")
     phrases, _ = split_phrases(song.roll, s, keep_empty=True, pad_tail=True)
+    mel_phrases, _ = split_phrases(mel, s, keep_empty=True, pad_tail=True)
+    # a melody-locked model reads the melody and what lies under it
+    inputs = split_phrases(mel | accompaniment(song.roll, mel), s, keep_empty=True, pad_tail=True)[0] \
+        if model.melody_lock else phrases
     sounding = np.flatnonzero(phrases.any(axis=(1, 2)))
     if not len(sounding):
         raise GenreError(f"cannot use {path}: it has no notes in the model's pitch range")
@@ -197,36 +207,55 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
         bar_seconds = s.steps_per_bar / s.steps_per_beat * 60.0 / song.tempo
         max_bars = max(1, min(max_bars, int(max_seconds / bar_seconds + 1e-9)))
     count = max(1, math.ceil(max_bars / s.bars_per_phrase))
-    x = phrases[first : first + count]
+    x, m = phrases[first : first + count], mel_phrases[first : first + count]
     if source is None:  # a multi-genre model tells the song's genre from all its phrases
         source = model.predict_genre(phrases)[0]
-    y, z = model.transfer_phrases(x, target, source=source, cycle=True)
+    y, z = model.transfer_phrases(inputs[first : first + count], target, source=source, cycle=True, melody=m)
     silent = ~x.any(axis=(1, 2))
     y[silent] = False
     z[silent] = False
     steps = min(max_bars * s.steps_per_bar, len(song.roll) - first * s.phrase_steps)
     return Excerpt(join_phrases(x)[:steps], join_phrases(y)[:steps], join_phrases(z)[:steps], (x, y, z),
-                   first * s.bars_per_phrase + 1, math.ceil(len(song.roll) / s.steps_per_bar), song.tempo, source)
+                   first * s.bars_per_phrase + 1, math.ceil(len(song.roll) / s.steps_per_bar), song.tempo, source,
+                   join_phrases(m)[:steps], how, bool(model.melody_lock))
 
 
 def song_metrics(ex: Excerpt, classifier, source_genre: str, target_genre: str) -> dict:
     """Metrics of one excerpt: P(target) of each version (mean classifier probability over the
-    phrases that have notes in the source; None without a classifier) and the content change
-    of the transfer (and of the cycle) over the whole excerpt."""
-    from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
+    phrases that have notes in the source; None without a classifier) and of its matched baseline
+    (the source with random notes deleted and added at the transfer's own rates, the melody kept
+    where the model keeps it: :func:`midigenre.baselines.random_edit`, seed 0); the content change
+    of the transfer (and of the cycle) over the whole excerpt; and whether it keeps the song:
+    melody still sounding / still the top voice, harmony kept (per-beat pitch-class similarity)
+    for the transfer and for the baseline."""
+    from midigenre.baselines import random_edit
+    from midigenre.metrics import (content_added, content_change, content_change_transposed, content_removed,
+                                   harmony_kept, melody_kept)
 
     out = {}
+    added, removed = content_added(ex.source, ex.transferred), content_removed(ex.source, ex.transferred)
+    x, y, _ = ex.phrases
+    keep = x.any(axis=(1, 2))
+    mel = ex.melody if ex.melody is not None else np.zeros_like(ex.source)
+    n = len(x)
+    mel_phrases = np.zeros_like(x)
+    flat = mel_phrases.reshape(-1, x.shape[-1])
+    flat[: len(mel)] = mel
+    edit = random_edit(x, float(np.nan_to_num(removed)), float(np.nan_to_num(added)),
+                       np.random.default_rng([0, 25]), melody=mel_phrases if ex.melody_locked else None) if n else x
     if classifier is not None:
         it = classifier.index(target_genre)
-        keep = ex.phrases[0].any(axis=(1, 2))
         out["p_target"] = {name: float(classifier.probabilities(v[keep])[:, it].mean())
-                           for name, v in zip(("source", "transferred", "cycled"), ex.phrases)}
+                           for name, v in zip(("source", "transferred", "cycled", "random_edit"), (*ex.phrases, edit))}
     else:
         out["p_target"] = None
-    out.update(content_change=content_change(ex.source, ex.transferred), added=content_added(ex.source, ex.transferred),
-               removed=content_removed(ex.source, ex.transferred),
+    sounding, top = melody_kept(mel, ex.transferred) if mel.any() else (None, None)
+    out.update(content_change=content_change(ex.source, ex.transferred), added=added, removed=removed,
                transposition_invariant=content_change_transposed(ex.source, ex.transferred),
-               cycle_content_change=content_change(ex.source, ex.cycled))
+               cycle_content_change=content_change(ex.source, ex.cycled),
+               melody=ex.melody_found, melody_sounding=sounding, melody_top=top,
+               harmony=harmony_kept(ex.source, ex.transferred),
+               harmony_random_edit=harmony_kept(x, edit))
     return out
 
 
@@ -425,10 +454,14 @@ def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, fold
         entry["audio"][which] = {"file": rel, "seconds": round(write_ogg(folder / rel, samples, rate), 4), "rate": int(rate)}
     rel = f"img/{stem}-rolls.png"
     last = ex.first_bar + bars - 1
-    plot_rolls([(f"source ({source_genre}), bars {ex.first_bar}–{last}", ex.source),
-                (f"transferred → {target_genre}", ex.transferred), (f"cycled back → {source_genre}", ex.cycled)],
+    mel = ex.melody if ex.melody is not None and ex.melody.any() else None
+    red = "; melody in red" if mel is not None else ""
+    plot_rolls([(f"source ({source_genre}), bars {ex.first_bar}–{last}{red}", ex.source),
+                (f"transferred → {target_genre}{red + ' where it still sounds' if red else ''}", ex.transferred),
+                (f"cycled back → {source_genre}", ex.cycled)],
                folder / rel, lowest_pitch=s.lowest_pitch, steps_per_bar=s.steps_per_bar, phrase_steps=s.phrase_steps,
-               first_bars=[ex.first_bar] * 3, dpi=72)
+               first_bars=[ex.first_bar] * 3, dpi=72,
+               melodies=None if mel is None else [mel, mel & ex.transferred, mel & ex.cycled])
     entry["piano_roll"] = rel
     entry["metrics"] = song_metrics(ex, classifier, source_genre, target_genre)
     return entry
@@ -439,10 +472,14 @@ def _summary(songs: list[dict]) -> dict:
         v = [x for x in values if x is not None and math.isfinite(x)]
         return float(np.mean(v)) if v else None
 
-    out = {"songs": len(songs), "content_change": mean(s["metrics"]["content_change"] for s in songs)}
+    out = {"songs": len(songs), "content_change": mean(s["metrics"]["content_change"] for s in songs),
+           "melody_top": mean(s["metrics"].get("melody_top") for s in songs),
+           "harmony": mean(s["metrics"].get("harmony") for s in songs),
+           "harmony_random_edit": mean(s["metrics"].get("harmony_random_edit") for s in songs)}
     if songs and songs[0]["metrics"]["p_target"] is not None:
         out["p_target_source"] = mean(s["metrics"]["p_target"]["source"] for s in songs)
         out["p_target_transferred"] = mean(s["metrics"]["p_target"]["transferred"] for s in songs)
+        out["p_target_random_edit"] = mean(s["metrics"]["p_target"].get("random_edit") for s in songs)
     return out
 
 
@@ -555,8 +592,9 @@ def midi_page(report: dict, folder: Path) -> str:
     songs = report["songs"]
     parts.append('<section aria-labelledby="songs-h"><h2 id="songs-h">The songs</h2>')
     have_p = clf is not None
-    head = ["song", "direction", "bars"] + (["P(target) source", "P(target) transferred"] if have_p else []) + \
-        ["content change", "added", "removed"]
+    head = ["song", "direction", "bars"] + (["P(target) source", "P(target) transferred", "P(target) random edit"]
+                                            if have_p else []) + \
+        ["melody on top", "harmony kept", "content change", "added", "removed"]
     rows = []
     for i, s in enumerate(songs):
         k = f"songs.{i}.metrics"
@@ -564,8 +602,11 @@ def midi_page(report: dict, folder: Path) -> str:
                f"{s['source_genre']} → {s['target_genre']}", f"{s['first_bar']}–{s['first_bar'] + s['bars'] - 1}"]
         if have_p:
             row += [metric(s["metrics"]["p_target"]["source"], f"{k}.p_target.source"),
-                    metric(s["metrics"]["p_target"]["transferred"], f"{k}.p_target.transferred")]
-        row += [metric(s["metrics"]["content_change"], f"{k}.content_change", 2), metric(s["metrics"]["added"], f"{k}.added", 2),
+                    metric(s["metrics"]["p_target"]["transferred"], f"{k}.p_target.transferred"),
+                    metric(s["metrics"]["p_target"].get("random_edit"), f"{k}.p_target.random_edit")]
+        row += [metric(s["metrics"].get("melody_top"), f"{k}.melody_top", 2),
+                metric(s["metrics"].get("harmony"), f"{k}.harmony", 2),
+                metric(s["metrics"]["content_change"], f"{k}.content_change", 2), metric(s["metrics"]["added"], f"{k}.added", 2),
                 metric(s["metrics"]["removed"], f"{k}.removed", 2)]
         rows.append(row)
     parts.append(table(f"{len(songs)} songs at a glance", head, rows))
@@ -575,6 +616,14 @@ def midi_page(report: dict, folder: Path) -> str:
     parts.append('<section aria-labelledby="how-h"><h2 id="how-h">How to read it</h2><ul>'
                  "<li><strong>P(target)</strong>: the genre classifier's mean probability of the target genre over the "
                  "excerpt's 4-bar phrases that have notes (source, transferred and cycled-back version).</li>"
+                 "<li><strong>Random edit</strong>: the matched baseline — the source with notes deleted and added at "
+                 "random at the transfer's own rates (the melody kept where the model keeps it). A transfer counts "
+                 "only as far as it beats it: deleting notes alone moves a genre classifier too.</li>"
+                 "<li><strong>Melody</strong>: the song's melody track where the file names one, else the top voice "
+                 "(skyline), drawn in red; <strong>still sounding</strong> / <strong>on top</strong> are the shares of its "
+                 "notes still played / still the highest note in the transfer. <strong>Harmony kept</strong>: per-beat "
+                 "pitch-class (chroma) similarity of source and transfer (1: the same chords; a random accompaniment "
+                 "of the genre scores about 0.3–0.5).</li>"
                  "<li><strong>Content change</strong> Σ|x − x̂| / Σx over the excerpt's piano roll: cells added plus cells "
                  "removed by the transfer, relative to the source's cells; <strong>added</strong> and <strong>removed</strong> "
                  "are its two parts; 1 means as many changed cells as the source has notes.</li>"
@@ -605,7 +654,14 @@ def _song_html(s: dict, i: int, folder: Path, have_p: bool) -> str:
         tables.append(table(f"Classifier, song {n}", ["version", f"P({dst})"], [
             ["source", metric(mt["p_target"]["source"], f"{k}.p_target.source")],
             ["transferred", metric(mt["p_target"]["transferred"], f"{k}.p_target.transferred")],
-            ["cycled back", metric(mt["p_target"]["cycled"], f"{k}.p_target.cycled")]]))
+            ["cycled back", metric(mt["p_target"]["cycled"], f"{k}.p_target.cycled")],
+            ["random edit (baseline)", metric(mt["p_target"].get("random_edit"), f"{k}.p_target.random_edit")]]))
+    if mt.get("melody_top") is not None or mt.get("harmony") is not None:
+        tables.append(table(f"The song kept, song {n}", ["measure", "value"], [
+            [f"melody ({mt.get('melody', '?')}) still sounding", metric(mt.get("melody_sounding"), f"{k}.melody_sounding")],
+            ["melody still on top", metric(mt.get("melody_top"), f"{k}.melody_top")],
+            ["harmony kept", metric(mt.get("harmony"), f"{k}.harmony")],
+            ["harmony kept by the random edit", metric(mt.get("harmony_random_edit"), f"{k}.harmony_random_edit")]]))
     tables.append(table(f"Content change, song {n}", ["measure", "value"], [
         ["source → transferred", metric(mt["content_change"], f"{k}.content_change")],
         ["added", metric(mt["added"], f"{k}.added")], ["removed", metric(mt["removed"], f"{k}.removed")],

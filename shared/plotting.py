@@ -67,6 +67,7 @@ def draw_roll(
     title: str | None = None,
     overlay: np.ndarray | None = None,
     first_bar: int = 1,
+    melody: np.ndarray | None = None,
 ) -> None:
     """Draw one roll on a matplotlib axis.
 
@@ -78,6 +79,8 @@ def draw_roll(
         Values in [0, 1] drawn as a heat map over the notes (e.g. saliency).
     first_bar : int
         Number of the first bar, for the x-axis labels.
+    melody : (T, P) bool array, optional
+        Cells drawn in red over the roll (the song's melody).
     """
     roll = np.asarray(roll, dtype=float)
     steps, pitches = roll.shape
@@ -87,6 +90,12 @@ def draw_roll(
         masked = np.ma.masked_less_equal(np.asarray(overlay, dtype=float).T, 0)
         ax.imshow(masked, origin="lower", aspect="auto", cmap="autumn_r", vmin=0, vmax=1, extent=extent,
                   interpolation="nearest", alpha=0.85)
+    if melody is not None:
+        from matplotlib.colors import ListedColormap
+
+        masked = np.ma.masked_less_equal(np.asarray(melody, dtype=float).T, 0)
+        ax.imshow(masked, origin="lower", aspect="auto", cmap=ListedColormap(["#d62728"]), vmin=0, vmax=1,
+                  extent=extent, interpolation="nearest")
     for x in range(0, steps + 1, steps_per_bar):
         strong = phrase_steps and x % phrase_steps == 0
         ax.axvline(x, color="tab:blue" if strong else "0.6", lw=1.4 if strong else 0.6, zorder=3)
@@ -117,8 +126,10 @@ def plot_rolls(
     overlays: Sequence[np.ndarray | None] | None = None,
     first_bars: Sequence[int] | None = None,
     dpi: int = 110,
+    melodies: Sequence[np.ndarray | None] | None = None,
 ) -> Path:
-    """Save one row per ``(title, roll)`` panel as a PNG (atomically)."""
+    """Save one row per ``(title, roll)`` panel as a PNG (atomically); ``melodies`` (one per panel,
+    or None) are drawn in red over their rolls."""
     n = len(panels)
     widest = max(np.asarray(r).shape[0] for _, r in panels)
     width = min(24.0, 3.0 + 2.2 * widest / phrase_steps * 2)
@@ -128,6 +139,7 @@ def plot_rolls(
             axes[i, 0], roll, lowest_pitch=lowest_pitch, steps_per_bar=steps_per_bar, phrase_steps=phrase_steps,
             title=title, overlay=None if overlays is None else overlays[i],
             first_bar=1 if first_bars is None else first_bars[i],
+            melody=None if melodies is None else melodies[i],
         )
     fig.tight_layout()
     return save_png(fig, path, dpi)
