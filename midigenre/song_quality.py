@@ -97,15 +97,20 @@ def transfer_songs(model, songs: list, source: str, target: str, *, melody: str 
                             np.concatenate(ps) if keep_probabilities else None)
 
 
-def at_threshold(model, d: DirectionPhrases, threshold: float) -> DirectionPhrases:
-    """``d`` binarised at another threshold (needs ``keep_probabilities``)."""
+def at_threshold(model, d: DirectionPhrases, threshold: float, keep_source: bool = False) -> DirectionPhrases:
+    """``d`` binarised at another threshold (needs ``keep_probabilities``); with ``keep_source``
+    the transfer also keeps every note of its input (for a melody-locked model: the melody and the
+    accompaniment under it), as a model saved with ``keep_source`` does."""
     from midigenre.melody import accompaniment
 
     if d.probabilities is None:
         raise ValueError("transfer_songs(..., keep_probabilities=True) keeps what a threshold grid needs")
     x = d.melody | accompaniment(d.source, d.melody) if model.melody_lock else d.source
     y = model.binarize(x, d.probabilities, d.target_genre, threshold, source=d.source_genre)
-    return DirectionPhrases(d.source_genre, d.target_genre, d.source, d.melody, y, d.songs, d.probabilities)
+    if keep_source:
+        y = y | x
+    return DirectionPhrases(d.source_genre, d.target_genre, d.source, d.melody, y, d.songs, d.probabilities,
+                            keep_source)
 
 
 def _share(judge, phrases: np.ndarray, target: str) -> float:
@@ -213,14 +218,16 @@ GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def direction_grid(model, d: DirectionPhrases, judges: dict, *, target_real: np.ndarray, grid=GRID,
-                   seed: int = 0) -> list[dict]:
-    """:func:`measure_direction` of ``d`` (kept with probabilities) at each threshold of ``grid``;
-    each row carries its ``threshold``."""
+                   seed: int = 0, keep_source=(False, True)) -> list[dict]:
+    """:func:`measure_direction` of ``d`` (kept with probabilities) at each threshold of ``grid``,
+    with and without keeping the source's notes (``keep_source``); each row carries its
+    ``threshold`` and ``keep_source``."""
     rows = []
-    for t in grid:
-        row = measure_direction(at_threshold(model, d, t), judges, target_real=target_real, locked=model.melody_lock,
-                                settings=model.settings_for(d.source_genre), seed=seed)
-        rows.append({**row, "threshold": float(t)})
+    for keep in keep_source:
+        for t in grid:
+            row = measure_direction(at_threshold(model, d, t, keep), judges, target_real=target_real,
+                                    locked=model.melody_lock, settings=model.settings_for(d.source_genre), seed=seed)
+            rows.append({**row, "threshold": float(t), "keep_source": bool(keep)})
     return rows
 
 
@@ -238,10 +245,11 @@ def choose_model(candidates: list, out, *, songs: dict[str, list], judge, judge_
     """Choose a model from ``candidates`` (epoch, run or model folders of one training, or of
     trainings sharing genres, settings and split) on ``songs`` ({genre: validation song paths})
     with ``judge``: per direction every candidate at every threshold of ``grid``
-    (:func:`direction_grid`); a pair model takes each direction's best generator and threshold
-    (:func:`midigenre.models.combine_generators`), a multi-genre model each target genre's best
-    generator (most directions into it meeting every target, then the widest mean margin) with a
-    threshold per direction (:func:`midigenre.stargan.combine_targets`). Writes the model to
+    (:func:`direction_grid`), with and without keeping the source's notes; a pair model takes each
+    direction's best generator, threshold and keep-source (:func:`midigenre.models.combine_generators`),
+    a multi-genre model each target genre's best generator and keep-source (most directions into it
+    meeting every target, then the widest mean margin) with a threshold per direction
+    (:func:`midigenre.stargan.combine_targets`). Writes the model to
     ``out`` and returns ``{"model": path, "rows": {candidate: [rows]}, "chosen": …}``.
     """
     from pathlib import Path
@@ -282,27 +290,31 @@ def choose_model(candidates: list, out, *, songs: dict[str, list], judge, judge_
         ab, ba = best[(a, b)], best[(b, a)]
         path = combine_generators(ab["candidate"], ba["candidate"], out,
                                   thresholds={"ab": ab["threshold"], "ba": ba["threshold"]},
-                                  keep_source={"ab": False, "ba": False})
+                                  keep_source={"ab": ab.get("keep_source", False), "ba": ba.get("keep_source", False)})
         chosen = {f"{a}→{b}": ab, f"{b}→{a}": ba}
     else:
         from midigenre.stargan import combine_targets
 
         model = GenreTransfer.load(candidates[0])
-        sources, thresholds, pair_thresholds, chosen = {}, {}, {}, {}
+        sources, thresholds, pair_thresholds, chosen, keep = {}, {}, {}, {}, {}
         for t in model.names:
-            def score(c):
-                best = [best_rows([r for r in table[c] if r["target"] == t and r["source"] == s], judge_name)
+            def score(ck):  # a candidate, and whether the transfers into t keep their source's notes
+                c, k = ck
+                best = [best_rows([r for r in table[c] if r["target"] == t and r["source"] == s
+                                   and r.get("keep_source", False) == k], judge_name)
                         for s in model.names if s != t and s in songs]
                 return (sum(passes(r, judge_name)["all"] for r in best), float(np.mean([margin(r, judge_name) for r in best])), best)
 
-            c = max(table, key=lambda c: score(c)[:2])
+            c, keep[t] = max([(c, k) for c in table for k in (False, True)
+                              if any(r.get("keep_source", False) == k for r in table[c])], key=lambda ck: score(ck)[:2])
             sources[t] = c
-            best = score(c)[2]
+            best = score((c, keep[t]))[2]
             for r in best:
                 pair_thresholds.setdefault(r["source"], {})[t] = r["threshold"]
                 chosen[f"{r['source']}→{t}"] = r
             thresholds[t] = float(np.median([r["threshold"] for r in best]))
-        path = combine_targets(sources, candidates[-1], out, thresholds=thresholds, pair_thresholds=pair_thresholds)
+        path = combine_targets(sources, candidates[-1], out, thresholds=thresholds, pair_thresholds=pair_thresholds,
+                               keep_source=keep)
     return {"model": str(path), "rows": table, "chosen": chosen}
 
 

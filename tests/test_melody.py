@@ -292,3 +292,46 @@ def test_harmony_loss_is_the_harmony_measure_on_notes():
     soft = torch.full((3, 64, 84), 0.2, requires_grad=True)
     harmony_distance(torch.from_numpy(x).float(), soft).backward()
     assert soft.grad is not None and torch.isfinite(soft.grad).all()
+
+
+class _DensityJudge:
+    """A judge for tests: 'jazz' when a phrase holds more than ``cells`` note cells, else 'pop'."""
+
+    genres = ["pop", "jazz"]
+
+    def __init__(self, cells=150):
+        self.cells = cells
+
+    def predict(self, x):
+        return (np.asarray(x).sum(axis=(1, 2)) > self.cells).astype(int)
+
+    def index(self, genre):
+        return self.genres.index(genre)
+
+
+def test_song_quality_grid_and_choice_with_keep_source(locked_model, tmp_path):
+    from midigenre.song_quality import choose_model, direction_grid, passes, transfer_songs
+    from midigenre.transfer import GenreTransfer
+
+    paths = []
+    for i in range(2):
+        paths.append(tmp_path / f"s{i}.mid")
+        song_with_tracks(paths[-1], drums=False)
+    model = GenreTransfer.load(locked_model)
+    d = transfer_songs(model, paths, "pop", "jazz", keep_probabilities=True)
+    assert d.songs == 2 and d.source.shape == d.result.shape == d.probabilities.shape
+    rows = direction_grid(model, d, {"density": _DensityJudge()}, target_real=d.source, grid=(0.4, 0.6))
+    assert [(r["keep_source"], r["threshold"]) for r in rows] == [(False, 0.4), (False, 0.6), (True, 0.4), (True, 0.6)]
+    for plain, kept in zip(rows[:2], rows[2:]):
+        # keeping the source keeps its accompaniment under the melody: fewer notes removed, as much harmony
+        assert kept["removed"] <= plain["removed"] and kept["harmony"] >= plain["harmony"] - 1e-9
+        assert kept["melody_sounding"] == plain["melody_sounding"] == 1.0
+        assert set(passes(kept, "density")) == {"share", "harmony", "melody", "onsets", "all"}
+    (locked_model / "split.json").write_text('{"genres": {}}')  # a combination needs its sources' split
+    res = choose_model([locked_model], tmp_path / "chosen", songs={"pop": paths[:1], "jazz": paths[1:]},
+                       judge=_DensityJudge(), grid=(0.5,))
+    chosen = GenreTransfer.load(res["model"])
+    assert chosen.melody_lock
+    for key, way in (("pop→jazz", "ab"), ("jazz→pop", "ba")):
+        assert chosen.thresholds[way] == res["chosen"][key]["threshold"]
+        assert chosen.keep_source[way] == res["chosen"][key]["keep_source"]
