@@ -172,7 +172,7 @@ def main() -> None:
 
     import torch
 
-    from midigenre.dataset import SongSplit
+    from midigenre.dataset import SongSplit, model_caches
     from midigenre.train import GenreSource
     from midigenre.transfer import TransferModel
     from shared.atomic import write_json
@@ -186,7 +186,8 @@ def main() -> None:
     if args.genre:
         sources = [GenreSource.parse_named(spec) for spec in args.genre]
     else:
-        sources = [GenreSource.parse_named(f"{d['genre']}={d['cache']}") for d in model.meta["data"]["genres"]]
+        caches = model_caches(model.meta, model.folder)  # where the training ran: --genre where they moved
+        sources = [GenreSource.parse_named(f"{g}={c}") for g, c in caches.items()]
     by_name = {s.genre: s for s in sources}
     if sorted(by_name) != sorted(names):
         raise SystemExit(f"the model's genres are {names}; the caches hold {sorted(by_name)}")

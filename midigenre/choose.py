@@ -220,15 +220,18 @@ def _run_kind(run: Path, found: Sequence[Path]) -> str | None:
     return None
 
 
-def _sources(meta: dict, caches: dict[str, str] | None):
+def _sources(meta: dict, caches: dict[str, str] | None, folder: Path | None = None):
+    from midigenre.dataset import model_caches
     from midigenre.train import GenreSource
 
     names, given = meta["genres"], dict(caches or {})
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise GenreError(f"the model knows {', '.join(names)}; no genre {', '.join(unknown)}")
-    where = {d["genre"]: d["cache"] for d in meta["data"]["genres"]} | given
+    where = model_caches(meta, folder) | given
     for g in names:
+        if g not in where:
+            raise GenreError(f"the runs do not say where their {g} cache is; give --genre {g}=FILE.h5")
         if not Path(where[g]).is_file():
             raise GenreError(f"the {g} cache {where[g]} is not here; give --genre {g}=FILE.h5")
     return [GenreSource.parse_named(f"{g}={where[g]}") for g in names]
@@ -313,7 +316,7 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
     if missing:
         raise GenreError(f"{runs[0]} has no validation songs of {', '.join(missing)} (too few songs for its "
                          "--valid-fraction); choose needs some of every genre")
-    sources = _sources(meta, caches)
+    sources = _sources(meta, caches, candidates[0].folder)
     out.mkdir(parents=True, exist_ok=True)
 
     judge_dir = Path(classifier) if classifier else out / "judge-reference"

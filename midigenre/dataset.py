@@ -433,6 +433,37 @@ class SongSplit:
         ).astype(np.int64)
 
 
+def model_caches(meta: dict, folder: str | os.PathLike | None = None) -> dict[str, str]:
+    """Genre → the cache a transfer model was trained from, as far as it is known here.
+
+    A model.json names its caches relative to the folder its training ran in (older ones by an
+    absolute path; :func:`shared.registry.portable_path`). A run folder's own ``config.json``
+    (beside its model.json, also in each kept epoch) has their absolute paths on the machine that
+    trained it: where those files are here, they are taken. The result may name files that are
+    not here; the caller checks.
+    """
+
+    def caches(data) -> dict[str, str]:
+        if not isinstance(data, dict):
+            return {}
+        if isinstance(data.get("genres"), list):  # a multi-genre model
+            entries = data["genres"]
+        else:
+            entries = [data.get(k) for k in ("a", "b")]
+        return {d["genre"]: str(d["cache"]) for d in entries
+                if isinstance(d, dict) and isinstance(d.get("genre"), str) and d.get("cache")}
+
+    found = caches(meta.get("data"))
+    record = Path(folder) / "config.json" if folder is not None else None
+    if record is not None and record.is_file():
+        try:
+            ran = caches(json.loads(record.read_text(encoding="utf-8")).get("data"))
+        except (OSError, ValueError, AttributeError):
+            ran = {}
+        found.update({g: c for g, c in ran.items() if g in found and Path(c).is_file()})
+    return found
+
+
 def balance(rows_a: np.ndarray, rows_b: np.ndarray, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Downsample the larger of two row sets to the size of the smaller (seeded), as the reference does."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from midigenre.classifier import Classifier
-from midigenre.dataset import PhraseCache, SongSplit
+from midigenre.dataset import PhraseCache, SongSplit, model_caches
 from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
 from midigenre.metrics import genre_fraction, s_tot, transfer_strength
 from midigenre.transfer import TransferModel
@@ -109,13 +109,24 @@ def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a
     from shared.registry import model_folder
 
     folder = model_folder(model_path)
-    meta_data = model.meta.get("data", {})
+    trained = model_caches(model.meta, folder)
     caches = []
     for key, given in (("a", cache_a), ("b", cache_b)):
         genre = model.genres[key]
-        path = Path(given) if given else Path(meta_data.get(key, {}).get("cache", ""))
-        if not given and not path.exists():
-            raise GenreError(f"the model's {genre} cache {path} is not here: pass --{key} FILE.h5 prepared with the same settings")
+        if given:
+            path, named = Path(given), genre
+            if ":" in str(given) and not path.exists():  # FILE.h5:GENRE, as train takes it
+                where, _, named = str(given).rpartition(":")
+                path = Path(where)
+            if not path.is_file():
+                raise GenreError(f"no such cache file: {path} (--{key})")
+            caches.append((path, named or genre))
+            continue
+        path = Path(trained.get(genre, ""))
+        if not trained.get(genre) or not path.is_file():
+            was = f" ({trained[genre]}, as its training named it)" if trained.get(genre) else ""
+            raise GenreError(f"the model's {genre} cache{was} is not here: pass --{key} FILE.h5 (or FILE.h5:GENRE) "
+                             f"prepared with the model's settings (meter {model.settings.meter})")
         caches.append((path, genre))
     split_path = folder / "split.json"
     if not all_phrases and not split_path.exists():

@@ -54,7 +54,7 @@ def main() -> None:
     import torch
 
     from midigenre.classifier import Classifier
-    from midigenre.dataset import SongSplit
+    from midigenre.dataset import SongSplit, model_caches
     from midigenre.train import GenreSource
     from midigenre.transfer import TransferModel
     from shared.registry import model_folder, resave_model
@@ -63,8 +63,10 @@ def main() -> None:
     grid = [float(v) for v in args.grid.split(",")]
     model = TransferModel.load(args.model, kind="multi-genre")
     names = model.names
-    sources = [GenreSource.parse_named(f"{d['genre']}={d['cache']}") for d in model.meta["data"]["genres"]]
-    sources = [next(s for s in sources if s.genre == g) for g in names]
+    caches = model_caches(model.meta, model.folder)
+    if sorted(caches) != sorted(names):
+        raise SystemExit(f"{args.model} does not say where its caches are (run it on the run's kept epoch)")
+    sources = [GenreSource.parse_named(f"{g}={caches[g]}") for g in names]
     folder = model_folder(args.model)
     split = SongSplit.load(folder / "split.json")
     if not all(split.genres[g].get("valid") for g in names):

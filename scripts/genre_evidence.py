@@ -64,7 +64,7 @@ def main() -> None:
     import torch
 
     from midigenre.classifier import Classifier
-    from midigenre.dataset import PhraseCache, SongSplit
+    from midigenre.dataset import PhraseCache, SongSplit, model_caches
     from midigenre.transfer import TransferModel
     from shared.registry import model_folder
 
@@ -74,7 +74,7 @@ def main() -> None:
         raise SystemExit(f"error: the model knows {', '.join(model.names)}, not {args.genre}")
     classifier = Classifier.load(args.classifier)
     split = SongSplit.load(model_folder(args.model) / "split.json")
-    caches = {g["genre"]: g["cache"] for g in model.meta["data"]["genres"]}
+    caches = model_caches(model.meta, model.folder)
 
     def phrases(g: str) -> np.ndarray:
         with PhraseCache(caches[g]) as c:

@@ -24,7 +24,9 @@ present has complete weights):
 ``model.json``
     ``{"format": 2, "kind": …, "kind_version": …, "config": {…}, "settings": {…},
     "package_version": …, "torch_version": …, "created": …, …}`` plus whatever the kind
-    keeps beside its config (genre names, the data it saw, metrics).
+    keeps beside its config (genre names, the data it saw, metrics). Paths in it (the training
+    caches, the runs a model was chosen from) are relative to the folder the command ran in,
+    never absolute (:func:`portable_path`); a run's own ``config.json`` keeps them absolute.
 
 :func:`load_model` reads the JSON, checks format and version (one-line errors), imports the
 module that registers the kind (see :data:`KIND_MODULES`; the registry itself imports no
@@ -135,6 +137,7 @@ def save_model(folder: str | os.PathLike, module, kind: str, config: Any, *, set
             raise GenreError(f"refusing to save a model with non-finite weights ({name}): training diverged")
     with atomic_path(folder / WEIGHTS, suffix=".safetensors") as tmp:
         save_file(state, str(tmp))
+    extra = portable_paths(extra)
     meta = {
         "format": FORMAT,
         "kind": kind,
@@ -148,6 +151,38 @@ def save_model(folder: str | os.PathLike, module, kind: str, config: Any, *, set
     }
     write_json(folder / META, meta)
     return folder
+
+
+#: Keys under which a model.json names files or folders of the machine a model was made on
+#: (the training caches, a dataset, the runs and judge a model was chosen from).
+PATH_KEYS = frozenset({"cache", "dataset", "from", "judge", "run", "model"})
+
+
+def portable_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """``path`` as a model.json keeps it: as given when relative, an absolute path relative to
+    ``base`` (default: the current folder, where the training or choice ran; ``../`` where it
+    lies outside it). A model folder is copied to other machines (data/models, an installed
+    package), so it must not carry the training machine's absolute paths; a relative name still
+    finds the file from the folder the command ran in."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(path)
+    base = Path.cwd() if base is None else Path(base)
+    try:
+        return os.path.relpath(p, base.absolute())
+    except ValueError:  # another drive (Windows)
+        return p.name
+
+
+def portable_paths(value: Any, base: str | os.PathLike | None = None) -> Any:
+    """A copy of ``value`` (JSON-ready) with every absolute path under a :data:`PATH_KEYS` key
+    made portable (:func:`portable_path`)."""
+    if isinstance(value, dict):
+        return {k: (portable_path(v, base) if k in PATH_KEYS and isinstance(v, str) and os.path.isabs(v)
+                    else portable_paths(v, base)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [portable_paths(v, base) for v in value]
+    return value
 
 
 def resave_model(src: str | os.PathLike, dest: str | os.PathLike, *, tensors: dict | None = None, **changes) -> Path:

@@ -691,3 +691,62 @@ def test_every_truncation_and_flipped_byte_is_a_reason_or_a_song(tmp_path):
         except GenreError:
             pass
     assert reasons <= set(DROP_REASONS) and {"parse error", "empty file"} <= reasons
+
+
+# ----------------------------------------------------------------------------- round 3: transfer and models
+
+EXAMPLES = REPO / "data" / "examples"
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory) -> dict[str, Path]:
+    """A tiny CycleGAN low ↔ high (one epoch) trained from caches made in code, a tiny genre
+    classifier of low, mid and high (a judge that knows more than the pair), and the caches
+    (their songs in ``<cache>.parent / GENRE``); READ ONLY."""
+    from midigenre import models
+    from midigenre.classifier import ClassifierConfig, train_classifier
+    from midigenre.train import CycleGANTask, GenreSource, TrainConfig
+    from tests.conftest import TINY_MODEL, make_cache
+
+    root = tmp_path_factory.mktemp("pair")
+    c = {g: make_cache(root / g, g, 8, lo, hi, seed, root / f"{g}.h5")
+         for g, lo, hi, seed in (("low", 30, 52, 1), ("mid", 52, 74, 3), ("high", 74, 96, 2))}
+    run = root / "run"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(models.PRESETS, "tiny", models.ModelConfig(**TINY_MODEL))
+        CycleGANTask(GenreSource.parse(c["low"]), GenreSource.parse(c["high"]), run,
+                     TrainConfig(preset="tiny", epochs=1, batch_size=4, sample_phrases=1)).fit()
+    train_classifier([GenreSource.parse(c[g]) for g in ("low", "mid", "high")], root / "judge",
+                     ClassifierConfig(channels=(8, 8, 8, 8), epochs=10, batch_size=8, lr=2e-3), device="cpu")
+    return {"run": run, "judge": root / "judge", **c}
+
+
+def _absolute_paths(value, where="") -> list[str]:
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _absolute_paths(v, f"{where}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _absolute_paths(v, f"{where}[{i}]")]
+    return [f"{where} = {value}"] if isinstance(value, str) and value.startswith("/") else []
+
+
+def test_no_model_json_keeps_the_training_machines_paths(pair, tmp_path, monkeypatch):
+    # item 13: the shipped model.json named /work/exp/jazz.h5, and evaluate's error showed it
+    import json
+
+    from shared.registry import read_meta, shipped_model_names
+
+    for name in shipped_model_names():
+        assert _absolute_paths(read_meta(name)) == [], name
+    meta = read_meta(pair["run"])  # written now: relative to where the training ran; config.json keeps the path
+    cache = meta["data"]["a"]["cache"]
+    assert _absolute_paths(meta) == [] and Path(cache).resolve() == pair["low"].resolve()
+    assert json.loads((pair["run"] / "config.json").read_text())["data"]["a"]["cache"] == str(pair["low"].resolve())
+    monkeypatch.chdir(tmp_path)
+    o = run(["midi", "evaluate", "--classifier", pair["judge"]])  # the shipped model, its caches not here
+    assert "the model's jazz cache (jazz.h5, as its training named it) is not here" in o.err and "--a FILE.h5" in o.err
+    assert "/work" not in o.err
+    # a run's evaluate finds its caches through its config.json, or takes FILE.h5:GENRE as train does
+    o = run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"]], "ok")
+    assert "low ↔ high on the held-out songs" in o.out
+    run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"], "--a", f"{pair['low']}:low",
+         "--b", f"{pair['high']}:high"], "ok")
