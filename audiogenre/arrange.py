@@ -211,7 +211,9 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     source_pm = tr.midi()
     buf = io.BytesIO()
     source_pm.write(buf)
-    result = transfer_midi(buf.getvalue(), model, target, instruments=instruments)
+    # the recording's genre is not told (a pair's judge reads MIDI phrases, not transcriptions; and
+    # there is no --from here to overrule it): the pair's other genre, as the output line says
+    result = transfer_midi(buf.getvalue(), model, target, instruments=instruments, source_genre=model.direction(target)[0])
     pm = result.midi()
     if tr.grid.follows and result.notes is None:  # a grid roll: its steps on the recording's own beats
         pm = on_grid(pm, tr.grid)

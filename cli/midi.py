@@ -639,8 +639,10 @@ def _fit(task, out_path: Path, resume_command: str) -> None:
 @midi.command()
 @click.argument("source", type=click.Path())
 @click.option("--to", "target", required=True, help="Target genre (one of the model's).")
-@click.option("--from", "source_genre", help="The songs' genre, for a multi-genre model (default: the model tells it "
-              "from the phrases and reports it).")
+@click.option("--from", "source_genre", help="The songs' genre (default: told from the phrases and reported: by a "
+              "multi-genre model itself, by a pair model's judge — its judge/ classifier, or four-genres for the "
+              "shipped jazz-classical; a song told to be of the --to genre already, or of neither of a pair's genres, "
+              "is refused). Saying it overrides the vote.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output MIDI file, or a folder when SOURCE is a folder.")
 @click.option("--model", "model_path", type=click.Path(), help="Run folder, model folder or a shipped model's name.  "
@@ -672,7 +674,7 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
 
     \b
     Examples:
-      genre midi transfer data/examples/jazz_example.mid --to classical -o out.mid --png
+      genre midi transfer data/examples/jazz_example.mid --from jazz --to classical -o out.mid --png
       genre midi transfer songs/ --model runs/jc --to jazz -o out/
       genre midi transfer song.mid --model runs/four --to folk -o folk.mid [--from pop]
     """
@@ -684,8 +686,14 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
             bars = len(res.source) / res.settings.steps_per_bar
             told = ""
             if res.predicted is not None:
-                told = (f" (source genre told by the model: {res.predicted[res.source_genre]:.0%} of the phrases; "
+                told = (f" (source genre told by {res.told_by}: {res.predicted[res.source_genre]:.0%} of the phrases; "
                         + ", ".join(f"{g} {v:.0%}" for g, v in res.predicted.items()) + ")")
+            elif res.told_by == "assumed":
+                told = " (source genre assumed: this model cannot tell a song's genre; say it with --from)"
+            if res.n_outside:
+                s = res.settings
+                told += (f"; {res.n_outside} of its {res.n_notes} notes lie outside MIDI {s.lowest_pitch}.."
+                         f"{s.lowest_pitch + s.n_pitches - 1} and are left out")
             m = res.song_measures()
             kept = ("melody: none" if res.melody_found == "none" else
                     f"melody ({res.melody_found}) still sounding {m['melody_sounding']:.0%}, on top {m['melody_top']:.0%}")
@@ -697,12 +705,15 @@ def transfer(source, target, source_genre, output, model_path, cycle, png, meter
                            on_song=done, source_genre=source_genre, keep_source=keep_source, melody=melody,
                            drums=drums, instruments=instruments, roll=roll)
     failed = batch.failed
+    if batch.earlier_outputs:
+        click.echo(f"note: left out {len(batch.earlier_outputs)} results of an earlier transfer in {output} "
+                   f"(e.g. {batch.earlier_outputs[0].name})", err=True)
     if len(batch.songs) == 1 and failed:
         raise GenreError(f"cannot transfer {failed[0].source}: {failed[0].error}")
     for song in failed:
         click.echo(f"skipped {song.source}: {song.error}", err=True)
     if not batch.done:
-        raise GenreError(f"no song could be transferred: all {len(failed)} failed (reasons above)")
+        raise GenreError(f"no song of {source} could be transferred: all {len(failed)} failed (reasons above)")
     if failed:
         click.echo(f"{len(batch.done)} songs transferred, {len(failed)} skipped", err=True)
 

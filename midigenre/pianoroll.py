@@ -157,6 +157,8 @@ class Song:
         Tempo at tick 0 in quarter notes per minute (120 when the file sets none).
     n_notes : int
         Pitched notes read (before the pitch window).
+    n_outside : int
+        Of those, the notes outside the pitch window: left out of ``roll`` (and of ``notes``).
     """
 
     roll: np.ndarray
@@ -165,6 +167,7 @@ class Song:
     #: the song's own notes and tracks (``read_song(..., keep_notes=True)``), for writing a result
     #: that keeps the source's instruments, velocities, timing and tempo map
     notes: "SongNotes | None" = None
+    n_outside: int = 0
 
 
 @dataclass
@@ -315,7 +318,7 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
         notes = SongNotes(start=s[inside], end=e[inside], row=row[inside], start_tick=start_tick[inside],
                           end_tick=end_tick[inside], velocity=np.concatenate(velocities)[inside],
                           track=np.concatenate(owners)[inside], tracks=tracks, score=score)
-    return Song(roll=roll, tempo=tempo, n_notes=n_notes, notes=notes)
+    return Song(roll=roll, tempo=tempo, n_notes=n_notes, notes=notes, n_outside=int(n_notes - inside.sum()))
 
 
 def _meter_text(score) -> str:

@@ -65,6 +65,7 @@ class GenreTransfer:
         found = read_meta(folder, kind)["kind"]
         model_cls = {"cyclegan": TransferModel, "multi-genre": MultiGenreTransfer}[found]
         module, meta = load_model(folder, found, device=device)  # checks genres and settings too
+        _check_thresholds(meta, folder)
         module.requires_grad_(False)
         return model_cls._from_module(module, meta, pick_device(device), folder)
 
@@ -98,6 +99,10 @@ class GenreTransfer:
         predictions over the phrases with notes, and each genre's share of the votes."""
         raise GenreError(f"this {self.kind} model cannot tell a song's genre; give the source genre")
 
+    def genre_teller(self) -> str | None:
+        """Who tells a song's genre for :meth:`predict_genre` (for messages), None where no one can."""
+        return None
+
     def transfer_phrases(self, phrases: np.ndarray, target: str, *, source: str | None = None, cycle: bool = False,
                          batch_size: int = 64, melody: np.ndarray | None = None):
         """Transfer (N, 64, 84) phrases to ``target``; returns ``(transferred, cycled or None)`` as bool arrays.
@@ -129,6 +134,23 @@ class TransferModel(GenreTransfer):
 
     def _directions(self) -> list[str]:
         return ["ab", "ba"]
+
+    def genre_teller(self) -> str | None:
+        judge = self._genre_judge()
+        return judge[0] if judge else None
+
+    def predict_genre(self, phrases: np.ndarray) -> tuple[str, dict[str, float]]:
+        """The song's genre by the pair's judge (:func:`pair_judge`), among the judge's genres:
+        it may be neither of the pair's."""
+        judge = self._genre_judge()
+        if judge is None:
+            return super().predict_genre(phrases)
+        return _vote(phrases, judge[1], judge[2])
+
+    def _genre_judge(self):
+        if not hasattr(self, "_judge"):
+            self._judge = pair_judge(self)
+        return self._judge
 
     @classmethod
     def _from_module(cls, gens, meta: dict, device, folder: Path) -> "TransferModel":
@@ -258,7 +280,13 @@ class MultiGenreTransfer(GenreTransfer):
         self._index(target, "--to")
         if source is not None:
             self._index(source, "--from")
+            if source == target:
+                raise GenreError(f"--from and --to are both {target}: nothing to transfer; --to names another genre "
+                                 f"({', '.join(g for g in self.names if g != target)})")
         return source, target
+
+    def genre_teller(self) -> str | None:
+        return "the model"
 
     def settings_for(self, source: str | None) -> RollSettings:
         return self.genre_settings.get(source, self.settings) if source else self.settings
@@ -282,12 +310,7 @@ class MultiGenreTransfer(GenreTransfer):
         return np.concatenate(out) if out else np.zeros((0, len(self.names)), np.float32)
 
     def predict_genre(self, phrases: np.ndarray) -> tuple[str, dict[str, float]]:
-        x = np.asarray(phrases)
-        x = x[x.reshape(len(x), -1).any(axis=1)] if len(x) else x
-        if len(x) == 0:
-            raise GenreError("the song has no notes, so its genre cannot be told; give --from")
-        votes = np.bincount(self.genre_probabilities(x).argmax(axis=1), minlength=len(self.names)) / len(x)
-        return self.names[int(votes.argmax())], {g: float(v) for g, v in zip(self.names, votes)}
+        return _vote(phrases, self.names, self.genre_probabilities)
 
     def probabilities(self, phrases: np.ndarray, target: str, batch_size: int = 64,
                       melody: np.ndarray | None = None, source: str | None = None) -> np.ndarray:
@@ -347,6 +370,116 @@ def _call(generator, x, melody):
     return generator(x) if melody is None else generator(x, melody=melody)
 
 
+def _vote(phrases: np.ndarray, names: list[str], probabilities) -> tuple[str, dict[str, float]]:
+    """The majority genre of the phrases with notes (``probabilities``: (N, 64, 84) → (N, K)) and
+    each genre's share of the votes."""
+    x = np.asarray(phrases)
+    x = x[x.reshape(len(x), -1).any(axis=1)] if len(x) else x
+    if len(x) == 0:
+        raise GenreError("the song has no notes, so its genre cannot be told; give --from")
+    votes = np.bincount(np.asarray(probabilities(x)).argmax(axis=1), minlength=len(names)) / len(x)
+    return names[int(votes.argmax())], {g: float(v) for g, v in zip(names, votes)}
+
+
+#: A pair model's own judge of a song's genre: a genre classifier (``genre midi train-classifier``)
+#: saved in this subfolder of the model folder.
+PAIR_JUDGE = "judge"
+
+
+def pair_judge(model: "TransferModel"):
+    """``(who, genre names, probabilities)`` of the judge that tells a song's genre for a pair
+    model, or None where there is none.
+
+    A pair's generators cannot tell a song's genre, and a judge of the two genres alone would
+    call any song one of them; so the judge should know more genres than the pair. It is the
+    genre classifier in the model folder's ``judge/`` when there is one (it must know both of the
+    pair's genres and read its phrase grid), else the genre critic of the shipped multi-genre model
+    ``four-genres`` when the pair was trained on two of its caches — the same cache names, read
+    with the same settings, as the model.json files say (the shipped jazz-classical: its jazz and
+    classical caches are two of four-genres' pop, classical, jazz and folk). Other pairs have none.
+    """
+    from shared.registry import read_meta, shipped_model
+
+    a, b = model.names
+    grid = model.settings.grid()
+    own = model.folder / PAIR_JUDGE if model.folder is not None else None
+    if own is not None and (own / "model.json").is_file():
+        from midigenre.classifier import Classifier
+
+        clf = Classifier.load(own, device=str(model.device))
+        if not {a, b} <= set(clf.genres) or RollSettings.from_dict(clf.meta["settings"]).grid() != grid:
+            raise GenreError(f"{own} does not judge {a} and {b} songs (it knows {', '.join(clf.genres)}, on its own "
+                             f"grid); train it on the pair's genres and more, or remove it")
+        return f"the model's judge ({PAIR_JUDGE}/)", list(clf.genres), clf.probabilities
+    four = shipped_model("four-genres")
+    if not (four / "model.json").is_file():
+        return None
+    meta = read_meta(four)
+    if not _same_caches(model.meta, meta, model.names):
+        return None
+    judge = GenreTransfer.load(four, device=str(model.device), kind="multi-genre")
+    return "the judge four-genres", list(judge.names), judge.genre_probabilities
+
+
+def _same_caches(pair: dict, multi: dict, genres) -> bool:
+    """Whether each of ``genres`` was trained from a cache of the same name and settings by the
+    pair model and by the multi-genre model (their model.json ``data`` and settings)."""
+    from midigenre.dataset import model_caches
+
+    ours, theirs = model_caches(pair), model_caches(multi)
+    per_genre = multi.get("genre_settings") or {}
+    for g in genres:
+        if g not in ours or g not in theirs or Path(ours[g]).name != Path(theirs[g]).name:
+            return False
+        if (per_genre.get(g) or multi.get("settings")) != pair.get("settings"):
+            return False
+    return True
+
+
+class WrongGenre(GenreError):
+    """A song that is told to be of the target genre already, or of none of the model's genres."""
+
+
+def check_told_genre(model: GenreTransfer, told: str, target: str, votes: dict[str, float], teller: str) -> None:
+    """Refuse a transfer whose song was told (not given) to be of ``target`` already, or of a
+    genre the model does not transfer; ``--from`` overrides both."""
+    shares = "its phrases: " + ", ".join(f"{g} {v:.0%}" for g, v in votes.items())
+    if told == target:
+        raise WrongGenre(f"{teller} takes the song for {target} already ({shares}): nothing to transfer; "
+                         f"if it is another genre, say which with --from GENRE")
+    if told not in model.names:
+        from shared.registry import read_meta, shipped_model
+
+        four = shipped_model("four-genres")
+        known = (read_meta(four).get("genres") or []) if (four / "model.json").is_file() else []
+        other = (f"use --model four-genres for any of {', '.join(known)}, or " if told in known and
+                 set(model.names) != set(known) else "")
+        raise WrongGenre(f"{teller} takes the song for {told} ({shares}), which this model does not "
+                         f"transfer (only {' ↔ '.join(model.names)}): {other}give --from "
+                         f"{' or '.join(model.names)} if the song is one of them")
+
+
+def _check_thresholds(meta: dict, folder: Path) -> None:
+    """Every binarisation threshold a model.json gives is a number in (0, 1): at 0 or below every
+    cell is a note, at 1 or above none is."""
+    def bad(v) -> bool:
+        return isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 < float(v) < 1.0  # NaN too
+
+    where = f"{Path(folder) / 'model.json'}"
+    for key in ("thresholds", "pair_thresholds"):
+        table = meta.get(key)
+        if table is None:
+            continue
+        rows = table.items() if isinstance(table, dict) else [(None, table)]
+        for name, value in rows:
+            cells = value.items() if key == "pair_thresholds" and isinstance(value, dict) else [(None, value)]
+            for to, v in cells:
+                if name is None or bad(v):
+                    what = f"{key}[{name!r}]" + (f"[{to!r}]" if to is not None else "")
+                    raise GenreError(f"{where}: {what} is {v!r}, not a threshold between 0 and 1 (a damaged or "
+                                     "hand-edited model file)")
+
+
 @dataclass
 class SongTransfer:
     """A transferred song: rolls of shape (T, 84) on the song's own step grid.
@@ -366,6 +499,12 @@ class SongTransfer:
     settings: RollSettings
     #: when the model told the source genre itself: each genre's share of the phrase votes
     predicted: dict[str, float] | None = None
+    #: who told the source genre (:meth:`GenreTransfer.genre_teller`); "" when it was given, and
+    #: "assumed" when no one could tell it and a pair model's other genre was taken
+    told_by: str = ""
+    #: pitched notes of the source, and those outside the pitch window (left out)
+    n_notes: int = 0
+    n_outside: int = 0
     melody: np.ndarray | None = None
     #: how the melody was found: "track 'MELODY'", "skyline" or "none"
     melody_found: str = "none"
@@ -451,8 +590,10 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
         genre, when it is known — was prepared with).
     cycle : also compute the cycled-back song (target → source again).
     keep_silence : leave phrases without notes silent instead of letting the generator invent notes.
-    source_genre : the song's genre, for a multi-genre model; None: the model tells it
-        (:meth:`GenreTransfer.predict_genre`, the result's ``predicted``).
+    source_genre : the song's genre; None: the model tells it (:meth:`GenreTransfer.predict_genre`,
+        the result's ``predicted``; a pair model through its judge, :func:`pair_judge`), and a song
+        told to be of ``target`` already, or of a genre the model does not transfer, is refused
+        (:class:`WrongGenre`). A pair model without a judge takes its other genre.
     melody : how to find the song's melody (:mod:`midigenre.melody`): ``auto`` (a track named as
         the melody, else the skyline), ``skyline``, ``track:NAME`` or ``none``. A melody-locked
         model keeps it note for note and nothing sounds above it where it sounds; for other
@@ -482,9 +623,12 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
         roll = mel_roll | accompaniment(song.roll, mel_roll)
     phrases, _ = split_phrases(roll, settings, keep_empty=True, pad_tail=True)
     mel_phrases = split_phrases(mel_roll, settings, keep_empty=True, pad_tail=True)[0] if locked else None
-    predicted = None
-    if src_genre is None:
-        src_genre, predicted = model.predict_genre(split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)[0])
+    predicted, told_by = None, ""
+    if source_genre is None:
+        told_by = model.genre_teller() or "assumed"
+        if told_by != "assumed":
+            src_genre, predicted = model.predict_genre(split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)[0])
+            check_told_genre(model, src_genre, dst_genre, predicted, told_by)
     out, back = model.transfer_phrases(phrases, target, source=src_genre, cycle=cycle, melody=mel_phrases)
     if keep_silence:
         silent = ~phrases.any(axis=(1, 2))
@@ -496,7 +640,7 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
         source=song.roll, transferred=join_phrases(out)[:n], cycled=join_phrases(back)[:n] if back is not None else None,
         tempo=song.tempo, source_genre=src_genre, target_genre=dst_genre, settings=settings, predicted=predicted,
         melody=mel_roll, melody_found=how, notes=song.notes, melody_notes=mel_notes, drums=drums,
-        instruments=instruments, melody_locked=locked,
+        instruments=instruments, melody_locked=locked, told_by=told_by, n_notes=song.n_notes, n_outside=song.n_outside,
     )
 
 
@@ -530,6 +674,8 @@ class TransferBatch:
     """Per-song outcomes of :func:`transfer_files`, in order."""
 
     songs: list[FileTransfer]
+    #: files of the source folder left alone as results of an earlier transfer into the output folder
+    earlier_outputs: list[Path] = dataclasses.field(default_factory=list)
 
     @property
     def done(self) -> list[FileTransfer]:
@@ -549,17 +695,50 @@ def _written_paths(out: Path, *, cycle: bool, png: bool) -> list[Path]:
     return paths
 
 
+def _earlier_output(song: Path, src: Path, out_dir: Path, genres) -> bool:
+    """Whether ``song``, found in the folder ``src``, is what a transfer of ``src`` into ``out_dir``
+    writes for one of ``genres``: ``out_dir/<path>/<stem>.<genre>.mid`` (or its ``.cycle.mid``).
+    Where ``out_dir`` is ``src`` itself, only beside a song ``<path>/<stem>.mid`` of the folder
+    (otherwise it is the user's own file of that name)."""
+    from midigenre.prepare import MIDI_SUFFIXES
+
+    name = song.name
+    for g in genres:
+        for tail in (f".{g}.mid", f".{g}.cycle.mid"):
+            if name.lower().endswith(tail.lower()) and len(name) > len(tail):
+                try:
+                    where = song.resolve().parent.relative_to(out_dir.resolve())
+                except (OSError, RuntimeError, ValueError):
+                    return False
+                if not _same_folder(src, out_dir):
+                    return True
+                stem = name[: -len(tail)]
+                if any((src / where / f"{stem}{suffix}").is_file() for suffix in MIDI_SUFFIXES):
+                    return True
+    return False
+
+
+def _same_folder(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except (OSError, RuntimeError):
+        return False
+
+
 def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: str, *, cycle: bool = False,
-                  png: bool = False) -> list[tuple[Path, Path]]:
+                  png: bool = False, genres=(), skipped: list | None = None) -> list[tuple[Path, Path]]:
     """``(song, output MIDI)`` pairs for a file or a folder of songs.
 
     A folder's songs (found recursively) go to ``output/<relative path>/<stem>.<target>.mid``;
     a file goes to ``output``, or into it as ``<stem>.<target>.mid`` when it is a folder.
-    Raises GenreError before anything is read or written when the source is missing or a file
-    to be written (MIDI, cycled-back MIDI, PNG) is one of the songs.
+    Songs of the folder that are the results of an earlier transfer into ``output``
+    (``<stem>.<genre>.mid`` there, for ``target`` or any of ``genres``) are left out (and
+    appended to ``skipped`` when given). Raises GenreError before anything is read or written
+    when the source is missing or holds no song, a file to be written (MIDI, cycled-back MIDI,
+    PNG) is one of the songs, or two files to be written are one.
     """
     from midigenre.prepare import MIDI_SUFFIXES, find_midi_files
-    from shared.atomic import refuse_overwriting_input
+    from shared.atomic import refuse_overwriting_input, refuse_same_outputs
 
     src = Path(source)
     if not src.exists():
@@ -568,13 +747,24 @@ def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: 
         out_dir = Path(output)
         if out_dir.suffix.lower() in MIDI_SUFFIXES:
             raise GenreError(f"SOURCE is a folder, so -o must be a folder, not {output}")
-        jobs = [(p, out_dir / Path(name).with_name(f"{Path(name).stem}.{target}.mid")) for p, name in find_midi_files([src])]
+        found = find_midi_files([src])
+        earlier = [p for p, _ in found if _earlier_output(p, src, out_dir, {target, *genres})]
+        if skipped is not None:
+            skipped.extend(earlier)
+        jobs = [(p, out_dir / Path(name).with_name(f"{Path(name).stem}.{target}.mid")) for p, name in found
+                if p not in earlier]
+        if not jobs:
+            raise GenreError(f"no song to transfer in {src}: its {len(earlier)} MIDI files are results of an earlier "
+                             f"transfer into {out_dir} (e.g. {earlier[0].name})")
     elif Path(output).is_dir():
         jobs = [(src, Path(output) / f"{src.stem}.{target}.mid")]
     else:
         jobs = [(src, Path(output))]
     inputs: dict[Path, Path] = {}
-    for song, _ in jobs:
+    # an earlier result in a separate output folder may be written again; in the songs' own folder
+    # it is a file of the user's folder like the songs, and kept
+    keep = [song for song, _ in jobs] + (earlier if src.is_dir() and _same_folder(src, Path(output)) else [])
+    for song in keep:
         try:
             inputs[song.resolve()] = song
         except (OSError, RuntimeError):
@@ -585,7 +775,13 @@ def transfer_jobs(source: str | os.PathLike, output: str | os.PathLike, target: 
                 other = inputs.get(path.resolve())
             except (OSError, RuntimeError):
                 other = None
+            if src.is_dir() and other is not None:
+                raise GenreError(f"the result of {song.name} would overwrite the input {other} (a file of the folder "
+                                 f"{src}); choose another -o folder")
             refuse_overwriting_input([song, other], path)
+    kinds = [("-o", "result")] + [("--cycle", "cycled-back song")] * cycle + [("--png", "picture")] * png
+    refuse_same_outputs((option if not src.is_dir() else f"the {thing} of {song}", path) for song, out in jobs
+                        for (option, thing), path in zip(kinds, _written_paths(out, cycle=cycle, png=png)))
     return jobs
 
 
@@ -612,7 +808,8 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     roll : write one piano track on the grid instead of the arrangement.
 
     A song that cannot be read is recorded with its reason (and a hint to try
-    ``meter="assume-4/4"`` where that may help) and the others go on.
+    ``meter="assume-4/4"`` or the genre whose data was read so, where that may help), and so is
+    one told to be of the wrong genre (:class:`WrongGenre`); the others go on.
     """
     from midigenre.pianoroll import Unusable, write_midi
 
@@ -620,7 +817,8 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
     from midigenre.melody import check_mode
 
     check_mode(melody)
-    jobs = transfer_jobs(source, output, target, cycle=cycle, png=png)
+    earlier: list[Path] = []
+    jobs = transfer_jobs(source, output, target, cycle=cycle, png=png, genres=_model_genres(model), skipped=earlier)
     if isinstance(instruments, (str, os.PathLike)):
         instruments = load_instruments(instruments)
     if model is None:
@@ -637,8 +835,9 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
             res = transfer_midi(song, model, target, meter=meter, cycle=cycle, source_genre=source_genre,
                                 melody=melody, drums=drums, instruments=instruments)
         except Unusable as err:
-            hint = " (try --meter assume-4/4 if the song is really in 4/4)" if err.reason in METER_REASONS else ""
-            item.error = f"{err}{hint}"
+            item.error = f"{err}{_meter_hint(model, source_genre) if err.reason in METER_REASONS else ''}"
+        except WrongGenre as err:
+            item.error = str(err)
         else:
             item.result = res
             paths = _written_paths(out, cycle=cycle, png=png)
@@ -652,4 +851,31 @@ def transfer_files(source: str | os.PathLike, output: str | os.PathLike, target:
         songs.append(item)
         if on_song is not None:
             on_song(item)
-    return TransferBatch(songs)
+    return TransferBatch(songs, earlier)
+
+
+def _model_genres(model) -> list[str]:
+    """The genres of a model (loaded, or named: read from its model.json only); [] if unknown."""
+    if isinstance(model, GenreTransfer):
+        return list(model.names)
+    from shared.registry import model_folder, read_meta
+
+    try:
+        genres = read_meta(model_folder(DEFAULT_MODEL if model is None else model)).get("genres")
+    except GenreError:
+        return []  # the load says why
+    genres = list(genres.values()) if isinstance(genres, dict) else genres
+    return [g for g in genres or [] if isinstance(g, str)]
+
+
+def _meter_hint(model: GenreTransfer, source_genre: str | None) -> str:
+    """What to try for a song refused for its meter: the genre whose data was read as 4/4 whatever
+    it says (POP909's pop writes 1/4), or --meter assume-4/4."""
+    assumed = [g for g in model.names if model.settings_for(g).meter == "assume-4/4" and g != source_genre]
+    if source_genre is None and assumed:
+        return (f" (a {' or '.join(assumed)} song? say so with --from {assumed[0]}: it is then read as the model's "
+                f"{assumed[0]} data was, with --meter assume-4/4; or try --meter assume-4/4 if the song is really in 4/4)")
+    if "pop" not in model.names:
+        return (" (try --meter assume-4/4 if the song is really in 4/4; a pop song such as POP909's, which write 1/4: "
+                "--model four-genres --from pop)")
+    return " (try --meter assume-4/4 if the song is really in 4/4)"

@@ -92,6 +92,26 @@ def refuse_overwriting_input(inputs, output: str | os.PathLike | None, what: str
             raise GenreError(f"{what} {output} would overwrite the input {given}; choose another {what}")
 
 
+def refuse_same_outputs(outputs) -> None:
+    """Raise GenreError when two outputs of one command would be one file (the second would be
+    written over the first). ``outputs``: ``(what, path)`` pairs, ``what`` naming each in the
+    message (``-o``, ``--png``); paths may be None (an output not asked for)."""
+    seen: dict[Path, tuple[str, str]] = {}
+    for what, path in outputs:
+        if path is None:
+            continue
+        p = Path(path).expanduser()
+        try:
+            key = p.resolve()
+        except (OSError, RuntimeError):
+            key = p.absolute()
+        if key in seen:
+            first_what, first = seen[key]
+            raise GenreError(f"{first_what} {first} and {what} {path} would be the same file, one written over the "
+                             f"other; choose another -o")
+        seen[key] = (what, str(path))
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, *, depth: int = 1) -> int:
     """Remove the temporary files that :func:`atomic_path` leaves when its process is killed
     (``.NAME.XXXXXXXX.tmpSUFFIX``) in ``folder`` and its subfolders down to ``depth``; returns how

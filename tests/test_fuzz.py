@@ -721,6 +721,93 @@ def pair(tmp_path_factory) -> dict[str, Path]:
     return {"run": run, "judge": root / "judge", **c}
 
 
+def _model_copy(name_or_folder, tmp_path, edit=None) -> Path:
+    import json
+
+    from shared.registry import model_folder
+
+    folder = tmp_path / "model"
+    shutil.copytree(model_folder(name_or_folder), folder)
+    if edit is not None:
+        meta = json.loads((folder / "model.json").read_text())
+        edit(meta)
+        (folder / "model.json").write_text(json.dumps(meta))  # NaN is written as NaN, as Python reads it
+    return folder
+
+
+def test_two_outputs_of_one_transfer_on_one_path_are_refused(tmp_path):
+    # item 4: -o song.png --png wrote the picture over the MIDI result
+    src = EXAMPLES / "jazz_example.mid"
+    o = run(["midi", "transfer", src, "--from", "jazz", "--to", "classical", "-o", tmp_path / "song.png", "--png"])
+    assert "would be the same file" in o.err and "--png" in o.err and not (tmp_path / "song.png").exists()
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    for name in ("a.mid", "a.midi"):  # both would go to out/a.classical.mid
+        shutil.copyfile(src, songs / name)
+    o = run(["midi", "transfer", songs, "--from", "jazz", "--to", "classical", "-o", tmp_path / "out"])
+    assert "would be the same file" in o.err and "a.classical.mid" in o.err and not (tmp_path / "out").exists()
+
+
+def test_a_same_genre_transfer_is_refused_unless_the_genre_is_given(tmp_path):
+    # item 6: --from X --to X, and a vote that equals --to, passed silently
+    src = EXAMPLES / "jazz_example.mid"  # made in code: four-genres takes it for classical
+    o = run(["midi", "transfer", src, "--model", "four-genres", "--from", "pop", "--to", "pop", "-o", tmp_path / "p.mid"])
+    assert "--from and --to are both pop" in o.err and not (tmp_path / "p.mid").exists()
+    o = run(["midi", "transfer", src, "--model", "four-genres", "--to", "classical", "-o", tmp_path / "c.mid"])
+    assert "takes the song for classical already" in o.err and "--from" in o.err and not (tmp_path / "c.mid").exists()
+    o = run(["midi", "transfer", src, "--model", "four-genres", "--from", "jazz", "--to", "classical",
+             "-o", tmp_path / "c.mid"], "ok")
+    assert "jazz → classical" in o.out and (tmp_path / "c.mid").exists()
+
+
+@pytest.mark.parametrize("key,value", [("ab", float("nan")), ("ab", 2.0), ("ba", -1), ("ab", "0.5"), ("folk", 1.0),
+                                       ("pair:jazz:pop", float("nan"))])
+def test_thresholds_outside_0_1_in_a_model_json_are_refused(tmp_path, key, value):
+    # item 7: NaN, 2.0, -1 gave 0 notes or 84 sustained notes with exit 0
+    def edit(meta):
+        if key.startswith("pair:"):
+            _, s, t = key.split(":")
+            meta["pair_thresholds"][s][t] = value
+        else:
+            meta["thresholds"][key] = value
+
+    name = "jazz-classical" if key in ("ab", "ba") else "four-genres"
+    folder = _model_copy(name, tmp_path, edit)
+    o = run(["midi", "transfer", EXAMPLES / "jazz_example.mid", "--model", folder, "--from", "jazz", "--to",
+             "classical" if name == "jazz-classical" else "pop", "-o", tmp_path / "t.mid"])
+    assert "not a threshold between 0 and 1" in o.err and "model.json" in o.err and not (tmp_path / "t.mid").exists()
+
+
+def test_the_shipped_pair_tells_a_songs_genre_and_refuses_other_genres(shared_midi, tmp_path):
+    # item 12: the default pair model took any song for jazz ("jazz → classical", exit 0)
+    folk = shared_midi / "folk" / "reelsh-l42.mid"
+    o = run(["midi", "transfer", folk, "--to", "classical", "-o", tmp_path / "f.mid"])
+    assert "takes the song for folk" in o.err and "--model four-genres" in o.err and "--from jazz or classical" in o.err
+    assert not (tmp_path / "f.mid").exists()
+    o = run(["midi", "transfer", folk, "--from", "jazz", "--to", "classical", "-o", tmp_path / "f.mid"], "ok")
+    assert "jazz → classical" in o.out and "told by" not in o.out
+    jazz = shared_midi / "jazz" / "ArtPepper_Desafinado.mid"
+    o = run(["midi", "transfer", jazz, "--to", "classical", "-o", tmp_path / "j.mid"], "ok")
+    assert "jazz → classical (source genre told by the judge four-genres" in o.out
+
+
+def test_a_pair_with_its_own_judge_tells_the_genre_and_one_without_says_it_assumes(pair, tmp_path):
+    # item 12 on a model built here: a judge classifier in the model folder's judge/
+    folder = _model_copy(pair["run"], tmp_path)
+    low, mid, high = (pair[g].parent / g / f"{g}00.mid" for g in ("low", "mid", "high"))
+    o = run(["midi", "transfer", low, "--model", folder, "--to", "high", "-o", tmp_path / "l.mid"], "ok")
+    assert "source genre assumed" in o.out  # no judge: the pair's other genre, said so
+    shutil.copytree(pair["judge"], folder / "judge")
+    o = run(["midi", "transfer", low, "--model", folder, "--to", "high", "-o", tmp_path / "l.mid"], "ok")
+    assert "low → high (source genre told by the model's judge (judge/)" in o.out
+    o = run(["midi", "transfer", mid, "--model", folder, "--to", "high", "-o", tmp_path / "m.mid"])
+    assert "takes the song for mid" in o.err and "only low ↔ high" in o.err and "--from low or high" in o.err
+    assert "four-genres" not in o.err  # it knows no mid
+    run(["midi", "transfer", mid, "--model", folder, "--from", "low", "--to", "high", "-o", tmp_path / "m.mid"], "ok")
+    o = run(["midi", "transfer", high, "--model", folder, "--to", "high", "-o", tmp_path / "h.mid"])
+    assert "takes the song for high already" in o.err
+
+
 def _absolute_paths(value, where="") -> list[str]:
     if isinstance(value, dict):
         return [p for k, v in value.items() for p in _absolute_paths(v, f"{where}.{k}")]
@@ -750,3 +837,41 @@ def test_no_model_json_keeps_the_training_machines_paths(pair, tmp_path, monkeyp
     assert "low ↔ high on the held-out songs" in o.out
     run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"], "--a", f"{pair['low']}:low",
          "--b", f"{pair['high']}:high"], "ok")
+
+
+def test_a_meter_refusal_names_the_pop_way_in(tmp_path):
+    from tests.conftest import make_midi, random_grid_notes
+
+    src = tmp_path / "pop909-like.mid"
+    make_midi(src, random_grid_notes(np.random.default_rng(0), 8), time_signatures=[(0, 1, 4)])
+    o = run(["midi", "transfer", src, "--from", "jazz", "--to", "classical", "-o", tmp_path / "o.mid"])
+    assert "not 4/4" in o.err and "--meter assume-4/4" in o.err and "--model four-genres --from pop" in o.err
+    o = run(["midi", "transfer", src, "--model", "four-genres", "--to", "jazz", "-o", tmp_path / "o.mid"])
+    assert "--from pop" in o.err and "--model four-genres" not in o.err
+
+
+def test_a_folder_transfer_into_its_own_subfolder_leaves_earlier_results_alone(tmp_path):
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    shutil.copyfile(EXAMPLES / "jazz_example.mid", songs / "a.mid")
+    args = ["midi", "transfer", songs, "--from", "jazz", "--to", "classical", "-o", songs / "out"]
+    run(args, "ok")
+    o = run(args, "ok")  # again: out/a.classical.mid is not a song to transfer
+    assert "left out 1 results of an earlier transfer" in o.err
+    assert sorted(p.relative_to(songs).as_posix() for p in songs.rglob("*.mid")) == ["a.mid", "out/a.classical.mid"]
+    (songs / "a.mid").rename(tmp_path / "a.mid")  # a folder with nothing but earlier results: the error names it
+    o = run(args)
+    assert f"no song to transfer in {songs}" in o.err and "earlier transfer into" in o.err
+    # into the songs' own folder, a file named like a result is the user's too: never written over
+    shutil.copyfile(tmp_path / "a.mid", songs / "out" / "a.mid")
+    o = run(["midi", "transfer", songs / "out", "--from", "jazz", "--to", "classical", "-o", songs / "out"])
+    assert "would overwrite the input" in o.err and f"(a file of the folder {songs / 'out'})" in o.err
+
+
+def test_notes_left_out_of_the_pitch_window_are_reported(tmp_path):
+    from tests.conftest import make_midi
+
+    src = tmp_path / "high.mid"
+    make_midi(src, [(i * 120, i * 120 + 120, 120) for i in range(64)] + [(0, 480 * 16, 60)])
+    o = run(["midi", "transfer", src, "--from", "jazz", "--to", "classical", "-o", tmp_path / "o.mid"], "ok")
+    assert "64 of its 65 notes lie outside MIDI 24..107 and are left out" in o.out

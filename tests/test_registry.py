@@ -353,7 +353,7 @@ def test_shipped_models_are_format_2_and_transfer_by_name(tmp_path):
         assert meta["format"] == 2 and meta.get("upgraded", {"from_format": 1})["from_format"] == 1
     out = tmp_path / "o.mid"
     r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
-                                  "--to", "classical", "--model", "jazz-classical", "-o", str(out)])
+                                  "--from", "jazz", "--to", "classical", "--model", "jazz-classical", "-o", str(out)])
     assert r.exit_code == 0 and out.exists(), r.output
     for target in ("folk", "pop"):  # the multi-genre model, by its short name, tells the source genre itself
         out = tmp_path / f"{target}.mid"
