@@ -171,7 +171,7 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     The rendering keeps the recording's length: it is cut where the recording ends.
     """
     from audiogenre.audio import load_audio, write_audio
-    from audiogenre.render import _fluidsynth, find_soundfont, renderer, tracks_of_pretty_midi
+    from audiogenre.render import _fluidsynth, check_render_rate, find_soundfont, renderer, tracks_of_pretty_midi
     from audiogenre.transcribe import GRIDS, on_grid, transcribe_audio
     from midigenre.pianoroll import write_midi
     from midigenre.transfer import TransferModel, transfer_midi
@@ -204,6 +204,10 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
 
     t0 = time.perf_counter()
     audio = load_audio(song)
+    # the result is rendered at the recording's own rate: a rate FluidSynth cannot take fails now,
+    # not after the transcription
+    check_render_rate(audio.rate, f" (the rate of {song}, which the result is rendered at; resample it to 8 kHz "
+                                  "or more first)")
     tr = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
                           name=str(song), threads=threads, progress=progress)
     t1 = time.perf_counter()

@@ -153,6 +153,12 @@ def song_seconds(tracks: Sequence[Track]) -> float:
 SYNTH_RATES = (8000, 96000)
 
 
+def check_render_rate(rate: int, what: str = "") -> None:
+    """GenreError (one line) for an output rate FluidSynth cannot render at (below 8 kHz)."""
+    if int(rate) < SYNTH_RATES[0]:
+        raise GenreError(f"cannot render at {int(rate)} Hz{what}: the lowest rate is {SYNTH_RATES[0]} Hz")
+
+
 class Renderer:
     """A FluidSynth synthesiser with a General MIDI sound font loaded once.
 
@@ -164,8 +170,7 @@ class Renderer:
     def __init__(self, soundfont: str | os.PathLike | None = None, rate: int = RENDER_RATE, gain: float = 0.5):
         self.soundfont = find_soundfont(soundfont)
         self.rate = int(rate)
-        if self.rate < SYNTH_RATES[0]:
-            raise GenreError(f"cannot render at {self.rate} Hz: the lowest rate is {SYNTH_RATES[0]} Hz")
+        check_render_rate(self.rate)
         self.synth_rate = min(self.rate, SYNTH_RATES[1])
         fluidsynth = _fluidsynth()
         self._synth = fluidsynth.Synth(gain=gain, samplerate=float(self.synth_rate))

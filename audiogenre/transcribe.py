@@ -881,14 +881,15 @@ class Transcription:
 
 def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None, downbeat: float | None = None,
                      tracker: str = "onsets", grid: str = "follow", name: str = "the audio", threads: int | None = None,
-                     progress=None) -> Transcription:
+                     progress=None, for_transfer: bool = True) -> Transcription:
     """Transcribe ``(frames[, channels])`` float audio onto a 4/4 16th-note grid.
 
     ``grid``: ``follow`` (the default) puts the 16ths between the recording's own beats
     (:func:`follow_beats`); ``constant`` fits one tempo to the whole recording.
 
     Raises GenreError (one line) for silence, for audio in which no pitched music is found
-    (noise, drums only), and for a clip shorter than one 4-bar phrase at its tempo.
+    (noise, drums only), and, ``for_transfer``, for a clip shorter than one 4-bar phrase at its
+    tempo (the transfer's unit; a transcription alone takes any length with music in it).
     """
     from audiogenre.audio import resample, to_mono
 
@@ -911,7 +912,7 @@ def transcribe_audio(samples: np.ndarray, rate: int, *, bpm: float | None = None
         raise GenreError(f"no pitched music found in {name} ({len(notes)} notes in {seconds:.1f} s, a clear pitch in "
                          f"{pitched:.1%} of it): is it noise, or drums only? Transcription needs melody or chords")
     found = beat_grid(wave, BP_RATE, notes, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid)
-    if seconds < found.phrase_seconds:
+    if for_transfer and seconds < found.phrase_seconds:
         raise GenreError(f"{name} is {seconds:.1f} s long, shorter than one {PHRASE_BARS}-bar phrase at "
                          f"{found.tempo:.0f} bpm ({found.phrase_seconds:.1f} s); the transfer works on {PHRASE_BARS}-bar phrases"
                          + ("" if bpm else " (pass --bpm if the tempo is wrong)"))
@@ -934,7 +935,7 @@ def transcribe_file(song: str | os.PathLike, output: str | os.PathLike | None = 
         check_writable_dir(output)
     audio = load_audio(song)
     result = transcribe_audio(audio.samples, audio.rate, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
-                              name=str(song), threads=threads, progress=progress)
+                              name=str(song), threads=threads, progress=progress, for_transfer=False)
     if output is not None:
         write_midi(result.midi(), output)
     return result

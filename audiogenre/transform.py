@@ -56,6 +56,9 @@ DEFAULT_OVERLAP = 1.0
 MAX_OVERLAP_FRACTION = 0.25
 #: The least signal-to-noise ratio (dB) of the change that a transformation may cost a song.
 DEFAULT_MIN_SNR = 25.0
+#: Below this p(target) a genre is out of reach: a window that starts and stays under it is said
+#: at once, and a song that does is not written (white noise → pop goes from 4e-6 to 2e-5).
+OUT_OF_REACH = 0.01
 
 
 def default_windows(clip_seconds: float | None = None, window: float | None = None,
@@ -317,7 +320,7 @@ def _apply(audio: Audio, delta16: np.ndarray, gain: float) -> np.ndarray:
 
 
 def transform_audio(model, audio: Audio, target: str, config: TransformConfig = TransformConfig(), *,
-                    device: str = "cpu", progress=None) -> tuple[np.ndarray, TransformReport, np.ndarray]:
+                    device: str = "cpu", progress=None, say=None) -> tuple[np.ndarray, TransformReport, np.ndarray]:
     """Transform ``audio`` toward ``target``; returns (output samples at the song's rate and
     channels, the report with "after" measured on the output, the 16 kHz perturbation).
 
@@ -325,6 +328,8 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     optimiser found scores higher than the input, the output is the input unchanged and the
     report's notes say so. ``progress(stage, done, total, note)`` (:mod:`shared.progress`) is told
     the steps done out of the step budget, and the window being worked on with its p(target).
+    ``say(line)`` is told at once when the first window shows the target out of reach (its
+    p(target) starts and stays below :data:`OUT_OF_REACH`), so a long song can be stopped early.
     """
     from shared.progress import progress_callback
     from shared.runtime import pick_device
@@ -373,15 +378,21 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
         for k in todo:
             s, e = bounds[k]
             where = f"window {k + 1}/{len(bounds)}" + (f" (pass {rnd + 1})" if rnd else "")
-            calls = [0]
+            calls, seen = [0], []
 
-            def step(p, calls=calls, where=where):
+            def step(p, calls=calls, where=where, seen=seen):
                 if calls[0]:
                     budget[1] += 1
                 calls[0] += 1
+                seen.append(p)
                 report_progress(stage, budget[1], budget[0], f"{where}, p({target})={p:.3f}")
 
             xh, taken = optimise_window(model, mono16[s:e], t, config, device=device, on_step=step, start=xh_full[s:e])
+            if say is not None and not rnd and k == 0 and taken and max(seen) < OUT_OF_REACH:
+                rest = f"; the other {len(bounds) - 1} windows follow (Ctrl-C stops)" if len(bounds) > 1 else ""
+                say(f"p({target}) in window 1 went from {seen[0]:.2g} to at most {max(seen):.2g} in {taken} steps: "
+                    f"{target} looks out of reach for this song (below {OUT_OF_REACH:g}); nothing is written unless "
+                    f"the song gets past that{rest}")
             budget[1] += config.steps - taken
             report_progress(stage, budget[1], budget[0], where)
             xh_full[s:e] = xh
@@ -500,12 +511,13 @@ FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
 
 def transform_file(model, path: str | os.PathLike, target: str, out_path: str | os.PathLike,
                    config: TransformConfig = TransformConfig(), *, device: str = "cpu", progress=None,
-                   subtype: str | None = None) -> TransformReport:
+                   subtype: str | None = None, say=None) -> TransformReport:
     """Read ``path``, transform it and write ``out_path`` at the song's own rate and channels.
 
     The output is measured again as written (quantised or encoded) before it is kept: if it
     scores p(target) below the input, or it does not raise p(target) at all while the input is
-    below ``target_prob``, nothing is written and GenreError says so. A float input that peaks
+    below ``target_prob``, or leaves it below :data:`OUT_OF_REACH`, nothing is written and
+    GenreError says so (``say``: see :func:`transform_audio`). A float input that peaks
     above full scale is written as float WAV (not clipped), or scaled down as a whole where the
     format cannot hold it (the report's notes say which).
     """
@@ -517,7 +529,7 @@ def transform_file(model, path: str | os.PathLike, target: str, out_path: str | 
     device = pick_device(device)
     out_path = Path(out_path)
     audio = load_audio(path)
-    out, report, _ = transform_audio(model, audio, target, config, device=device, progress=progress)
+    out, report, _ = transform_audio(model, audio, target, config, device=device, progress=progress, say=say)
     if subtype is None:
         try:
             subtype = sf.info(str(path)).subtype if out_path.suffix.lower() == Path(path).suffix.lower() else None
@@ -556,6 +568,11 @@ def transform_file(model, path: str | os.PathLike, target: str, out_path: str | 
         else:
             final.notes.append(f"the {subtype or 'default'} sample format's rounding alone costs the song "
                                f"{final.snr_db:.1f} dB SNR, below the {config.min_snr:g} dB floor")
+        if config.steps > 0 and max(final.p_before, final.p_after) < OUT_OF_REACH:
+            raise GenreError(f"{target} is out of reach for this song: p({target}) is {final.p_before:.2g} in the input "
+                             f"and {final.p_after:.2g} in the best result as written, below {OUT_OF_REACH:g}; nothing "
+                             f"written (the classifier hears no {target} in it: try another --to, or a song with "
+                             f"more music in it)")
         if final.p_after < final.p_before or (final.p_after <= final.p_before and final.p_before < config.target_prob
                                                and config.steps > 0):
             floor = f" within the {config.min_snr:g} dB SNR floor" if config.min_snr is not None else ""

@@ -413,7 +413,11 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     cfg.check()
     model.genre_index(target)
     with TqdmProgress(unit="step") as progress:
-        report = transform_file(model, song, target, output, cfg, device=device, progress=progress)
+        def say(line):
+            progress.close()
+            click.echo(f"note: {line}", err=True)
+
+        report = transform_file(model, song, target, output, cfg, device=device, progress=progress, say=say)
     click.echo(format_report(report))
     if json_out:
         write_json(json_out, report.to_dict())

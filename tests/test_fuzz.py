@@ -778,6 +778,17 @@ def test_thresholds_outside_0_1_in_a_model_json_are_refused(tmp_path, key, value
     assert "not a threshold between 0 and 1" in o.err and "model.json" in o.err and not (tmp_path / "t.mid").exists()
 
 
+@needs_fluidsynth
+def test_audio_transfer_refuses_a_rate_it_cannot_render_before_transcribing(tmp_path):
+    # item 10: a 6 kHz file was transcribed (slow) before "cannot render at 6000 Hz"; silence would
+    # have stopped the transcription first, so the answer shows which check comes first
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "low-rate.wav"), np.zeros(6000 * 10, np.float32), 6000)
+    o = run(["audio", "transfer", tmp_path / "low-rate.wav", "--to", "classical", "-o", tmp_path / "o.wav"])
+    assert "cannot render at 6000 Hz" in o.err and "resample" in o.err and not (tmp_path / "o.wav").exists()
+
+
 def test_the_shipped_pair_tells_a_songs_genre_and_refuses_other_genres(shared_midi, tmp_path):
     # item 12: the default pair model took any song for jazz ("jazz → classical", exit 0)
     folk = shared_midi / "folk" / "reelsh-l42.mid"
@@ -875,3 +886,30 @@ def test_notes_left_out_of_the_pitch_window_are_reported(tmp_path):
     make_midi(src, [(i * 120, i * 120 + 120, 120) for i in range(64)] + [(0, 480 * 16, 60)])
     o = run(["midi", "transfer", src, "--from", "jazz", "--to", "classical", "-o", tmp_path / "o.mid"], "ok")
     assert "64 of its 65 notes lie outside MIDI 24..107 and are left out" in o.out
+
+
+@needs_fluidsynth
+def test_a_short_clip_is_transcribed_and_only_the_transfer_wants_a_phrase(tmp_path):
+    from tests.test_transcribe import _missing, _piece, _render
+
+    if _missing():
+        pytest.skip(_missing())
+    from audiogenre.audio import write_audio
+
+    song = tmp_path / "short.wav"
+    write_audio(song, _render(_piece(bars=2)[0], seconds=4.5), 22_050)  # 2 bars at 120 bpm
+    o = run(["audio", "transcribe", song, "-o", tmp_path / "t.mid"], "ok")
+    assert (tmp_path / "t.mid").exists() and "phrase" not in o.out + o.err
+    o = run(["audio", "transfer", song, "--to", "classical", "-o", tmp_path / "t.wav"])
+    assert "shorter than one 4-bar phrase" in o.err
+
+
+def test_a_target_out_of_reach_is_said_early_and_nothing_is_written(tmp_path):
+    import soundfile as sf
+
+    noise = 0.3 * np.random.default_rng(0).standard_normal(16000 * 6).astype(np.float32)
+    sf.write(str(tmp_path / "noise.wav"), noise, 16000)
+    o = run(["audio", "transform", tmp_path / "noise.wav", "--to", "pop", "--steps", "5", "-o", tmp_path / "o.wav"])
+    assert "note: p(pop) in window 1 went from" in o.err and "out of reach" in o.err
+    assert "pop is out of reach for this song" in o.err and "nothing written" in o.err
+    assert not (tmp_path / "o.wav").exists()

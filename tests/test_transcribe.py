@@ -471,6 +471,8 @@ def test_bad_recordings_get_one_line_and_no_files(case, tmp_path):
               "short": "shorter than one 4-bar phrase", "garbage": "cannot read", "missing": "no such audio file"}[case]
     for args in (("audio", "transcribe", song, "-o", tmp_path / "o" / "t.mid"),
                  ("audio", "transfer", song, "--to", "classical", "-o", tmp_path / "o" / "t.wav")):
+        if case == "short" and args[1] == "transcribe":
+            continue  # only the transfer needs a whole 4-bar phrase (tests/test_fuzz.py)
         result = run(*args)
         assert result.exit_code == 1, result.output
         lines = [x for x in result.output.splitlines() if x.strip() and "%|" not in x]
