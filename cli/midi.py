@@ -80,9 +80,25 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     report = _prepare_with_progress(sources, genre, output, settings, workers=workers, resume=resume, overwrite=overwrite,
                                     dedupe=not keep_duplicates, shard=shard)
     click.echo(table(report.rows(), title=f"Prepared '{genre}' → {report.output}"))
+    _warn_small_genre(report)
     if report.genre_files_total == 0 and not allow_empty:
         raise GenreError(f"no file was kept: '{genre}' in {report.output} holds no phrases (the reasons are above and in "
                          f"`genre midi inspect {report.output} --dropped`); pass --allow-empty if that is meant")
+
+
+def _warn(notes) -> None:
+    for note in notes:
+        click.echo(f"warning: {note}", err=True)
+
+
+def _warn_small_genre(report) -> None:
+    """A genre prepared whole (not a shard) that is too small to learn from gets a warning line."""
+    from midigenre.dataset import MIN_GENRE_PHRASES
+
+    if report.shard is None and 0 < report.genre_phrases_total < MIN_GENRE_PHRASES:
+        _warn([f"'{report.genre}' in {report.output} holds only {report.genre_phrases_total} phrases "
+               f"({report.genre_files_total} files; this run kept {report.kept} of the {report.files_read} files it "
+               f"read): too little to learn a genre from (fewer than {MIN_GENRE_PHRASES})"])
 
 
 def _prepare_with_progress(sources, genre, output, settings, *, again="Run the same command with --resume to continue",
@@ -425,6 +441,7 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                         split=split_arg, device=device, precision=precision)
     if resume:
         task.resume()
+    _warn(_small_data(task.split, [task.a, task.b]))
     d = task.describe()
     click.echo(f"{d['a']['genre']} ↔ {d['b']['genre']}: {d['train_phrases_per_genre']} training phrases per genre "
                f"(balanced), {task.steps_per_epoch()} steps/epoch, preset {cfg.preset}, variant {cfg.variant}"
@@ -433,6 +450,12 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                + (f"; resuming at epoch {task.epoch + 1}, step {task.step_in_epoch}" if resume else ""), err=True)
     mixed_arg = f" --mixed {mixed_spec}" if mixed_spec else ""
     _fit(task, out_path, f"genre midi train --a {a_spec} --b {b_spec}{mixed_arg} --out {out} --resume")
+
+
+def _small_data(split, sources) -> list[str]:
+    from midigenre.dataset import small_data_notes
+
+    return small_data_notes([(s.path, s.genre) for s in sources], split)
 
 
 def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
@@ -538,6 +561,7 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
     task = MultiGenreTask(sources, out_path, cfg, split=split_arg, device=device, precision=precision)
     if resume:
         task.resume()
+    _warn(_small_data(task.split, task.sources))
     d = task.describe()
     click.echo(f"{' / '.join(task.genres)}: training phrases " + ", ".join(f"{g} {n}" for g, n in d["train_phrases"].items())
                + f"; {task.steps_per_epoch()} steps/epoch of {cfg.batch_size} phrases (each genre "
@@ -746,6 +770,7 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device, nproc):
 
     sources = [GenreSource.parse_named(spec) for spec in genre_specs]
     cfg = from_dict(ClassifierConfig, settings, what="classifier settings")
+    _warn(_small_data(None, sources))
 
     with TqdmProgress(unit="step", leave=False) as progress:
         def on_epoch(epoch, row):
@@ -760,6 +785,10 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device, nproc):
         rows.append((f"  {g}", f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  F1 {m['f1']:.3f}  (n={m['support']})"))
     rows.append(("training time", f"{rep['train_seconds']:.0f} s"))
     click.echo(table(rows, title=f"classifier {' / '.join(s.genre for s in sources)} → {out}"))
+    from midigenre.dataset import MIN_PART_PHRASES
+
+    _warn([f"the held-out part of '{g}' is {m['support']} phrases: too few for its scores to mean much"
+           for g, m in rep["per_class"].items() if m["support"] < MIN_PART_PHRASES])
     click.echo(f"wrote {Path(out) / 'confusion.png'} and {Path(out) / 'report.json'}")
 
 

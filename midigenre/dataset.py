@@ -433,6 +433,37 @@ class SongSplit:
         ).astype(np.int64)
 
 
+#: Below these sizes a genre or a part of a split means little: a genre of fewer phrases than a
+#: few batches, or a validation/test part whose shares move by 5 % or more per phrase.
+MIN_GENRE_PHRASES = 100
+MIN_PART_PHRASES = 20
+MIN_PART_SONGS = 3
+
+
+def small_data_notes(sources, split: "SongSplit | None" = None) -> list[str]:
+    """One line for each genre of ``sources`` (``(cache path, genre)`` pairs) with fewer than
+    :data:`MIN_GENRE_PHRASES` phrases, and for each validation or test part of ``split`` with
+    fewer than :data:`MIN_PART_PHRASES` phrases or :data:`MIN_PART_SONGS` songs: a model or a
+    measure made on so little data means little (training goes on; the caller warns)."""
+    names = {"train": "training", "valid": "validation", "test": "held-out"}
+    notes = []
+    for path, genre in sources:
+        with PhraseCache(path) as c:
+            n = c.n_phrases(genre)
+            if n < MIN_GENRE_PHRASES:
+                notes.append(f"'{genre}' has only {n} phrases ({len(c.files(genre)['name'])} files) in {Path(path).name}: "
+                             f"too little to learn a genre from (fewer than {MIN_GENRE_PHRASES})")
+            for part in ("valid", "test") if split is not None else ():
+                songs = split.genres.get(genre, {}).get(part)
+                if not songs:
+                    continue
+                rows = len(split.rows(c, genre, part))
+                if rows < MIN_PART_PHRASES or len(songs) < MIN_PART_SONGS:
+                    notes.append(f"the {names[part]} part of '{genre}' is {len(songs)} song{'s' * (len(songs) != 1)}, "
+                                 f"{rows} phrases: too few for its measures to mean much")
+    return notes
+
+
 def model_caches(meta: dict, folder: str | os.PathLike | None = None) -> dict[str, str]:
     """Genre → the cache a transfer model was trained from, as far as it is known here.
 

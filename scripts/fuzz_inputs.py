@@ -420,7 +420,7 @@ def run_inprocess(argv: list[str]) -> Outcome:
     return Outcome(res.exit_code, out, err, time.perf_counter() - t0, exception=exc)
 
 
-LOG_PREFIXES = ("WARNING ", "INFO ", "DEBUG ", "note:", "fluidsynth: warning")
+LOG_PREFIXES = ("WARNING ", "INFO ", "DEBUG ", "note:", "warning:", "fluidsynth: warning")
 
 
 def message_lines(o: Outcome) -> list[str]:

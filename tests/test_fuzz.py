@@ -861,6 +861,17 @@ def test_a_meter_refusal_names_the_pop_way_in(tmp_path):
     assert "--from pop" in o.err and "--model four-genres" not in o.err
 
 
+def test_tiny_data_gets_a_warning(pair, tmp_path, tiny_preset):
+    from tests.conftest import make_cache
+
+    o = run(["midi", "prepare", pair["low"].parent / "low", "-g", "low", "-o", tmp_path / "low.h5"], "ok")
+    assert "warning: 'low'" in o.err and "only 16 phrases" in o.err
+    small = make_cache(tmp_path / "few", "few", 4, 60, 90, 5, tmp_path / "few.h5")
+    o = run(["midi", "train", "--a", pair["low"], "--b", small, "--out", tmp_path / "run", "--preset", tiny_preset,
+             "--epochs", "1", "--batch-size", "4", "--sample-phrases", "1", "--device", "cpu"], "ok")
+    assert "warning: 'few' has only 8 phrases" in o.err and "warning: the held-out part of 'few' is 1 song" in o.err
+
+
 def test_a_folder_transfer_into_its_own_subfolder_leaves_earlier_results_alone(tmp_path):
     songs = tmp_path / "songs"
     songs.mkdir()
