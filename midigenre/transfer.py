@@ -876,6 +876,6 @@ def _meter_hint(model: GenreTransfer, source_genre: str | None) -> str:
         return (f" (a {' or '.join(assumed)} song? say so with --from {assumed[0]}: it is then read as the model's "
                 f"{assumed[0]} data was, with --meter assume-4/4; or try --meter assume-4/4 if the song is really in 4/4)")
     if "pop" not in model.names:
-        return (" (try --meter assume-4/4 if the song is really in 4/4; a pop song such as POP909's, which write 1/4: "
-                "--model four-genres --from pop)")
+        return (" (try --meter assume-4/4 if the song is really in 4/4; a pop song such as POP909's, whose files "
+                "say 1/4 or 2/4: --model four-genres --from pop)")
     return " (try --meter assume-4/4 if the song is really in 4/4)"
