@@ -120,22 +120,40 @@ def table(name: str, rows: list[dict]) -> str:
 def frontier(results: dict, path: Path) -> None:
     from shared.plotting import new_figure, save_png
 
-    fig, axes = new_figure(1, len(INDEPENDENT), figsize=(6 * len(INDEPENDENT), 5))
+    fig, axes = new_figure(1, len(INDEPENDENT) + 1, figsize=(6 * (len(INDEPENDENT) + 1), 5.5))
     axes = np.atleast_1d(axes)
     markers = "osD^v<>p*"
+
+    def label(name):
+        p = Path(name)
+        return p.parent.name if p.name == "model" else p.name
+
     for ax, judge in zip(axes, INDEPENDENT):
         for k, (name, rows) in enumerate(results.items()):
             x = [r["melody_top"] for r in rows]
             y = [r["judges"][judge]["share"] for r in rows]
-            ax.scatter(x, y, marker=markers[k % len(markers)], label=name, alpha=0.8)
+            ax.scatter(x, y, marker=markers[k % len(markers)], label=label(name), alpha=0.8)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         ax.axvline(0.95, color="grey", lw=0.8, ls="--")
         ax.set_xlim(0, 1.02)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("melody still the top voice (share of its notes)")
+        ax.set_xlabel("melody still the top voice (share of its top line)")
         ax.set_ylabel(f"share judged target ({judge})")
-        ax.set_title(f"each direction, held-out songs, {judge} judge")
+        ax.set_title(f"each direction, held-out songs, {judge} judge", fontsize=10)
         ax.legend(fontsize=8, loc="lower left")
+    ax = axes[-1]
+    for k, (name, rows) in enumerate(results.items()):  # what a matched baseline cannot give
+        x = [r["harmony"] - r["harmony_accompaniment"] for r in rows]
+        y = [np.mean([r["judges"][j]["share"] - r["judges"][j]["random_edit"] for j in INDEPENDENT]) for r in rows]
+        ax.scatter(x, y, marker=markers[k % len(markers)], label=label(name), alpha=0.8)
+    ax.set_xlim(-0.3, 0.7)
+    ax.set_ylim(-0.6, 1.0)
+    ax.axhline(0.25, color="grey", lw=0.8, ls="--")
+    ax.axvline(0.3, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("harmony kept − the random accompaniment's")
+    ax.set_ylabel("share − the random edit's (mean of the independent judges)")
+    ax.set_title("beyond the matched baselines (targets: right of and above the lines)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower left")
     save_png(fig, path)
 
 
