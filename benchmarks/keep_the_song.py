@@ -161,7 +161,7 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", action="append", default=[], help="a model (shipped name or folder); repeatable")
     p.add_argument("--choose", nargs="+", help="candidate epoch/run folders to choose a model from (validation songs)")
-    p.add_argument("--judges", required=True, help="folder of the judges (trained into it when missing)")
+    p.add_argument("--judges", help="folder of the judges (trained into it when missing)")
     p.add_argument("--cache", action="append", default=[], help="GENRE=FILE.h5 of the split's genres (judges' training data)")
     p.add_argument("--data", action="append", default=[], help="folder(s) holding the songs (searched recursively)")
     p.add_argument("--split", help="split.json (default: the first model's / candidate's)")
@@ -169,10 +169,29 @@ def main(argv=None) -> None:
     p.add_argument("--songs", type=int, default=0, help="at most this many songs per genre (0: all)")
     p.add_argument("--melody", default="auto")
     p.add_argument("--out", required=True)
+    p.add_argument("--merge", nargs="+", metavar="RESULTS_JSON",
+                   help="only merge earlier results.json files (same part and songs) into OUT and draw their frontier")
     args = p.parse_args(argv)
+    if args.merge:
+        merged, part = {}, None
+        for f in args.merge:
+            r = json.loads(Path(f).read_text())
+            if part is not None and (r["part"], r["songs_per_genre"]) != part:
+                raise SystemExit(f"{f} measured other songs ({r['part']}, {r['songs_per_genre']}) than {args.merge[0]}")
+            part = (r["part"], r["songs_per_genre"])
+            merged.update(r["models"])
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps({"part": part[0], "songs_per_genre": part[1], "models": merged},
+                                                     indent=1, default=float))
+        frontier(merged, out / "frontier.png")
+        print(f"wrote {out / 'results.json'} and {out / 'frontier.png'} ({len(merged)} models)")
+        return
     from midigenre.dataset import SongSplit
     from midigenre.transfer import GenreTransfer
 
+    if not args.judges:
+        p.error("--judges is required")
     first = GenreTransfer.load((args.choose or args.model)[0])
     split_path = Path(args.split) if args.split else first.folder / "split.json"
     split = SongSplit.load(split_path)

@@ -146,7 +146,10 @@ def main() -> None:
                      f"{r['harmony']:.2f} | {r['onsets_ratio']:.2f} |")
     lines += ["", "## Held-out songs (`benchmarks/keep_the_song.py`)",
               f"- Command: `{args.benchmark_command}`",
-              "- Songs held out (never seen in training or choice): " + ", ".join(f"{g} {songs.get(g, 0)}" for g in names) + ".",
+              "- Songs (held out: never seen in training or choice): " + ", ".join(
+                  f"{g} {songs.get(g, 0)}" + (f" (the first by name of {meta['data']['test_songs'][g]})"
+                                              if songs.get(g, 0) < (meta["data"].get("test_songs") or {}).get(g, 0) else "")
+                  for g in names) + ".",
               "- Judges: **cnn-seed1** (the reference CNN trained apart with another seed) and **feature** (an MLP over "
               "musical statistics), both trained on the training songs only, 4 genres; `reference` is the judge that "
               "chose and is shown for comparison only.",

@@ -335,3 +335,27 @@ def test_song_quality_grid_and_choice_with_keep_source(locked_model, tmp_path):
     for key, way in (("pop→jazz", "ab"), ("jazz→pop", "ba")):
         assert chosen.thresholds[way] == res["chosen"][key]["threshold"]
         assert chosen.keep_source[way] == res["chosen"][key]["keep_source"]
+
+
+def test_shipped_melody_model_keeps_the_example_tune_and_writes_an_arrangement(tmp_path):
+    import pretty_midi
+
+    from midigenre.transfer import GenreTransfer, transfer_midi
+
+    model = GenreTransfer.load("four-genres-melody")
+    assert model.melody_lock and model.kind == "multi-genre"
+    res = transfer_midi(REPO / "data" / "examples" / "jazz_example.mid", model, "jazz", source_genre="folk")
+    m = res.song_measures()
+    assert m["melody_sounding"] == 1.0 and m["melody_top"] == 1.0
+    assert res.transferred.sum() > res.melody.sum()  # an accompaniment, not the melody alone
+    out = tmp_path / "a.mid"
+    res.midi().write(str(out))
+    written = pretty_midi.PrettyMIDI(str(out))
+    source = pretty_midi.PrettyMIDI(str(REPO / "data" / "examples" / "jazz_example.mid"))
+    notes = {(round(n.start, 4), round(n.end, 4), n.pitch) for i in written.instruments for n in i.notes}
+    n = res.notes
+    mel = np.flatnonzero(res.melody_notes)
+    assert len(mel) > 10
+    for k in mel:  # every melody note, at its own time and length
+        start, end = source.tick_to_time(int(n.start_tick[k])), source.tick_to_time(int(n.end_tick[k]))
+        assert (round(start, 4), round(end, 4), int(n.row[k]) + res.settings.lowest_pitch) in notes
