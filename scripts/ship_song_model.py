@@ -24,13 +24,16 @@ from pathlib import Path
 INDEPENDENT = ("cnn-seed1", "feature")
 
 
-def training_minutes(generators: list[dict]) -> tuple[float, list[str]]:
+def training_minutes(generators: list[dict], runs: Path | None = None) -> tuple[float, list[str]]:
     """Minutes of training the model's generators needed: per training, its log.csv up to the
-    latest epoch any generator of it uses (trainings that share a run count once)."""
+    latest epoch any generator of it uses (trainings that share a run count once); a run not
+    found where ``from`` says is looked for by name in ``runs``."""
     upto: dict[Path, int] = {}
     for g in generators:
         p = Path(g["from"])
         run = p.parent.parent if p.parent.name == "epochs" else p
+        if not (run / "log.csv").is_file() and runs is not None:
+            run = runs / run.name
         upto[run] = max(upto.get(run, 0), int(g["epochs_done"]))
     total, parts = 0.0, []
     for run, n in upto.items():
@@ -91,6 +94,7 @@ def main() -> None:
     ap.add_argument("--benchmark-command", required=True)
     ap.add_argument("--prepare", default="genre midi prepare DATA/pop -g pop -o pop.h5 --meter assume-4/4; "
                                           "classical, jazz and folk with --meter lenient")
+    ap.add_argument("--runs", type=Path, help="the folder of the training runs (where their log.csv are)")
     ap.add_argument("--limits", default="", help="markdown bullets for the Limits section")
     args = ap.parse_args()
 
@@ -105,7 +109,7 @@ def main() -> None:
     else:
         gens = [dict(g, direction=d) for d, g in (meta.get("generators") or {}).items()]
         names = [meta["genres"]["a"], meta["genres"]["b"]]
-    minutes, parts = training_minutes(gens)
+    minutes, parts = training_minutes(gens, args.runs)
     train = (gens[0].get("train") if gens else None) or meta.get("train", {})
     n = len(rows)
     met = {k: sum(r["passes"][k]["all"] for r in rows) for k in (*INDEPENDENT, "reference")}

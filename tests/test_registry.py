@@ -316,7 +316,7 @@ def test_bad_model_folders_through_the_cli_are_one_line(saved, tmp_path):
     assert r.exit_code == 1 and "JSON object was expected" in r.output, r.output
     r = CliRunner().invoke(main, ["midi", "transfer", str(song), "--to", "classical", "--model", "no-such-model",
                                   "-o", str(tmp_path / "o.mid")])
-    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, four-genres, four-genres-melody, jazz-classical)" in r.output
+    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, four-genres, four-genres-melody, jazz-classical, jazz-classical-melody)" in r.output
 
 
 def test_resave_keeps_the_description_and_takes_new_tensors(saved, tmp_path):
@@ -334,7 +334,7 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
     from audiogenre.models import DEFAULT_AUDIO_MODEL
     from midigenre.transfer import DEFAULT_MODEL
 
-    assert registry.shipped_model_names() == ["audio-rendered", "four-genres", "four-genres-melody", "jazz-classical"]
+    assert registry.shipped_model_names() == ["audio-rendered", "four-genres", "four-genres-melody", "jazz-classical", "jazz-classical-melody"]
     assert registry.model_folder("jazz-classical") == DEFAULT_MODEL == REPO / "data" / "models" / "jazz-classical"
     assert registry.model_folder("audio-rendered") == DEFAULT_AUDIO_MODEL
     monkeypatch.chdir(tmp_path)
