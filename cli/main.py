@@ -68,6 +68,7 @@ from cli.audio import audio, render  # noqa: E402
 from cli.midi import midi  # noqa: E402
 from cli.transcribe import transcribe, transfer  # noqa: E402
 from cli.report import report  # noqa: E402
+from cli.model import model  # noqa: E402
 
 main.add_command(midi)
 main.add_command(audio)
@@ -75,6 +76,7 @@ main.add_command(render)
 audio.add_command(transcribe)  # genre audio transcribe / transfer (audio → MIDI → another genre)
 audio.add_command(transfer)
 main.add_command(report)
+main.add_command(model)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,110 @@
+"""``genre model``: what a model is, what it was trained on and which songs it never saw."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+PARTS = {"train": "training", "valid": "validation", "test": "held-out"}
+
+
+def _lead(card: Path) -> str:
+    """The model card's first paragraph (its one-line description), without markdown emphasis."""
+    if not card.is_file():
+        return ""
+    for para in card.read_text(encoding="utf-8", errors="replace").split("\n\n"):
+        p = para.strip()
+        if p and not p.startswith("#"):
+            return " ".join(p.replace("**", "").split())
+    return ""
+
+
+def _genres(meta: dict) -> list[str]:
+    g = meta.get("genres")
+    if isinstance(g, dict):
+        return [g[k] for k in ("a", "b") if k in g]
+    return list(g or [])
+
+
+@click.command("model")
+@click.argument("name", required=False)
+@click.option("--songs", type=click.Choice(list(PARTS)), help="List the songs of one part of the model's split "
+              "(test: the held-out songs, never seen in training or in choosing the model).")
+def model(name, songs):
+    """Know a model: its kind, genres, settings, card and the songs it was trained, chosen and
+    measured on.
+
+    Without NAME, the shipped models, one line each.
+
+    \b
+    Examples:
+      genre model
+      genre model four-genres-melody
+      genre model four-genres-melody --songs test     # songs to try it on that it never saw
+      genre model runs/jc
+    """
+    from shared.errors import GenreError
+    from shared.registry import model_folder, shipped_model, shipped_model_names
+
+    if name is None:
+        if songs:
+            raise GenreError("--songs needs a model: genre model NAME --songs test")
+        for n in shipped_model_names():
+            meta = json.loads((shipped_model(n) / "model.json").read_text())
+            lead = _lead(shipped_model(n) / "README.md")
+            genres = ", ".join(_genres(meta))
+            click.echo(f"{n:<24}{meta.get('kind', '?'):<18}{genres:<34}"
+                       + ("melody-locked" if _locked(meta) else ""))
+            if lead:
+                click.echo(f"{'':<24}{lead[:110] + ('…' if len(lead) > 110 else '')}")
+        click.echo("genre model NAME for one model; genre model NAME --songs test for the songs it never saw")
+        return
+    folder = model_folder(name)
+    try:
+        meta = json.loads((folder / "model.json").read_text())
+    except (OSError, ValueError) as err:
+        raise GenreError(f"{folder}/model.json cannot be read ({err.__class__.__name__})") from None
+    split_path = folder / "split.json"
+    split = json.loads(split_path.read_text()) if split_path.is_file() else None
+    if songs:
+        if split is None:
+            raise GenreError(f"{folder} has no split.json: which songs it saw is not recorded")
+        for g in _genres(meta) or list(split.get("genres", {})):
+            for entry in split.get("genres", {}).get(g, {}).get(songs, []):
+                click.echo(f"{g}\t{entry['name']}")
+        return
+    click.echo(f"{name}: {meta.get('kind', '?')} model in {folder}")
+    lead = _lead(folder / "README.md")
+    if lead:
+        click.echo(f"  {lead}")
+    click.echo(f"  genres: {', '.join(_genres(meta))}")
+    s = meta.get("settings") or {}
+    if s:
+        click.echo(f"  piano roll: {s.get('steps_per_bar', 16)} steps a bar, {s.get('bars_per_phrase', 4)} bars a phrase, "
+                   f"MIDI {s.get('lowest_pitch', 24)}–{s.get('lowest_pitch', 24) + s.get('n_pitches', 84) - 1}, meter {s.get('meter', '?')}"
+                   + "".join(f"; {g}: meter {v.get('meter')}" for g, v in (meta.get("genre_settings") or {}).items()
+                             if isinstance(v, dict) and v.get("meter") and v.get("meter") != s.get("meter")))
+    click.echo(f"  melody-locked: {'yes (keeps the melody note for note)' if _locked(meta) else 'no'}")
+    if meta.get("thresholds"):
+        click.echo(f"  thresholds: {json.dumps(meta['thresholds'])}")
+    if any((meta.get("keep_source") or {}).values()):
+        click.echo(f"  keeps the source's notes: {', '.join(k for k, v in meta['keep_source'].items() if v)}")
+    click.echo(f"  trained: {meta.get('epochs_done', '?')} epochs, saved {meta.get('created', '?')} by "
+               f"genre-transfer {meta.get('package_version', '?')}")
+    if split is not None:
+        counts = {p: {g: len(v.get(p, [])) for g, v in split.get("genres", {}).items()} for p in PARTS}
+        for p, label in PARTS.items():
+            click.echo(f"  {label} songs: " + ", ".join(f"{g} {n}" for g, n in counts[p].items()))
+        click.echo(f"  (genre model {name} --songs test lists the held-out ones)")
+    card = folder / "README.md"
+    if card.is_file():
+        click.echo(f"  card: {card}")
+
+
+def _locked(meta: dict) -> bool:
+    configs = [meta.get("config") or {}] + [g.get("config") or g.get("train") or {}
+                                            for g in (meta.get("per_target_generators") or [])
+                                            + list((meta.get("generators") or {}).values())]
+    return any(bool(c.get("melody_lock")) for c in configs)
