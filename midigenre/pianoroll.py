@@ -315,6 +315,10 @@ def read_song(source: str | os.PathLike | bytes, settings: RollSettings = RollSe
             tempo = 6e7 / float(tempos["mspq"][k])
     notes = None
     if keep_notes:
+        # a written result keeps this tempo map: a tempo of 0 µs per quarter is ignored there too
+        # (120 bpm from the start, the earlier tempo on), as render does; pretty_midi divides by it
+        if len(score.tempos) and (score.tempos.numpy()["mspq"] <= 0).any():
+            score.tempos.filter(lambda t: t.mspq > 0, inplace=True)
         notes = SongNotes(start=s[inside], end=e[inside], row=row[inside], start_tick=start_tick[inside],
                           end_tick=end_tick[inside], velocity=np.concatenate(velocities)[inside],
                           track=np.concatenate(owners)[inside], tracks=tracks, score=score)

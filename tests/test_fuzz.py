@@ -924,3 +924,20 @@ def test_a_target_out_of_reach_is_said_early_and_nothing_is_written(tmp_path):
     assert "note: p(pop) in window 1 went from" in o.err and "out of reach" in o.err
     assert "pop is out of reach for this song" in o.err and "nothing written" in o.err
     assert not (tmp_path / "o.wav").exists()
+
+
+# ----------------------------------------------------------------------------- fresh fuzz pass
+
+
+@pytest.mark.parametrize("name", ["tempo-0", "tempo-0-later"])
+def test_a_transfer_of_a_song_with_tempo_0_is_written_at_the_toolkits_tempo(midi_dir, tmp_path, name):
+    # the arrangement kept the source's tempo map, a tempo of 0 µs per quarter included, and
+    # writing it died in pretty_midi (ZeroDivisionError); a tempo of 0 is ignored, as render,
+    # prepare and plot do: 120 bpm from the start, the earlier tempo on after a later one
+    import pretty_midi
+
+    out = tmp_path / "t.mid"
+    run(["midi", "transfer", midi_dir / f"{name}.mid", "--from", "jazz", "--to", "classical", "-o", out], "ok",
+        check=F._transfer_check(out))
+    _, bpm = pretty_midi.PrettyMIDI(str(out)).get_tempo_changes()
+    assert len(bpm) and np.allclose(bpm, 120.0, atol=0.01), bpm
