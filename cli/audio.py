@@ -292,12 +292,13 @@ def train(dataset, backend, trainable, encoder, layers, pooling, output, kind, g
 def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, noise, encoder, png, json_out, cache_dir, threads):
     """Accuracy, per-class precision/recall/F1 and confusion matrix on a split (test by default)."""
     from audiogenre.classify import evaluate_audio_classifier, format_report
-    from shared.atomic import refuse_overwriting_input, write_json
+    from shared.atomic import refuse_overwriting_input, refuse_same_outputs, write_json
 
     png = png or str(Path(classifier) / f"confusion-{split}.png")
     inputs = [dataset, Path(dataset) / "manifest.json", *model_files(classifier)]
     refuse_overwriting_input(inputs, png, "--png")
     refuse_overwriting_input(inputs, json_out, "--json")
+    refuse_same_outputs([("--png", png), ("--json", json_out)], "choose another --png or --json")
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
     with TqdmProgress(unit="clip") as progress:
@@ -331,12 +332,15 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
     import numpy as np
 
     from audiogenre.classify import embed_dataset, plot_embeddings
-    from shared.atomic import atomic_path, refuse_overwriting_input
+    from shared.atomic import atomic_path, refuse_overwriting_input, refuse_same_outputs
 
+    png_given = png is not None
     png = png or str(Path(output).with_suffix(".png"))
     inputs = [dataset, Path(dataset) / "manifest.json", *model_files(classifier)]
     refuse_overwriting_input(inputs, output)
     refuse_overwriting_input(inputs, png, "--png")
+    refuse_same_outputs([("-o", output), ("--png" if png_given else "--png (by default -o with .png)", png)],
+                        "choose another --png" if png_given else "name -o FILE.npz or choose a --png")
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
     with TqdmProgress(unit="clip") as progress:
@@ -390,7 +394,7 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     from audiogenre.audio import Preprocess, check_output_suffix
     from audiogenre.models import AudioClassifier
     from audiogenre.transform import TransformConfig, default_windows, format_report, transform_file
-    from shared.atomic import refuse_overwriting_input, write_json
+    from shared.atomic import refuse_overwriting_input, refuse_same_outputs, write_json
 
     if clf is None:
         from audiogenre.models import DEFAULT_AUDIO_MODEL
@@ -402,6 +406,8 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
     refuse_overwriting_input(inputs, output)
     refuse_overwriting_input(inputs, json_out, "--json")
     refuse_overwriting_input(inputs, transform_record_path(output), "its record")
+    refuse_same_outputs([("-o", output), ("its record", transform_record_path(output)), ("--json", json_out)],
+                        "choose another --json (the record beside -o is written anyway)")
     _threads(threads)
     check_output_suffix(output)
     model, meta = AudioClassifier.load(clf, encoder=encoder)

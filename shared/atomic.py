@@ -92,10 +92,11 @@ def refuse_overwriting_input(inputs, output: str | os.PathLike | None, what: str
             raise GenreError(f"{what} {output} would overwrite the input {given}; choose another {what}")
 
 
-def refuse_same_outputs(outputs) -> None:
+def refuse_same_outputs(outputs, advice: str = "choose another -o") -> None:
     """Raise GenreError when two outputs of one command would be one file (the second would be
     written over the first). ``outputs``: ``(what, path)`` pairs, ``what`` naming each in the
-    message (``-o``, ``--png``); paths may be None (an output not asked for)."""
+    message (``-o``, ``--png``); paths may be None (an output not asked for); ``advice`` ends
+    the message (which option to change)."""
     seen: dict[Path, tuple[str, str]] = {}
     for what, path in outputs:
         if path is None:
@@ -108,7 +109,7 @@ def refuse_same_outputs(outputs) -> None:
         if key in seen:
             first_what, first = seen[key]
             raise GenreError(f"{first_what} {first} and {what} {path} would be the same file, one written over the "
-                             f"other; choose another -o")
+                             f"other; {advice}")
         seen[key] = (what, str(path))
 
 

@@ -941,3 +941,19 @@ def test_a_transfer_of_a_song_with_tempo_0_is_written_at_the_toolkits_tempo(midi
         check=F._transfer_check(out))
     _, bpm = pretty_midi.PrettyMIDI(str(out)).get_tempo_changes()
     assert len(bpm) and np.allclose(bpm, 120.0, atol=0.01), bpm
+
+
+def test_two_outputs_of_one_audio_command_on_one_path_are_refused(audio_dir, tmp_path):
+    # item 4 beyond midi transfer: transform -o t.wav --json t.wav wrote its JSON report over the
+    # transformed audio and said "wrote t.wav" (exit 0); embed -o e.png drew its plot (by default
+    # -o with .png) over the embeddings; evaluate --png X --json X likewise
+    out = tmp_path / "t.wav"
+    for json_out in (out, tmp_path / "t.wav.json"):  # the second: the record beside -o
+        o = run(["audio", "transform", audio_dir["good"], "--to", "jazz", "--steps", "1", "-o", out, "--json", json_out])
+        assert "would be the same file" in o.err and "--json" in o.err and not list(tmp_path.iterdir())
+    data = tmp_path / "no-data"  # refused before the data set is opened
+    for argv in (["audio", "embed", "audio-rendered", data, "-o", tmp_path / "e.png"],
+                 ["audio", "embed", "audio-rendered", data, "-o", tmp_path / "e.npz", "--png", tmp_path / "e.npz"],
+                 ["audio", "evaluate", "audio-rendered", data, "--png", tmp_path / "r.x", "--json", tmp_path / "r.x"]):
+        o = run(argv)
+        assert "would be the same file" in o.err and "--png" in o.err and not list(tmp_path.iterdir())
