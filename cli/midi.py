@@ -826,7 +826,7 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
     x_a, x_b, what = heldout_phrases(path, model, cache_a, cache_b, all_phrases=all_phrases)
     res = evaluate_transfer(model, clf, x_a, x_b, sigma_c=sigma_c)
     a, b = res["genres"]["a"], res["genres"]["b"]
-    click.echo(f"{a} ↔ {b} on the {what}: {len(x_a)} {a} and {len(x_b)} {b} phrases; classifier {clf_path}"
+    click.echo(f"{a} ↔ {b} on {what}: {len(x_a)} {a} and {len(x_b)} {b} phrases; classifier {clf_path}"
                + (f", σ_C = {sigma_c}" if sigma_c else ""))
     head = f"  {'direction':<22}{'n':>6}{'P_src(x)':>10}{'P_src(x̂)':>10}{'P_src(x̃)':>10}{'S':>8}   content change"
     click.echo(head)

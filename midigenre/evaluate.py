@@ -148,5 +148,5 @@ def heldout_phrases(model_path: str | os.PathLike, model: TransferModel, cache_a
             else:
                 rows = np.arange(c.n_phrases(genre))
             xs.append(c.phrases(genre, rows))
-    what = "held-out songs of the model's split" if split is not None else "every phrase of the caches"
+    what = "the held-out songs of the model's split" if split is not None else "every phrase of the caches"
     return xs[0], xs[1], what

@@ -957,3 +957,11 @@ def test_two_outputs_of_one_audio_command_on_one_path_are_refused(audio_dir, tmp
                  ["audio", "evaluate", "audio-rendered", data, "--png", tmp_path / "r.x", "--json", tmp_path / "r.x"]):
         o = run(argv)
         assert "would be the same file" in o.err and "--png" in o.err and not list(tmp_path.iterdir())
+
+
+def test_evaluate_says_which_phrases_it_scored_in_plain_words(pair):
+    # "jazz ↔ classical on the every phrase of the caches"
+    o = run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"], "--all-phrases"], "ok")
+    assert "low ↔ high on every phrase of the caches:" in o.out
+    o = run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"]], "ok")
+    assert "low ↔ high on the held-out songs of the model's split:" in o.out
