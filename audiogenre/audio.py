@@ -3,7 +3,7 @@
 Reading uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, MP3 and more); resampling uses
 soxr, a band-limited (windowed-sinc class) resampler in C: see ``benchmarks/resample_speed.py``
 for its speed and alias rejection against julius and scipy. torchaudio is not used: its
-registry wheels are CUDA builds that do not import on CPU-only torch (README, "Dependencies").
+registry wheels are CUDA builds that do not import on CPU-only torch (docs/dependencies.md).
 
 The model input is made by :func:`preprocess`, the five stages of the paper:
 

@@ -9,7 +9,7 @@ Three steps, each a function of its own:
    activations are turned into notes by basic-pitch's own ``output_to_notes_polyphonic``
    (its defaults: onset threshold 0.5, frame threshold 0.3, notes ≥ 11 frames ≈ 128 ms).
    TensorFlow is never imported: basic-pitch is installed without its dependencies
-   (README, "Transcription").
+   (docs/recordings.md).
 2. **Grid** (:func:`beat_grid`): the overall tempo first — the toolkit's own estimate
    (:func:`tempo_from_onsets`: a comb over 40–240 bpm of the weighted onsets on the beat, 8th and
    16th, with a log-normal prior around 120 bpm) or, with ``tracker="librosa"``, librosa's beat

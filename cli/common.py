@@ -128,7 +128,7 @@ def model_files(path) -> list:
 
 NPROC_HELP = ("Train on N processes on this machine with DistributedDataParallel (one per GPU; gloo on the CPU), "
               "as torchrun --nproc-per-node N would. --batch-size stays the global batch. For several machines use "
-              "torchrun (README: Training on many GPUs).")
+              "torchrun (docs/multi-gpu.md).")
 
 
 def nproc_option(f):

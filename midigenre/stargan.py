@@ -33,7 +33,7 @@ discriminator's body with K maps, as the CycleGAN's ``--genre-loss`` critic), tr
 real phrases only and without σ_D noise; ``adversarial`` — that network with a (K+1)-th class,
 "generated", learnt from the history pool's fakes seen as notes (the K+1-class discriminator of
 Salimans et al. 2016), so that a pattern no real phrase has cannot pass for a genre. Measured
-here (README, issue 12): G learns to satisfy the shared head, and the separate critic as well,
+here (docs/experiments.md): G learns to satisfy the shared head, and the separate critic as well,
 with input-independent patterns along the edges of the roll that no judge reads as the genre;
 the generated class together with scale-only conditioning avoided them at genre loss 1.
 
@@ -285,7 +285,7 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     for t and its ``keep_source`` for t.
 
     One generator serves every target, but the best epoch for the transfers into one genre is
-    rarely the best for another (measured: README, issue 12); this is the multi-genre form of the
+    rarely the best for another (measured: docs/experiments.md); this is the multi-genre form of the
     pair model's :func:`midigenre.models.combine_generators`. ``base`` gives the discriminator and
     genre critic (the genre of a song whose genre is not given) and the description, with
     ``changes`` applied (e.g. ``thresholds`` chosen for the combination); ``per_target_generators``
