@@ -150,7 +150,8 @@ def place(wave: np.ndarray, origin: float, rate: int, length: int | None = None)
 def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLike, *, model=None,
                    bpm: float | None = None, downbeat: float | None = None, tracker: str = "onsets",
                    grid: str = "follow", soundfont=None, program: int | None = None, instruments=None,
-                   threads: int | None = None, device: str = "cpu", progress=None) -> AudioTransfer:
+                   threads: int | None = None, device: str = "cpu", progress=None,
+                   source_genre: str | None = None) -> AudioTransfer:
     """Transcribe ``song``, transfer it to ``target`` and render it to ``output`` (.wav/.flac/.ogg).
 
     Parameters
@@ -167,6 +168,8 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
         recording's notes on piano, the added ones on the target genre's instruments).
     instruments : the instrument table of the added notes (:func:`midigenre.arrangement.load_instruments`).
     progress : ``progress(stage, done, total)`` (:mod:`shared.progress`).
+    source_genre : the recording's genre (``--from``); None: a multi-genre model tells it from the
+        transcription (and refuses one it takes for ``target`` already), a pair takes its other genre.
 
     The rendering keeps the recording's length: it is cut where the recording ends.
     """
@@ -194,7 +197,7 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     check_writable_dir(paths.audio)
     if model is None or not isinstance(model, TransferModel):
         model = TransferModel.load(*(() if model is None else (model,)), device=device)
-    model.direction(target)  # an unknown target fails before the work
+    model.direction(target, source_genre)  # an unknown target or a wrong --from fails before the work
     if isinstance(instruments, (str, os.PathLike)):  # and so does a bad instrument table
         from midigenre.arrangement import load_instruments
 
@@ -215,9 +218,10 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     source_pm = tr.midi()
     buf = io.BytesIO()
     source_pm.write(buf)
-    # the recording's genre is not told (a pair's judge reads MIDI phrases, not transcriptions; and
-    # there is no --from here to overrule it): the pair's other genre, as the output line says
-    result = transfer_midi(buf.getvalue(), model, target, instruments=instruments, source_genre=model.direction(target)[0])
+    # without --from a pair's judge is not asked (it reads MIDI phrases, not transcriptions): the
+    # pair's other genre, as the output line says; a multi-genre model tells the genre itself
+    result = transfer_midi(buf.getvalue(), model, target, instruments=instruments,
+                           source_genre=source_genre or model.direction(target)[0])
     pm = result.midi()
     if tr.grid.follows and result.notes is None:  # a grid roll: its steps on the recording's own beats
         pm = on_grid(pm, tr.grid)

@@ -72,7 +72,10 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
 
 @click.command("transfer")
 @click.argument("song", type=click.Path())
-@click.option("--to", "target", required=True, help="Target genre (one of the model's two).")
+@click.option("--to", "target", required=True, help="Target genre (one of the model's).")
+@click.option("--from", "source_genre", help="The recording's genre (default: a pair model takes its other genre; a "
+              "multi-genre model tells it from the transcription and refuses a recording it takes for --to already). "
+              "Saying it overrides the vote.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Audio to write (.wav/.flac/.ogg), or a folder for `genre report` (see below).")
 @click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical]")
@@ -84,7 +87,8 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
               "{genre: {chords: PROGRAM, bass: PROGRAM, drums: keep|drop, bass_below: PITCH}} for the added notes, "
               "as in `genre midi transfer`.")
 @_grid
-def transfer(song, target, output, model, soundfont, program, instruments, bpm, downbeat, tracker, grid, threads):
+def transfer(song, target, source_genre, output, model, soundfont, program, instruments, bpm, downbeat, tracker, grid,
+             threads):
     """Play a recording in another genre: transcribe, transfer the notes, render.
 
     The recording is transcribed (as `genre audio transcribe`), its 4-bar phrases go through the
@@ -112,11 +116,17 @@ def transfer(song, target, output, model, soundfont, program, instruments, bpm, 
     with TqdmProgress(unit="window", leave=False) as progress:
         res = transfer_audio(song, target, output, model=model, bpm=bpm, downbeat=downbeat, tracker=tracker, grid=grid,
                              soundfont=soundfont, program=program, instruments=instruments, threads=threads,
-                             progress=progress)
+                             progress=progress, source_genre=source_genre)
     m = res.metrics
     click.echo(f"{song}: {_describe(res.transcription)}")
     cc = "n/a" if m["content_change"] is None else f"{m['content_change']:.2f}"
-    click.echo(f"{res.song.source_genre} → {res.song.target_genre}: {m['phrases']} phrases, notes in the piano roll "
+    told = ""
+    if res.song.predicted is not None:
+        told = (f" (source genre told by {res.song.told_by}: {res.song.predicted[res.song.source_genre]:.0%} of the "
+                "phrases; say it with --from)")
+    elif source_genre is None:
+        told = " (source genre assumed: the model's other genre; say it with --from)"
+    click.echo(f"{res.song.source_genre} → {res.song.target_genre}{told}: {m['phrases']} phrases, notes in the piano roll "
                f"{m['notes_source']} → {m['notes_transferred']}, content change {cc} (added {m['added']}, removed {m['removed']})")
     s = res.seconds
     click.echo(f"took {s['total']:.1f} s (transcription {s['transcription']:.1f}, transfer {s['transfer']:.1f}, "

@@ -965,3 +965,31 @@ def test_evaluate_says_which_phrases_it_scored_in_plain_words(pair):
     assert "low ↔ high on every phrase of the caches:" in o.out
     o = run(["midi", "evaluate", "--model", pair["run"], "--classifier", pair["judge"]], "ok")
     assert "low ↔ high on the held-out songs of the model's split:" in o.out
+
+
+@needs_fluidsynth
+def test_audio_transfer_takes_from_as_its_refusal_says(tmp_path, monkeypatch):
+    # a multi-genre model that took the recording for the --to genre said "say which with --from
+    # GENRE", and audio transfer had no --from; a pair took its other genre without saying so
+    from tests.test_transcribe import _missing, _piece, _render
+
+    if _missing():
+        pytest.skip(_missing())
+    from audiogenre.audio import write_audio
+    from midigenre.transfer import MultiGenreTransfer
+
+    song = tmp_path / "piece.wav"
+    write_audio(song, _render(_piece(bars=8)[0]), 22_050)  # 8 bars at 120 bpm
+    monkeypatch.setattr(MultiGenreTransfer, "predict_genre",
+                        lambda self, phrases: ("pop", {g: float(g == "pop") for g in self.names}))
+    o = run(["audio", "transfer", song, "--model", "four-genres", "--to", "pop", "-o", tmp_path / "p.wav"])
+    assert "takes the song for pop already" in o.err and "--from" in o.err and not (tmp_path / "p.wav").exists()
+    o = run(["audio", "transfer", song, "--model", "four-genres", "--from", "jazz", "--to", "pop", "-o",
+             tmp_path / "p.wav"], "ok")
+    assert "jazz → pop:" in o.out and (tmp_path / "p.wav").exists()
+    o = run(["audio", "transfer", song, "--model", "four-genres", "--to", "folk", "-o", tmp_path / "f.wav"], "ok")
+    assert "pop → folk (source genre told by the model: 100% of the phrases; say it with --from)" in o.out
+    o = run(["audio", "transfer", song, "--to", "jazz", "-o", tmp_path / "j.wav"], "ok")
+    assert "classical → jazz (source genre assumed: the model's other genre; say it with --from)" in o.out
+    o = run(["audio", "transfer", song, "--from", "jazz", "--to", "jazz", "-o", tmp_path / "x.wav"])
+    assert "--from must be classical" in o.err and not (tmp_path / "x.wav").exists()
