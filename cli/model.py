@@ -23,9 +23,10 @@ def _lead(card: Path) -> str:
 
 def _genres(meta: dict) -> list[str]:
     g = meta.get("genres")
-    if isinstance(g, dict):
-        return [g[k] for k in ("a", "b") if k in g]
-    return list(g or [])
+    names = [g[k] for k in ("a", "b") if k in g] if isinstance(g, dict) else list(g or [])
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"genres must be names, not {g!r}")
+    return names
 
 
 @click.command("model")
@@ -46,7 +47,7 @@ def model(name, songs):
       genre model runs/jc
     """
     from shared.errors import GenreError
-    from shared.registry import model_folder, shipped_model, shipped_model_names
+    from shared.registry import model_folder, read_meta, shipped_model, shipped_model_names
 
     if name is None:
         if songs:
@@ -62,12 +63,26 @@ def model(name, songs):
         click.echo("genre model NAME for one model; genre model NAME --songs test for the songs it never saw")
         return
     folder = model_folder(name)
-    try:
-        meta = json.loads((folder / "model.json").read_text())
-    except (OSError, ValueError) as err:
-        raise GenreError(f"{folder}/model.json cannot be read ({err.__class__.__name__})") from None
+    meta = read_meta(folder)  # one-line errors: no model.json, not JSON, not an object, a format it cannot read
     split_path = folder / "split.json"
-    split = json.loads(split_path.read_text()) if split_path.is_file() else None
+    split = None
+    if split_path.is_file():
+        try:
+            split = json.loads(split_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise GenreError(f"{split_path} cannot be read ({str(err).splitlines()[0] if str(err) else type(err).__name__})"
+                             ) from None
+        if not isinstance(split, dict) or not isinstance(split.get("genres", {}), dict):
+            raise GenreError(f"{split_path} is not a split (a JSON object with genres was expected)")
+    try:
+        _show(name, folder, meta, split, songs)
+    except (AttributeError, KeyError, TypeError, ValueError) as err:  # a field of the wrong type
+        raise GenreError(f"{folder / 'model.json'} or its split.json is damaged: {type(err).__name__}: {err}") from None
+
+
+def _show(name, folder: Path, meta: dict, split: dict | None, songs: str | None) -> None:
+    from shared.errors import GenreError
+
     if songs:
         if split is None:
             raise GenreError(f"{folder} has no split.json: which songs it saw is not recorded")

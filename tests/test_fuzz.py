@@ -993,3 +993,22 @@ def test_audio_transfer_takes_from_as_its_refusal_says(tmp_path, monkeypatch):
     assert "classical → jazz (source genre assumed: the model's other genre; say it with --from)" in o.out
     o = run(["audio", "transfer", song, "--from", "jazz", "--to", "jazz", "-o", tmp_path / "x.wav"])
     assert "--from must be classical" in o.err and not (tmp_path / "x.wav").exists()
+
+
+@pytest.mark.parametrize("meta,split", [("[1, 2]", None), ('"a string"', None), ("{bad", None),
+                                        ({"genres": 3}, None), ({"genres": {"a": 1, "b": 2}}, None),
+                                        ({"settings": "x"}, None), ({"keep_source": [1]}, None),
+                                        (None, "{bad"), (None, "[1]"), (None, '{"genres": {"jazz": 5}}')])
+def test_genre_model_answers_a_damaged_model_folder_in_one_line(tmp_path, meta, split):
+    # genre model died with AttributeError/TypeError tracebacks on a model.json that is not an
+    # object or whose fields have the wrong types, and on a damaged split.json
+    folder = _model_copy("jazz-classical", tmp_path, (lambda m: m.update(meta)) if isinstance(meta, dict) else None)
+    if isinstance(meta, str):
+        (folder / "model.json").write_text(meta)
+    if split is not None:
+        (folder / "split.json").write_text(split)
+    for songs in ([], ["--songs", "test"]):
+        o = run(["model", folder, *songs], "either" if isinstance(meta, dict) and songs else "error")
+        assert o.rc == 0 or str(folder) in o.err
+    o = run(["model", EXAMPLES / "jazz_example.mid"])  # a file is not a model: not "…/model.json cannot be read"
+    assert "not a model folder" in o.err
