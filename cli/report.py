@@ -102,6 +102,9 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
     elif src.is_file() and src.suffix.lower() in AUDIO_SUFFIXES:
         raise GenreError(f"{src} has no record beside it ({src}.json): make it with `genre audio transform`, "
                          "which writes one, or give a model or run folder")
+    elif src.is_file() and src.suffix.lower() in (".mid", ".midi"):
+        raise GenreError(f"{src} is a song, not a model: give the model and the song, e.g. "
+                         f"genre report jazz-classical --songs {src} --to classical -o {output}")
     else:
         from audiogenre.render import midi_renderer
         from midigenre.report import build_midi_report

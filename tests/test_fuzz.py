@@ -1012,3 +1012,10 @@ def test_genre_model_answers_a_damaged_model_folder_in_one_line(tmp_path, meta, 
         assert o.rc == 0 or str(folder) in o.err
     o = run(["model", EXAMPLES / "jazz_example.mid"])  # a file is not a model: not "…/model.json cannot be read"
     assert "not a model folder" in o.err
+
+
+def test_a_report_of_a_midi_song_says_to_name_a_model(midi_dir, tmp_path):
+    # "genre report song.mid -o rep/" said "<the song's folder> is not a model folder (no model.json)"
+    o = run(["report", midi_dir / "good.mid", "-o", tmp_path / "rep"])
+    assert "is a song, not a model" in o.err and f"--songs {midi_dir / 'good.mid'}" in o.err
+    assert not (tmp_path / "rep").exists()
