@@ -431,6 +431,35 @@ def _version() -> str:
     return __version__
 
 
+def arrangement_excerpt(path: Path, model, target: str, ex: Excerpt):
+    """The excerpt's bars of the whole-song transfer as ``genre midi transfer`` writes it (an
+    arrangement: :meth:`midigenre.transfer.SongTransfer.midi`), as ``pretty_midi`` with time 0 at
+    the excerpt's first bar; None where the song cannot be written so."""
+    import pretty_midi
+
+    from midigenre.transfer import transfer_midi
+
+    try:
+        res = transfer_midi(path, model, target, source_genre=ex.source_genre)
+    except GenreError:
+        return None
+    if res.notes is None:
+        return None
+    pm = res.midi()
+    s = res.settings
+    first = (ex.first_bar - 1) * s.steps_per_bar
+    tick = lambda step: int(step * pm.resolution // s.steps_per_beat)  # noqa: E731
+    t0, t1 = pm.tick_to_time(tick(first)), pm.tick_to_time(tick(first + len(ex.source)))
+    out = pretty_midi.PrettyMIDI(initial_tempo=ex.tempo)
+    for inst in pm.instruments:
+        part = pretty_midi.Instrument(inst.program, is_drum=inst.is_drum, name=inst.name)
+        part.notes = [pretty_midi.Note(n.velocity, n.pitch, n.start - t0, min(n.end, t1) - t0)
+                      for n in inst.notes if t0 - 1e-6 <= n.start < t1]
+        if part.notes:
+            out.instruments.append(part)
+    return out
+
+
 def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, folder: Path, number: int) -> dict:
     from midigenre.pianoroll import roll_to_midi
     from shared.listening import write_ogg
@@ -452,6 +481,13 @@ def _song(song: ReportSong, ex: Excerpt, model, classifier, render: Render, fold
         samples, rate = render(pm, seconds + 1.0)  # + 1 s for the last notes' release
         rel = f"audio/{stem}-{which}.ogg"
         entry["audio"][which] = {"file": rel, "seconds": round(write_ogg(folder / rel, samples, rate), 4), "rate": int(rate)}
+    arranged = arrangement_excerpt(song.path, model, target_genre, ex)
+    if arranged is not None:  # what genre midi transfer writes: the file's instruments, dynamics and timing
+        entry["notes"]["arrangement"] = sum(len(inst.notes) for inst in arranged.instruments)
+        samples, rate = render(arranged, seconds + 1.0)
+        rel = f"audio/{stem}-arrangement.ogg"
+        entry["audio"]["arrangement"] = {"file": rel, "seconds": round(write_ogg(folder / rel, samples, rate), 4),
+                                         "rate": int(rate)}
     rel = f"img/{stem}-rolls.png"
     last = ex.first_bar + bars - 1
     mel = ex.melody if ex.melody is not None and ex.melody.any() else None
@@ -499,7 +535,7 @@ def midi_page(report: dict, folder: Path) -> str:
              f'<p class="muted">Made {esc(report["created"].replace("T", " ").replace("+00:00", " UTC"))} by genre-transfer {esc(report["package_version"])} from '
              f'{esc(report["songs_from"])}; each song from its first phrase with notes, {report["max_bars"]} bars or what '
              f'fits in {report["max_seconds"]:g} s, '
-             "rendered with FluidSynth (one piano) from the piano roll the model reads.</p>", "</header>",
+             "rendered with FluidSynth (one piano) from the piano roll the model reads, and the transfer as written (its instruments).</p>", "</header>",
              '<main id="main">', '<section aria-labelledby="model-h"><h2 id="model-h">The model</h2>']
     t = m["train"]
     arch = ", ".join(x for x in (f"preset {t.get('preset', '?')}", "one generator for every pair" if multi else f"variant {t.get('variant', '?')}",
@@ -627,7 +663,10 @@ def midi_page(report: dict, folder: Path) -> str:
                  "<li><strong>Content change</strong> Σ|x − x̂| / Σx over the excerpt's piano roll: cells added plus cells "
                  "removed by the transfer, relative to the source's cells; <strong>added</strong> and <strong>removed</strong> "
                  "are its two parts; 1 means as many changed cells as the source has notes.</li>"
-                 "<li>All three versions are rendered from binary piano rolls (16th-note grid, one piano, velocity 100), so "
+                 "<li><strong>As written</strong>: the transfer as <code>genre midi transfer</code> writes it — the song's own "
+                 "instruments, velocities and timing for the notes it keeps, the target genre's chord and bass instruments "
+                 "for the notes it adds.</li>"
+                 "<li>Source, transferred and cycled back are rendered from binary piano rolls (16th-note grid, one piano, velocity 100), so "
                  "what differs between them is what the model did, not the source file's instruments or dynamics.</li>"
                  "<li>The numbers are also in <a href=\"report.json\">report.json</a>.</li></ul></section>")
     parts.append("</main>")
@@ -644,9 +683,11 @@ def _song_html(s: dict, i: int, folder: Path, have_p: bool) -> str:
     n = i + 1
     src, dst = s["source_genre"], s["target_genre"]
     last = s["first_bar"] + s["bars"] - 1
-    labels = {"source": f"Source ({src})", "transferred": f"Transferred → {dst}", "cycled": f"Cycled back → {src}"}
+    labels = {"source": f"Source ({src})", "transferred": f"Transferred → {dst}", "cycled": f"Cycled back → {src}",
+              "arrangement": f"Transferred → {dst}, as written (the file's instruments; added notes on {dst}'s)"}
     players = "".join(player(s["audio"][w]["file"], labels[w], s["audio"][w]["seconds"], f"song-{n}-{w}",
-                             f"{s['notes'][w]} notes") for w in ("source", "transferred", "cycled"))
+                             f"{s['notes'][w]} notes") for w in ("source", "transferred", "arrangement", "cycled")
+                      if w in s["audio"])
     k = f"songs.{i}.metrics"
     mt = s["metrics"]
     tables = []

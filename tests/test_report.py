@@ -186,7 +186,14 @@ def test_midi_report_folder_and_numbers(midi_report, tiny_run, tiny_classifier):
         p = float(clf.probabilities(phrase)[:, clf.index(s["target_genre"])].mean())
         assert s["metrics"]["p_target"]["transferred"] == pytest.approx(p, abs=1e-6)
     page = check_page_files(out, rep)
-    assert len(page.audio) == 6 and len(page.images) == 3  # 3 players per song; 2 roll pictures + the loss curves
+    # 4 players per song (source, transferred, as written, cycled back); 2 roll pictures + the loss curves
+    assert len(page.audio) == 8 and len(page.images) == 3
+    for s in songs:  # "as written" plays the arrangement genre midi transfer writes, for the excerpt's bars
+        a = s["audio"]["arrangement"]
+        assert a["seconds"] == pytest.approx(4 * 4 * 60 / s["tempo"] + 1.0, abs=2 / a["rate"])
+        written = transfer_midi(s["file"], model, s["target_genre"]).midi()
+        first_bars = [n for i in written.instruments for n in i.notes if n.start < 4 * 4 * 60 / s["tempo"] - 1e-6]
+        assert s["notes"]["arrangement"] == len(first_bars) > 0
     assert "No held-out S_tot saved" in (out / "index.html").read_text()
     assert rep["bytes"] == sum(p.stat().st_size for p in out.rglob("*") if p.is_file() and p.name not in ("report.json", "index.html"))
 
@@ -216,7 +223,8 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     res = CliRunner().invoke(main, ["report", "jazz-classical", "--songs", str(song_folder / "b.mid"), "--to", "jazz",
                                     "--max-bars", "4", "-o", str(out)])
     assert res.exit_code == 0, res.output
-    assert sorted(p.name for p in (out / "audio").iterdir()) == ["01-cycled.ogg", "01-source.ogg", "01-transferred.ogg"]
+    assert sorted(p.name for p in (out / "audio").iterdir()) == ["01-arrangement.ogg", "01-cycled.ogg", "01-source.ogg",
+                                                                 "01-transferred.ogg"]
 
 
 def test_midi_report_of_the_shipped_multi_genre_model(song_folder, tmp_path):
