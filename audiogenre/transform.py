@@ -425,9 +425,11 @@ def transform_audio(model, audio: Audio, target: str, config: TransformConfig = 
     report = _report(model, audio, out, bounds, before, steps_taken, win_snr, target, device, length, gain, per_pass)
     again = sum(1 for p in per_pass if len(p) > 1)
     if again:
-        notes.append(f"{again} of {len(bounds)} windows were worked on again in a later pass (a neighbour's change had "
-                     f"pushed p({target}) back below {config.target_prob:g}): their steps add up over the passes "
-                     f"(shown a+b), at most {config.steps} per pass")
+        why = f"the step budget (--steps {config.steps}) ran out before p({target}) reached {config.target_prob:g}"
+        if len(bounds) > 1:
+            why += ", or a neighbour's change pushed it back below"
+        notes.append(f"{again} of {len(bounds)} windows were worked on again in a later pass ({why}): their steps "
+                     f"add up over the passes (shown a+b), at most {config.steps} per pass")
     if report.p_after < report.p_before:
         # the classifier hears the song through the resampling round trip: never return worse than the input
         note = (f"no result raised p({target}) (best {report.p_after:.3f} < {report.p_before:.3f} as written): "

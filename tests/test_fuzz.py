@@ -1019,3 +1019,12 @@ def test_a_report_of_a_midi_song_says_to_name_a_model(midi_dir, tmp_path):
     o = run(["report", midi_dir / "good.mid", "-o", tmp_path / "rep"])
     assert "is a song, not a model" in o.err and f"--songs {midi_dir / 'good.mid'}" in o.err
     assert not (tmp_path / "rep").exists()
+
+
+def test_a_window_worked_on_again_is_not_blamed_on_a_neighbour_it_does_not_have(audio_dir, tmp_path):
+    # one window (the whole 6 s song) short of the target after its steps was revisited, and the
+    # note said "a neighbour's change had pushed p(jazz) back"
+    o = run(["audio", "transform", audio_dir["good"], "--to", "jazz", "--window", "100", "--steps", "1", "-o",
+             tmp_path / "t.wav"], "ok")
+    assert "1 of 1 windows were worked on again" in o.out and "neighbour" not in o.out
+    assert "the step budget (--steps 1) ran out before p(jazz) reached 0.9" in o.out
