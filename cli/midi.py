@@ -596,9 +596,17 @@ def _choose(runs, out: Path, **kwargs) -> None:
               "whose folder is named RUN only (e.g. to stay within a training-time budget); repeatable.")
 @click.option("--max-phrases", type=click.IntRange(1), default=200, show_default=True,
               help="Validation phrases per genre at most (a seeded choice).")
+@click.option("--keep-the-song", is_flag=True, help="Choose by whether transfers keep the song (melody on top, "
+              "harmony kept, onsets of the target genre, and the share judged target beyond random note edits) on whole "
+              "validation songs, with and without keeping the source's notes: for melody-locked runs. Needs --data.")
+@click.option("--data", "data_folders", multiple=True, type=click.Path(file_okay=False),
+              help="With --keep-the-song: a folder holding the runs' songs (searched by name and content; repeatable).")
+@click.option("--songs", "max_songs", type=click.IntRange(0), default=0, show_default=True,
+              help="With --keep-the-song: validation songs per genre at most, the first by name (0: all).")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, mps or auto.")
 @click.option("--threads", type=click.IntRange(1), help="CPU threads for torch.")
-def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, device, threads):
+def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, keep_the_song, data_folders, max_songs, device,
+           threads):
     """Choose a multi-genre model on the validation songs from the epochs RUNS kept.
 
     RUNS: multi-genre run folders trained with --keep-epochs and --valid-fraction (several:
@@ -636,6 +644,25 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, device,
         from shared.runtime import pick_device
 
         device = str(pick_device("auto"))
+    if keep_the_song:
+        from midigenre.choose import choose_song_model
+
+        if not data_folders:
+            raise GenreError("--keep-the-song reads whole validation songs: give the folder that holds them with --data")
+        res = choose_song_model([Path(r) for r in runs], Path(out), data=data_folders, classifier=classifier,
+                                caches=caches, up_to=up_to, songs=max_songs, device=device,
+                                say=lambda line: click.echo(line, err=True))
+        for k, r in res["chosen"].items():
+            j = next(iter(r["judges"].values()))
+            click.echo(f"  {k}: {Path(r['candidate']).name}, threshold {r['threshold']:g}"
+                       + (", keeps the source's notes" if r.get("keep_source") else "")
+                       + f": share {j['share']:.2f} (random edit {j['random_edit']:.2f}), melody on top "
+                       f"{r['melody_top']:.2f}, harmony {r['harmony']:.2f}, onsets ×{r['onsets_ratio']:.2f}")
+        click.echo(f"chosen model: {res['model']} (use it with --model {res['model']}; measure it on the held-out songs "
+                   "with benchmarks/keep_the_song.py)")
+        return
+    if data_folders or max_songs:
+        raise GenreError("--data and --songs go with --keep-the-song")
     _choose([Path(r) for r in runs], Path(out), classifier=classifier, caches=caches, up_to=up_to, max_phrases=max_phrases,
             device=device)
 

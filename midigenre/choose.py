@@ -288,48 +288,15 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
     last epoch of that run to choose from (a time budget; default: all). Each epoch's scores are kept in
     ``OUT/scores`` and reused by a later call with the same judge and settings.
     """
-    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
-    from midigenre.dataset import SongSplit
     from midigenre.stargan import combine_targets
     from midigenre.transfer import TransferModel
     from shared.atomic import write_json
     from shared.registry import read_meta
 
     runs, out = [Path(r) for r in runs], Path(out)
-    if len({r.resolve() for r in runs}) < len(runs):
-        raise GenreError("a run is given twice")
-    if len({r.name for r in runs}) < len(runs):
-        raise GenreError("the runs' folder names must differ (their scores are kept under them)")
-    candidates = _kept_epochs(runs, dict(up_to or {}))
-    meta = read_meta(candidates[0].folder, "multi-genre")
-    names = meta["genres"]
-    split_path = runs[0] / "split.json"
-    if not split_path.is_file():
-        raise GenreError(f"{runs[0]} has no split.json")
-    for r in runs[1:]:
-        if not (r / "split.json").is_file() or (r / "split.json").read_bytes() != split_path.read_bytes():
-            raise GenreError(f"{r} was not trained on the song split of {runs[0]}; only trainings of one split form one model")
-    split = SongSplit.load(split_path)
-    if not any(split.genres[g].get("valid") for g in names):
-        raise GenreError(f"{runs[0]} has no validation songs to choose on; train it with --valid-fraction")
-    missing = [g for g in names if not split.genres[g].get("valid")]
-    if missing:
-        raise GenreError(f"{runs[0]} has no validation songs of {', '.join(missing)} (too few songs for its "
-                         "--valid-fraction); choose needs some of every genre")
-    sources = _sources(meta, caches, candidates[0].folder)
-    out.mkdir(parents=True, exist_ok=True)
-
-    judge_dir = Path(classifier) if classifier else out / "judge-reference"
-    if not (judge_dir / "model.json").is_file():
-        if classifier:
-            raise GenreError(f"{judge_dir} is not a classifier folder")
-        say(f"training the judge ({classifier_epochs} epochs) on the training songs into {judge_dir} …")
-        train_classifier(sources, judge_dir, ClassifierConfig(epochs=classifier_epochs, seed=seed), split=split_path,
-                         device=device, on_epoch=lambda epoch, row: say(f"  judge epoch {epoch} of {classifier_epochs}"))
-    judge = Classifier.load(judge_dir)
-    if sorted(judge.genres) != sorted(names):
-        raise GenreError(f"the judge {judge_dir} knows {', '.join(judge.genres)}, the runs {', '.join(names)}")
-    _check_judge_songs(judge_dir, split, names)
+    candidates, names, split, split_path, sources, judge, judge_dir = _prepare(
+        runs, out, classifier=classifier, caches=caches, up_to=up_to, seed=seed, classifier_epochs=classifier_epochs,
+        device=device, say=say)
     xs = part_phrases(sources, split, "valid", max_phrases, seed)
     empty = [g for g, x in zip(names, xs) if not len(x)]
     if empty:
@@ -369,3 +336,87 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
                                                                   "max_phrases": max_phrases, "seed": seed, "directions": into})
     write_json(dest / "trainings.json", trainings)
     return Choice(dest, names, per_target, base, thresholds, pairs, trainings)
+
+
+def _prepare(runs: list[Path], out: Path, *, classifier, caches, up_to, seed: int, classifier_epochs: int, device: str,
+             say: Callable[[str], None], check: Callable | None = None):
+    """What every choice needs: the kept epochs, the genres, the split (with validation songs of
+    every genre), the caches and the judge (trained on the training songs when not given);
+    ``check(split, names)`` runs before the judge is trained (to fail before slow work)."""
+    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
+    from midigenre.dataset import SongSplit
+    from shared.registry import read_meta
+
+    if len({r.resolve() for r in runs}) < len(runs):
+        raise GenreError("a run is given twice")
+    if len({r.name for r in runs}) < len(runs):
+        raise GenreError("the runs' folder names must differ (their scores are kept under them)")
+    candidates = _kept_epochs(runs, dict(up_to or {}))
+    meta = read_meta(candidates[0].folder, "multi-genre")
+    names = meta["genres"]
+    split_path = runs[0] / "split.json"
+    if not split_path.is_file():
+        raise GenreError(f"{runs[0]} has no split.json")
+    for r in runs[1:]:
+        if not (r / "split.json").is_file() or (r / "split.json").read_bytes() != split_path.read_bytes():
+            raise GenreError(f"{r} was not trained on the song split of {runs[0]}; only trainings of one split form one model")
+    split = SongSplit.load(split_path)
+    if not any(split.genres[g].get("valid") for g in names):
+        raise GenreError(f"{runs[0]} has no validation songs to choose on; train it with --valid-fraction")
+    missing = [g for g in names if not split.genres[g].get("valid")]
+    if missing:
+        raise GenreError(f"{runs[0]} has no validation songs of {', '.join(missing)} (too few songs for its "
+                         "--valid-fraction); choose needs some of every genre")
+    sources = _sources(meta, caches, candidates[0].folder)
+    if check is not None:
+        check(split, names)
+    out.mkdir(parents=True, exist_ok=True)
+
+    judge_dir = Path(classifier) if classifier else out / "judge-reference"
+    if not (judge_dir / "model.json").is_file():
+        if classifier:
+            raise GenreError(f"{judge_dir} is not a classifier folder")
+        say(f"training the judge ({classifier_epochs} epochs) on the training songs into {judge_dir} …")
+        train_classifier(sources, judge_dir, ClassifierConfig(epochs=classifier_epochs, seed=seed), split=split_path,
+                         device=device, on_epoch=lambda epoch, row: say(f"  judge epoch {epoch} of {classifier_epochs}"))
+    judge = Classifier.load(judge_dir)
+    if sorted(judge.genres) != sorted(names):
+        raise GenreError(f"the judge {judge_dir} knows {', '.join(judge.genres)}, the runs {', '.join(names)}")
+    _check_judge_songs(judge_dir, split, names)
+    return candidates, names, split, split_path, sources, judge, judge_dir
+
+
+def choose_song_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, data: Sequence[str | os.PathLike],
+                      classifier: str | os.PathLike | None = None, caches: dict[str, str] | None = None,
+                      up_to: dict[str, int] | None = None, songs: int = 0, seed: int = 0, classifier_epochs: int = 10,
+                      device: str = "cpu", say: Callable[[str], None] = print) -> dict:
+    """Choose a model that keeps the song (issue 25's targets) from the kept epochs of ``runs``,
+    on whole validation songs found under ``data`` (by name and content hash): every epoch at
+    every threshold, with and without keeping the source's notes, per target genre, by the judge
+    (:func:`midigenre.song_quality.choose_model`). ``songs``: at most this many validation songs
+    per genre (0: all). Writes ``OUT/model`` and ``OUT/choice.json``; returns the choice."""
+    from midigenre.song_quality import choose_model as choose_by_song, split_songs
+    from shared.atomic import write_json
+
+    runs, out = [Path(r) for r in runs], Path(out)
+    found: dict[str, list] = {}
+
+    def find_songs(split, names):
+        found.update({g: split_songs(split, g, "valid", list(data)) for g in names})
+        missing = [g for g in names if not found[g]]
+        if missing:
+            raise GenreError(f"none of the validation songs of {', '.join(missing)} is under {', '.join(map(str, data))} "
+                             "(the split names them; give the folder that holds them with --data)")
+
+    candidates, names, split, _, _, judge, judge_dir = _prepare(
+        runs, out, classifier=classifier, caches=caches, up_to=up_to, seed=seed, classifier_epochs=classifier_epochs,
+        device=device, say=say, check=find_songs)
+    chosen_songs = {g: v[:songs] if songs else v for g, v in found.items()}
+    say(f"choosing among {len(candidates)} kept epochs on whole validation songs ("
+        + ", ".join(f"{g} {len(v)}" for g, v in chosen_songs.items()) + f"), judge {judge_dir}, into {out}")
+    res = choose_by_song([c.folder for c in candidates], out / "model", songs=chosen_songs, judge=judge,
+                         progress=lambda *a: say(f"  {a[-1]}"))
+    write_json(out / "choice.json", json.loads(json.dumps(
+        {"model": res["model"], "judge": str(judge_dir), "chosen": res["chosen"],
+         "songs": {g: [p.name for p in v] for g, v in chosen_songs.items()}}, default=float)))
+    return res
