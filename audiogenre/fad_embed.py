@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def embedding_backend(spec: str, layers: int | None = 7):
-    """A classifier folder (its backend) or a wav2vec2 name/folder (first ``layers`` layers).
+    """A classifier folder or a shipped classifier's name (its backend), or a wav2vec2 name/folder
+    (first ``layers`` layers).
 
     The backend of a classifier knows the segment length it was trained on
     (``backend.segment_seconds``); a wav2vec2 encoder has None.
@@ -31,7 +32,12 @@ def embedding_backend(spec: str, layers: int | None = 7):
     from audiogenre.backends import Wav2Vec2Backend
     from audiogenre.models import AudioClassifier
 
+    from shared.registry import shipped_model
+
     p = Path(spec).expanduser()
+    if not (p / "model.json").exists() and "/" not in spec and "\\" not in spec \
+            and (shipped_model(spec) / "model.json").is_file():
+        p = shipped_model(spec)  # a shipped model's name (audio-rendered), as --classifier takes it
     if (p / "model.json").exists():
         model, _ = AudioClassifier.load(p)
         return model.backend.eval()

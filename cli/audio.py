@@ -435,7 +435,8 @@ def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, o
 @click.option("--reference", required=True, type=click.Path(), help="Folder (or file) of real audio of the target genre.")
 @click.option("--test", "test", required=True, type=click.Path(), help="Folder (or file) of audio to score.")
 @click.option("--embedding", default="facebook/wav2vec2-base", show_default=True,
-              help="A classifier folder (its encoder) or a wav2vec2 name/folder.")
+              help="A classifier folder or a shipped one's name (audio-rendered: its encoder), or a wav2vec2 "
+                   "name/folder.")
 @click.option("--layers", type=click.IntRange(1), default=7, show_default=True, help="wav2vec2 layers (when --embedding is an encoder).")
 @click.option("--segment", type=click.FloatRange(min=0.1), help="Seconds per embedding.  [default: 1, or the segment "
               "length a trainable classifier was trained on]")

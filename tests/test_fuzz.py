@@ -1028,3 +1028,17 @@ def test_a_window_worked_on_again_is_not_blamed_on_a_neighbour_it_does_not_have(
              tmp_path / "t.wav"], "ok")
     assert "1 of 1 windows were worked on again" in o.out and "neighbour" not in o.out
     assert "the step budget (--steps 1) ran out before p(jazz) reached 0.9" in o.out
+
+
+def test_fad_takes_a_shipped_classifiers_name_as_its_embedding(audio_dir, tmp_path):
+    # --embedding audio-rendered was looked up as a wav2vec2 name on Hugging Face ("not in the
+    # local Hugging Face cache and cannot be downloaded here"); every other option takes the name
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    for name in ("good", "8kHz-mono", "192kHz-6ch"):
+        shutil.copyfile(audio_dir[name], ref / audio_dir[name].name)
+    o = run(["audio", "fad", "--reference", ref, "--test", audio_dir["float-peak-7.6"], "--embedding", "audio-rendered"],
+            "ok")
+    assert o.out.startswith("FAD ")
+    o = run(["audio", "fad", "--reference", ref, "--test", ref, "--embedding", "jazz-classical"])
+    assert "not a 'audio-classifier' model" in o.err and "Hugging Face" not in o.err
