@@ -65,6 +65,20 @@ def _open(dataset, kind, gtzan_split, fma_subset, genres):
     return open_dataset(dataset, kind, gtzan_split=gtzan_split, fma_subset=fma_subset, genres=g)
 
 
+def _refuse_over_audio_in(folders, output, what: str) -> None:
+    """GenreError when ``output`` is an audio file already under one of the input ``folders``
+    (a recording the command reads would be written over; a new file there is fine)."""
+    from audiogenre.datasets.items import AUDIO_EXTENSIONS
+
+    if output is None or not Path(output).is_file() or Path(output).suffix.lower() not in AUDIO_EXTENSIONS:
+        return
+    out = Path(output).resolve()
+    for folder in folders:
+        if folder is not None and Path(folder).is_dir() and Path(folder).resolve() in out.parents:
+            raise GenreError(f"{what} {output} would overwrite an audio file of the input folder {folder}; "
+                             f"choose another {what}")
+
+
 #: Seconds of audio from which `genre render` warns before it starts (an hour).
 LONG_RENDER = 3600.0
 
@@ -299,6 +313,8 @@ def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, 
     refuse_overwriting_input(inputs, png, "--png")
     refuse_overwriting_input(inputs, json_out, "--json")
     refuse_same_outputs([("--png", png), ("--json", json_out)], "choose another --png or --json")
+    _refuse_over_audio_in([dataset], png, "--png")
+    _refuse_over_audio_in([dataset], json_out, "--json")
     _threads(threads)
     ds = _open(dataset, kind, gtzan_split, fma_subset, genres)
     with TqdmProgress(unit="clip") as progress:
@@ -339,6 +355,8 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
     inputs = [dataset, Path(dataset) / "manifest.json", *model_files(classifier)]
     refuse_overwriting_input(inputs, output)
     refuse_overwriting_input(inputs, png, "--png")
+    _refuse_over_audio_in([dataset], output, "-o")
+    _refuse_over_audio_in([dataset], png, "--png")
     refuse_same_outputs([("-o", output), ("--png" if png_given else "--png (by default -o with .png)", png)],
                         "choose another --png" if png_given else "name -o FILE.npz or choose a --png")
     _threads(threads)
@@ -457,6 +475,7 @@ def fad(reference, test, embedding, layers, segment, infinity, per_song, json_ou
     from shared.atomic import refuse_overwriting_input, write_json
 
     refuse_overwriting_input([reference, test, *model_files(embedding)], json_out, "--json")
+    _refuse_over_audio_in([reference, test], json_out, "--json")
     _threads(threads)
     backend = embedding_backend(embedding, layers=layers)
     if segment is None:

@@ -1042,3 +1042,26 @@ def test_fad_takes_a_shipped_classifiers_name_as_its_embedding(audio_dir, tmp_pa
     assert o.out.startswith("FAD ")
     o = run(["audio", "fad", "--reference", ref, "--test", ref, "--embedding", "jazz-classical"])
     assert "not a 'audio-classifier' model" in o.err and "Hugging Face" not in o.err
+
+
+def test_an_output_over_an_audio_file_of_an_input_folder_is_refused(audio_dir, tmp_path):
+    # audio fad --json REF/good.wav wrote its JSON over a reference recording (exit 0); the data
+    # set commands (embed, evaluate) likewise checked only the folder itself, not its files
+    ref = tmp_path / "ref"
+    (ref / "jazz").mkdir(parents=True)
+    for name in ("good", "8kHz-mono"):
+        shutil.copyfile(audio_dir[name], ref / "jazz" / audio_dir[name].name)
+    victim = ref / "jazz" / audio_dir["good"].name
+    before = victim.read_bytes()
+    for argv in (["audio", "fad", "--reference", ref, "--test", audio_dir["8kHz-mono"], "--embedding", "audio-rendered",
+                  "--json", victim],
+                 ["audio", "fad", "--reference", audio_dir["8kHz-mono"], "--test", ref / "jazz", "--embedding",
+                  "audio-rendered", "--json", victim],
+                 ["audio", "embed", "audio-rendered", ref, "-o", victim],
+                 ["audio", "embed", "audio-rendered", ref, "-o", tmp_path / "e.npz", "--png", victim],
+                 ["audio", "evaluate", "audio-rendered", ref, "--json", victim],
+                 ["audio", "evaluate", "audio-rendered", ref, "--png", victim]):
+        o = run(argv)
+        assert "would overwrite an audio file of the input folder" in o.err and victim.read_bytes() == before
+    run(["audio", "fad", "--reference", ref, "--test", audio_dir["8kHz-mono"], "--embedding", "audio-rendered",
+         "--json", ref / "jazz" / "fad.json"], "ok")  # a new file in the folder is fine (and not read as audio)
