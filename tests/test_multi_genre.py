@@ -808,28 +808,9 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     written = len(list((tmp_path / "many").glob("*.mid.mid")))  # songs told to be mid already are skipped
     assert r.exit_code == 0 and written >= 1 and written + r.output.count("takes the song for mid already") == 4
 
-    # --keep-the-song: the same epochs chosen on whole validation songs by the song targets (issue 25)
-    from midigenre import song_quality
-
-    r = cli("midi", "choose", run, "--out", tmp_path / "song", "--keep-the-song", "--classifier", chosen / "judge-reference",
-            "--data", three[0].parent, "--data", three[2].parent)
-    assert r.exit_code == 0, r.output
-    assert "chosen model:" in r.output and "on whole validation songs" in r.output
-    choice = json.loads((tmp_path / "song" / "choice.json").read_text())
-    assert len(choice["chosen"]) == 6 and all(r["threshold"] in song_quality.GRID for r in choice["chosen"].values())
-    assert sorted(choice["songs"]) == ["high", "low", "mid"] and all(choice["songs"].values())
-    picked = TransferModel.load(tmp_path / "song" / "model")
-    for key, r in choice["chosen"].items():
-        src, dst = key.split("→")
-        assert picked.threshold(dst, src) == r["threshold"]
-
     def one_line_error(r, message):
         lines = [line for line in r.output.splitlines() if line.strip()]
         assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
-
-    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--keep-the-song"), "with --data")
-    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--keep-the-song", "--data", tmp_path / "plain"),
-                   "none of the validation songs")
 
     one_line_error(cli("midi", "transfer", song, "--model", run, "--to", "jazz", "-o", tmp_path / "x.mid"),
                    "--to must be one of them")
@@ -900,28 +881,9 @@ def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples
     assert r.exit_code == 0, r.output
     assert "using" in r.output and "Prepared" not in r.output and len((run / "log.csv").read_text().splitlines()) == 3
 
-    # --keep-the-song: the same epochs chosen on whole validation songs by the song targets (issue 25)
-    from midigenre import song_quality
-
-    r = cli("midi", "choose", run, "--out", tmp_path / "song", "--keep-the-song", "--classifier", chosen / "judge-reference",
-            "--data", three[0].parent, "--data", three[2].parent)
-    assert r.exit_code == 0, r.output
-    assert "chosen model:" in r.output and "on whole validation songs" in r.output
-    choice = json.loads((tmp_path / "song" / "choice.json").read_text())
-    assert len(choice["chosen"]) == 6 and all(r["threshold"] in song_quality.GRID for r in choice["chosen"].values())
-    assert sorted(choice["songs"]) == ["high", "low", "mid"] and all(choice["songs"].values())
-    picked = TransferModel.load(tmp_path / "song" / "model")
-    for key, r in choice["chosen"].items():
-        src, dst = key.split("→")
-        assert picked.threshold(dst, src) == r["threshold"]
-
     def one_line_error(r, message):
         lines = [line for line in r.output.splitlines() if line.strip()]
         assert r.exit_code == 1 and len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], r.output
-
-    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--keep-the-song"), "with --data")
-    one_line_error(cli("midi", "choose", run, "--out", tmp_path / "c", "--keep-the-song", "--data", tmp_path / "plain"),
-                   "none of the validation songs")
 
     other = ["--out", tmp_path / "r2", "--preset", tiny_preset]
     one_line_error(cli("midi", "train", *specs, "--variant", "partial", *other), "--variant")  # before preparing
