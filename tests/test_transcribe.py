@@ -434,7 +434,7 @@ def test_audio_transfer_writes_the_song_in_the_other_genre(clip, tmp_path):
     out = tmp_path / "out" / "piece_classical.wav"
     result = run("audio", "transfer", path, "--to", "classical", "-o", out)
     assert result.exit_code == 0, result.output
-    assert "jazz → classical: " in result.output
+    assert "jazz → classical (source genre assumed: the model's other genre; say it with --from): " in result.output
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["kind"] == "audio-transfer" and side["target_genre"] == "classical"
     for key in ("original", "transcription_midi", "transferred_midi", "audio"):
