@@ -305,8 +305,8 @@ def make_random_wav2vec2(folder: str | os.PathLike, size: str = "tiny", seed: in
 
     folder = Path(folder)
     check_writable_dir(folder / "config.json")
-    torch.manual_seed(seed)
-    with quiet_transformers():
+    with torch.random.fork_rng(devices=[]), quiet_transformers():  # the caller's random state left as it was
+        torch.manual_seed(seed)
         Wav2Vec2Model(random_wav2vec2_config(size)).save_pretrained(str(folder))
     return folder
 

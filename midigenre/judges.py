@@ -107,20 +107,21 @@ class FeatureJudge:
             ys.append(np.full(n, k))
         f, y = np.concatenate(xs), np.concatenate(ys)
         mean, std = f.mean(axis=0), f.std(axis=0) + 1e-6
-        torch.manual_seed(seed)
-        net = nn.Sequential(nn.Linear(f.shape[1], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, len(genres)))
-        opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-        ft = torch.from_numpy((f - mean) / std).float()
-        yt = torch.from_numpy(y).long()
-        gen = torch.Generator().manual_seed(seed)
-        for _ in range(epochs):
-            net.train()
-            for idx in torch.randperm(len(ft), generator=gen).split(128):
-                loss = nn.functional.cross_entropy(net(ft[idx]), yt[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        net.eval()
+        with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state left as it was
+            torch.manual_seed(seed)
+            net = nn.Sequential(nn.Linear(f.shape[1], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, len(genres)))
+            opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
+            ft = torch.from_numpy((f - mean) / std).float()
+            yt = torch.from_numpy(y).long()
+            gen = torch.Generator().manual_seed(seed)
+            for _ in range(epochs):
+                net.train()
+                for idx in torch.randperm(len(ft), generator=gen).split(128):
+                    loss = nn.functional.cross_entropy(net(ft[idx]), yt[idx])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            net.eval()
         return cls(net, mean, std, list(genres), settings_hash)
 
     def index(self, genre: str) -> int:

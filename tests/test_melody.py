@@ -359,3 +359,18 @@ def test_shipped_melody_model_keeps_the_example_tune_and_writes_an_arrangement(t
     for k in mel:  # every melody note, at its own time and length
         start, end = source.tick_to_time(int(n.start_tick[k])), source.tick_to_time(int(n.end_tick[k]))
         assert (round(start, 4), round(end, 4), int(n.row[k]) + res.settings.lowest_pitch) in notes
+
+
+def test_the_feature_judge_leaves_the_callers_random_state_alone():
+    from midigenre.judges import FeatureJudge
+
+    rng = np.random.default_rng(0)
+    phrases = [rng.random((8, 64, 84)) < p for p in (0.02, 0.08)]
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = FeatureJudge.train(phrases, ["sparse", "dense"], "h", seed=1, epochs=2)
+    after = torch.rand(3)
+    assert torch.equal(after, expected)
+    b = FeatureJudge.train(phrases, ["sparse", "dense"], "h", seed=1, epochs=2)
+    assert (a.predict(phrases[0]) == b.predict(phrases[0])).all()  # still seeded: the same judge twice
