@@ -82,7 +82,7 @@ def measure(model_name: str, judges: dict, songs: dict, melody: str) -> list[dic
     from midigenre.transfer import GenreTransfer
 
     model = GenreTransfer.load(model_name)
-    real = {g: _real_phrases(model, songs[g], g, melody) for g in model.names if g in songs}
+    real = {g: _real_phrases(model, songs[g], g) for g in model.names if g in songs}
     rows = []
     for s in model.names:
         for t in model.names:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from midigenre.melody import accompaniment, below_melody
+from midigenre.melody import below_melody, locked_input
 
 
 def _runs(roll: np.ndarray) -> list[tuple[int, int, int]]:
@@ -87,4 +87,4 @@ def random_accompaniment(melody: np.ndarray, pool: np.ndarray, rng: np.random.Ge
     if len(pool) == 0:
         raise ValueError("no phrases of the target genre to draw accompaniments from")
     picks = np.asarray(pool)[rng.integers(0, len(pool), size=len(mel))] > 0.5
-    return mel | accompaniment(picks, mel)
+    return locked_input(picks, mel)

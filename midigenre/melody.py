@@ -120,6 +120,12 @@ def accompaniment(roll, melody):
     return (roll > 0.5) & below_melody(melody)
 
 
+def locked_input(roll, melody):
+    """What a melody-locked generator reads of a song: its melody and the accompaniment under it
+    (the notes above the melody where it sounds are left out), same shape and kind."""
+    return (melody > 0.5) | accompaniment(roll, melody)
+
+
 # ----------------------------------------------------------------------------- songs
 
 

@@ -183,7 +183,7 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
     tail padded, silent phrases kept silent), so the excerpt equals that part of a whole-song
     transfer.
     """
-    from midigenre.melody import accompaniment
+    from midigenre.melody import locked_input
     from midigenre.pianoroll import Unusable, join_phrases, read_song, split_phrases
     from midigenre.transfer import song_melody
 
@@ -197,7 +197,7 @@ def transfer_excerpt(path: Path, model, target: str, max_bars: int, max_seconds:
     phrases, _ = split_phrases(song.roll, s, keep_empty=True, pad_tail=True)
     mel_phrases, _ = split_phrases(mel, s, keep_empty=True, pad_tail=True)
     # a melody-locked model reads the melody and what lies under it
-    inputs = split_phrases(mel | accompaniment(song.roll, mel), s, keep_empty=True, pad_tail=True)[0] \
+    inputs = split_phrases(locked_input(song.roll, mel), s, keep_empty=True, pad_tail=True)[0] \
         if model.melody_lock else phrases
     sounding = np.flatnonzero(phrases.any(axis=(1, 2)))
     if not len(sounding):

@@ -59,7 +59,7 @@ def transfer_songs(model, songs: list, source: str, target: str, *, melody: str 
     loaded :class:`midigenre.transfer.GenreTransfer`) and pool their phrases. Songs that cannot be
     read under the model's settings are skipped. ``keep_probabilities`` also keeps G's output
     before binarisation (:func:`at_threshold` then tries other thresholds)."""
-    from midigenre.melody import accompaniment
+    from midigenre.melody import locked_input
     from midigenre.pianoroll import Unusable, read_song, split_phrases
     from midigenre.transfer import song_melody
 
@@ -71,7 +71,7 @@ def transfer_songs(model, songs: list, source: str, target: str, *, melody: str 
         except Unusable:
             continue
         mel, _, _ = song_melody(song, settings, melody)
-        roll = mel | accompaniment(song.roll, mel) if model.melody_lock else song.roll
+        roll = locked_input(song.roll, mel) if model.melody_lock else song.roll
         x, _ = split_phrases(roll, settings, keep_empty=True, pad_tail=True)
         m, _ = split_phrases(mel, settings, keep_empty=True, pad_tail=True)
         full, _ = split_phrases(song.roll, settings, keep_empty=True, pad_tail=True)
@@ -101,11 +101,11 @@ def at_threshold(model, d: DirectionPhrases, threshold: float, keep_source: bool
     """``d`` binarised at another threshold (needs ``keep_probabilities``); with ``keep_source``
     the transfer also keeps every note of its input (for a melody-locked model: the melody and the
     accompaniment under it), as a model saved with ``keep_source`` does."""
-    from midigenre.melody import accompaniment
+    from midigenre.melody import locked_input
 
     if d.probabilities is None:
         raise ValueError("transfer_songs(..., keep_probabilities=True) keeps what a threshold grid needs")
-    x = d.melody | accompaniment(d.source, d.melody) if model.melody_lock else d.source
+    x = locked_input(d.source, d.melody) if model.melody_lock else d.source
     y = model.binarize(x, d.probabilities, d.target_genre, threshold, source=d.source_genre)
     if keep_source:
         y = y | x
@@ -265,7 +265,7 @@ def choose_model(candidates: list, out, *, songs: dict[str, list], judge, judge_
         real = {}
         for g in model.names:
             if g in songs:
-                real[g] = _real_phrases(model, songs[g], g, melody)
+                real[g] = _real_phrases(model, songs[g], g)
         rows = []
         for s in model.names:
             for t in model.names:
@@ -318,7 +318,7 @@ def choose_model(candidates: list, out, *, songs: dict[str, list], judge, judge_
     return {"model": str(path), "rows": table, "chosen": chosen}
 
 
-def _real_phrases(model, songs: list, genre: str, melody: str) -> np.ndarray:
+def _real_phrases(model, songs: list, genre: str) -> np.ndarray:
     """The phrases with notes of ``songs`` (a genre's real music) under the model's settings."""
     from midigenre.pianoroll import Unusable, read_song, split_phrases
 

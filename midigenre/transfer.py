@@ -605,7 +605,7 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
     GenreError (``Unusable``) if the song cannot be read under the meter rule, with the reason.
     """
     from midigenre.arrangement import DRUMS
-    from midigenre.melody import accompaniment, check_mode
+    from midigenre.melody import check_mode, locked_input
 
     check_mode(melody)
     if drums not in DRUMS:
@@ -620,7 +620,7 @@ def transfer_midi(source: str | os.PathLike | bytes, model: GenreTransfer | str 
     roll = song.roll
     locked = model.melody_lock
     if locked:  # the generator's input: the melody and what lies under it
-        roll = mel_roll | accompaniment(song.roll, mel_roll)
+        roll = locked_input(song.roll, mel_roll)
     phrases, _ = split_phrases(roll, settings, keep_empty=True, pad_tail=True)
     mel_phrases = split_phrases(mel_roll, settings, keep_empty=True, pad_tail=True)[0] if locked else None
     predicted, told_by = None, ""
