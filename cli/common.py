@@ -160,12 +160,13 @@ def relaunch(nproc: int | None) -> bool:
 
     ctx = click.get_current_context()
     check_nproc(nproc, ctx.params.get("device"), insist=bool(ctx.meta.get("genre.nproc_anyway")))
-    argv = ctx.find_root().meta.get("genre.argv")
-    if argv is None:
+    root = ctx.find_root().meta
+    argv, child = root.get("genre.argv"), root.get("genre.child")  # put there by the genre group (cli.main)
+    if argv is None or child is None:
         raise GenreError("--nproc needs the command line (run the genre command)")
     click.echo(f"starting {nproc} processes (DistributedDataParallel; rank 0 reports)", err=True)
     try:
-        launch(_cli_child, nproc, _without_nproc(argv))
+        launch(child, nproc, _without_nproc(argv))
     except KeyboardInterrupt:
         sys.exit(130)
     return True
@@ -181,9 +182,3 @@ def _without_nproc(argv: list[str]) -> list[str]:
         elif not a.startswith("--nproc="):
             out.append(a)
     return out
-
-
-def _cli_child(argv: list[str]) -> None:
-    from cli.main import main
-
-    main(args=argv, prog_name="genre")

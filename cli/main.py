@@ -24,6 +24,7 @@ class GenreGroup(click.Group):
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if ctx.parent is None:  # the command line as given, for --nproc to start it again in each process
             ctx.meta["genre.argv"] = list(args)
+            ctx.meta["genre.child"] = run_child
         return super().parse_args(ctx, args)
 
     def group(self, *args, **kwargs):
@@ -49,6 +50,12 @@ def main(verbose: int) -> None:
         _quiet()
     level = logging.WARNING - 10 * verbose
     logging.basicConfig(level=max(level, logging.DEBUG), format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def run_child(argv: list[str]) -> None:
+    """One process of ``--nproc N``: the ``genre`` command line again (``cli.common.relaunch``
+    finds this function in the root context, so the commands' helpers need not import this module)."""
+    main(args=argv, prog_name="genre")
 
 
 def _quiet() -> None:

@@ -17,9 +17,10 @@ from typing import Sequence
 import numpy as np
 
 from midigenre.pianoroll import RollSettings
-from midigenre.prepare import KIND
 from shared.errors import GenreError
 
+#: The kind a phrase cache's header names (:mod:`midigenre.prepare` writes the caches, this module reads them).
+KIND = "midi-phrases"
 SPLIT_FORMAT = 1
 
 

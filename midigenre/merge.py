@@ -23,7 +23,8 @@ from typing import Sequence
 
 import numpy as np
 
-from midigenre.prepare import KIND, FileResult, _settings_diff, write_genre_group
+from midigenre.dataset import KIND
+from midigenre.prepare import FileResult, _settings_diff, write_genre_group
 from shared.errors import GenreError
 
 _DUPLICATE = "same bytes as "

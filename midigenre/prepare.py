@@ -54,12 +54,12 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from midigenre.dataset import KIND, PhraseCache, read_cache_header
 from midigenre.pianoroll import DROP_REASONS, RollSettings, Unusable, phrases_of_file
 from shared.errors import GenreError
 
 log = logging.getLogger(__name__)
 
-KIND = "midi-phrases"
 MIDI_SUFFIXES = (".mid", ".midi", ".kar", ".smf")
 CHUNK_PHRASES = 16
 COMPRESSION = dict(compression="gzip", compression_opts=4)
@@ -466,8 +466,6 @@ class _CacheState:
 def _cache_state(output: Path, genre: str, settings: RollSettings, *, resume: bool, overwrite: bool,
                  quiet: bool = False) -> _CacheState:
     """What is in the cache now, and may this run write into it? Raises GenreError if not."""
-    from midigenre.dataset import PhraseCache, read_cache_header
-
     if not output.exists():
         return _CacheState([], False)
     try:
@@ -607,8 +605,6 @@ def _ignore_sigint() -> None:
 
 
 def _files_in_cache(output: Path, genre: str) -> tuple[set[str], dict[str, str]]:
-    from midigenre.dataset import PhraseCache
-
     with PhraseCache(output) as c:
         files, dropped = c.files(genre), c.dropped(genre)
     paths = set(files["path"]) | set(dropped["path"])
