@@ -22,6 +22,7 @@ from audiogenre.audio import Preprocess
 from audiogenre.config import PAPER_SETTINGS, BackendTrainConfig  # noqa: F401  (re-exported)
 from audiogenre.embeddings import EmbeddingCache, HeadConfig, default_cache_folder, encode_items, train_head
 from shared.errors import GenreError
+from shared.runtime import keeps_random_state
 from shared.training import (CSVLog, EarlyStopping, EveryEpoch, ReportProgress, TrainingLoop, permutation,
                              write_run_config)
 
@@ -65,6 +66,7 @@ def plot_history(history: list[dict], path: str | os.PathLike, title: str = "") 
     return save_png(fig, path)
 
 
+@keeps_random_state
 def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, layers: int | None = 7,
                            pooling: str = "mean+max", preprocess: Preprocess = Preprocess(),
                            config: HeadConfig = HeadConfig(), cache_folder: str | os.PathLike | None = None,
@@ -306,6 +308,7 @@ class _BackendTraining:
         return total / len(x), torch.cat(probs).numpy()
 
 
+@keeps_random_state
 def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTrainConfig = BackendTrainConfig(), *,
                              device: str = "auto", progress=None, echo: Callable[[str], None] | None = None,
                              on_epoch: Callable[[dict], None] | None = None) -> dict:

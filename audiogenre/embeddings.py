@@ -37,6 +37,7 @@ import numpy as np
 from audiogenre.audio import Preprocess, file_sha1, load_clip
 from audiogenre.config import HeadConfig  # noqa: F401  (re-exported)
 from shared.errors import GenreError
+from shared.runtime import keeps_random_state
 from shared.training import permutation
 
 log = logging.getLogger(__name__)
@@ -287,6 +288,7 @@ class _HeadTraining:
             return {"valid_loss": float(F.cross_entropy(lv, self.yv)), "valid_acc": float((lv.argmax(1) == self.yv).float().mean())}
 
 
+@keeps_random_state
 def train_head(head, x_train: np.ndarray, y_train: np.ndarray, x_valid: np.ndarray | None, y_valid: np.ndarray | None,
                config: HeadConfig = HeadConfig(), *, device: str = "cpu", log_csv: str | os.PathLike | None = None,
                on_epoch: Callable[[dict], None] | None = None, progress=None) -> tuple[list[dict], int]:

@@ -34,7 +34,7 @@ from midigenre.train import GenreSource, check_settings
 from shared.errors import GenreError
 from shared.registry import register, save_model
 from shared.report import classification_report, plot_confusion  # noqa: F401  (re-exported)
-from shared.runtime import pick_device, seed_everything
+from shared.runtime import keeps_random_state, pick_device, seed_everything
 from shared.training import permutation
 
 log = logging.getLogger(__name__)
@@ -178,6 +178,7 @@ class _PhraseClassification:
         return {"loss": loss.item(), "train_accuracy": int((logits.argmax(1) == y).sum()) / len(idx), "n": len(idx)}
 
 
+@keeps_random_state
 def train_classifier(
     sources: Sequence[GenreSource], out: str | os.PathLike, config: ClassifierConfig = ClassifierConfig(), *,
     split: str | os.PathLike | None = None, device: str = "auto",

@@ -5,6 +5,7 @@ Both paths use these; nothing here imports model code.
 
 from __future__ import annotations
 
+import functools
 import random
 import signal
 import threading
@@ -53,13 +54,88 @@ def _pick_device(name: str = "auto"):
 
 
 def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
+    """Seed Python's, NumPy's and torch's global generators.
+
+    This changes the caller's random state: library code calls it only inside
+    :class:`RandomStates` (or a function marked :func:`keeps_random_state`)."""
     import numpy as np
     import torch
 
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def _global_states() -> dict:
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()  # never start CUDA just to read its generators
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if cuda else None}
+
+
+def _set_global_states(states: dict) -> None:
+    import numpy as np
+    import torch
+
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] is not None and torch.cuda.is_initialized():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class RandomStates:
+    """The global random generators (Python's, NumPy's, torch's CPU and CUDA) of one job, kept
+    apart from its caller's, so that a seeded, reproducible job leaves the caller's random draws
+    as they were.
+
+    ``with states:`` puts the job's generators in place (the first time: seeded with ``seed``,
+    or, with ``seed=None``, copies of the caller's) and on leaving keeps them for the next
+    ``with`` and gives the caller's back. A training object that seeds in its constructor and
+    draws in ``fit`` enters the same ``RandomStates`` in both::
+
+        self.rng = RandomStates(config.seed)
+        with self.rng:
+            self.model = build(config)       # seeded weights
+        ...
+        with self.rng:
+            loop.run()                       # dropout, noise: the job's stream, continued
+
+    CUDA generators are kept apart where CUDA is already in use when the job is entered; a job
+    that starts CUDA itself leaves the new CUDA generators as the job set them.
+    """
+
+    def __init__(self, seed: int | None = None):
+        self.seed = seed
+        self._job: dict | None = None
+        self._callers: list[dict] = []
+
+    def __enter__(self) -> "RandomStates":
+        self._callers.append(_global_states())
+        if self._job is not None:
+            _set_global_states(self._job)
+        elif self.seed is not None:
+            seed_everything(self.seed)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._job = _global_states()
+        _set_global_states(self._callers.pop())
+
+
+def keeps_random_state(fn):
+    """Mark a library function that seeds or draws from the global generators (a training
+    entry point seeding for a reproducible run): it runs inside its own :class:`RandomStates`,
+    a copy of the caller's, so the caller's generators are as they were after it returns or raises."""
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        with RandomStates():
+            return fn(*args, **kwargs)
+
+    return run
 
 
 def set_threads(n: int | None) -> None:

@@ -360,3 +360,13 @@ def test_encoder_identity_covers_the_config_not_the_path(encoder_dir, tmp_path):
     b = Wav2Vec2Backend.from_pretrained(str(encoder_dir))
     b.encoder.config.layer_norm_eps = 1e-3  # same weights, other arithmetic
     assert b.identity() != a.identity()
+
+
+def test_train_audio_classifier_leaves_the_callers_random_state_alone(trained, audio_set, encoder_dir, tmp_path):
+    from audiogenre.classify import train_audio_classifier
+    from tests.test_random_state import leaves_the_callers_generators_alone
+
+    ds = open_dataset(audio_set)  # the embeddings are in the cache the trained fixture filled
+    leaves_the_callers_generators_alone(lambda: train_audio_classifier(
+        ds, tmp_path / "clf", encoder=str(encoder_dir), layers=7, preprocess=A.Preprocess(seconds=2.0),
+        config=HeadConfig(epochs=1, hidden=8), device="cpu", progress=False))

@@ -218,3 +218,13 @@ def test_options_that_do_not_apply_are_refused(small_set, tmp_path):
     r = train("--segment", "2")  # wav2vec2
     assert r.exit_code == 1 and "--segment is for the trainable backends" in r.output
     assert not (tmp_path / "x").exists()
+
+
+def test_train_backend_classifier_leaves_the_callers_random_state_alone(small_set, tmp_path):
+    from audiogenre.classify import BackendTrainConfig, train_backend_classifier
+    from audiogenre.datasets import open_dataset
+    from tests.test_random_state import leaves_the_callers_generators_alone
+
+    config = BackendTrainConfig(backend="mlp", segment=1.0, epochs=1)
+    leaves_the_callers_generators_alone(lambda: train_backend_classifier(open_dataset(small_set), tmp_path / "mlp", config,
+                                                                         device="cpu"))

@@ -207,3 +207,11 @@ def test_evaluate_with_fad_renders_phrases(trained, caches, tmp_path):
         assert f["n_target"] >= 16 and f["n_source"] >= 16  # 8 one-second embeddings per rendered phrase
         assert f["n_source"] == f["n_transferred"]  # compared at the same n (FAD is biased by n)
         assert np.isfinite(f["fad_transferred_vs_target"]) and f["fad_source_vs_target"] > 0
+
+
+def test_train_classifier_leaves_the_callers_random_state_alone(caches, tmp_path):
+    from tests.test_random_state import leaves_the_callers_generators_alone
+
+    srcs = [GenreSource.parse(caches[0]), GenreSource.parse(caches[1])]
+    config = ClassifierConfig(channels=(4, 4, 4, 4), epochs=1, batch_size=16)
+    leaves_the_callers_generators_alone(lambda: train_classifier(srcs, tmp_path / "clf", config, device="cpu"))
