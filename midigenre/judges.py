@@ -19,6 +19,7 @@ import dataclasses
 import numpy as np
 
 from shared.errors import GenreError
+from shared.training import TrainingLoop, permutation
 
 STEPS_PER_BEAT = 4
 
@@ -75,6 +76,35 @@ def phrase_features(phrases: np.ndarray) -> np.ndarray:
     return feats
 
 
+class _FeatureTraining:
+    """The judge's MLP as a task of the shared training loop: Adam, cross-entropy, batches of 128
+    in an order that depends on the seed and the epoch alone."""
+
+    batch_size = 128
+
+    def __init__(self, net, x, y, lr: float, seed: int):
+        import torch
+
+        self.net, self.x, self.y, self.seed = net, x, y, seed
+        self.opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
+
+    def state(self) -> dict:
+        return {"net": self.net, "opt": self.opt}
+
+    def batches(self, epoch: int) -> list:
+        return list(permutation(len(self.x), self.seed, epoch, generator="torch").split(self.batch_size))
+
+    def train_step(self, idx) -> dict:
+        from torch import nn
+
+        self.net.train()
+        loss = nn.functional.cross_entropy(self.net(self.x[idx]), self.y[idx])
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return {"loss": float(loss.detach()), "n": len(idx)}
+
+
 @dataclasses.dataclass
 class FeatureJudge:
     """An MLP over :func:`phrase_features`, with the classifier interface that
@@ -110,17 +140,8 @@ class FeatureJudge:
         with torch.random.fork_rng(devices=[]):  # seeded here, the caller's random state left as it was
             torch.manual_seed(seed)
             net = nn.Sequential(nn.Linear(f.shape[1], hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, len(genres)))
-            opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=1e-4)
-            ft = torch.from_numpy((f - mean) / std).float()
-            yt = torch.from_numpy(y).long()
-            gen = torch.Generator().manual_seed(seed)
-            for _ in range(epochs):
-                net.train()
-                for idx in torch.randperm(len(ft), generator=gen).split(128):
-                    loss = nn.functional.cross_entropy(net(ft[idx]), yt[idx])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+            task = _FeatureTraining(net, torch.from_numpy((f - mean) / std).float(), torch.from_numpy(y).long(), lr, seed)
+            TrainingLoop(task, epochs, alone=True).run()  # each process that asks trains its own judge
             net.eval()
         return cls(net, mean, std, list(genres), settings_hash)
 

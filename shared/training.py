@@ -260,22 +260,28 @@ class Position:
 
 class TrainingLoop:
     """Runs ``task`` to ``epochs`` with ``callbacks``; checkpoints to ``checkpoint`` (None: no
-    file). ``meta`` (e.g. the settings as a dict) is stored in the checkpoint for a resume to check."""
+    file). ``meta`` (e.g. the settings as a dict) is stored in the checkpoint for a resume to check.
 
-    def __init__(self, task, epochs: int, callbacks=(), *, checkpoint: str | Path | None = None, meta: dict | None = None):
+    ``alone``: train in this process only, even inside a distributed run: for a small model that
+    a process builds for itself (a judge), which must not be split across the processes or wait
+    for the others."""
+
+    def __init__(self, task, epochs: int, callbacks=(), *, checkpoint: str | Path | None = None, meta: dict | None = None,
+                 alone: bool = False):
         self.task, self.epochs, self.callbacks = task, epochs, list(callbacks)
         self.checkpoint = Path(checkpoint) if checkpoint else None
         self.meta = meta or {}
+        self.alone = alone
         self.position = Position()
         self.stop = False  # a callback sets it to end the run after the current epoch
         self._own_rng = False  # resume() restored this process's own generators
 
     @property
     def dist(self):
-        """This process's :class:`shared.distributed.Context` (one process in a plain run)."""
-        from shared.distributed import context
+        """This process's :class:`shared.distributed.Context` (one process in a plain run, or ``alone``)."""
+        from shared.distributed import Context, context
 
-        return context()
+        return Context() if self.alone else context()
 
     def optimizers(self) -> list:
         import torch

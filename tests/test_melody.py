@@ -374,3 +374,23 @@ def test_the_feature_judge_leaves_the_callers_random_state_alone():
     assert torch.equal(after, expected)
     b = FeatureJudge.train(phrases, ["sparse", "dense"], "h", seed=1, epochs=2)
     assert (a.predict(phrases[0]) == b.predict(phrases[0])).all()  # still seeded: the same judge twice
+
+
+def test_the_feature_judge_trains_on_the_shared_loop_alone_in_a_distributed_run(monkeypatch):
+    """Each process that asks for a judge trains the whole judge itself: the loop neither splits
+    its batches across the processes nor waits for them."""
+    import shared.distributed
+    from midigenre.judges import FeatureJudge
+    from shared.training import TrainingLoop
+
+    rng = np.random.default_rng(1)
+    phrases = [rng.random((8, 64, 84)) < p for p in (0.02, 0.08)]
+    plain = FeatureJudge.train(phrases, ["sparse", "dense"], "h", seed=2, epochs=2)
+    runs = []
+    real_run = TrainingLoop.run
+    monkeypatch.setattr(TrainingLoop, "run", lambda self: runs.append(self) or real_run(self))
+    monkeypatch.setattr(shared.distributed, "context", lambda device=None: shared.distributed.Context(1, 2, "gloo"))
+    judge = FeatureJudge.train(phrases, ["sparse", "dense"], "h", seed=2, epochs=2)
+    assert len(runs) == 1 and runs[0].dist.world == 1 and len(runs[0].position.history) == 2
+    for a, b in zip(plain.net.state_dict().values(), judge.net.state_dict().values()):
+        assert torch.equal(a, b)
