@@ -83,7 +83,7 @@ def train_audio_classifier(dataset, out: str | os.PathLike, *, encoder: str, lay
 
     from audiogenre.models import AudioClassifier, GenreHead, Wav2Vec2Backend
     from shared.atomic import write_json
-    from shared.report import classification_report, plot_confusion
+    from shared.classification import classification_report, plot_confusion
     from shared.runtime import pick_device
 
     out = Path(out)
@@ -156,7 +156,7 @@ def evaluate_audio_classifier(model_dir: str | os.PathLike, dataset, *, split: s
     import torch
 
     from audiogenre.models import AudioClassifier
-    from shared.report import classification_report, plot_confusion
+    from shared.classification import classification_report, plot_confusion
 
     model, meta = AudioClassifier.load(model_dir, encoder=encoder)
     genres = model.genres
@@ -327,7 +327,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
     from audiogenre.datasets import segment as cut
     from audiogenre.models import AudioClassifier, LinearHead
     from shared.atomic import write_json
-    from shared.report import classification_report, plot_confusion
+    from shared.classification import classification_report, plot_confusion
     from shared.runtime import pick_device
 
     from shared import distributed

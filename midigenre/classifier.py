@@ -33,7 +33,7 @@ from midigenre.dataset import PhraseCache, SongSplit
 from midigenre.train import GenreSource, check_settings
 from shared.errors import GenreError
 from shared.registry import register, save_model
-from shared.report import classification_report, plot_confusion  # noqa: F401  (re-exported)
+from shared.classification import classification_report, plot_confusion  # noqa: F401  (re-exported)
 from shared.runtime import keeps_random_state, pick_device, seed_everything
 from shared.training import permutation
 

@@ -173,7 +173,7 @@ import sys, matplotlib
 matplotlib.use("svg")
 import numpy as np
 from shared.plotting import plot_grid, plot_rolls
-from shared.report import plot_confusion
+from shared.classification import plot_confusion
 plot_rolls([("a", np.zeros((64, 84), bool))], {str(tmp_path / 'a.png')!r})
 plot_grid([[np.zeros((64, 84))]], [["t"]], {str(tmp_path / 'b.png')!r})
 plot_confusion({{"confusion": [[1, 0], [0, 1]], "genres": ["x", "y"], "accuracy": 1.0}}, {str(tmp_path / 'c.png')!r})

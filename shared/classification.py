@@ -1,5 +1,6 @@
-"""Classification reports shared by the symbolic and audio classifiers: accuracy, per-class
-precision/recall/F1 and a confusion-matrix PNG."""
+"""The scores of a genre classifier, shared by the symbolic and audio classifiers: accuracy,
+per-class precision/recall/F1, the confusion matrix and its PNG. (The listening reports are
+``midigenre.report`` and ``audiogenre.report``.)"""
 
 from __future__ import annotations
 
