@@ -291,7 +291,8 @@ def split(caches, output, test_fraction, seed):
 
 
 def _multi_default(name: str) -> str | None:
-    """The help's default of a training option: the CycleGAN's, and the multi-genre model's where it differs."""
+    """The help's default of a training option: the CycleGAN's (the paper's), and the multi-genre
+    model's where it differs (the shipped four-genres-melody's recipe, MultiGenreConfig)."""
     import dataclasses
 
     from cli.options import _show
@@ -323,21 +324,11 @@ def _multi_default(name: str) -> str | None:
 @click.option("--critic", type=click.Choice(["shared", "separate", "adversarial"]), help="With --genre: the genre "
               "loss's classifier is D's genre head (shared, StarGAN's), its own network trained on real phrases (separate, "
               "as the CycleGAN's critic), or that network with a class for generated phrases (adversarial).  "
-              "[default: shared]")
-@click.option("--conditioning", type=click.Choice(["scale-shift", "scale", "branch"]), help="With --genre: G takes the "
-              "target genre as a scale and shift after each instance norm of its residual blocks (scale-shift), as a "
-              "scale only (scale: no constant plane for the convolutions' zero padding to turn into edge patterns), or "
-              "through residual blocks and a decoder of its own per target genre behind a shared encoder (branch: "
-              "the same compute per phrase, K times the parameters).  [default: scale-shift]")
-@click.option("--real-fake", type=click.Choice(["shared", "per-genre"]), help="With --genre: D's real/fake maps are "
-              "one for every genre (shared, StarGAN's) or one per genre (per-genre, StarGAN v2's multi-task "
-              "discriminator: a transfer must look like a real phrase of its target genre).  [default: shared]")
-@click.option("--genre-scale", "genre_scale_specs", multiple=True, metavar="NAME=W", help="With --genre: multiply "
-              "the genre loss of the transfers into genre NAME by W (the others 1), for the genres that move less; "
-              "repeatable.")
-@click.option("--cycle-notes/--no-cycle-notes", default=None, help="With --genre: the cycle's way back starts from the "
-              "transfer's notes (binarised, straight-through gradients), not its probabilities, so G cannot hide its "
-              "input in faint values (CycleGAN steganography) and must keep it in the notes.")
+              "[default: adversarial]")
+@click.option("--conditioning", type=click.Choice(["scale-shift", "scale"]), help="With --genre: G takes the "
+              "target genre as a scale and shift after each instance norm of its residual blocks (scale-shift), or as a "
+              "scale only (scale: no constant plane for the convolutions' zero padding to turn into edge patterns).  "
+              "[default: scale]")
 @click.option("--keep-source-into", "keep_into", multiple=True, metavar="NAME", help="With --genre: the transfers into "
               "genre NAME keep every note of their source, in training too (G learns only what to add, as the "
               "CycleGAN's --keep-source); repeatable.")
@@ -353,9 +344,15 @@ def _multi_default(name: str) -> str | None:
 @click.option("--choose", is_flag=True, help="With --genre, --keep-epochs and --valid-fraction: after the last epoch, "
               "choose the model on the validation songs into OUT/chosen/model, as `genre midi choose OUT --out "
               "OUT/chosen` does (it first trains the judge, a 10-epoch classifier, on the training songs).")
+@click.option("--recipe", "recipe_name", metavar="NAME|FILE.toml", help="Make a model by a recipe (a shipped one, e.g. "
+              "four-genres-melody, or a recipe file) in one go: prepare the --genre NAME=FOLDER options, train, choose on "
+              "the validation songs, measure on the held-out ones and write OUT/model with its card. Every step is kept: "
+              "the same command continues an interrupted run. Takes --genre, --split (a file or a shipped model's name), "
+              "--device, --precision and --threads only.")
 @nproc_option
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
-          real_fake, genre_scale_specs, cycle_notes, keep_into, split_file, device, precision, threads, resume, choose, nproc):
+          keep_into, split_file, device, precision, threads, resume, choose, nproc,
+          recipe_name=None):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
     \b
@@ -365,7 +362,8 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
       genre midi train --a jazz.h5 --b classical.h5 --preset small --epochs 30 --out runs/jc
 
     \b
-    Example (one model for every pair of four genres, StarGAN-style):
+    Example (one model for every pair of four genres, StarGAN-style; with --genre the defaults
+    are the recipe of the shipped four-genres-melody model):
       genre midi train --genre jazz=jazz.h5 --genre classical=classical.h5 --genre pop=pop.h5 \\
                        --genre folk=folk.h5 --out runs/four
     \b
@@ -384,6 +382,19 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
     """
     from shared.runtime import set_threads
 
+    if recipe_name:
+        from cli.recipe import train_recipe
+
+        other = [k for k, v in {**given, "--meter": meter_specs, "--a": a_spec, "--b": b_spec, "--mixed": mixed_spec,
+                                "--config": config_file, "--resume": resume, "--choose": choose, "--nproc": nproc,
+                                "--critic": critic, "--conditioning": conditioning, "--keep-source-into": keep_into}.items()
+                 if v not in (None, False, (), [])]
+        if other:
+            name = other[0] if other[0].startswith("--") else "--" + other[0].replace("_", "-")
+            raise GenreError(f"{name}: the recipe sets how the model is trained; change it in a copy of the recipe "
+                             "file (--recipe FILE.toml)")
+        return train_recipe(recipe_name, genre_specs, split_file, out, device,
+                            None if precision == "auto" else precision, threads)
     if genre_specs and (a_spec or b_spec):
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
     if meter_specs and not genre_specs:
@@ -393,20 +404,12 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
                          "its own network")
     if conditioning and not genre_specs:
         raise GenreError("--conditioning belongs to the multi-genre model (--genre); the CycleGAN's generators take no genre")
-    if real_fake and not genre_specs:
-        raise GenreError("--real-fake belongs to the multi-genre model (--genre); the CycleGAN has one discriminator "
-                         "per genre already")
-    if genre_scale_specs and not genre_specs:
-        raise GenreError("--genre-scale belongs to the multi-genre model (--genre); the CycleGAN has --genre-ba-scale")
-    if cycle_notes and not genre_specs:
-        raise GenreError("--cycle-notes belongs to the multi-genre model (--genre) for now")
     if keep_into and not genre_specs:
         raise GenreError("--keep-source-into belongs to the multi-genre model (--genre); the CycleGAN has --keep-source")
     if choose and not genre_specs:
         raise GenreError("--choose belongs to the multi-genre model (--genre)")
-    given = {**given, "critic": critic, "conditioning": conditioning, "real_fake": real_fake,
-             "genre_scale": _genre_scales(genre_scale_specs) if genre_scale_specs else None,
-             "keep_source_into": sorted(set(keep_into)) if keep_into else None, "cycle_notes": cycle_notes}
+    given = {**given, "critic": critic, "conditioning": conditioning,
+             "keep_source_into": sorted(set(keep_into)) if keep_into else None}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts
@@ -512,21 +515,6 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
             click.echo(table(report.rows(), title=f"Prepared '{name}' → {cache}"), err=True)
         out_specs.append(f"{name}={cache}")
     return out_specs
-
-
-def _genre_scales(specs) -> dict[str, float]:
-    """``--genre-scale NAME=W`` options as ``{NAME: W}``; a malformed one is a one-line error."""
-    out = {}
-    for spec in specs:
-        name, sep, value = spec.partition("=")
-        try:
-            weight = float(value)
-        except ValueError:
-            weight = -1.0
-        if not sep or not name.strip() or not weight >= 0:
-            raise GenreError(f"--genre-scale {spec!r}: give NAME=W with a genre name and a factor of 0 or more, e.g. jazz=2")
-        out[name.strip()] = weight
-    return out
 
 
 def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, device, precision, threads, resume,

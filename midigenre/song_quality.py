@@ -331,3 +331,64 @@ def _real_phrases(model, songs: list, genre: str) -> np.ndarray:
         x, _ = split_phrases(song.roll, model.settings_for(genre))
         out.append(x)
     return np.concatenate(out) if out else np.zeros((0, 64, model.settings.n_pitches), bool)
+
+
+def train_judges(caches: dict[str, str | os.PathLike], split_path: str | os.PathLike, folder: str | os.PathLike, *,
+                 epochs: int = 10, device: str = "cpu", say=None) -> dict:
+    """The judges of ``caches``' genres ({genre: cache}), trained on the split's training songs
+    only: ``reference`` (the CNN of Brunner et al., seed 0, which chooses), ``cnn-seed1`` (the same
+    network, seed 1) and ``feature`` (:class:`midigenre.judges.FeatureJudge`, seed 1), the first
+    two kept in ``folder/NAME`` and reused when there."""
+    from pathlib import Path
+
+    from midigenre.choose import part_phrases
+    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
+    from midigenre.dataset import SongSplit
+    from midigenre.judges import FeatureJudge
+    from midigenre.train import GenreSource
+
+    names = list(caches)
+    sources = [GenreSource.parse_named(f"{g}={caches[g]}") for g in names]
+    folder = Path(folder)
+    judges = {}
+    for name, seed in (("reference", 0), ("cnn-seed1", 1)):
+        if not (folder / name / "model.json").is_file():
+            if say is not None:
+                say(f"training the {name} judge ({epochs} epochs, seed {seed}) on the training songs …")
+            train_classifier(sources, folder / name, ClassifierConfig(epochs=epochs, seed=seed), split=split_path,
+                             device=device)
+        judges[name] = Classifier.load(folder / name)
+        if judges[name].genres != names:
+            raise GenreError(f"{folder / name} judges {', '.join(judges[name].genres)}, not {', '.join(names)}: "
+                             "move it away to train it again")
+    train = part_phrases(sources, SongSplit.load(split_path), "train", 4000, 0)
+    judges["feature"] = FeatureJudge.train(train, names, judges["reference"].settings_hash, seed=1)
+    return judges
+
+
+def measure_model(model, judges: dict, songs: dict[str, list], *, melody: str = "auto", progress=None) -> list[dict]:
+    """Every direction of ``model`` (a folder, shipped name or loaded model) on ``songs``
+    ({genre: song paths}, e.g. the held-out ones) by every judge (:func:`measure_direction`), each
+    row with ``passes`` per judge."""
+    import time
+
+    from midigenre.transfer import GenreTransfer
+
+    if not hasattr(model, "names"):
+        model = GenreTransfer.load(model)
+    real = {g: _real_phrases(model, songs[g], g) for g in model.names if g in songs}
+    rows = []
+    for s in model.names:
+        for t in model.names:
+            if s == t or s not in songs:
+                continue
+            t0 = time.time()
+            d = transfer_songs(model, songs[s], s, t, melody=melody)
+            row = measure_direction(d, judges, target_real=real[t], locked=model.melody_lock,
+                                    settings=model.settings_for(s))
+            row["passes"] = {j: passes(row, j) for j in judges}
+            row["seconds"] = round(time.time() - t0, 1)
+            rows.append(row)
+            if progress is not None:
+                progress(f"{s} → {t}: {d.songs} songs, {len(d.source)} phrases ({row['seconds']} s)")
+    return rows
