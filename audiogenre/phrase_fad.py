@@ -1,4 +1,5 @@
-"""The symbolic→audio bridge: render piano-roll phrases with FluidSynth and score them with FAD.
+"""The Fréchet Audio Distance of symbolic transfers: render piano-roll phrases with FluidSynth
+and score them with FAD (``genre midi evaluate --fad``).
 
 Each 64×84 phrase becomes an 8-second piano part (4 bars of 4/4 at 120 bpm, the roll's own
 grid), rendered at 16 kHz and embedded one vector per second by an audio backend. For a

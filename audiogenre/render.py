@@ -1,4 +1,5 @@
-"""Render MIDI to audio with FluidSynth (pyfluidsynth), the bridge between the two paths.
+"""Render MIDI to audio with FluidSynth (pyfluidsynth): how the symbolic path's results are
+heard (listening reports, ``genre render``, audio transfer) and scored as audio (:mod:`audiogenre.phrase_fad`).
 
 One synthesiser per process and sound font is kept and reset between renders (loading a
 General MIDI sound font takes longer than rendering a 10 s clip). Notes are sent in time

@@ -9,7 +9,7 @@ spectrograms of the music and of the change on one scale, p(target) per window a
 
 :func:`build_bridge_report` makes the page of a transcription-bridge folder — recording,
 transcription, transferred transcription — from files with known names (:data:`BRIDGE_FILES`).
-It reads MIDI, like :mod:`audiogenre.bridge` and :mod:`audiogenre.render`.
+It reads MIDI, like :mod:`audiogenre.phrase_fad` and :mod:`audiogenre.render`.
 """
 
 from __future__ import annotations
