@@ -100,9 +100,9 @@ def _flops_per_step(preset: str, batch: int) -> float:
     b = (torch.rand(batch, 1, 64, 84) > 0.9).float()
     with FlopCounterMode(display=False) as counter:
         g, fa, fb = generator_losses(m, a, b, 1.0)
-        weighted(g, cfg.lambdas).backward()
+        weighted(g, cfg.weights).backward()
         d = discriminator_losses(m, a, b, fa.detach(), fb.detach(), None, 1.0)
-        weighted(d, cfg.lambdas).backward()
+        weighted(d, cfg.weights).backward()
     return float(counter.get_total_flops())
 
 

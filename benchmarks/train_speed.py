@@ -328,11 +328,11 @@ def step_flops(preset: str, batch: int, sn: bool = False, sa: bool = False) -> t
         for d in m.discriminators():
             d.requires_grad_(False)
         g_losses, fake_a, fake_b = generator_losses(m, real_a, real_b, tc.sigma_d)
-        weighted(g_losses, tc.lambdas).backward()
+        weighted(g_losses, tc.weights).backward()
         for d in m.discriminators():
             d.requires_grad_(True)
         d_losses = discriminator_losses(m, real_a, real_b, fake_a.detach(), fake_b.detach(), None, tc.sigma_d)
-        weighted(d_losses, tc.lambdas).backward()
+        weighted(d_losses, tc.weights).backward()
     return counter.get_total_flops(), OpCount.n
 
 

@@ -18,7 +18,7 @@ VARIANTS = ("base", "partial", "full")
 
 #: The reference's loss weights: adversarial 1, cycle λ = 10, D_all γ = 1, and 0 for ``g/adv_all``
 #: (the reference's generators never see the D_all discriminators).
-LAMBDAS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
+WEIGHTS = {"g/adv_ab": 1.0, "g/adv_ba": 1.0, "g/cycle": 10.0, "g/adv_all": 0.0,
            "d/a": 1.0, "d/b": 1.0, "d/a_all": 1.0, "d/b_all": 1.0}
 #: How generated probabilities become notes: ``fixed`` at 0.5 (the reference), or ``density``:
 #: per direction, the threshold that gives the transferred phrases of the training songs the
@@ -33,32 +33,61 @@ def keep_source_directions(which: str) -> dict[str, bool]:
     return {d: which in (d, "both") for d in ("ab", "ba")}
 
 
+#: Where the training settings removed since were last (issue 26: options whose experiments
+#: failed); a saved file may still name them, at the value that is now the only behaviour.
+REMOVED_AFTER = "genre-transfer 0.1.0, commit 0780a9e"
+
+
 def _check_training(cfg, table: dict[str, float]) -> None:
-    """The checks the GAN trainers' settings share; ``cfg.lambdas`` becomes ``table`` updated
+    """The checks the GAN trainers' settings share; ``cfg.weights`` becomes ``table`` updated
     with the given weights."""
     if cfg.binarize not in BINARIZE:
         raise GenreError(f"unknown binarize {cfg.binarize!r}; choose one of {', '.join(BINARIZE)}")
     cfg.model  # noqa: B018 - validates the preset name
     if cfg.epochs < 1 or cfg.batch_size < 1:
         raise GenreError("epochs and batch_size must be at least 1")
-    if not isinstance(cfg.lambdas, dict):
-        raise GenreError("lambdas must be a mapping of loss names to weights")
-    unknown = set(cfg.lambdas) - set(table)
+    if not isinstance(cfg.weights, dict):
+        raise GenreError("weights must be a mapping of loss names to weights")
+    unknown = set(cfg.weights) - set(table)
     if unknown:
-        raise GenreError(f"unknown loss names in lambdas: {sorted(unknown)} (known: {', '.join(table)})")
+        raise GenreError(f"unknown loss names in weights: {sorted(unknown)} (known: {', '.join(table)})")
     try:
-        lambdas = {**table, **{k: float(v) for k, v in cfg.lambdas.items()}}
+        weights = {**table, **{k: float(v) for k, v in cfg.weights.items()}}
     except (TypeError, ValueError):
-        raise GenreError(f"lambdas must map loss names to numbers, not {cfg.lambdas!r}") from None
-    object.__setattr__(cfg, "lambdas", lambdas)
+        raise GenreError(f"weights must map loss names to numbers, not {cfg.weights!r}") from None
+    object.__setattr__(cfg, "weights", weights)
+
+
+def _loss_weights(cfg) -> dict[str, float]:
+    """Every named loss's weight: the ``weights`` table and the losses that have a setting of their own."""
+    return {**cfg.weights, "g/genre": cfg.genre_loss, "g/identity": cfg.identity, "g/content": cfg.content,
+            "g/keep": cfg.keep, "g/add": cfg.add, "g/harmony": cfg.harmony}
+
+
+def _saved_names(d: dict, removed: dict[str, tuple]) -> dict:
+    """``d`` (settings as a file holds them) in today's names: ``lambdas`` (the loss weights'
+    name before) becomes ``weights``; each ``removed`` setting (name → (its only value now, how
+    it was asked for)) is dropped where it holds that value and refused in one line otherwise."""
+    if not isinstance(d, dict):
+        return d
+    d = dict(d)
+    if "lambdas" in d:
+        if "weights" in d:
+            raise GenreError("give the loss weights once, as weights (lambdas is their earlier name)")
+        d["weights"] = d.pop("lambdas")
+    for name, (neutral, asked) in removed.items():
+        if name in d and not neutral(d.pop(name)):
+            raise GenreError(f"setting {name} ({asked}) was removed after {REMOVED_AFTER}; its results are in "
+                             "docs/experiments.md")
+    return d
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything a CycleGAN training run depends on; the reference's values are the defaults.
 
-    ``lambdas`` weights each named loss of ``midigenre.cyclegan``; names left out keep the
-    reference's weights.
+    ``weights`` weights each named loss of ``midigenre.cyclegan``; names left out keep the
+    reference's weights (:attr:`loss_weights`: every loss's weight).
     """
 
     preset: str = setting("small", "Architecture: paper (Brunner et al.), medium, or small (trains on a CPU).")
@@ -109,7 +138,7 @@ class TrainConfig:
     beta2: float = setting(0.999, "Adam β2.", min=0, max=1)
     sigma_d: float = setting(1.0, "σ_D of the half-normal noise |N(0, σ_D)| on every discriminator input.", min=0)
     pool_size: int = setting(50, "Generated phrases kept in each history pool (0: none).", min=0)
-    lambdas: dict = setting(LAMBDAS, "Weight of each named loss (config file only).", cli=False)
+    weights: dict = setting(WEIGHTS, "Weight of each named loss (config file only; called lambdas before).", cli=False)
     seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
     test_fraction: float = setting(0.1, "Share of each genre's songs held out from training.", min=0, max=1,
                                    min_open=True, max_open=True)
@@ -122,7 +151,7 @@ class TrainConfig:
     def __post_init__(self):
         if self.variant not in VARIANTS:
             raise GenreError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
-        _check_training(self, LAMBDAS)
+        _check_training(self, WEIGHTS)
 
     @property
     def model(self):
@@ -132,12 +161,24 @@ class TrainConfig:
         return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
                       residual=self.residual, pitch_plane=self.pitch_plane, melody_lock=self.melody_lock)
 
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """Every named loss's weight (``weights`` with ``identity``, ``genre_loss``, ``content``, …)."""
+        return _loss_weights(self)
+
     def to_dict(self) -> dict:
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        return from_dict(cls, d, what="training settings")
+        """Settings from a dict, a config file's or a saved run's (``lambdas``, the earlier name of
+        ``weights``, is read as ``weights``)."""
+        return from_dict(cls, _saved_names(d, {}), what="training settings")
+
+    @classmethod
+    def from_saved(cls, d: dict) -> "TrainConfig":
+        """The settings a run folder or checkpoint saved (:meth:`from_dict`: the defaults have not changed)."""
+        return cls.from_dict(d)
 
 
 @dataclass(frozen=True)
@@ -172,79 +213,89 @@ class ClassifierConfig:
 #: The multi-genre model's loss weights (StarGAN: adversarial 1, domain classification 1,
 #: reconstruction λ = 10); ``g/genre``, ``g/identity``, ``g/content``, ``g/keep``, ``g/add`` and ``g/harmony``
 #: take ``genre_loss``, ``identity``, ``content``, ``keep``, ``add`` and ``harmony``.
-MULTI_LAMBDAS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
+MULTI_WEIGHTS = {"g/adv": 1.0, "g/cycle": 10.0, "d/adv": 1.0, "d/genre": 1.0}
 
 
-#: How a multi-genre generator takes its target genre (``MultiGenreConfig.conditioning``).
-CONDITIONINGS = ("scale-shift", "scale", "branch")
-#: D's real/fake maps of a multi-genre model (``MultiGenreConfig.real_fake``).
-REAL_FAKE = ("shared", "per-genre")
+#: How a multi-genre generator takes its target genre (``MultiGenreConfig.conditioning``, and the
+#: architecture's, ``midigenre.models.MultiGenreModelConfig.conditioning``).
+CONDITIONINGS = ("scale-shift", "scale")
+#: The genre classifiers of the multi-genre model's genre loss (``MultiGenreConfig.critic``).
+CRITICS = ("shared", "separate", "adversarial")
+
+#: The multi-genre settings removed after :data:`REMOVED_AFTER` (their runs: docs/experiments.md,
+#: four genres, runs 8–13 and 18): name → (whether a saved value is the behaviour that is left, how
+#: it was asked for). ``conditioning: branch`` is refused by :class:`MultiGenreConfig` itself.
+REMOVED_MULTI = {
+    "real_fake": (lambda v: v == "shared", "--real-fake per-genre, a real/fake map per genre"),
+    "genre_scale": (lambda v: isinstance(v, dict) and all(w == 1 for w in v.values()),
+                    "--genre-scale NAME=W, a factor on the genre loss per target genre"),
+    "cycle_notes": (lambda v: v is False, "--cycle-notes, the cycle back from the transfer's notes"),
+}
+
+#: :class:`MultiGenreConfig`'s defaults until :data:`REMOVED_AFTER`, where they differ from today's
+#: (which are the shipped four-genres-melody's recipe). A saved config.json or checkpoint is
+#: complete when it is written, so a key it lacks is a setting added after it: the default of
+#: then, which these are.
+DEFAULTS_BEFORE = {"critic": "shared", "conditioning": "scale-shift", "spectral_norm": False, "pitch_plane": False,
+                   "melody_lock": False, "identity": 0.0, "keep": 0.0, "harmony": 0.0, "sigma_d": 1.0, "epochs": 20,
+                   "decay_after": 10}
 
 
 @dataclass(frozen=True)
 class MultiGenreConfig:
-    """Everything a multi-genre (StarGAN-style) training run depends on.
+    """Everything a multi-genre (StarGAN-style) training run depends on. The defaults are the
+    recipe of the shipped ``four-genres-melody`` model (docs/training.md), where it has one.
 
     The field names are those of :class:`TrainConfig` where they mean the same, so one set of
     command-line options serves both models.
     """
 
     preset: str = setting("small", "Architecture: paper (Brunner et al.), medium, or small (trains on a CPU).")
-    spectral_norm: bool = setting(False, "Spectral normalisation on every G and D convolution.", option="--sn/--no-sn")
+    spectral_norm: bool = setting(True, "Spectral normalisation on every G and D convolution.", option="--sn/--no-sn")
     self_attention: bool = setting(False, "Self-attention blocks (SAGAN) in G and D.", option="--sa/--no-sa")
     residual: bool = setting(False, "The generator starts from its input: output = sigmoid(net(x, t) + s·(2x − 1)).",
                              option="--residual/--no-residual")
-    pitch_plane: bool = setting(False, "G and D also see each cell's pitch as an input plane, so they know the register "
-                                       "(CoordConv).", option="--pitch-plane/--no-pitch-plane")
-    melody_lock: bool = setting(False, "Keep the song's melody note for note: G sees the melody as an input plane and "
-                                       "rewrites only the accompaniment below it.", option="--melody-lock/--no-melody-lock")
-    identity: float = setting(0.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
+    pitch_plane: bool = setting(True, "G and D also see each cell's pitch as an input plane, so they know the register "
+                                      "(CoordConv).", option="--pitch-plane/--no-pitch-plane")
+    melody_lock: bool = setting(True, "Keep the song's melody note for note: G sees the melody as an input plane and "
+                                      "rewrites only the accompaniment below it.", option="--melody-lock/--no-melody-lock")
+    identity: float = setting(2.0, "Weight of the identity loss |G(x, s) − x| (a phrase 'transferred' to its own "
                                    "genre s should stay as it is).", min=0)
     content: float = setting(0.0, "Weight of the content loss |G(x, t) − x|: a transfer stays near its source.", min=0)
-    keep: float = setting(0.0, "Weight of the keep loss: the share of the source's notes G(x, t) removes, "
+    keep: float = setting(1.0, "Weight of the keep loss: the share of the source's notes G(x, t) removes, "
                                "Σ x·(1 − G(x, t)) / Σ x per phrase (adding notes costs nothing).", min=0)
     add: float = setting(0.0, "Weight of the add loss: the notes G(x, t) adds, as a share of x's notes, "
                               "Σ (1 − x)·G(x, t) / Σ x per phrase.", min=0)
-    harmony: float = setting(0.0, "Weight of the harmony loss: 1 − the per-beat pitch-class similarity of G(x, t) and "
+    harmony: float = setting(5.0, "Weight of the harmony loss: 1 − the per-beat pitch-class similarity of G(x, t) and "
                                   "x (the harmony-kept measure), so the new accompaniment keeps the song's chords.", min=0)
     genre_loss: float = setting(1.0, "Weight of the genre loss: D's genre head must classify G(x, t), seen as notes "
                                      "(binarised at 0.5, straight-through gradients), as t (StarGAN's domain loss).",
                                 min=0)
-    genre_scale: dict = setting({}, "Per target genre, a factor on the genre loss of the transfers into it "
-                                    "({NAME: W}; the others 1): more push into the genres that move less "
-                                    "(--genre-scale NAME=W).", cli=False)
-    cycle_notes: bool = setting(False, "The cycle's way back starts from the transfer's notes (binarised at 0.5, "
-                                       "straight-through gradients), not its probabilities, so G cannot hide its input "
-                                       "in faint values and must keep it in the notes (--cycle-notes).", cli=False)
     keep_source_into: list = setting([], "Target genres whose transfers keep every note of their source, in training "
                                          "too: the transfer is max(G(x, t), x), so G learns only what to add; the saved "
                                          "model keeps the source in them (--keep-source-into NAME).", cli=False)
-    critic: str = setting("shared", "The genre classifier of the genre loss: shared = D's genre head (StarGAN); "
-                                    "separate = its own network trained on real phrases (as the CycleGAN's critic); "
-                                    "adversarial = that network with a K+1-th class for generated phrases.",
-                          choices=("shared", "separate", "adversarial"), cli=False)
-    conditioning: str = setting("scale-shift", "How G takes the target genre: after each instance norm of its residual "
-                                               "blocks, scale-shift (conditional instance norm) or scale (no constant "
-                                               "shift, which can turn into edge patterns); or branch (residual blocks "
-                                               "and decoder of its own per target genre, behind a shared encoder).",
-                                choices=CONDITIONINGS, cli=False)
-    real_fake: str = setting("shared", "D's real/fake maps: shared = one for every genre (StarGAN); per-genre = one per "
-                                       "genre (StarGAN v2): a transfer must look like a real phrase of its target "
-                                       "genre.", choices=REAL_FAKE, cli=False)
+    critic: str = setting("adversarial", "The genre classifier of the genre loss: shared = D's genre head (StarGAN); "
+                                         "separate = its own network trained on real phrases (as the CycleGAN's "
+                                         "critic); adversarial = that network with a K+1-th class for generated "
+                                         "phrases.", choices=CRITICS, cli=False)
+    conditioning: str = setting("scale", "How G takes the target genre after each instance norm of its residual "
+                                         "blocks: scale-shift (conditional instance norm) or scale (no constant "
+                                         "shift, which can turn into edge patterns).", choices=CONDITIONINGS, cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
-    epochs: int = setting(20, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
+    epochs: int = setting(6, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
                           min=1)
-    decay_after: int = setting(10, "Epochs at the full learning rate; then it decays linearly to 0 at the last epoch.",
+    decay_after: int = setting(3, "Epochs at the full learning rate; then it decays linearly to 0 at the last epoch.",
                                min=0)
     batch_size: int = setting(32, "Phrases per step, their source genres drawn evenly.", min=1)
     lr: float = setting(2e-4, "Adam learning rate.", min=0, min_open=True)
     beta1: float = setting(0.5, "Adam β1.", min=0, max=1)
     beta2: float = setting(0.999, "Adam β2.", min=0, max=1)
-    sigma_d: float = setting(1.0, "σ_D of the half-normal noise |N(0, σ_D)| on the discriminator's real/fake inputs.",
+    sigma_d: float = setting(0.1, "σ_D of the half-normal noise |N(0, σ_D)| on the discriminator's real/fake inputs.",
                              min=0)
     pool_size: int = setting(50, "Generated phrases kept in the history pool (0: none).", min=0)
-    lambdas: dict = setting(MULTI_LAMBDAS, "Weight of each named loss (config file only).", cli=False)
+    weights: dict = setting(MULTI_WEIGHTS, "Weight of each named loss (config file only; called lambdas before).",
+                            cli=False)
     seed: int = setting(0, "Seed of the weights, the batch order and the song split.")
     test_fraction: float = setting(0.1, "Share of each genre's songs held out from training.", min=0, max=1,
                                    min_open=True, max_open=True)
@@ -256,44 +307,46 @@ class MultiGenreConfig:
                                        "validation songs).", option="--keep-epochs/--no-keep-epochs")
 
     def __post_init__(self):
-        _check_training(self, MULTI_LAMBDAS)
-        if self.critic not in ("shared", "separate", "adversarial"):
-            raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
+        if self.conditioning == "branch":
+            raise GenreError(f"conditioning 'branch' (residual blocks and decoder of their own per target genre) was "
+                             f"removed after {REMOVED_AFTER}; its results are in docs/experiments.md; choose "
+                             f"{' or '.join(CONDITIONINGS)}")
         if self.conditioning not in CONDITIONINGS:
             raise GenreError(f"unknown conditioning {self.conditioning!r}; choose {', '.join(CONDITIONINGS)}")
-        if self.real_fake not in REAL_FAKE:
-            raise GenreError(f"unknown real_fake {self.real_fake!r}; choose {', '.join(REAL_FAKE)}")
-        if not isinstance(self.genre_scale, dict):
-            raise GenreError(f"genre_scale must map genre names to factors, not {self.genre_scale!r}")
-        try:
-            scales = {str(k): float(v) for k, v in self.genre_scale.items()}
-        except (TypeError, ValueError):
-            raise GenreError(f"genre_scale must map genre names to numbers, not {self.genre_scale!r}") from None
-        if any(not v >= 0 for v in scales.values()):
-            raise GenreError(f"genre_scale factors must be 0 or more, not {scales}")
-        object.__setattr__(self, "genre_scale", scales)
+        if self.critic not in CRITICS:
+            raise GenreError(f"unknown critic {self.critic!r}; choose shared, separate or adversarial")
+        _check_training(self, MULTI_WEIGHTS)
         if not isinstance(self.keep_source_into, (list, tuple)) or not all(isinstance(g, str) for g in self.keep_source_into):
             raise GenreError(f"keep_source_into must be a list of genre names, not {self.keep_source_into!r}")
         object.__setattr__(self, "keep_source_into", sorted(set(self.keep_source_into)))
 
     @property
     def model(self):
-        """The architecture (``midigenre.models.ModelConfig``) of the preset with SN / SA / residual."""
-        from midigenre.models import preset
+        """The architecture (``midigenre.models.MultiGenreModelConfig``) of the preset with SN / SA / residual."""
+        from midigenre.models import MultiGenreModelConfig, preset
 
-        return preset(self.preset, spectral_norm=self.spectral_norm, self_attention=self.self_attention,
-                      residual=self.residual, pitch_plane=self.pitch_plane, melody_lock=self.melody_lock, genre_shift=self.conditioning == "scale-shift",
-                      genre_branches=self.conditioning == "branch", real_fake_per_genre=self.real_fake == "per-genre")
+        return MultiGenreModelConfig.of(preset(self.preset, spectral_norm=self.spectral_norm,
+                                               self_attention=self.self_attention, residual=self.residual,
+                                               pitch_plane=self.pitch_plane, melody_lock=self.melody_lock),
+                                        conditioning=self.conditioning)
 
     @property
-    def weights(self) -> dict[str, float]:
-        """Every named loss's weight."""
-        return {**self.lambdas, "g/genre": self.genre_loss, "g/identity": self.identity, "g/content": self.content,
-                "g/keep": self.keep, "g/add": self.add, "g/harmony": self.harmony}
+    def loss_weights(self) -> dict[str, float]:
+        """Every named loss's weight (``weights`` with ``genre_loss``, ``identity``, ``content``, …)."""
+        return _loss_weights(self)
 
     def to_dict(self) -> dict:
         return to_dict(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "MultiGenreConfig":
-        return from_dict(cls, d, what="training settings")
+        """Settings from a dict, a config file's or a saved run's: ``lambdas`` is read as
+        ``weights``, and a removed setting (:data:`REMOVED_MULTI`) is accepted at the value that
+        is now the only behaviour and refused otherwise."""
+        return from_dict(cls, _saved_names(d, REMOVED_MULTI), what="training settings")
+
+    @classmethod
+    def from_saved(cls, d: dict) -> "MultiGenreConfig":
+        """The settings a run folder's config.json or checkpoint saved; a setting it lacks was
+        added later and takes the default of then (:data:`DEFAULTS_BEFORE`), not today's."""
+        return cls.from_dict({**DEFAULTS_BEFORE, **d} if isinstance(d, dict) else d)

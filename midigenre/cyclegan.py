@@ -5,7 +5,7 @@ Variants: ``base`` (D_A, D_B), ``partial`` and ``full`` (extra discriminators D_
 D_B,all that see mixed real data — A∪B, or all three genres — as real and generated phrases as
 fake). With ``genre_critic`` a :class:`GenreCritic` C learns P(B | x) on real phrases, and the
 generators are asked to make C assign their outputs to the target genre (StarGAN's domain
-classification loss, Choi et al. 2018, here for two genres). The losses are named dicts; each optimiser minimises ``weighted(losses, lambdas)``.
+classification loss, Choi et al. 2018, here for two genres). The losses are named dicts; each optimiser minimises ``weighted(losses, weights)`` (``TrainConfig.loss_weights``).
 The saved model (kind ``"cyclegan"``) is the two generators: ``midigenre.models.save_generators``.
 """
 

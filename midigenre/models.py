@@ -8,7 +8,9 @@ same code with fewer channels and residual blocks.
 
 A trained transfer model is the pair of generators (:class:`Generators`), saved and loaded
 through the model registry as kind ``"cyclegan"`` (:func:`save_generators`;
-:meth:`midigenre.transfer.TransferModel.load` reads it back).
+:meth:`midigenre.transfer.TransferModel.load` reads it back). Its ``kind_version`` 2 (after
+genre-transfer 0.1.0, commit 0780a9e) keeps only what the CycleGAN uses in ``config``; a version-1
+model.json is read with the multi-genre fields it carried unused left out.
 """
 
 from __future__ import annotations
@@ -44,20 +46,6 @@ class ModelConfig:
     residual : the generator's output is sigmoid(net(x) + s·(2x − 1)) with a learned gain s
         (initialised to 3): keeping the input is the starting point and the network learns the
         change (not in the papers; off by default).
-    genre_shift : a conditioned (multi-genre) generator scales *and shifts* the normalised
-        features by the target genre's (1 + γ_t, β_t); False: it scales them only. A shift is a
-        constant plane, which zero-padded convolutions turn into patterns along the roll's
-        edges whatever the input; a scale acts on the input's own features. Unused by the
-        CycleGAN.
-    genre_branches : a conditioned generator has, per target genre, its own residual blocks
-        and decoder behind one shared encoder (the three downsampling convolutions): G(x, t)
-        runs x through the encoder and t's branch. Each phrase still costs one generator's
-        compute; the parameters of the blocks and decoder are K times as many. Takes the place
-        of the conditional norms (``genre_shift`` is then unused). Unused by the CycleGAN.
-    real_fake_per_genre : a multi-genre discriminator has one real/fake map per genre (the
-        multi-task discriminator of StarGAN v2, Choi et al. 2020): a real phrase is scored by
-        its genre's map, a transfer by its target's, so a transfer must look like a real phrase
-        *of the target genre*, as the CycleGAN's D_A and D_B ask. Unused by the CycleGAN.
     pitch_plane : G and every discriminator take a second input plane, the pitch of each cell
         from −1 (lowest) to 1 (highest), so that they know the register (CoordConv, Liu et al.
         2018). A convolution alone knows where it is only near the roll's edges, and a patch
@@ -76,9 +64,6 @@ class ModelConfig:
     spectral_norm: bool = False
     self_attention: bool = False
     residual: bool = False
-    genre_shift: bool = True
-    genre_branches: bool = False
-    real_fake_per_genre: bool = False
     pitch_plane: bool = False
     melody_lock: bool = False
 
@@ -90,6 +75,41 @@ class ModelConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class MultiGenreModelConfig(ModelConfig):
+    """Architecture of a multi-genre model (:mod:`midigenre.stargan`): a CycleGAN's, and how its
+    generator takes the target genre.
+
+    conditioning : after each instance norm of the residual blocks, the normalised features are
+        scaled *and shifted* by the target genre's (1 + γ_t, β_t) (``scale-shift``, conditional
+        instance norm) or scaled only (``scale``). A shift is a constant plane, which
+        zero-padded convolutions turn into patterns along the roll's edges whatever the input;
+        a scale acts on the input's own features. The training setting of the same name
+        (``MultiGenreConfig.conditioning``) is this one.
+    """
+
+    conditioning: str = "scale"
+
+    def __post_init__(self):
+        from midigenre.config import CONDITIONINGS
+
+        super().__post_init__()
+        if self.conditioning not in CONDITIONINGS:
+            raise GenreError(f"unknown conditioning {self.conditioning!r}; choose {', '.join(CONDITIONINGS)}")
+
+    @classmethod
+    def of(cls, cfg: ModelConfig, **changes) -> "MultiGenreModelConfig":
+        """``cfg`` as a multi-genre architecture (a CycleGAN's takes the default conditioning), with ``changes``."""
+        base = cfg if isinstance(cfg, cls) else cls(**dataclasses.asdict(cfg))
+        return dataclasses.replace(base, **changes) if changes else base
+
+
+def _drop_multi_genre_keys(config: dict) -> dict:
+    """A CycleGAN's config of ``kind_version`` 1: the multi-genre fields it carried unused
+    (genre_shift, genre_branches, real_fake_per_genre; the CycleGAN never read them) left out."""
+    return {k: v for k, v in config.items() if k not in ("genre_shift", "genre_branches", "real_fake_per_genre")}
 
 
 #: Named architectures. ``paper`` is the reference; ``small`` trains on a CPU in minutes per epoch;
@@ -160,8 +180,9 @@ class Generator(nn.Module):
 
     ``n_genres`` > 0 makes it a conditioned generator G(x, t) (:mod:`midigenre.stargan`) by
     conditional instance normalisation (Dumoulin et al. 2017): after each instance norm inside
-    the residual blocks the features are scaled and shifted by a learned (1 + γ_t, β_t) of the
-    target genre, before the ReLU or the residual sum. Conditioning has to come after a norm
+    the residual blocks the features are scaled by a learned (1 + γ_t) of the target genre and,
+    with ``MultiGenreModelConfig.conditioning`` scale-shift, shifted by β_t, before the ReLU or
+    the residual sum (``cfg`` a plain :class:`ModelConfig`: the default conditioning). Conditioning has to come after a norm
     here: one-hot planes concatenated to the input (StarGAN's way) or a vector added to the
     features are constants per channel, which the next instance norm subtracts — what is left
     of them lives at the borders of the roll, and a generator conditioned that way learned to
@@ -172,27 +193,33 @@ class Generator(nn.Module):
         super().__init__()
         c, sn = cfg.g_channels, cfg.spectral_norm
         self.pitch_plane, self.melody_lock = cfg.pitch_plane, cfg.melody_lock
-        encoder: list[nn.Module] = [
+        layers: list[nn.Module] = [
             _conv(1 + cfg.pitch_plane + cfg.melody_lock, c, 7, padding=3, padding_mode="reflect", sn=sn), nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
             _conv(c, 2 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
             _conv(2 * c, 4 * c, 3, stride=2, padding=1, sn=sn), nn.InstanceNorm2d(4 * c, affine=True), nn.ReLU(True),
         ]
+        for i in range(cfg.n_res_blocks):
+            layers.append(ResidualBlock(4 * c, sn=sn))
+            if cfg.self_attention and i >= cfg.n_res_blocks - 2:  # after the last two blocks (9 and 10 of 10)
+                layers.append(SelfAttention(4 * c, sn=sn))
+        layers += [
+            nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
+            nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
+            nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
+            _conv(c, 1, 7, padding=3, padding_mode="reflect", sn=sn),
+        ]
+        self.net = nn.Sequential(*layers)
+        init_weights(self)
         self.n_genres = n_genres
-        if n_genres and cfg.genre_branches:  # a shared encoder, then one branch per target genre
-            self.stem = nn.Sequential(*encoder)
-            self.branches = nn.ModuleList(nn.Sequential(*_blocks_and_decoder(cfg)) for _ in range(n_genres))
-            init_weights(self)
-        else:
-            layers = encoder + _blocks_and_decoder(cfg)
-            self.net = nn.Sequential(*layers)
-            init_weights(self)
-            if n_genres:
-                blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock)]
-                self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → block number
-                # per block, per norm (2), per genre: the scale (1 + γ) and shift β of every channel
-                self.genre_scale = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
-                if cfg.genre_shift:
-                    self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
+        if n_genres:
+            conditioning = MultiGenreModelConfig.of(cfg).conditioning
+            blocks = [i for i, layer in enumerate(layers) if isinstance(layer, ResidualBlock)]
+            self._conditioned = {i: k for k, i in enumerate(blocks)}  # layer index → block number
+            # per block, per norm (2), per genre: the scale (1 + γ) and shift β of every channel
+            self.genre_scale = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
+            if conditioning == "scale-shift":
+                self.genre_shift = nn.Parameter(0.1 * torch.randn(len(blocks), 2, n_genres, 4 * c))
         if cfg.residual:
             self.skip = nn.Parameter(torch.tensor(3.0))
 
@@ -212,13 +239,10 @@ class Generator(nn.Module):
         if self.n_genres:
             if genre is None:
                 raise ValueError("a conditioned generator needs the target genres")
-            if hasattr(self, "branches"):
-                logits = self._branched(inp, genre.long())
-            else:
-                h, g = inp, genre.long()
-                for i, layer in enumerate(self.net):
-                    h = self._conditioned_block(layer, h, self._conditioned[i], g) if i in self._conditioned else layer(h)
-                logits = h
+            h, g = inp, genre.long()
+            for i, layer in enumerate(self.net):
+                h = self._conditioned_block(layer, h, self._conditioned[i], g) if i in self._conditioned else layer(h)
+            logits = h
         else:
             logits = self.net(inp)
         if hasattr(self, "skip"):
@@ -226,11 +250,6 @@ class Generator(nn.Module):
         if self.melody_lock:
             return torch.maximum(melody, torch.sigmoid(logits) * allowed)
         return torch.sigmoid(logits)
-
-    def _branched(self, x: torch.Tensor, genre: torch.Tensor) -> torch.Tensor:
-        """The shared encoder, then each phrase through its target genre's branch (in groups)."""
-        h = self.stem(x)
-        return route_by_genre(genre, len(self.branches), lambda k, rows: self.branches[k](h[rows]))
 
     def _conditioned_block(self, block: "ResidualBlock", x: torch.Tensor, k: int, genre: torch.Tensor) -> torch.Tensor:
         """A residual block whose two instance norms are followed by the genre's scale and shift."""
@@ -243,36 +262,6 @@ class Generator(nn.Module):
                     h = h + self.genre_shift[k, norm][genre][:, :, None, None].to(h.dtype)
                 norm += 1
         return F.relu(x + h)
-
-
-def route_by_genre(genre: torch.Tensor, n_genres: int, apply) -> torch.Tensor:
-    """``apply(k, rows)`` for the rows of each genre k present in ``genre`` (B,), put back in the
-    batch's order: the output of a network per genre over a batch of mixed genres."""
-    index, parts = [], []
-    for k in range(n_genres):
-        rows = (genre == k).nonzero().squeeze(1)
-        if len(rows):
-            index.append(rows)
-            parts.append(apply(k, rows))
-    return torch.cat(parts)[torch.argsort(torch.cat(index))]
-
-
-def _blocks_and_decoder(cfg: ModelConfig) -> list[nn.Module]:
-    """The generator after its encoder: the residual blocks (self-attention after the last two)
-    and the upsampling decoder to one logit per cell."""
-    c, sn = cfg.g_channels, cfg.spectral_norm
-    layers: list[nn.Module] = []
-    for i in range(cfg.n_res_blocks):
-        layers.append(ResidualBlock(4 * c, sn=sn))
-        if cfg.self_attention and i >= cfg.n_res_blocks - 2:  # after the last two blocks (9 and 10 of 10)
-            layers.append(SelfAttention(4 * c, sn=sn))
-    return layers + [
-        nn.ConvTranspose2d(4 * c, 2 * c, 3, stride=2, padding=1, output_padding=1, bias=False),
-        nn.InstanceNorm2d(2 * c, affine=True), nn.ReLU(True),
-        nn.ConvTranspose2d(2 * c, c, 3, stride=2, padding=1, output_padding=1, bias=False),
-        nn.InstanceNorm2d(c, affine=True), nn.ReLU(True),
-        _conv(c, 1, 7, padding=3, padding_mode="reflect", sn=sn),
-    ]
 
 
 class Discriminator(nn.Module):
@@ -324,7 +313,8 @@ class Generators(nn.Module):
         self.G_BA = Generator(cfg)
 
 
-@register(KIND, ModelConfig, version=1)
+@register(KIND, ModelConfig, version=2,
+          upgrade=lambda meta: {**meta, "config": _drop_multi_genre_keys(meta.get("config") or {}), "kind_version": 2})
 def _build(config: ModelConfig, meta: dict, **options) -> Generators:
     from midigenre.pianoroll import RollSettings
 

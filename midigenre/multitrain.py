@@ -25,7 +25,6 @@ import torch
 from midigenre.config import MultiGenreConfig
 from midigenre.cyclegan import ImagePool
 from midigenre.dataset import PhraseCache, SongSplit
-from midigenre.models import route_by_genre
 from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses, kept_transfer
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
@@ -112,10 +111,9 @@ class MultiGenreTask:
         if len(set(names)) != len(names):
             raise GenreError(f"genre names must differ, got {', '.join(names)}")
         self.sources, self.genres, self.cfg, self.out = list(sources), names, config, Path(out)
-        for option, named in (("--genre-scale", config.genre_scale), ("--keep-source-into", config.keep_source_into)):
-            unknown = sorted(set(named) - set(names))
-            if unknown:
-                raise GenreError(f"{option} names {', '.join(unknown)}, not one of the genres ({', '.join(names)})")
+        unknown = sorted(set(config.keep_source_into) - set(names))
+        if unknown:
+            raise GenreError(f"--keep-source-into names {', '.join(unknown)}, not one of the genres ({', '.join(names)})")
         self.genre_settings = genre_settings(self.sources)
         self.roll_settings = reading_settings(self.genre_settings)
         self.device = pick_device(device)
@@ -133,8 +131,6 @@ class MultiGenreTask:
         self.sampler = GenreSampler([len(r.rows) for r in self.train], config.batch_size, config.seed)
         self.samples = self._sample_phrases()
 
-        scales = [config.genre_scale.get(g, 1.0) for g in names]
-        self.genre_scale = (torch.tensor(scales, device=self.device) if any(v != 1.0 for v in scales) else None)
         self.keep_source = (torch.tensor([g in config.keep_source_into for g in names], device=self.device)
                             if config.keep_source_into else None)
         seed_everything(config.seed)
@@ -142,9 +138,7 @@ class MultiGenreTask:
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.model.G.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.model.critic_parameters(), lr=config.lr, betas=betas)
-        # with per-genre real/fake maps a fake is judged as its target: one history pool per target
-        self.pools = ([ImagePool(config.pool_size) for _ in self.genres] if config.real_fake == "per-genre"
-                      else [ImagePool(config.pool_size)])
+        self.pool = ImagePool(config.pool_size)
         self.resumed = False
         self.loop = TrainingLoop(self, config.epochs, [
             LearningRate(linear_decay(config.lr, config.epochs, config.decay_after)),
@@ -182,20 +176,10 @@ class MultiGenreTask:
         return {"model": self.model, "opt_g": self.opt_g, "opt_d": self.opt_d}
 
     def extra_state(self) -> dict:
-        if len(self.pools) == 1:
-            return {"pool": self.pools[0].state()}
-        return {"pools": [p.state() for p in self.pools]}
+        return {"pool": self.pool.state()}
 
     def load_extra_state(self, state: dict) -> None:
-        for pool, images in zip(self.pools, state["pools"] if "pools" in state else [state["pool"]]):
-            pool.load(images, self.device)
-
-    def _pooled(self, fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """The fakes D learns from: each half the time swapped for an older one of the same pool
-        (one pool, or one per target genre so that a pooled fake keeps its target)."""
-        if len(self.pools) == 1:
-            return self.pools[0](fake)
-        return route_by_genre(target, len(self.pools), lambda k, rows: self.pools[k](fake[rows]))
+        self.pool.load(state["pool"], self.device)
 
     def batches(self, epoch: int) -> list:
         return self.sampler.epoch(epoch)
@@ -220,16 +204,14 @@ class MultiGenreTask:
             m.critics_requires_grad_(False)
             g_losses, fake = generator_losses(m, real, source, target, c.sigma_d, identity=c.identity > 0,
                                               genre=c.genre_loss > 0, content=c.content > 0, keep=c.keep > 0,
-                                              add=c.add > 0, genre_scale=self.genre_scale, keep_source=self.keep_source,
-                                              cycle_notes=c.cycle_notes, harmony=c.harmony > 0)
+                                              add=c.add > 0, keep_source=self.keep_source, harmony=c.harmony > 0)
             self.opt_g.zero_grad(set_to_none=True)
-            weighted(g_losses, c.weights).backward()
+            weighted(g_losses, c.loss_weights).backward()
             self.opt_g.step()
             m.critics_requires_grad_(True)
-            d_losses = discriminator_losses(m, real, source, self._pooled(fake.detach().float(), target), c.sigma_d,
-                                            fake_target=target)
+            d_losses = discriminator_losses(m, real, source, self.pool(fake.detach().float()), c.sigma_d)
             self.opt_d.zero_grad(set_to_none=True)
-            weighted(d_losses, c.weights).backward()
+            weighted(d_losses, c.loss_weights).backward()
             self.opt_d.step()
         return {k: float(v.detach()) for k, v in sorted({**g_losses, **d_losses}.items())}
 
@@ -268,7 +250,7 @@ class MultiGenreTask:
             if meta.get("data") != self._sources():
                 was = ", ".join(f"{d.get('genre')}={d.get('cache')}" for d in meta.get("data") or [])
                 raise GenreError(f"{self.out} was trained with {was}; resume it with the same --genre options, in that order")
-            saved = MultiGenreConfig.from_dict(meta.get("config", {}))
+            saved = MultiGenreConfig.from_saved(meta.get("config", {}))
             if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
                 raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
 

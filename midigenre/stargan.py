@@ -2,18 +2,16 @@
 networks of Brunner et al. 2018): its networks, its named losses and its saved model.
 
 G(x, t) is the CycleGAN generator conditioned on the target genre t (``Generator(n_genres=K)``:
-conditional instance normalisation in the residual blocks, a per-genre scale and — unless
-``ModelConfig.genre_shift`` is False — shift; one-hot input planes would be erased by the first
-instance norm); D is the patch discriminator with 1 + K output maps from one body: map 0
-scores real/fake per patch (least squares), maps 1…K are genre logits per patch, averaged over
-the patches (D's genre head). With ``ModelConfig.real_fake_per_genre`` the real/fake map is one
-per genre (StarGAN v2's multi-task discriminator): a real phrase is scored by its genre's map, a
-transfer by its target's. Losses (named, weighted by ``weighted``):
+conditional instance normalisation in the residual blocks, a per-genre scale and — with
+``MultiGenreModelConfig.conditioning`` scale-shift — shift; one-hot input planes would be erased
+by the first instance norm); D is the patch discriminator with 1 + K output maps from one body:
+map 0 scores real/fake per patch (least squares), maps 1…K are genre logits per patch, averaged
+over the patches (D's genre head). Losses (named, weighted by ``weighted`` with
+``MultiGenreConfig.loss_weights``):
 
 ``g/adv``       LSGAN: D's patches of G(x, t) (σ_D noise) should read real
 ``g/genre``     cross-entropy of the genre classifier on G(x, t) binarised (straight-through) against t
-``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre); with ``cycle_notes`` the way back
-                starts from G(x, t) binarised (straight-through), the notes a user gets
+``g/cycle``     |G(G(x, t), s) − x|, λ = 10 (s: x's own genre)
 ``g/identity``  |G(x, s) − x| (with ``identity`` > 0)
 ``g/content``   |G(x, t) − x| (with ``content`` > 0: the transfer stays near its source)
 ``g/keep``      the share of x's notes G(x, t) drops (with ``keep`` > 0; adding notes costs nothing)
@@ -36,6 +34,15 @@ Salimans et al. 2016), so that a pattern no real phrase has cannot pass for a ge
 here (docs/experiments.md): G learns to satisfy the shared head, and the separate critic as well,
 with input-independent patterns along the edges of the roll that no judge reads as the genre;
 the generated class together with scale-only conditioning avoided them at genre loss 1.
+Branch conditioning (residual blocks and decoder per target genre), one real/fake map per genre,
+a genre-loss factor per target genre and the cycle back from the transfer's notes were tried
+there too and removed after genre-transfer 0.1.0 (commit 0780a9e): none helped.
+
+The saved model's ``kind_version`` 2 (after that commit) has ``config`` as a
+:class:`~midigenre.models.MultiGenreModelConfig` (``conditioning``: scale-shift or scale); a
+version-1 model.json (``genre_shift``, ``genre_branches``, ``real_fake_per_genre``, also in
+``per_target_generators``) is read as its equivalent, and one that asks for branches or
+per-genre real/fake maps is refused in one line.
 
 The saved model (registry kind ``"multi-genre"``, :func:`save_multi_genre`) is G, D and the
 critic if any: the genre classifier predicts the genre of a song whose genre is not given
@@ -53,18 +60,31 @@ from torch import nn
 from torch.nn import functional as F
 
 from midigenre.cyclegan import _lsgan, _noisy, added_share, harmony_distance, removed_share, straight_through
-from midigenre.models import Discriminator, Generator, ModelConfig, route_by_genre
+from midigenre.config import CRITICS, REMOVED_AFTER
+from midigenre.models import Discriminator, Generator, ModelConfig, MultiGenreModelConfig
+from shared.errors import GenreError
 from shared.registry import register, save_model
 
 KIND = "multi-genre"
-CRITICS = ("shared", "separate", "adversarial")
+
+
+def route_by_genre(genre: torch.Tensor, n_genres: int, apply) -> torch.Tensor:
+    """``apply(k, rows)`` for the rows of each genre k present in ``genre`` (B,), put back in the
+    batch's order: the output of a network per genre over a batch of mixed genres."""
+    index, parts = [], []
+    for k in range(n_genres):
+        rows = (genre == k).nonzero().squeeze(1)
+        if len(rows):
+            index.append(rows)
+            parts.append(apply(k, rows))
+    return torch.cat(parts)[torch.argsort(torch.cat(index))]
 
 
 class TargetGenerators(nn.Module):
     """One conditioned generator per target genre, e.g. each from the epoch that suits its target
     best (:func:`combine_targets`): G(x, t) is generator t's G(x, t)."""
 
-    def __init__(self, model: ModelConfig | list[ModelConfig], n_genres: int):
+    def __init__(self, model: MultiGenreModelConfig | list[MultiGenreModelConfig], n_genres: int):
         super().__init__()
         models = model if isinstance(model, list) else [model] * n_genres  # one architecture, or one per target
         self.generators = nn.ModuleList(Generator(m, n_genres=n_genres) for m in models)
@@ -79,7 +99,8 @@ class MultiGenreGAN(nn.Module):
     """G(x, t) and D(x) → (real/fake patches, genre logits) for ``n_genres`` genres — what a
     ``multi-genre`` model file holds. ``per_target``: G is one generator per target genre
     (:class:`TargetGenerators`, a combined model; not trained as such), each of ``model``'s
-    architecture or of its own (``target_models``)."""
+    architecture or of its own (``target_models``). A plain ``ModelConfig`` is read as a
+    :class:`~midigenre.models.MultiGenreModelConfig` of the default conditioning."""
 
     def __init__(self, model: ModelConfig, n_genres: int, critic: str = "shared", per_target: bool = False,
                  target_models: list[ModelConfig] | None = None):
@@ -88,11 +109,11 @@ class MultiGenreGAN(nn.Module):
             raise ValueError("a multi-genre model needs at least two genres")
         if critic not in CRITICS:
             raise ValueError(f"critic must be one of {', '.join(CRITICS)}, not {critic!r}")
+        model = MultiGenreModelConfig.of(model)
         self.config, self.n_genres, self.critic = model, n_genres, critic
         self.G = (TargetGenerators(target_models or model, n_genres) if per_target
                   else Generator(model, n_genres=n_genres))
-        self.n_real_fake = n_genres if model.real_fake_per_genre else 1
-        self.D = Discriminator(model, out_channels=self.n_real_fake + (n_genres if critic == "shared" else 0))
+        self.D = Discriminator(model, out_channels=1 + (n_genres if critic == "shared" else 0))
         self.C = (Discriminator(model, out_channels=n_genres + (critic == "adversarial")) if critic != "shared"
                   else None)
 
@@ -101,32 +122,22 @@ class MultiGenreGAN(nn.Module):
         melody : the melody cells of a melody-locked generator (default: the skyline of x)."""
         return self.G(x, target, melody)
 
-    def discriminate(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches);
-        ``genre``: (B,) the genre each phrase is judged as (with per-genre real/fake maps)."""
+    def discriminate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real/fake patch scores (B, 1, h, w), genre logits (B, K) averaged over the patches)."""
         out = self.D(x)
-        n = self.n_real_fake
-        logits = out[:, n:] if self.C is None else self.C(x)[:, :self.n_genres]
-        return self._pick(out[:, :n], genre), logits.mean(dim=(2, 3))
+        logits = out[:, 1:] if self.C is None else self.C(x)[:, :self.n_genres]
+        return out[:, :1], logits.mean(dim=(2, 3))
 
-    def real_fake(self, x: torch.Tensor, genre: torch.Tensor | None = None) -> torch.Tensor:
-        """D's real/fake patch scores (B, 1, h, w) alone: with one map per genre, each phrase's
-        ``genre`` map (its own genre for a real phrase, the target for a transfer)."""
-        return self._pick(self.D(x)[:, :self.n_real_fake], genre)
-
-    def _pick(self, maps: torch.Tensor, genre: torch.Tensor | None) -> torch.Tensor:
-        if self.n_real_fake == 1:
-            return maps
-        if genre is None:
-            raise ValueError("per-genre real/fake maps need the genre each phrase is judged as")
-        return maps[torch.arange(len(maps), device=maps.device), genre.long()].unsqueeze(1)
+    def real_fake(self, x: torch.Tensor) -> torch.Tensor:
+        """D's real/fake patch scores (B, 1, h, w) alone."""
+        return self.D(x)[:, :1]
 
     def critic_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K) logits of the genre loss's classifier; (B, K + 1) with ``critic="adversarial"``
         (the last: "generated")."""
         if self.C is not None:
             return self.C(x).mean(dim=(2, 3))
-        return self.D(x)[:, self.n_real_fake:].mean(dim=(2, 3))
+        return self.D(x)[:, 1:].mean(dim=(2, 3))
 
     def genre_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(B, K) genre logits (D's head or the separate critic, without its "generated" class)."""
@@ -154,28 +165,22 @@ def kept_transfer(m: MultiGenreGAN, x: torch.Tensor, target: torch.Tensor, keep:
 
 def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, target: torch.Tensor, sigma_d: float,
                      *, identity: bool = False, genre: bool = True, content: bool = False,
-                     keep: bool = False, add: bool = False, genre_scale: torch.Tensor | None = None,
-                     keep_source: torch.Tensor | None = None, cycle_notes: bool = False,
+                     keep: bool = False, add: bool = False, keep_source: torch.Tensor | None = None,
                      harmony: bool = False) -> tuple[dict, torch.Tensor]:
     """Named generator losses and the fakes G(x, t): ``(losses, fake)``.
 
     real : (B, 1, T, P); source, target : (B,) genre indices (target ≠ source in training).
-    genre_scale : (K,) factor on the genre loss of each target genre (None: all 1).
     keep_source : (K,) bool, the target genres whose transfers keep their source's notes
         (:func:`kept_transfer`; None: none). The cycle's way back is G itself.
-    cycle_notes : the cycle's way back starts from the transfer's notes (binarised at 0.5,
-        straight-through gradients), not from its probabilities: G cannot hide its input in
-        faint, sub-threshold values (the steganography of CycleGANs, Chu et al. 2017) and has
-        to keep it in the notes.
     """
     fake = kept_transfer(m, real, target, keep_source)
     losses = {
-        "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d), target), 1.0),
-        "g/cycle": F.l1_loss(m.generate(straight_through(fake) if cycle_notes else fake, source), real),
+        "g/adv": _lsgan(m.real_fake(_noisy(fake, sigma_d)), 1.0),
+        "g/cycle": F.l1_loss(m.generate(fake, source), real),
     }
     if genre:  # judged as notes, so faint sub-threshold patterns cannot satisfy it
-        ce = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long(), reduction="none")
-        losses["g/genre"] = (ce * genre_scale[target.long()]).mean() if genre_scale is not None else ce.mean()
+        losses["g/genre"] = F.cross_entropy(m.critic_logits(straight_through(fake)).float(), target.long(),
+                                            reduction="none").mean()
     if identity:
         losses["g/identity"] = F.l1_loss(kept_transfer(m, real, source, keep_source), real)
     if content:
@@ -190,17 +195,16 @@ def generator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor,
 
 
 def discriminator_losses(m: MultiGenreGAN, real: torch.Tensor, source: torch.Tensor, fake: torch.Tensor,
-                         sigma_d: float, fake_target: torch.Tensor | None = None) -> dict:
+                         sigma_d: float) -> dict:
     """``d/adv`` = (real + fake) / 2 as in the reference; ``d/genre`` learns from real phrases only,
-    or with ``critic="adversarial"`` (real as their genres + fakes as notes as "generated") / 2.
-    ``fake_target``: the target genre of each fake (needed with per-genre real/fake maps)."""
+    or with ``critic="adversarial"`` (real as their genres + fakes as notes as "generated") / 2."""
     genre = F.cross_entropy(m.critic_logits(real).float(), source.long())
     if m.critic == "adversarial":
         generated = torch.full((len(fake),), m.n_genres, dtype=torch.long, device=fake.device)
         genre = (genre + F.cross_entropy(m.critic_logits((fake > 0.5).to(fake.dtype)).float(), generated)) / 2
     return {
-        "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d), source), 1.0)
-                  + _lsgan(m.real_fake(_noisy(fake, sigma_d), fake_target), 0.0)) / 2,
+        "d/adv": (_lsgan(m.real_fake(_noisy(real, sigma_d)), 1.0)
+                  + _lsgan(m.real_fake(_noisy(fake, sigma_d)), 0.0)) / 2,
         "d/genre": genre,
     }
 
@@ -235,8 +239,35 @@ def density_thresholds(m: MultiGenreGAN, phrases: list[torch.Tensor], *, batch_s
 # ----------------------------------------------------------------------------- the saved model
 
 
-@register(KIND, ModelConfig, version=1)
-def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
+def _architecture_v1(config: dict) -> dict:
+    """A generator's architecture as a ``kind_version`` 1 model.json wrote it (the booleans
+    ``genre_shift``, ``genre_branches``, ``real_fake_per_genre``) as a MultiGenreModelConfig's
+    dict; GenreError (one line) for a removed architecture."""
+    if not isinstance(config, dict):
+        return config
+    config = dict(config)
+    shift = config.pop("genre_shift", True)  # before the setting existed, every generator shifted
+    for name, what in (("genre_branches", "conditioning branch"), ("real_fake_per_genre", "real_fake per-genre")):
+        if config.pop(name, False):
+            raise GenreError(f"this multi-genre model has {name}: true ({what}), which was removed after "
+                             f"{REMOVED_AFTER}; load it with that version")
+    config.setdefault("conditioning", "scale-shift" if shift else "scale")
+    return config
+
+
+def _upgrade_v1(meta: dict) -> dict:
+    """A ``kind_version`` 1 model.json read as version 2: its architecture and each per-target
+    generator's in :func:`_architecture_v1`'s terms (the weights are the same)."""
+    meta = {**meta, "kind_version": 2, "config": _architecture_v1(meta.get("config") or {})}
+    per_target = meta.get("per_target_generators")
+    if isinstance(per_target, list):
+        meta["per_target_generators"] = [{**p, "config": _architecture_v1(p["config"])}
+                                         if isinstance(p, dict) and p.get("config") else p for p in per_target]
+    return meta
+
+
+@register(KIND, MultiGenreModelConfig, version=2, upgrade=_upgrade_v1)
+def _build(config: MultiGenreModelConfig, meta: dict, **options) -> MultiGenreGAN:
     from midigenre.pianoroll import RollSettings
 
     genres = meta["genres"]
@@ -258,8 +289,8 @@ def _build(config: ModelConfig, meta: dict, **options) -> MultiGenreGAN:
     if per_target is not None and any(isinstance(p, dict) and p.get("config") for p in per_target):
         from shared.config import from_dict
 
-        target_models = [from_dict(ModelConfig, (p.get("config") if isinstance(p, dict) else None) or config.to_dict(),
-                                   what="settings") for p in per_target]
+        target_models = [from_dict(MultiGenreModelConfig, (p.get("config") if isinstance(p, dict) else None)
+                                   or config.to_dict(), what="settings") for p in per_target]
     return MultiGenreGAN(config, len(genres), critic=critic, per_target=per_target is not None,
                          target_models=target_models)
 
@@ -296,7 +327,6 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
     import shutil
 
     from shared.config import from_dict
-    from shared.errors import GenreError
     from shared.registry import model_folder, read_meta, read_weights, resave_model
 
     base_folder = model_folder(base)
@@ -333,7 +363,8 @@ def combine_targets(sources: dict[str, str | os.PathLike], base: str | os.PathLi
         earlier = metas[g].get("per_target_generators")  # a combined source: where its generator for g came from
         origin = earlier[k] if isinstance(earlier, list) and len(earlier) == len(genres) else {}
         # each generator keeps its own architecture (e.g. one trained with the pitch plane beside one without)
-        config = from_dict(ModelConfig, origin.get("config") or metas[g].get("config") or {}, what="settings").to_dict()
+        config = from_dict(MultiGenreModelConfig, origin.get("config") or metas[g].get("config") or {},
+                           what="settings").to_dict()
         provenance.append({"genre": g, "from": str(origin.get("from", folders[g])),
                            "epochs_done": origin.get("epochs_done", metas[g].get("epochs_done")),
                            "threshold": float((metas[g].get("thresholds") or {}).get(g, 0.5)), "config": config})

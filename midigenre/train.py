@@ -44,7 +44,7 @@ from midigenre.config import TrainConfig, keep_source_directions
 from midigenre.cyclegan import CycleGAN, ImagePool, discriminator_losses, generator_losses, weighted
 from midigenre.dataset import PhraseCache, PhraseDataset, SongSplit, balance
 from shared import distributed
-from shared.config import merge
+from shared.config import load_config_file
 from shared.errors import GenreError
 from shared.runtime import pick_device, seed_everything
 from shared.training import CSVLog, EpochSnapshot, EveryEpoch, LearningRate, TrainingLoop, linear_decay, write_run_config
@@ -160,6 +160,8 @@ def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: s
 
     ``kind``: "cyclegan" (:class:`TrainConfig`) or "multi-genre" (:class:`MultiGenreConfig`); a
     resumed run must be of that kind (its config.json says which; runs without the key are CycleGANs).
+    A saved run and a config file are read by the class's ``from_saved`` and ``from_dict``: the
+    earlier names of settings, and removed settings at the value that is now the only behaviour.
     """
     from midigenre.config import MultiGenreConfig
 
@@ -173,10 +175,10 @@ def run_settings(out: str | os.PathLike, *, resume: bool = False, config_file: s
             how = "--a and --b" if was == "cyclegan" else "--genre NAME=FILE.h5 for each genre"
             raise GenreError(f"{out} holds a {was} run, not a {kind} one; resume it with {how}")
         saved = saved_run.get("train", {})
-        return merge(cls, base=saved, given={"epochs": given.get("epochs")}, what="training settings"), ignored
+        return cls.from_saved({**saved, **({"epochs": given["epochs"]} if "epochs" in given else {})}), ignored
     if (Path(out) / "checkpoint.pt").exists():
         raise GenreError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    return merge(cls, file=config_file, given=given, what="training settings"), []
+    return cls.from_dict({**(load_config_file(config_file) if config_file else {}), **given}), []
 
 
 # ----------------------------------------------------------------------------- the task
@@ -256,7 +258,7 @@ class CycleGANTask:
         networks through their DDP wrappers, the others plain (a plain run: the model itself)."""
         if not self.dist.active:
             return self.model, self.model
-        m, lam = self.model, self.cfg.lambdas
+        m, lam = self.model, self.cfg.weights
         wrap = lambda net: distributed.wrap(net, self.device)  # noqa: E731
         g = _View(m, G_AB=wrap(m.G_AB), G_BA=wrap(m.G_BA))
         d_loss = {"D_A": "d/a", "D_B": "d/b", "D_A_all": "d/a_all", "D_B_all": "d/b_all"}
@@ -357,14 +359,12 @@ class CycleGANTask:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             for d in m.discriminators():
                 d.requires_grad_(False)
-            g_losses, fake_a, fake_b = generator_losses(self.g_view, real_a, real_b, c.sigma_d, adv_all=c.lambdas["g/adv_all"] != 0,
+            g_losses, fake_a, fake_b = generator_losses(self.g_view, real_a, real_b, c.sigma_d, adv_all=c.weights["g/adv_all"] != 0,
                                                         identity=c.identity > 0, genre=c.genre_loss > 0, content=c.content > 0,
                                                         keep=c.keep > 0, add=c.add > 0, keep_source=c.keep_source,
                                                         genre_ba_scale=c.genre_ba_scale, harmony=c.harmony > 0)
             self.opt_g.zero_grad(set_to_none=True)
-            (weighted(g_losses, {**c.lambdas, "g/identity": c.identity, "g/genre": c.genre_loss, "g/content": c.content,
-                                 "g/keep": c.keep, "g/add": c.add, "g/harmony": c.harmony})
-             * share).backward()
+            (weighted(g_losses, c.loss_weights) * share).backward()
             self.opt_g.step()
             # discriminators, on fakes from the history pool
             for d in m.discriminators():
@@ -372,7 +372,7 @@ class CycleGANTask:
             fa, fb = self.pool_a(fake_a.detach().float()), self.pool_b(fake_b.detach().float())
             d_losses = discriminator_losses(self.d_view, real_a, real_b, fa, fb, mixed, c.sigma_d)
             self.opt_d.zero_grad(set_to_none=True)
-            (weighted(d_losses, c.lambdas) * share).backward()
+            (weighted(d_losses, c.loss_weights) * share).backward()
             self.opt_d.step()
         return {k: float(v.detach()) for k, v in sorted({**g_losses, **d_losses}.items())}
 
@@ -418,7 +418,7 @@ class CycleGANTask:
                 if Path(w.get("cache", "")) != src.path or w.get("genre") != src.genre:
                     raise GenreError(f"{self.out} was trained with {key.upper()} = {w.get('cache')}:{w.get('genre')}, "
                                      f"not {src.path}:{src.genre}; resume it with the same data")
-            saved = TrainConfig.from_dict(meta.get("config", {}))
+            saved = TrainConfig.from_saved(meta.get("config", {}))
             if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
                 raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
 

@@ -15,7 +15,7 @@ from midigenre.train import CycleGANTask, GenreSource, TrainConfig
 from midigenre.transfer import TransferModel, transfer_midi
 from shared.errors import GenreError
 from shared.training import linear_decay
-from tests.conftest import TINY_MODEL, make_cache, make_midi, random_grid_notes
+from tests.conftest import REPO, TINY_MODEL, make_cache, make_midi, random_grid_notes
 
 TINY = ModelConfig(**TINY_MODEL)
 
@@ -115,25 +115,32 @@ def test_losses_and_gradient_flow(variant):
     a, b, mixed = torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round(), torch.rand(2, 1, 64, 84).round()
     g_losses, fake_a, fake_b = generator_losses(m, a, b, sigma_d=1.0)
     assert set(g_losses) == {"g/adv_ab", "g/adv_ba", "g/cycle"}
-    weighted(g_losses, TrainConfig().lambdas).backward()
+    weighted(g_losses, TrainConfig().loss_weights).backward()
     for g in m.generators():
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in g.parameters() if p.requires_grad and p.dim() > 1)
     m.zero_grad()
     d_losses = discriminator_losses(m, a, b, fake_a.detach(), fake_b.detach(), mixed, sigma_d=1.0)
     assert set(d_losses) == ({"d/a", "d/b"} | ({"d/a_all", "d/b_all"} if variant != "base" else set()))
-    weighted(d_losses, TrainConfig().lambdas).backward()
+    weighted(d_losses, TrainConfig().loss_weights).backward()
     for d in m.discriminators():
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in d.parameters() if p.dim() > 1)
     assert all(p.grad is None for g in m.generators() for p in g.parameters())  # fakes were detached
 
 
-def test_lambdas_weight_the_named_losses():
+def test_weights_weight_the_named_losses():
+    """One name for the loss weights in both trainers: ``weights`` (a setting; ``lambdas`` in files
+    of earlier versions, still read) and ``loss_weights`` (every loss's weight)."""
     losses = {"g/adv_ab": torch.tensor(2.0), "g/cycle": torch.tensor(3.0)}
     assert weighted(losses, {"g/adv_ab": 1.0, "g/cycle": 10.0}).item() == 32.0
     assert weighted(losses, {"g/adv_ab": 0.5, "g/cycle": 0.0}).item() == 1.0
     with pytest.raises(GenreError):
-        TrainConfig(lambdas={"g/typo": 1.0})
-    assert TrainConfig.from_dict({"lambdas": {"g/cycle": 5.0}}).lambdas["g/adv_ab"] == 1.0
+        TrainConfig(weights={"g/typo": 1.0})
+    assert TrainConfig.from_dict({"weights": {"g/cycle": 5.0}}).weights["g/adv_ab"] == 1.0
+    old = TrainConfig.from_saved({"lambdas": {"g/cycle": 5.0}})  # a run or model.json of an earlier version
+    assert old == TrainConfig(weights={"g/cycle": 5.0}) and "lambdas" not in old.to_dict()
+    cfg = TrainConfig(identity=2.0, genre_loss=1.5)
+    assert cfg.loss_weights == {**cfg.weights, "g/identity": 2.0, "g/genre": 1.5, "g/content": 0.0, "g/keep": 0.0,
+                                "g/add": 0.0, "g/harmony": 0.0}
 
 
 def test_discriminator_noise_is_half_normal_with_sigma_d():
@@ -363,8 +370,8 @@ def test_cli_train_resume_and_transfer(small_caches, tmp_path, tiny_preset, stub
 
 
 def test_config_values_are_typed():
-    cfg = TrainConfig.from_dict({"lr": "2e-4", "epochs": "3", "lambdas": {"g/cycle": "5"}})
-    assert cfg.lr == 2e-4 and cfg.epochs == 3 and cfg.lambdas["g/cycle"] == 5.0
+    cfg = TrainConfig.from_dict({"lr": "2e-4", "epochs": "3", "weights": {"g/cycle": "5"}})
+    assert cfg.lr == 2e-4 and cfg.epochs == 3 and cfg.weights["g/cycle"] == 5.0
     with pytest.raises(GenreError, match="lr must be a float"):
         TrainConfig.from_dict({"lr": "fast"})
     with pytest.raises(GenreError, match="true or false"):
@@ -502,7 +509,9 @@ def test_combine_generators_takes_each_direction_from_its_own_model(tmp_path):
 
     one, two = saved("one", 1), saved("two", 2)
     meta = json.loads((two / "model.json").read_text())
-    del meta["config"]["genre_shift"]  # as written before that setting existed: the same architecture
+    # as kind_version 1 wrote it: with the multi-genre fields the CycleGAN never used (any value)
+    meta["kind_version"], meta["config"] = 1, {**meta["config"], "genre_shift": False, "genre_branches": True,
+                                               "real_fake_per_genre": False}
     (two / "model.json").write_text(json.dumps(meta))
     combined = combine_generators(one, two, tmp_path / "both", thresholds={"ab": 0.4, "ba": 0.6})
     m, m1, m2 = (TransferModel.load(f) for f in (combined, one, two))
@@ -523,3 +532,13 @@ def test_combine_generators_takes_each_direction_from_its_own_model(tmp_path):
     with pytest.raises(GenreError, match="differ in their config"):
         combine_generators(one, wider, tmp_path / "y")
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.parametrize("name", ["jazz-classical", "jazz-classical-melody"])
+def test_shipped_pairs_are_version_1_files_that_load(name):
+    """The shipped pairs' model.json are kind_version 1, with the multi-genre fields the CycleGAN
+    carried unused; they are read without them."""
+    meta = json.loads((REPO / "data" / "models" / name / "model.json").read_text())
+    assert meta["kind_version"] == 1 and meta["config"]["genre_shift"] is True
+    model = TransferModel.load(name)
+    assert model.meta["kind_version"] == 2 and "genre_shift" not in model.meta["config"]

@@ -1,6 +1,7 @@
 """The multi-genre generator: networks and losses, the sampler, training, export, transfer, CLI."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,7 @@ from torch.nn import functional as F
 
 from midigenre import models
 from midigenre.config import MultiGenreConfig
-from midigenre.models import ModelConfig
+from midigenre.models import ModelConfig, MultiGenreModelConfig
 from midigenre.multitrain import GenreSampler, MultiGenreTask
 from midigenre.pianoroll import RollSettings
 from midigenre.prepare import prepare
@@ -99,24 +100,33 @@ def test_genre_loss_judges_binarised_fakes():
     assert m.G.net[0].weight.grad.abs().sum() > 0
 
 
-def test_genre_scale_weighs_the_genre_loss_per_target_genre():
-    """--genre-scale NAME=W multiplies the genre loss of the transfers into NAME alone."""
-    torch.manual_seed(1)
-    m = MultiGenreGAN(TINY, 3)
-    x = torch.rand(4, 1, 64, 84).round()
-    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
-    torch.manual_seed(2)
-    plain, fake = generator_losses(m, x, s, t, sigma_d=0.0)
-    ce = F.cross_entropy(m.critic_logits((fake > 0.5).float()).float(), t, reduction="none").detach()
-    assert plain["g/genre"].item() == pytest.approx(ce.mean().item(), rel=1e-5)
-    torch.manual_seed(2)
-    scaled, _ = generator_losses(m, x, s, t, sigma_d=0.0, genre_scale=torch.tensor([1.0, 1.0, 3.0]))
-    # targets 1, 2, 0, 2: the two transfers into genre 2 count three times
-    assert scaled["g/genre"].item() == pytest.approx((ce * torch.tensor([1.0, 3.0, 1.0, 3.0])).mean().item(), rel=1e-5)
-    assert MultiGenreConfig().genre_scale == {} and MultiGenreConfig(genre_scale={"jazz": 2}).genre_scale == {"jazz": 2.0}
-    for bad in ({"jazz": -1}, {"jazz": "x"}, ["jazz"]):
-        with pytest.raises(GenreError, match="genre_scale"):
-            MultiGenreConfig(genre_scale=bad)
+def test_removed_settings_are_read_at_their_only_value_and_refused_otherwise():
+    """real_fake, genre_scale and cycle_notes are gone (issue 26) and conditioning has no branch:
+    a saved run or config file may still name them at the behaviour that is left; anything else
+    is a one-line error naming the setting. lambdas is read as weights, the loss weights' name."""
+    old = {"real_fake": "shared", "genre_scale": {}, "cycle_notes": False, "lambdas": {"g/cycle": 5}}
+    cfg = MultiGenreConfig.from_dict(old)
+    assert cfg == MultiGenreConfig(weights={"g/cycle": 5}) and cfg.loss_weights["g/cycle"] == 5.0
+    assert MultiGenreConfig.from_dict({"genre_scale": {"jazz": 1.0}}) == MultiGenreConfig()
+    for bad, name in (({"real_fake": "per-genre"}, "real_fake"), ({"genre_scale": {"jazz": 2}}, "genre_scale"),
+                      ({"cycle_notes": True}, "cycle_notes"), ({"conditioning": "branch"}, "conditioning 'branch'")):
+        with pytest.raises(GenreError, match=f"{name}.*was removed after genre-transfer") as e:
+            MultiGenreConfig.from_dict(bad)
+        assert "\n" not in str(e.value)
+    with pytest.raises(GenreError, match="once, as weights"):
+        MultiGenreConfig.from_dict({"lambdas": {}, "weights": {}})
+    assert not {"real_fake", "genre_scale", "cycle_notes", "lambdas"} & set(MultiGenreConfig().to_dict())
+
+
+def test_defaults_are_the_shipped_four_genres_melody_recipe():
+    """MultiGenreConfig's defaults are the settings the shipped four-genres-melody was trained
+    with, but for how it was run (its epochs kept and chosen on validation songs)."""
+    train = json.loads((REPO / "data" / "models" / "four-genres-melody" / "model.json").read_text())["train"]
+    procedure = {"keep_epochs", "valid_fraction"}
+    got = MultiGenreConfig().to_dict()
+    assert {k: v for k, v in got.items() if k not in procedure} == \
+        {k: v for k, v in MultiGenreConfig.from_dict(train).to_dict().items() if k not in procedure}
+    assert got["conditioning"] == "scale" and got["critic"] == "adversarial" and got["harmony"] == 5.0
 
 
 def test_separate_critic_learns_genres_apart_from_d():
@@ -175,12 +185,16 @@ def test_adversarial_critic_has_a_generated_class():
 
 def test_scale_conditioning_cannot_write_without_input():
     """conditioning=scale: no shift parameters; an empty roll stays the same for every target (the
-    genre scales the input's features, it adds no constant plane), a real roll does not."""
-    cfg = MultiGenreConfig(conditioning="scale", preset="small")
-    assert cfg.model.genre_shift is False and MultiGenreConfig().model.genre_shift is True
+    genre scales the input's features, it adds no constant plane), a real roll does not. The
+    training setting and the architecture hold it the same way."""
+    assert MultiGenreConfig().model.conditioning == "scale"
+    assert MultiGenreConfig(conditioning="scale-shift", preset="small").model.conditioning == "scale-shift"
+    assert isinstance(MultiGenreConfig().model, MultiGenreModelConfig)
     torch.manual_seed(4)
-    m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False}), 3).eval()
-    assert not hasattr(m.G, "genre_shift") and hasattr(MultiGenreGAN(TINY, 3).G, "genre_shift")
+    m = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, conditioning="scale"), 3).eval()
+    shifted = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, conditioning="scale-shift"), 3)
+    assert not hasattr(m.G, "genre_shift") and hasattr(shifted.G, "genre_shift")
+    assert MultiGenreGAN(TINY, 3).config.conditioning == "scale"  # a plain ModelConfig: the default
     empty, x = torch.zeros(3, 1, 64, 84), torch.rand(3, 1, 64, 84).round()
     t = torch.tensor([0, 1, 2])
     with torch.no_grad():
@@ -190,79 +204,83 @@ def test_scale_conditioning_cannot_write_without_input():
         MultiGenreConfig(conditioning="shift")
 
 
-def test_branch_conditioning_routes_each_phrase_through_its_target_branch():
-    """conditioning=branch: a shared encoder and one branch (blocks + decoder) per target genre.
-    A phrase's output depends on its own target's branch only, whatever else is in the batch,
-    and the loss of the transfers into one genre trains that genre's branch and no other."""
-    cfg = MultiGenreConfig(conditioning="branch", preset="small")
-    assert cfg.model.genre_branches is True and cfg.model.genre_shift is False
-    assert MultiGenreConfig(conditioning="scale").model.genre_branches is False
-    torch.manual_seed(5)
-    m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_branches": True}), 3)
-    assert len(m.G.branches) == 3 and not hasattr(m.G, "genre_scale") and not hasattr(m.G, "net")
-    x = torch.rand(5, 1, 64, 84).round()
-    t = torch.tensor([2, 0, 2, 1, 0])
-    m.eval()
-    with torch.no_grad():
-        together = m.generate(x, t)
-        alone = torch.cat([m.generate(x[i:i + 1], t[i:i + 1]) for i in range(5)])
-        assert torch.allclose(together, alone, atol=1e-6)
-        assert not torch.allclose(m.generate(x, t), m.generate(x, (t + 1) % 3))
-    m.train()
-    m.generate(x[:2], torch.tensor([1, 1])).mean().backward()
-    grads = [sum(float(p.grad.abs().sum()) for p in b.parameters() if p.grad is not None) for b in m.G.branches]
-    assert grads[1] > 0 and grads[0] == 0 and grads[2] == 0
-    assert m.G.stem[0].weight.grad.abs().sum() > 0
+def test_the_cyclegan_architecture_carries_no_multi_genre_fields():
+    """The CycleGAN's ModelConfig has only what it uses; the conditioning is the multi-genre one's."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    assert not names & {"genre_shift", "genre_branches", "real_fake_per_genre", "conditioning"}
+    assert {f.name for f in dataclasses.fields(MultiGenreModelConfig)} - names == {"conditioning"}
+    with pytest.raises(GenreError, match="conditioning"):
+        MultiGenreModelConfig(**TINY_MODEL, conditioning="branch")
 
 
-def test_per_genre_real_fake_maps_judge_each_phrase_as_its_genre():
-    """real_fake=per-genre: D has one real/fake map per genre (before the shared critic's genre
-    maps); a phrase is scored by the map of the genre it is judged as, and d/adv on a fake into
-    genre 1 trains map 1's output only."""
-    cfg = MultiGenreConfig(real_fake="per-genre", preset="small")
-    assert cfg.model.real_fake_per_genre is True and MultiGenreConfig().model.real_fake_per_genre is False
-    with pytest.raises(GenreError, match="real_fake"):
-        MultiGenreConfig(real_fake="each")
-    torch.manual_seed(6)
-    arch = ModelConfig(**{**TINY_MODEL, "real_fake_per_genre": True})
-    m = MultiGenreGAN(arch, 3)  # shared critic: 3 real/fake maps, then 3 genre maps
-    x = torch.rand(4, 1, 64, 84).round()
-    g = torch.tensor([2, 0, 1, 2])
-    maps = m.D(x)
-    assert maps.shape[1] == 6
-    assert torch.equal(m.real_fake(x, g), maps[torch.arange(4), g].unsqueeze(1))
-    assert torch.equal(m.genre_logits(x), maps[:, 3:].mean(dim=(2, 3)))
-    with pytest.raises(ValueError, match="genre"):
-        m.real_fake(x)
-    # real phrases of genre 1, fakes into genre 2: d/adv trains maps 1 and 2, not map 0
-    ones = torch.ones(4, dtype=torch.long)
-    discriminator_losses(m, x, ones, torch.rand(4, 1, 64, 84), sigma_d=0.0, fake_target=2 * ones)["d/adv"].backward()
-    last = m.D.net[-1]
-    w = last.parametrizations.weight.original if hasattr(last, "parametrizations") else last.weight
-    per_map = w.grad.abs().sum(dim=(1, 2, 3))  # one filter per output map
-    assert per_map[1] > 0 and per_map[2] > 0 and per_map[0] == 0 and per_map[3:].sum() == 0
-    assert MultiGenreGAN(arch, 3, critic="adversarial").D.net[-1].out_channels == 3
+def _as_version_1(folder: Path, **config) -> None:
+    """Rewrite a saved multi-genre model.json as kind_version 1 wrote it: the conditioning as the
+    booleans genre_shift / genre_branches / real_fake_per_genre (per-target generators too)."""
+    meta = json.loads((folder / "model.json").read_text())
+
+    def old(c):
+        c = dict(c)
+        shift = c.pop("conditioning") == "scale-shift"
+        return {**c, "genre_shift": shift, "genre_branches": False, "real_fake_per_genre": False, **config}
+
+    meta["kind_version"] = 1
+    meta["config"] = old(meta["config"])
+    for p in meta.get("per_target_generators") or []:
+        p["config"] = old(p["config"])
+    (folder / "model.json").write_text(json.dumps(meta))
 
 
-def test_cycle_notes_takes_the_transfer_back_from_its_notes():
-    """--cycle-notes: the cycle's way back starts from G(x, t) binarised at 0.5, so a faint,
-    sub-threshold copy of the input cannot pass it; its gradient still reaches G's transfer."""
-    from midigenre.cyclegan import straight_through
+def test_version_1_model_json_loads_as_before_and_removed_architectures_are_refused(tmp_path):
+    """A model.json of kind_version 1 (genre_shift and the removed booleans at false) loads and
+    transfers as the same network; one with genre_branches or real_fake_per_genre true is a
+    one-line error naming the field. Re-saving writes version 2."""
+    from midigenre.stargan import combine_targets, save_multi_genre
+    from shared.registry import load_model, resave_model
 
-    torch.manual_seed(0)
-    m = MultiGenreGAN(TINY, 3)
-    x = torch.rand(4, 1, 64, 84).lt(0.1).float()
-    s, t = torch.tensor([0, 1, 2, 0]), torch.tensor([1, 2, 0, 2])
-    losses, fake = generator_losses(m, x, s, t, 0.0, cycle_notes=True)
-    with torch.no_grad():
-        want = F.l1_loss(m.generate((fake > 0.5).float(), s), x)
-        soft = F.l1_loss(m.generate(fake, s), x)
-    assert torch.allclose(losses["g/cycle"], want) and not torch.allclose(want, soft)
-    losses["g/cycle"].backward()
-    first = m.G.net[0]
-    weight = first.parametrizations.weight.original if hasattr(first, "parametrizations") else first.weight
-    assert weight.grad is not None and float(weight.grad.abs().sum()) > 0
-    assert torch.equal(straight_through(torch.tensor([0.2, 0.7])), torch.tensor([0.0, 1.0]))
+    roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
+    x = torch.rand(3, 1, 64, 84).round()
+    t = torch.tensor([0, 1, 2])
+    for conditioning in ("scale", "scale-shift"):
+        torch.manual_seed(7)
+        m = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, conditioning=conditioning), 3, critic="adversarial").eval()
+        folder = tmp_path / conditioning
+        save_multi_genre(folder, m, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
+        (folder / "split.json").write_text('{"songs": 1}')
+        combine_targets({g: folder for g in genres}, folder, tmp_path / f"{conditioning}-combined")
+        for f in (folder, tmp_path / f"{conditioning}-combined"):
+            _as_version_1(f)
+            loaded, meta = load_model(f)
+            assert meta["kind_version"] == 2 and meta["config"]["conditioning"] == conditioning
+            with torch.no_grad():  # the same network (one generator per target: batched per target)
+                assert torch.allclose(loaded.generate(x, t), m.generate(x, t), atol=1e-6)
+        again = resave_model(tmp_path / f"{conditioning}-combined", tmp_path / f"{conditioning}-again")
+        saved = json.loads((again / "model.json").read_text())
+        assert saved["kind_version"] == 2 and "genre_shift" not in saved["config"]
+        assert all(p["config"]["conditioning"] == conditioning for p in saved["per_target_generators"])
+    old = json.loads((tmp_path / "scale" / "model.json").read_text())
+    del old["config"]["genre_shift"]  # before the setting existed: every generator shifted
+    (tmp_path / "scale" / "model.json").write_text(json.dumps(old))
+    with pytest.raises(GenreError, match="do not fit"):  # so these weights, without a shift, no longer fit
+        load_model(tmp_path / "scale")
+    for name in ("genre_branches", "real_fake_per_genre"):
+        shutil.copytree(tmp_path / "scale-shift-again", tmp_path / name)
+        _as_version_1(tmp_path / name, **{name: True})
+        with pytest.raises(GenreError, match=f"{name}: true .*was removed after genre-transfer") as e:
+            TransferModel.load(tmp_path / name)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name", ["four-genres", "four-genres-melody"])
+def test_shipped_multi_genre_models_are_version_1_files_that_load(name):
+    """The shipped models' model.json are kind_version 1, with the removed fields at false."""
+    meta = json.loads((REPO / "data" / "models" / name / "model.json").read_text())
+    assert meta["kind_version"] == 1 and meta["config"]["genre_branches"] is False
+    assert meta["train"]["real_fake"] == "shared" and meta["train"]["cycle_notes"] is False
+    model = TransferModel.load(name)
+    assert all(not hasattr(g, "genre_shift") for g in model.net.G.generators)  # conditioning scale
+    assert MultiGenreConfig.from_dict(meta["train"]).conditioning == "scale"
 
 
 def test_keep_source_into_keeps_the_source_in_training_and_in_the_saved_model(three, tmp_path, tiny_preset, stub_samples):
@@ -317,7 +335,7 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     nets, folders = [], []
     for k in range(3):
         torch.manual_seed(10 + k)
-        m = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False}), 3, critic="adversarial").eval()
+        m = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, conditioning="scale"), 3, critic="adversarial").eval()
         folder = tmp_path / f"epoch_{k + 1}"
         save_multi_genre(folder, m, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres},
                          thresholds={g: 0.5 + 0.1 * k for g in genres}, epochs_done=k + 1,
@@ -352,7 +370,7 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
     (folders[1] / "split.json").write_text('{"songs": 1}')
     # a generator of another architecture (here: with the pitch plane and a shift) keeps its own
     torch.manual_seed(30)
-    other = MultiGenreGAN(ModelConfig(**TINY_MODEL, pitch_plane=True), 3).eval()
+    other = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, pitch_plane=True, conditioning="scale-shift"), 3).eval()
     save_multi_genre(tmp_path / "other", other, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
     (tmp_path / "other" / "split.json").write_text('{"songs": 1}')
     combine_targets({**sources, "mid": tmp_path / "other"}, folders[0], tmp_path / "mixed")
@@ -366,8 +384,7 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
         assert torch.allclose(TransferModel.load(tmp_path / "mixed2").net.generate(x, t), mixed.net.generate(x, t), atol=1e-6)
     # a source whose discriminator differs gives its generator all the same (D comes from the base)
     torch.manual_seed(20)
-    per_genre_d = MultiGenreGAN(ModelConfig(**{**TINY_MODEL, "genre_shift": False, "real_fake_per_genre": True}), 3,
-                                critic="adversarial")
+    per_genre_d = MultiGenreGAN(MultiGenreModelConfig(**TINY_MODEL, conditioning="scale"), 3, critic="shared")
     save_multi_genre(tmp_path / "pgd", per_genre_d, genres=genres, roll_settings=roll, genre_settings={g: roll for g in genres})
     (tmp_path / "pgd" / "split.json").write_text('{"songs": 1}')
     combine_targets({**sources, "mid": tmp_path / "pgd"}, folders[0], tmp_path / "with_pgd")
@@ -754,9 +771,7 @@ def test_bad_input(three, tmp_path, tiny_preset):
     with pytest.raises(GenreError, match="different settings.*keep_drums.*only the meter rule"):
         MultiGenreTask(sources([three[0], drums]), tmp_path / "r", cfg)
     with pytest.raises(GenreError, match="unknown loss names"):
-        MultiGenreConfig(lambdas={"g/adv_ab": 1})
-    with pytest.raises(GenreError, match="--genre-scale names jazz, not one of the genres"):
-        MultiGenreTask(sources(three[:2]), tmp_path / "r", MultiGenreConfig(preset=tiny_preset, genre_scale={"jazz": 2}))
+        MultiGenreConfig(weights={"g/adv_ab": 1})
 
 
 def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub_samples):
@@ -770,26 +785,22 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     run = tmp_path / "run"
     specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
     common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1"]
-    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning", "scale",
-            "--genre-scale", "mid=2", "--keep-source-into", "mid", "--cycle-notes", *common)
+    r = cli("midi", "train", *specs, "--out", run, "--epochs", "1", "--critic", "separate", "--conditioning",
+            "scale-shift", "--keep-source-into", "mid", *common)
     assert r.exit_code == 0, r.output
     assert json.loads((run / "model.json").read_text())["keep_source"] == {"low": False, "high": False, "mid": True}
-    assert json.loads((run / "model.json").read_text())["train"]["cycle_notes"] is True
     assert "low / high / mid" in r.output and "3 steps/epoch" in r.output
-    assert json.loads((run / "config.json").read_text())["train"]["critic"] == "separate"
-    assert json.loads((run / "model.json").read_text())["train"]["genre_scale"] == {"mid": 2.0}
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert train["critic"] == "separate" and train["conditioning"] == "scale-shift"
+    assert train["melody_lock"] and train["harmony"] == 5.0 and train["sigma_d"] == 0.1  # the recipe's defaults
     assert json.loads((run / "model.json").read_text())["critic"] == "separate"
-    assert TransferModel.load(run).net.C is not None and not hasattr(TransferModel.load(run).net.G, "genre_shift")
-    branched = tmp_path / "branched"
-    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "1", "--conditioning", "branch",
-            "--real-fake", "per-genre", *common)
-    assert r.exit_code == 0, r.output
-    assert json.loads((branched / "model.json").read_text())["config"]["genre_branches"] is True
-    assert json.loads((branched / "model.json").read_text())["config"]["real_fake_per_genre"] is True
-    r = cli("midi", "train", *specs, "--out", branched, "--epochs", "2", "--resume")  # one history pool per genre
-    assert r.exit_code == 0, r.output
-    model = TransferModel.load(branched)
-    assert len(model.net.G.branches) == 3 and model.transfer_phrases(np.zeros((1, 64, 84), bool), "mid")[0].shape == (1, 64, 84)
+    assert TransferModel.load(run).net.C is not None and hasattr(TransferModel.load(run).net.G, "genre_shift")
+    for removed in (["--real-fake", "per-genre"], ["--genre-scale", "mid=2"], ["--cycle-notes"]):  # gone (issue 26)
+        r = cli("midi", "train", *specs, "--out", tmp_path / "gone", *removed, *common)
+        assert r.exit_code == 2 and "No such option" in r.output, r.output
+    r = cli("midi", "train", *specs, "--out", tmp_path / "gone", "--conditioning", "branch", *common)
+    assert r.exit_code == 2 and "'branch' is not one of 'scale-shift', 'scale'" in r.output, r.output
+    (tmp_path / "branch.yaml").write_text("conditioning: branch\n")
     r = cli("midi", "train", *specs, "--out", run, "--epochs", "2", "--resume")
     assert r.exit_code == 0, r.output
     assert len((run / "log.csv").read_text().splitlines()) == 3
@@ -821,19 +832,15 @@ def test_cli_train_resume_transfer_and_errors(three, tmp_path, tiny_preset, stub
     one_line_error(cli("midi", "train", *specs, "--variant", "partial", "--out", tmp_path / "r1"), "--variant")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--critic", "shared", "--out", tmp_path / "r1"),
                    "--critic belongs to the multi-genre model")
-    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--genre-scale", "low=2", "--out", tmp_path / "r1"),
-                   "--genre-scale belongs to the multi-genre model")
-    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--real-fake", "per-genre", "--out",
-                       tmp_path / "r1"), "--real-fake belongs to the multi-genre model")
-    one_line_error(cli("midi", "train", *specs, "--genre-scale", "low", "--out", tmp_path / "r1"), "give NAME=W")
+    one_line_error(cli("midi", "train", *specs, "--config", tmp_path / "branch.yaml", "--out", tmp_path / "r1"),
+                   "conditioning 'branch' (residual blocks and decoder of their own per target genre) was removed")
+    (tmp_path / "per-genre.yaml").write_text("real_fake: per-genre\n")
+    one_line_error(cli("midi", "train", *specs, "--config", tmp_path / "per-genre.yaml", "--out", tmp_path / "r1"),
+                   "setting real_fake (--real-fake per-genre, a real/fake map per genre) was removed")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--keep-source-into", "low", "--out",
                        tmp_path / "r1"), "--keep-source-into belongs to the multi-genre model")
-    one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--cycle-notes", "--out", tmp_path / "r1"),
-                   "--cycle-notes belongs to the multi-genre model")
     one_line_error(cli("midi", "train", *specs, "--keep-source-into", "jazz", "--out", tmp_path / "r1"),
                    "--keep-source-into names jazz")
-    one_line_error(cli("midi", "train", *specs, "--genre-scale", "jazz=2", "--out", tmp_path / "r1"),
-                   "--genre-scale names jazz")
     one_line_error(cli("midi", "train", "--genre", f"low={three[0]}", "--genre", f"high={three[0]}",
                        "--out", tmp_path / "r1"), "'low', not 'high'")
     drums = tmp_path / "drums.h5"
@@ -897,8 +904,18 @@ def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples
 
 
 def test_the_critic_trains_and_old_runs_and_models_still_load(three, tmp_path, tiny_preset, stub_samples):
-    """One update moves the separate critic's weights (it is in D's optimizer); a run and a model
-    written before --critic / --conditioning existed resume and load as shared / scale-shift."""
+    """One update moves the separate critic's weights (it is in D's optimizer). A run written by
+    the version before the removals (config.json and checkpoint with real_fake / genre_scale /
+    cycle_notes at the behaviour that is left, the loss weights as lambdas; model.json of
+    kind_version 1) resumes on the command line, and so does one written before --critic,
+    --conditioning, --pitch-plane, --melody-lock, --keep and --harmony existed: a setting a saved
+    run lacks takes the default of then (shared, scale-shift, off, 0), not today's recipe."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from midigenre.config import DEFAULTS_BEFORE
+    from midigenre.train import run_settings
+
     run = tmp_path / "run"
     cfg = MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6, sample_phrases=1, critic="adversarial")
     task = MultiGenreTask(sources(three), run, cfg)
@@ -906,37 +923,50 @@ def test_the_critic_trains_and_old_runs_and_models_still_load(three, tmp_path, t
     task.train_step(task.batches(0)[0])
     assert any(not torch.equal(a, b) for a, b in zip(before, task.model.C.parameters()))
 
-    old = tmp_path / "old"
-    task = MultiGenreTask(sources(three), old, MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6,
-                                                                sample_phrases=1))
-    task.fit()
-    for name, drop in (("config.json", ("critic", "conditioning")), ("model.json", ("critic",))):
-        d = json.loads((old / name).read_text())
-        for key in drop:
-            d.get("train", {}).pop(key, None)
-            d.pop(key, None)
-        d.get("config", {}).pop("genre_shift", None)
-        (old / name).write_text(json.dumps(d))
-    ck = torch.load(old / "checkpoint.pt", weights_only=False)
-    for key in ("critic", "conditioning"):
-        ck["meta"]["config"].pop(key, None)
-    torch.save(ck, old / "checkpoint.pt")
-    model = TransferModel.load(old)
-    assert model.net.critic == "shared" and hasattr(model.net.G, "genre_shift")
-    again = MultiGenreTask(sources(three), old, MultiGenreConfig(preset=tiny_preset, epochs=2, batch_size=6,
-                                                                 sample_phrases=1), split=old / "split.json")
-    again.resume()
-    assert again.epoch == 1
+    then = {**DEFAULTS_BEFORE, "preset": tiny_preset, "epochs": 1, "batch_size": 6, "sample_phrases": 1}
+    specs = [x for name, p in zip(("low", "high", "mid"), three) for x in ("--genre", f"{name}={p}")]
+    later = ("critic", "conditioning", "pitch_plane", "melody_lock", "keep", "harmony")
+    for name, missing in (("old", ()), ("older", later)):
+        old = tmp_path / name
+        MultiGenreTask(sources(three), old, MultiGenreConfig(**then)).fit()
+
+        def as_written(train):
+            train = {k: v for k, v in train.items() if k not in missing}
+            train["lambdas"] = train.pop("weights")
+            return train if missing else {**train, "real_fake": "shared", "genre_scale": {}, "cycle_notes": False}
+
+        for file in ("config.json", "model.json"):
+            d = json.loads((old / file).read_text())
+            d["train"] = as_written(d["train"])
+            if missing:
+                d.pop("critic", None)
+            (old / file).write_text(json.dumps(d))
+        _as_version_1(old)
+        ck = torch.load(old / "checkpoint.pt", weights_only=False)
+        ck["meta"]["config"] = as_written(ck["meta"]["config"])
+        torch.save(ck, old / "checkpoint.pt")
+        model = TransferModel.load(old)
+        assert model.net.critic == "shared" and hasattr(model.net.G, "genre_shift") and not model.melody_lock
+        r = CliRunner().invoke(main, ["midi", "train", *map(str, specs), "--out", str(old), "--epochs", "2", "--resume"],
+                               catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        assert len((old / "log.csv").read_text().splitlines()) == 3
+        saved = json.loads((old / "model.json").read_text())
+        assert saved["kind_version"] == 2 and saved["config"]["conditioning"] == "scale-shift"
+        assert MultiGenreConfig.from_dict(saved["train"]) == MultiGenreConfig(**{**then, "epochs": 2})
+    (tmp_path / "old.yaml").write_text("real_fake: shared\ncycle_notes: false\ngenre_scale: {}\nlambdas: {g/cycle: 5}\n")
+    got, _ = run_settings(tmp_path / "new", config_file=tmp_path / "old.yaml", kind="multi-genre")
+    assert got == MultiGenreConfig(weights={"g/cycle": 5})
 
 
 def test_genre_evidence_measures_note_lengths_and_registers():
-    """scripts/genre_evidence.py: each note cell gets its note's length; a phrase's cells and the
+    """benchmarks/genre_evidence.py: each note cell gets its note's length; a phrase's cells and the
     classifier's evidence are split by register band and note length, each set summing to 1."""
     import importlib.util
 
     from midigenre.classifier import Classifier, GenreClassifier
 
-    spec = importlib.util.spec_from_file_location("genre_evidence", REPO / "scripts" / "genre_evidence.py")
+    spec = importlib.util.spec_from_file_location("genre_evidence", REPO / "benchmarks" / "genre_evidence.py")
     ge = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ge)
     x = np.zeros((2, 64, 84), bool)
@@ -968,7 +998,7 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
     results = []
     # two trainings (different settings), two epochs each; each epoch's validation results
     for run, pitch_plane in (("a", False), ("b", True)):
-        cfg = ModelConfig(**TINY_MODEL, genre_shift=False, pitch_plane=pitch_plane)
+        cfg = MultiGenreModelConfig(**TINY_MODEL, conditioning="scale", pitch_plane=pitch_plane)
         (tmp_path / run).mkdir()
         with open(tmp_path / run / "log.csv", "w", newline="") as fh:
             w = csv_.writer(fh)

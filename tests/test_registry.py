@@ -125,7 +125,7 @@ KINDS = ["cyclegan", "multi-genre", "genre-classifier", "audio-cnn", "audio-wav2
 def test_every_kind_round_trips_through_the_registry(kind, tmp_path, encoder_dir):
     module, x = _make(kind, tmp_path / "m", encoder_dir)
     meta = json.loads((tmp_path / "m" / "model.json").read_text())
-    assert meta["format"] == registry.FORMAT and meta["kind_version"] == 1 and meta["config"] and meta["settings"]
+    assert meta["format"] == registry.FORMAT and meta["kind_version"] == registry.get_kind(meta["kind"]).version and meta["config"] and meta["settings"]
     assert meta["kind"] in registry.kinds() and meta["package_version"] and meta["torch_version"]
     loaded, meta2 = registry.load_model(tmp_path / "m")
     assert not loaded.training and meta2["kind"] == meta["kind"]
