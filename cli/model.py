@@ -114,6 +114,13 @@ def _show(name, folder: Path, meta: dict, split: dict | None, songs: str | None)
             click.echo(f"  {label} songs: " + ", ".join(f"{g} {n}" for g, n in counts[p].items()))
         click.echo(f"  (genre model {name} --songs test lists the held-out ones)")
     card = folder / "README.md"
+    text = card.read_text(encoding="utf-8", errors="replace") if card.is_file() else ""
+    made = next((line.split("`")[1] for line in text.splitlines() if line.startswith("- Command: `")), None)
+    if (folder / "recipe.toml").is_file() and made:
+        click.echo(f"  made by: {made}")
+    head = next((line for line in text.splitlines() if line.startswith("**Every target met")), None)
+    if head:
+        click.echo(f"  held out: {head.replace('**', '')}")
     if card.is_file():
         click.echo(f"  card: {card}")
 
