@@ -568,8 +568,8 @@ def _choose(runs, out: Path, **kwargs) -> None:
 
     choice = choose_model(runs, out, say=lambda line: click.echo(line, err=True), **kwargs)
     click.echo("\n".join(choice.lines()))
-    click.echo(f"chosen model: {choice.model} (use it with --model {choice.model}; score it on the held-out songs "
-               f"with benchmarks/multi_genre.py --model {choice.model})")
+    click.echo(f"chosen model: {choice.model} (use it with --model {choice.model}; chosen on the validation songs, "
+               "the held-out songs are still unread)")
 
 
 @midi.command()
@@ -646,8 +646,8 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, keep_th
                        + (", keeps the source's notes" if r.get("keep_source") else "")
                        + f": share {j['share']:.2f} (random edit {j['random_edit']:.2f}), melody on top "
                        f"{r['melody_top']:.2f}, harmony {r['harmony']:.2f}, onsets ×{r['onsets_ratio']:.2f}")
-        click.echo(f"chosen model: {res['model']} (use it with --model {res['model']}; measure it on the held-out songs "
-                   "with benchmarks/keep_the_song.py)")
+        click.echo(f"chosen model: {res['model']} (use it with --model {res['model']}; the held-out songs are still "
+                   "unread: genre midi train --recipe trains, chooses like this and measures on them in one command)")
         return
     if data_folders or max_songs:
         raise GenreError("--data and --songs go with --keep-the-song")

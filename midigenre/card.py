@@ -16,8 +16,8 @@ import os
 import shutil
 from pathlib import Path
 
-from midigenre.song_quality import (HARMONY_MARGIN, ONSET_RANGE, SHARE_MARGIN, TARGET_HARMONY, TARGET_MELODY_TOP,
-                                    TARGET_SHARE)
+from midigenre.choose import (HARMONY_MARGIN, ONSET_RANGE, SHARE_MARGIN, SONG_GRID, TARGET_HARMONY, TARGET_MELODY_TOP,
+                              TARGET_SHARE)
 
 INDEPENDENT = ("cnn-seed1", "feature")
 
@@ -144,7 +144,8 @@ def card(meta: dict, *, name: str, recipe, record: dict, choice: dict, results: 
         "", "## Choice (validation songs, reference judge)",
         "- Songs: " + ", ".join(f"{g} {len(v)}" for g, v in choice["songs"].items())
         + (f" (the first {recipe.choose_songs} by name of each genre)" if recipe.choose_songs else " (all)") + ".",
-        "- Every kept epoch at every binarisation threshold of 0.3–0.8, with and without keeping the source's "
+        f"- Every kept epoch at every binarisation threshold of {SONG_GRID[0]:g}–{SONG_GRID[-1]:g}, with and without "
+        "keeping the source's "
         "notes, per direction; kept: the one that meets the most targets, then the widest margin, by the "
         "**reference** judge (a CNN of Brunner et al. trained on the split's training songs). That judge is not "
         "used for the headline.", "",

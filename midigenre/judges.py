@@ -10,11 +10,18 @@ than an adversarial texture.
 
 :func:`music_stats` summarises a set of phrases in the numbers a musician would look at, and
 :func:`stats_gap` compares transferred phrases with real phrases of the target genre.
+
+The judges of a choice and of its measures are trained here, on the training songs of a split
+only (:func:`train_judges`, :func:`cnn_judge`): ``reference`` (the CNN, seed 0) chooses
+(:mod:`midigenre.choose`); ``cnn-seed1`` and ``feature`` give the headline of a model's card.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -196,3 +203,77 @@ def stats_gap(transferred: np.ndarray, target: np.ndarray) -> dict[str, float]:
         out[f"{key}_target"] = b[key]
     out["pitch_class_l1"] = float(np.abs(np.array(a["pitch_classes"]) - np.array(b["pitch_classes"])).sum())
     return out
+
+
+#: The judges of a choice and of its measures: name → (kind, seed). ``reference`` chooses;
+#: ``cnn-seed1`` (the same network, another seed) and ``feature`` (:class:`FeatureJudge`) judge the
+#: headline, so a model is never read by the judge that chose it.
+JUDGES = {"reference": ("cnn", 0), "cnn-seed1": ("cnn", 1), "feature": ("feature", 1)}
+
+
+def _sources(caches: dict[str, str | os.PathLike]) -> list:
+    from midigenre.train import GenreSource
+
+    return [GenreSource.parse_named(f"{g}={c}") for g, c in caches.items()]
+
+
+def cnn_judge(caches: dict[str, str | os.PathLike], split_path: str | os.PathLike, folder: str | os.PathLike, *,
+              seed: int = 0, epochs: int = 10, device: str = "cpu", say: Callable[[str], None] | None = None):
+    """The CNN judge (the classifier of Brunner et al.) of ``caches``' genres ({genre: cache})
+    trained on the training songs of the split ``split_path`` alone, with ``seed``, into
+    ``folder``; the one already there is reused (it must judge the same genres)."""
+    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
+
+    folder = Path(folder)
+    if not (folder / "model.json").is_file():
+        if say is not None:
+            say(f"training a judge ({epochs} epochs, seed {seed}) on the training songs into {folder} …")
+        train_classifier(_sources(caches), folder, ClassifierConfig(epochs=epochs, seed=seed), split=split_path,
+                         device=device, on_epoch=None if say is None else
+                         lambda epoch, row: say(f"  judge epoch {epoch} of {epochs}"))
+    judge = Classifier.load(folder)
+    if sorted(judge.genres) != sorted(caches):
+        raise GenreError(f"{folder} judges {', '.join(judge.genres)}, not {', '.join(caches)}: "
+                         "move it away to train it again")
+    return judge
+
+
+def feature_judge(caches: dict[str, str | os.PathLike], split_path: str | os.PathLike, settings_hash: str, *,
+                  seed: int = 1, phrases: int = 4000) -> FeatureJudge:
+    """:class:`FeatureJudge` of ``caches``' genres trained on at most ``phrases`` phrases with notes
+    of each genre's training songs (a seeded choice)."""
+    from midigenre.choose import part_phrases
+    from midigenre.dataset import SongSplit
+
+    train = part_phrases(_sources(caches), SongSplit.load(split_path), "train", phrases, 0)
+    return FeatureJudge.train(train, list(caches), settings_hash, seed=seed)
+
+
+def train_judges(caches: dict[str, str | os.PathLike], split_path: str | os.PathLike, folder: str | os.PathLike, *,
+                 which: Sequence[str] = tuple(JUDGES), epochs: int = 10, device: str = "cpu",
+                 say: Callable[[str], None] | None = None) -> dict:
+    """The judges ``which`` (names of :data:`JUDGES`) of ``caches``' genres ({genre: cache}), all
+    trained on the split's training songs only: the CNNs kept in ``folder/NAME`` and reused when
+    there (:func:`cnn_judge`), the feature judge trained anew (a minute; :func:`feature_judge`)."""
+    from midigenre.dataset import PhraseCache
+
+    unknown = [n for n in which if n not in JUDGES]
+    if unknown:
+        raise GenreError(f"no judge named {unknown[0]}; the judges are {', '.join(JUDGES)}")
+    folder = Path(folder)
+    judges = {}
+    for name in which:
+        kind, seed = JUDGES[name]
+        if kind == "cnn":
+            judges[name] = cnn_judge(caches, split_path, folder / name, seed=seed, epochs=epochs, device=device, say=say)
+    for name in which:
+        kind, seed = JUDGES[name]
+        if kind == "feature":
+            cnn = next((j for j in judges.values()), None)
+            if cnn is not None:
+                settings_hash = cnn.settings_hash
+            else:
+                with PhraseCache(_sources(caches)[0].path) as c:
+                    settings_hash = c.header.settings_hash
+            judges[name] = feature_judge(caches, split_path, settings_hash, seed=seed)
+    return {n: judges[n] for n in which}

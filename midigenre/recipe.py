@@ -15,7 +15,7 @@ stopped:
    ``cnn-seed1`` (the same network, another seed) and ``feature`` (an MLP over musical
    statistics) give the headline;
 5. ``chosen/``: the model chosen from the kept epochs on whole validation songs by the
-   reference judge (:func:`midigenre.song_quality.choose_model`);
+   reference judge (:func:`midigenre.choose.choose_by_song`);
 6. ``held-out.json``: the chosen model measured on the held-out songs
    (:func:`midigenre.song_quality.measure_model`), beside matched baselines;
 7. ``model/``: the model folder (weights, ``model.json``, ``split.json``, the recipe) with its card
@@ -354,7 +354,7 @@ def train_judges(recipe: Recipe, caches: dict[str, Path], split: Path, folder: P
     """The judges of every genre the recipe judges by, trained on the split's training songs only:
     ``reference`` (the CNN of Brunner et al., seed 0: it chooses), ``cnn-seed1`` (seed 1) and
     ``feature`` (:class:`midigenre.judges.FeatureJudge`): kept in ``folder`` and reused."""
-    from midigenre.song_quality import train_judges as train_all
+    from midigenre.judges import train_judges as train_all
 
     return train_all({g: caches[g] for g in recipe.judge_genres}, split, folder, epochs=recipe.judge_epochs,
                      device=device, say=say)
@@ -384,6 +384,7 @@ def run_recipe(recipe: Recipe, genres: dict[str, Sequence[str | os.PathLike]], o
     songs are read from here); ``command``: the command line, for the card."""
     from midigenre import song_quality
     from midigenre.card import write_model
+    from midigenre.choose import choose_by_song
     from midigenre.dataset import SongSplit
     from shared.atomic import write_json
 
@@ -439,8 +440,8 @@ def run_recipe(recipe: Recipe, genres: dict[str, Sequence[str | os.PathLike]], o
         valid = {g: valid[g] for g in recipe.genres}
         _say(say, "choosing on the validation songs (" + ", ".join(f"{g} {len(v)}" for g, v in valid.items())
              + ") by the reference judge …")
-        res = song_quality.choose_model(candidates(recipe, runs), chosen_dir / "model", songs=valid,
-                                        judge=judges["reference"], progress=lambda *a: _say(say, f"  {a[-1]}"))
+        res = choose_by_song(candidates(recipe, runs), chosen_dir / "model", songs=valid,
+                             judge=judges["reference"], progress=lambda *a: _say(say, f"  {a[-1]}"))
         write_json(chosen_dir / "choice.json", json.loads(json.dumps(
             {"model": res["model"], "chosen": res["chosen"], "songs": {g: [p.name for p in v] for g, v in valid.items()},
              "seconds": round(time.time() - t0, 1)}, default=float)))

@@ -14,8 +14,10 @@ so the melody is the melody track where the file names one, else the skyline):
   (:mod:`midigenre.baselines`): the source unchanged, random deletion/addition at the direction's
   own removed/added shares, and the melody over a random real accompaniment of the target genre.
 
-:func:`passes` is the target of issue 25 for one direction and one judge. The judge that chose a
-model's epochs and thresholds must not be the one its headline is read from.
+Issue 25's targets for one direction and one judge, and the choice of a model by them, are
+:func:`midigenre.choose.song_passes` and :func:`midigenre.choose.choose_by_song`. The judge that
+chose a model's epochs and thresholds must not be the one its headline is read from
+(:func:`measure_model` measures by every judge of :func:`midigenre.judges.train_judges`).
 
     >>> from midigenre.song_quality import transfer_songs, measure_direction
     >>> songs = transfer_songs(model, ["a.mid", "b.mid"], "jazz", "classical")
@@ -30,12 +32,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from shared.errors import GenreError
-
-#: Issue 25's targets for one direction.
-TARGET_SHARE, SHARE_MARGIN = 0.5, 0.25          # share judged target ≥ 0.5 and ≥ random edit + 0.25
-TARGET_HARMONY, HARMONY_MARGIN = 0.75, 0.30     # harmony ≥ 0.75 and ≥ random accompaniment + 0.3
-TARGET_MELODY_TOP = 0.95
-ONSET_RANGE = (0.5, 2.0)                         # onsets per phrase over the target genre's real phrases
 
 
 @dataclass
@@ -169,34 +165,6 @@ def _nanmean(v) -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
-def passes(row: dict, judge: str) -> dict[str, bool]:
-    """Which of issue 25's targets a direction meets by ``judge``: share (≥ 0.5 and ≥ the random
-    edit + 0.25), harmony (≥ 0.75 and ≥ the random accompaniment + 0.3), melody (top voice ≥ 0.95),
-    onsets (0.5–2× the target genre's), and ``all``."""
-    j = row["judges"][judge]
-    out = {
-        "share": j["share"] >= TARGET_SHARE and j["share"] >= j["random_edit"] + SHARE_MARGIN,
-        "harmony": row["harmony"] >= TARGET_HARMONY and row["harmony"] >= row["harmony_accompaniment"] + HARMONY_MARGIN,
-        "melody": row["melody_top"] >= TARGET_MELODY_TOP,
-        "onsets": ONSET_RANGE[0] <= row["onsets_ratio"] <= ONSET_RANGE[1],
-    }
-    out["all"] = all(out.values())
-    return out
-
-
-def margin(row: dict, judge: str) -> float:
-    """How far a direction is inside its targets by ``judge`` (negative: outside), the smallest of
-    the share, harmony and onset margins, each scaled to its range — what a choice maximises."""
-    j = row["judges"][judge]
-    r = row["onsets_ratio"]
-    parts = [(j["share"] - TARGET_SHARE) / TARGET_SHARE, (j["share"] - j["random_edit"] - SHARE_MARGIN) / SHARE_MARGIN,
-             (row["harmony"] - TARGET_HARMONY) / (1 - TARGET_HARMONY),
-             (row["harmony"] - row["harmony_accompaniment"] - HARMONY_MARGIN) / HARMONY_MARGIN,
-             min(np.log(r / ONSET_RANGE[0]), np.log(ONSET_RANGE[1] / r)) / np.log(2) if r > 0 else -1.0]
-    parts = [p for p in parts if np.isfinite(p)]
-    return float(min(parts)) if parts else float("-inf")
-
-
 def split_songs(split, genre: str, part: str, folders: list[str | os.PathLike]) -> list:
     """The files of ``split``'s ``part`` songs of ``genre``, found by name under ``folders`` and
     checked by their SHA-1 (a file whose contents differ is not the split's song)."""
@@ -213,112 +181,7 @@ def split_songs(split, genre: str, part: str, folders: list[str | os.PathLike]) 
     return [found[n] for n in sorted(found)]
 
 
-#: The binarisation thresholds a choice tries for each direction.
-GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
-
-
-def direction_grid(model, d: DirectionPhrases, judges: dict, *, target_real: np.ndarray, grid=GRID,
-                   seed: int = 0, keep_source=(False, True)) -> list[dict]:
-    """:func:`measure_direction` of ``d`` (kept with probabilities) at each threshold of ``grid``,
-    with and without keeping the source's notes (``keep_source``); each row carries its
-    ``threshold`` and ``keep_source``."""
-    rows = []
-    for keep in keep_source:
-        for t in grid:
-            row = measure_direction(at_threshold(model, d, t, keep), judges, target_real=target_real,
-                                    locked=model.melody_lock, settings=model.settings_for(d.source_genre), seed=seed)
-            rows.append({**row, "threshold": float(t), "keep_source": bool(keep)})
-    return rows
-
-
-def best_rows(rows: list[dict], judge: str) -> dict:
-    """The row that meets the most of :func:`passes`' targets by ``judge``, then the widest :func:`margin`."""
-    def key(r):
-        p = passes(r, judge)
-        return (p["all"], sum(v for k, v in p.items() if k != "all"), margin(r, judge))
-
-    return max(rows, key=key)
-
-
-def choose_model(candidates: list, out, *, songs: dict[str, list], judge, judge_name: str = "reference",
-                 melody: str = "auto", grid=GRID, progress=None) -> dict:
-    """Choose a model from ``candidates`` (epoch, run or model folders of one training, or of
-    trainings sharing genres, settings and split) on ``songs`` ({genre: validation song paths})
-    with ``judge``: per direction every candidate at every threshold of ``grid``
-    (:func:`direction_grid`), with and without keeping the source's notes; a pair model takes each
-    direction's best generator, threshold and keep-source (:func:`midigenre.models.combine_generators`),
-    a multi-genre model each target genre's best generator and keep-source (most directions into it
-    meeting every target, then the widest mean margin) with a threshold per direction
-    (:func:`midigenre.stargan.combine_targets`). Writes the model to
-    ``out`` and returns ``{"model": path, "rows": {candidate: [rows]}, "chosen": …}``.
-    """
-    from pathlib import Path
-
-    from midigenre.transfer import GenreTransfer
-
-    judges = {judge_name: judge}
-    table: dict[str, list[dict]] = {}
-    kind = None
-    for c in candidates:
-        model = GenreTransfer.load(c)
-        kind = model.kind
-        real = {}
-        for g in model.names:
-            if g in songs:
-                real[g] = _real_phrases(model, songs[g], g)
-        rows = []
-        for s in model.names:
-            for t in model.names:
-                if s == t or s not in songs:
-                    continue
-                d = transfer_songs(model, songs[s], s, t, melody=melody, keep_probabilities=True)
-                for r in direction_grid(model, d, judges, target_real=real[t], grid=grid):
-                    rows.append({**r, "candidate": str(c)})
-                if progress is not None:
-                    progress("choosing", len(rows), 0, f"{Path(c).name}: {s} → {t}")
-        table[str(c)] = rows
-    every = [r for rows in table.values() for r in rows]
-    directions = sorted({(r["source"], r["target"]) for r in every})
-    out = Path(out)
-    if kind == "cyclegan":
-        from midigenre.models import combine_generators
-
-        model = GenreTransfer.load(candidates[0])
-        a, b = model.genres["a"], model.genres["b"]
-        best = {(s, t): best_rows([r for r in every if (r["source"], r["target"]) == (s, t)], judge_name)
-                for s, t in directions}
-        ab, ba = best[(a, b)], best[(b, a)]
-        path = combine_generators(ab["candidate"], ba["candidate"], out,
-                                  thresholds={"ab": ab["threshold"], "ba": ba["threshold"]},
-                                  keep_source={"ab": ab.get("keep_source", False), "ba": ba.get("keep_source", False)})
-        chosen = {f"{a}→{b}": ab, f"{b}→{a}": ba}
-    else:
-        from midigenre.stargan import combine_targets
-
-        model = GenreTransfer.load(candidates[0])
-        sources, thresholds, pair_thresholds, chosen, keep = {}, {}, {}, {}, {}
-        for t in model.names:
-            def score(ck):  # a candidate, and whether the transfers into t keep their source's notes
-                c, k = ck
-                best = [best_rows([r for r in table[c] if r["target"] == t and r["source"] == s
-                                   and r.get("keep_source", False) == k], judge_name)
-                        for s in model.names if s != t and s in songs]
-                return (sum(passes(r, judge_name)["all"] for r in best), float(np.mean([margin(r, judge_name) for r in best])), best)
-
-            c, keep[t] = max([(c, k) for c in table for k in (False, True)
-                              if any(r.get("keep_source", False) == k for r in table[c])], key=lambda ck: score(ck)[:2])
-            sources[t] = c
-            best = score((c, keep[t]))[2]
-            for r in best:
-                pair_thresholds.setdefault(r["source"], {})[t] = r["threshold"]
-                chosen[f"{r['source']}→{t}"] = r
-            thresholds[t] = float(np.median([r["threshold"] for r in best]))
-        path = combine_targets(sources, candidates[-1], out, thresholds=thresholds, pair_thresholds=pair_thresholds,
-                               keep_source=keep)
-    return {"model": str(path), "rows": table, "chosen": chosen}
-
-
-def _real_phrases(model, songs: list, genre: str) -> np.ndarray:
+def real_phrases(model, songs: list, genre: str) -> np.ndarray:
     """The phrases with notes of ``songs`` (a genre's real music) under the model's settings."""
     from midigenre.pianoroll import Unusable, read_song, split_phrases
 
@@ -333,50 +196,18 @@ def _real_phrases(model, songs: list, genre: str) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, 64, model.settings.n_pitches), bool)
 
 
-def train_judges(caches: dict[str, str | os.PathLike], split_path: str | os.PathLike, folder: str | os.PathLike, *,
-                 epochs: int = 10, device: str = "cpu", say=None) -> dict:
-    """The judges of ``caches``' genres ({genre: cache}), trained on the split's training songs
-    only: ``reference`` (the CNN of Brunner et al., seed 0, which chooses), ``cnn-seed1`` (the same
-    network, seed 1) and ``feature`` (:class:`midigenre.judges.FeatureJudge`, seed 1), the first
-    two kept in ``folder/NAME`` and reused when there."""
-    from pathlib import Path
-
-    from midigenre.choose import part_phrases
-    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
-    from midigenre.dataset import SongSplit
-    from midigenre.judges import FeatureJudge
-    from midigenre.train import GenreSource
-
-    names = list(caches)
-    sources = [GenreSource.parse_named(f"{g}={caches[g]}") for g in names]
-    folder = Path(folder)
-    judges = {}
-    for name, seed in (("reference", 0), ("cnn-seed1", 1)):
-        if not (folder / name / "model.json").is_file():
-            if say is not None:
-                say(f"training the {name} judge ({epochs} epochs, seed {seed}) on the training songs …")
-            train_classifier(sources, folder / name, ClassifierConfig(epochs=epochs, seed=seed), split=split_path,
-                             device=device)
-        judges[name] = Classifier.load(folder / name)
-        if judges[name].genres != names:
-            raise GenreError(f"{folder / name} judges {', '.join(judges[name].genres)}, not {', '.join(names)}: "
-                             "move it away to train it again")
-    train = part_phrases(sources, SongSplit.load(split_path), "train", 4000, 0)
-    judges["feature"] = FeatureJudge.train(train, names, judges["reference"].settings_hash, seed=1)
-    return judges
-
-
 def measure_model(model, judges: dict, songs: dict[str, list], *, melody: str = "auto", progress=None) -> list[dict]:
     """Every direction of ``model`` (a folder, shipped name or loaded model) on ``songs``
     ({genre: song paths}, e.g. the held-out ones) by every judge (:func:`measure_direction`), each
-    row with ``passes`` per judge."""
+    row with ``passes`` per judge (:func:`midigenre.choose.song_passes`)."""
     import time
 
+    from midigenre.choose import song_passes
     from midigenre.transfer import GenreTransfer
 
     if not hasattr(model, "names"):
         model = GenreTransfer.load(model)
-    real = {g: _real_phrases(model, songs[g], g) for g in model.names if g in songs}
+    real = {g: real_phrases(model, songs[g], g) for g in model.names if g in songs}
     rows = []
     for s in model.names:
         for t in model.names:
@@ -386,7 +217,7 @@ def measure_model(model, judges: dict, songs: dict[str, list], *, melody: str = 
             d = transfer_songs(model, songs[s], s, t, melody=melody)
             row = measure_direction(d, judges, target_real=real[t], locked=model.melody_lock,
                                     settings=model.settings_for(s))
-            row["passes"] = {j: passes(row, j) for j in judges}
+            row["passes"] = {j: song_passes(row, j) for j in judges}
             row["seconds"] = round(time.time() - t0, 1)
             rows.append(row)
             if progress is not None:

@@ -243,7 +243,7 @@ class MultiGenreTransfer(GenreTransfer):
     names : the genres, in the order of the generator's one-hot channels.
     thresholds : binarisation threshold per target genre (0.5 unless saved with others).
     pair_thresholds : ``{source: {target: threshold}}`` for the directions calibrated on their own
-        (``scripts/calibrate_thresholds.py``); they take precedence when the source genre is known.
+        (:func:`midigenre.choose.choose_thresholds`); they take precedence when the source genre is known.
     """
 
     kind = "multi-genre"

@@ -310,7 +310,8 @@ class _DensityJudge:
 
 
 def test_song_quality_grid_and_choice_with_keep_source(locked_model, tmp_path):
-    from midigenre.song_quality import choose_model, direction_grid, passes, transfer_songs
+    from midigenre.choose import choose_by_song, song_direction_grid, song_passes
+    from midigenre.song_quality import transfer_songs
     from midigenre.transfer import GenreTransfer
 
     paths = []
@@ -320,15 +321,15 @@ def test_song_quality_grid_and_choice_with_keep_source(locked_model, tmp_path):
     model = GenreTransfer.load(locked_model)
     d = transfer_songs(model, paths, "pop", "jazz", keep_probabilities=True)
     assert d.songs == 2 and d.source.shape == d.result.shape == d.probabilities.shape
-    rows = direction_grid(model, d, {"density": _DensityJudge()}, target_real=d.source, grid=(0.4, 0.6))
+    rows = song_direction_grid(model, d, {"density": _DensityJudge()}, target_real=d.source, grid=(0.4, 0.6))
     assert [(r["keep_source"], r["threshold"]) for r in rows] == [(False, 0.4), (False, 0.6), (True, 0.4), (True, 0.6)]
     for plain, kept in zip(rows[:2], rows[2:]):
         # keeping the source keeps its accompaniment under the melody: fewer notes removed, as much harmony
         assert kept["removed"] <= plain["removed"] and kept["harmony"] >= plain["harmony"] - 1e-9
         assert kept["melody_sounding"] == plain["melody_sounding"] == 1.0
-        assert set(passes(kept, "density")) == {"share", "harmony", "melody", "onsets", "all"}
+        assert set(song_passes(kept, "density")) == {"share", "harmony", "melody", "onsets", "all"}
     (locked_model / "split.json").write_text('{"genres": {}}')  # a combination needs its sources' split
-    res = choose_model([locked_model], tmp_path / "chosen", songs={"pop": paths[:1], "jazz": paths[1:]},
+    res = choose_by_song([locked_model], tmp_path / "chosen", songs={"pop": paths[:1], "jazz": paths[1:]},
                        judge=_DensityJudge(), grid=(0.5,))
     chosen = GenreTransfer.load(res["model"])
     assert chosen.melody_lock

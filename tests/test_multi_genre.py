@@ -397,7 +397,7 @@ def test_combine_targets_takes_each_target_genre_generator_from_its_own_source(t
 
 
 def test_pair_thresholds_apply_when_the_source_genre_is_known(tmp_path):
-    """pair_thresholds (scripts/calibrate_thresholds.py): source → target is binarised at its own
+    """pair_thresholds (chosen by genre midi choose): source → target is binarised at its own
     threshold when the source genre is known, at the target genre's otherwise; probabilities and
     binarize give what transfer_phrases gives, kept source included."""
     from midigenre.stargan import save_multi_genre
@@ -485,31 +485,20 @@ def test_threshold_grid_is_the_transfer_at_each_threshold(tmp_path):
     assert len({r["transposition_invariant"] for r in rows}) > 1  # the thresholds give different transfers
 
 
-def _valid_results(path: Path, folder: Path, genres: list[str], epoch: int, directions: list[dict]) -> Path:
-    """A results.json of benchmarks/multi_genre.py --part valid for one candidate."""
-    path.parent.mkdir()
-    path.write_text(json.dumps({"part": "valid", "model": str(folder), "genres": genres, "epochs_done": epoch,
-                                "directions": directions}))
-    return path
+def _grid(points: dict) -> list[dict]:
+    """A direction's threshold grid: {threshold: (share, transposition-invariant content change)}."""
+    return [{"threshold": k, "share": v[0], "transposition_invariant": v[1]} for k, v in points.items()]
 
 
-def _combine(results: list[Path], out: Path):
-    """Run scripts/combine_targets.py on ``results`` into ``out``."""
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, str(REPO / "scripts" / "combine_targets.py"), *map(str, results), "--out", str(out)],
-                          capture_output=True, text=True, cwd=REPO)
-
-
-def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_path):
-    """With a threshold grid in the validation results, combine_targets.py scores a direction at
-    its best threshold: an epoch whose transfers add too much at 0.5 but meet the target with a
-    wider margin at 0.7 wins; candidates scored with and without a grid are refused together."""
+def test_choice_scores_each_direction_at_its_own_threshold(tmp_path):
+    """midigenre.choose.combine_choice: a direction is scored at its best threshold, so an epoch
+    whose transfers add too much at 0.5 but meet the target with a wider margin at 0.7 wins, and
+    the directions into that target are binarised where they meet it."""
+    from midigenre.choose import Candidate, combine_choice
     from midigenre.stargan import save_multi_genre
 
     roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
-    results = []
+    candidates = []
     # into low: epoch 1 adds too much at 0.5 (0.9, TI 1.5) but meets it at 0.7 (0.8, 1.0);
     # epoch 2 meets it at 0.5 only narrowly (0.6, 1.1); the other targets alike in both
     into_low = {1: {0.5: (0.9, 1.5), 0.7: (0.8, 1.0)}, 2: {0.5: (0.6, 1.1), 0.7: (0.4, 0.9)}}
@@ -519,33 +508,15 @@ def test_combine_targets_script_scores_each_direction_at_its_own_threshold(tmp_p
         save_multi_genre(folder, MultiGenreGAN(TINY, 3), genres=genres, roll_settings=roll,
                          genre_settings={g: roll for g in genres}, epochs_done=epoch, train={"run": "run"})
         (folder / "split.json").write_text('{"songs": 1}')
-        directions = []
-        for s in genres:
-            for t in genres:
-                if s == t:
-                    continue
-                grid = into_low[epoch] if t == "low" else {0.5: (0.7, 0.8), 0.7: (0.6, 0.7)}
-                share, ti = grid[0.5]
-                directions.append({"source": s, "target": t, "share_target[reference]": share, "transposition_invariant": ti,
-                                   "grid": [{"threshold": k, "share": v[0], "transposition_invariant": v[1]}
-                                            for k, v in grid.items()]})
-        results.append(_valid_results(tmp_path / f"ep{epoch}-valid" / "results.json", folder, genres, epoch, directions))
-    out = _combine(results, tmp_path / "combined")
-    assert out.returncode == 0, out.stderr
+        directions = [{"source": s, "target": t, "grid": _grid(into_low[epoch] if t == "low" else {0.5: (0.7, 0.8), 0.7: (0.6, 0.7)})}
+                      for s in genres for t in genres if s != t]
+        candidates.append(Candidate(folder, tmp_path / "run", epoch, directions))
+    choice = combine_choice(candidates, genres, tmp_path / "combined", calibration={"part": "valid"})
     meta = json.loads((tmp_path / "combined" / "model.json").read_text())
     assert meta["per_target_generators"][0]["genre"] == "low" and meta["per_target_generators"][0]["epochs_done"] == 1
-    assert "mean widest margin" in out.stdout
-    # without the grid, epoch 2 would win into low (2 of 2 at 0.5 against 0)
-    for res in results:
-        r = json.loads(res.read_text())
-        r["directions"] = [{k: v for k, v in d.items() if k != "grid"} for d in r["directions"]]
-        res.with_name("plain.json").write_text(json.dumps(r))
-    plain = [res.with_name("plain.json") for res in results]
-    out = _combine(plain, tmp_path / "plain")
-    assert out.returncode == 0, out.stderr
-    assert json.loads((tmp_path / "plain" / "model.json").read_text())["per_target_generators"][0]["epochs_done"] == 2
-    out = _combine([results[0], plain[1]], tmp_path / "bad")
-    assert out.returncode != 0 and "score them all alike" in out.stderr and not (tmp_path / "bad").exists()
+    assert choice.thresholds == meta["thresholds"] == {"low": 0.7, "mid": 0.5, "high": 0.5}
+    assert meta["pair_thresholds"]["mid"] == {"low": 0.7, "high": 0.5} and choice.met() == 6
+    assert meta["threshold_calibration"]["part"] == "valid" and len(meta["threshold_calibration"]["directions"]) == 6
 
 
 def test_sampler_is_balanced_deterministic_and_streams_on():
@@ -717,14 +688,14 @@ def test_train_choose_and_choose_again(three, tmp_path, tiny_preset, stub_sample
     assert json.loads((chosen / "model" / "trainings.json").read_text())[0]["epochs"] == 1
 
     # --keep-the-song: the same epochs chosen on whole validation songs by the song targets (issue 25)
-    from midigenre import song_quality
+    from midigenre.choose import SONG_GRID
 
     r = cli("midi", "choose", run, "--out", tmp_path / "song", "--keep-the-song", "--classifier", chosen / "judge-reference",
             "--data", three[0].parent, "--data", three[2].parent)
     assert r.exit_code == 0, r.output
     assert "chosen model:" in r.output and "on whole validation songs" in r.output
     choice = json.loads((tmp_path / "song" / "choice.json").read_text())
-    assert len(choice["chosen"]) == 6 and all(r["threshold"] in song_quality.GRID for r in choice["chosen"].values())
+    assert len(choice["chosen"]) == 6 and all(r["threshold"] in SONG_GRID for r in choice["chosen"].values())
     assert sorted(choice["songs"]) == ["high", "low", "mid"] and all(choice["songs"].values())
     picked = TransferModel.load(tmp_path / "song" / "model")
     for key, r in choice["chosen"].items():
@@ -985,18 +956,18 @@ def test_genre_evidence_measures_note_lengths_and_registers():
         assert sum(r[f"{kind} {label}"] for label, *_ in ge.BANDS) == pytest.approx(1.0, abs=1e-6)
 
 
-def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
-    """scripts/combine_targets.py: per target genre, the candidate with the most directions into it
-    that meet the target on the validation songs, from any training of the same split; it adds up
-    the time of each training up to the latest epoch taken from it (trainings.json), and refuses
-    held-out results."""
+def test_choice_takes_each_target_from_any_training_and_adds_up_their_time(tmp_path):
+    """midigenre.choose.combine_choice: per target genre, the candidate with the most directions
+    into it that meet the target on the validation songs, from any training of the same split; it
+    adds up the time of each training up to the latest epoch taken from it (trainings.json)."""
     import csv as csv_
 
+    from midigenre.choose import Candidate, combine_choice
     from midigenre.stargan import save_multi_genre
 
     roll, genres = RollSettings().to_dict(), ["low", "mid", "high"]
-    results = []
-    # two trainings (different settings), two epochs each; each epoch's validation results
+    candidates = []
+    # two trainings (different settings), two epochs each, scored on the validation songs
     for run, pitch_plane in (("a", False), ("b", True)):
         cfg = MultiGenreModelConfig(**TINY_MODEL, conditioning="scale", pitch_plane=pitch_plane)
         (tmp_path / run).mkdir()
@@ -1013,12 +984,10 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
             (folder / "split.json").write_text('{"songs": 1}')
             # training a meets the target into low (after epoch 2) and mid (epoch 1); b into high (epoch 1)
             good = {("a", 2): "low", ("a", 1): "mid", ("b", 1): "high"}.get((run, epoch))
-            directions = [{"source": s, "target": t, "share_target[reference]": 0.9 if t == good else 0.1,
-                           "transposition_invariant": 0.5} for s in genres for t in genres if s != t]
-            results.append(_valid_results(tmp_path / f"{run}-ep{epoch}-valid" / "results.json", folder, genres, epoch,
-                                          directions))
-    out = _combine(results, tmp_path / "combined")
-    assert out.returncode == 0, out.stderr
+            directions = [{"source": s, "target": t, "grid": _grid({0.5: (0.9 if t == good else 0.1, 0.5)})}
+                          for s in genres for t in genres if s != t]
+            candidates.append(Candidate(folder, tmp_path / run, epoch, directions))
+    choice = combine_choice(candidates, genres, tmp_path / "combined")
     meta = json.loads((tmp_path / "combined" / "model.json").read_text())
     picked = {g["genre"]: (Path(g["from"]).parent.parent.name, g["epochs_done"]) for g in meta["per_target_generators"]}
     assert picked == {"low": ("a", 2), "mid": ("a", 1), "high": ("b", 1)}
@@ -1026,9 +995,5 @@ def test_combine_targets_script_chooses_per_target_across_trainings(tmp_path):
     trainings = json.loads((tmp_path / "combined" / "trainings.json").read_text())
     assert sorted((Path(t["model"]).parent.parent.name, t["epochs"], t["seconds"]) for t in trainings) == [
         ("a", 2, 180.0), ("b", 1, 60.0)]
-    assert not (tmp_path / "combined" / "log.csv").exists() and "together 4.0 min" in out.stdout
+    assert not (tmp_path / "combined" / "log.csv").exists() and "4.0 min of training" in "\n".join(choice.lines())
     assert TransferModel.load(tmp_path / "combined").transfer_phrases(np.zeros((1, 64, 84), bool), "high")[0].shape == (1, 64, 84)
-    held_out = tmp_path / "held-out.json"
-    held_out.write_text(json.dumps({"part": "test", "model": "x", "genres": genres, "directions": []}))
-    out = _combine([held_out], tmp_path / "bad")
-    assert out.returncode != 0 and "validation songs" in out.stderr
