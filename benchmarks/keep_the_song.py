@@ -8,20 +8,22 @@ Brunner et al. that chooses epochs and thresholds), ``cnn-seed1`` (the same netw
 another seed) and ``feature`` (an MLP over musical statistics) — each beside the matched
 baselines: the source unchanged, random deletion/addition at the direction's own rates, and the
 melody over a random real accompaniment of the target genre. The judges are trained on the
-split's training songs only; the songs measured are the split's held-out (``--part test``) or
-validation songs.
+split's training songs only (:func:`midigenre.judges.train_judges`; the CNNs kept in
+``--judges``); the songs measured are the split's held-out (``--part test``) or validation songs.
 
-A direction **meets the target** by a judge when its share is ≥ 0.5 and ≥ the random edit's
-+ 0.25, harmony ≥ 0.75 and ≥ the random accompaniment's + 0.3, the melody is the top voice
-≥ 0.95 and its onsets are 0.5–2× the target genre's. The headline is read from the independent
-judges (``cnn-seed1``, ``feature``), never from ``reference``.
+A direction **meets the target** by a judge (:func:`midigenre.choose.song_passes`) when its
+share is ≥ 0.5 and ≥ the random edit's + 0.25, harmony ≥ 0.75 and ≥ the random accompaniment's
++ 0.3, the melody is the top voice ≥ 0.95 and its onsets are 0.5–2× the target genre's. The
+headline is read from the independent judges (``cnn-seed1``, ``feature``), never from
+``reference``.
 
     python benchmarks/keep_the_song.py --model four-genres --model runs/x/model --judges runs/judges \\
         --cache pop=pop.h5 --cache classical=classical.h5 --cache jazz=jazz.h5 --cache folk=folk.h5 \\
         --data ../shared/data/midi --out runs/keep-the-song
 
 With ``--choose CANDIDATE …`` it instead chooses a model from kept epochs on the validation songs
-with the reference judge (:func:`midigenre.song_quality.choose_model`) into ``--out``.
+with the reference judge (:func:`midigenre.choose.choose_by_song`) into ``--out``; ``genre midi
+choose --keep-the-song`` does the same from training runs.
 
 Writes ``OUT/results.json``, ``OUT/frontier.png`` (melody kept as the top voice against share
 judged target, per direction and model) and prints a markdown table per model.
@@ -43,28 +45,16 @@ INDEPENDENT = ("cnn-seed1", "feature")
 
 
 def load_judges(args, split_path: Path, names: list[str]) -> dict:
-    """The reference CNN and the independent judges (trained on the split's training songs)."""
-    from midigenre.choose import part_phrases
-    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
-    from midigenre.dataset import SongSplit
-    from midigenre.judges import FeatureJudge
-    from midigenre.train import GenreSource
+    """The reference CNN and the independent judges, trained on the split's training songs
+    (:func:`midigenre.judges.train_judges`)."""
+    from midigenre.judges import train_judges
 
     caches = dict(c.split("=", 1) for c in args.cache)
-    sources = [GenreSource.parse_named(f"{g}={caches[g]}") for g in names]
-    folder = Path(args.judges)
-    judges = {}
-    for name, seed in (("reference", 0), ("cnn-seed1", 1)):
-        if not (folder / name / "model.json").exists():
-            print(f"  training the {name} judge (seed {seed}, 10 epochs) on the training songs …", flush=True)
-            train_classifier(sources, folder / name, ClassifierConfig(epochs=10, seed=seed), split=split_path, device="cpu")
-        judges[name] = Classifier.load(folder / name)
-        if judges[name].genres != names:
-            raise SystemExit(f"{folder / name} judges {judges[name].genres}, the models {names}")
-    split = SongSplit.load(split_path)
-    train = part_phrases(sources, split, "train", 4000, 0)
-    judges["feature"] = FeatureJudge.train(train, names, judges["reference"].settings_hash, seed=1)
-    return judges
+    missing = [g for g in names if g not in caches]
+    if missing:
+        raise SystemExit(f"give --cache {missing[0]}=FILE.h5 (the judges train on every genre of the split)")
+    return train_judges({g: caches[g] for g in names}, split_path, args.judges,
+                        say=lambda line: print(f"  {line}", flush=True))
 
 
 def song_lists(split, names: list[str], part: str, folders: list[str], limit: int) -> dict[str, list]:
@@ -78,25 +68,11 @@ def song_lists(split, names: list[str], part: str, folders: list[str], limit: in
 
 
 def measure(model_name: str, judges: dict, songs: dict, melody: str) -> list[dict]:
-    from midigenre.song_quality import _real_phrases, measure_direction, passes, transfer_songs
-    from midigenre.transfer import GenreTransfer
+    """Every direction of one model by every judge (:func:`midigenre.song_quality.measure_model`)."""
+    from midigenre.song_quality import measure_model
 
-    model = GenreTransfer.load(model_name)
-    real = {g: _real_phrases(model, songs[g], g) for g in model.names if g in songs}
-    rows = []
-    for s in model.names:
-        for t in model.names:
-            if s == t or s not in songs:
-                continue
-            t0 = time.time()
-            d = transfer_songs(model, songs[s], s, t, melody=melody)
-            row = measure_direction(d, judges, target_real=real[t], locked=model.melody_lock,
-                                    settings=model.settings_for(s))
-            row["passes"] = {j: passes(row, j) for j in judges}
-            row["seconds"] = round(time.time() - t0, 1)
-            rows.append(row)
-            print(f"  {model_name}: {s} → {t}: {d.songs} songs, {len(d.source)} phrases ({row['seconds']} s)", flush=True)
-    return rows
+    return measure_model(model_name, judges, songs, melody=melody,
+                         progress=lambda line: print(f"  {model_name}: {line}", flush=True))
 
 
 def table(name: str, rows: list[dict]) -> str:
@@ -201,13 +177,13 @@ def main(argv=None) -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.choose:
-        from midigenre.song_quality import choose_model
+        from midigenre.choose import choose_by_song
 
         part = "valid"
         songs = song_lists(split, names, part, args.data, args.songs)
         t0 = time.time()
-        res = choose_model(args.choose, out / "model", songs=songs, judge=judges["reference"],
-                           progress=lambda *a: print("  ", a[-1], flush=True))
+        res = choose_by_song(args.choose, out / "model", songs=songs, judge=judges["reference"],
+                             progress=lambda *a: print("  ", a[-1], flush=True))
         res["seconds"] = round(time.time() - t0, 1)
         (out / "choice.json").write_text(json.dumps(res, indent=1, default=float))
         for k, r in res["chosen"].items():

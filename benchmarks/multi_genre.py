@@ -2,10 +2,11 @@
 
 For a model trained with ``genre midi train --genre …`` (its run folder has the song split):
 
-1. Two judges, both trained on the split's **training** songs only: the reference classifier
-   (the CNN of Brunner et al., ``genre midi train-classifier`` with K classes; trained once
-   into ``OUT/judge-reference`` and reused, or given with ``--classifier``) and
-   :class:`midigenre.judges.FeatureJudge` (an MLP over musical statistics, another seed).
+1. Two judges, both trained on the split's **training** songs only
+   (:func:`midigenre.judges.train_judges`): the reference classifier (the CNN of Brunner et al.
+   with K classes; trained once into ``OUT/judges/reference`` and reused, or given with
+   ``--classifier``) and :class:`midigenre.judges.FeatureJudge` (an MLP over musical statistics,
+   another seed).
 2. On the **held-out** songs' phrases (silent phrases left out; at most ``--max-phrases`` per
    genre, a seeded choice), every source genre is transferred to every other genre. Cell
    (source, target) of the table is the share of the transfers that a judge classifies as the
@@ -19,14 +20,10 @@ For a model trained with ``genre midi train --genre …`` (its run folder has th
    direction, S_tot and content change of both models on the same held-out phrases with the same
    reference judge (S_A→B = ½[P_A(x_A) + P_A(x̃_A) − 2·P_A(x̂_B)], cycled back with each model).
 
-5. On the validation songs (``--part valid``; or wherever ``--grid`` asks), each direction also
-   at each binarisation threshold of a grid (0.20, 0.25, …, 0.90; one more pass of G per
-   direction): the share the reference judge classifies as the target and the content change,
-   so that ``scripts/combine_targets.py`` can choose each target's generator as it will be
-   used, with the threshold of its own (:mod:`midigenre.choose`, which ``genre midi choose`` runs).
-
-Target (issue 12): every direction moves a majority of held-out phrases to the target
-(share > 0.5 by the reference judge) with transposition-invariant content change ≤ 1.2.
+Target (issue 12, :func:`midigenre.choose.meets`): every direction moves a majority of held-out
+phrases to the target (share > 0.5 by the reference judge) with transposition-invariant content
+change ≤ 1.2. ``--part valid`` measures the validation songs instead; choosing a model on them
+(each target's epoch, each direction's threshold) is ``genre midi choose``.
 
 Writes ``OUT/results.json``, ``OUT/directions.csv`` and ``OUT/heatmap.png``; prints markdown tables.
 
@@ -42,33 +39,32 @@ from pathlib import Path
 
 import numpy as np
 
-# issue 12's target and the threshold grid, defined once (the choice on the validation songs uses them too)
-from midigenre.choose import GRID, TARGET_TI, meets, threshold_grid
+# issue 12's target, defined once in the library (the choice on the validation songs uses it too)
+from midigenre.choose import TARGET_TI, meets
 from midigenre.choose import part_phrases as heldout
 
 
-def judges(args, sources, split_path: Path, split, names: list[str]):
-    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
-    from midigenre.judges import FeatureJudge
+def judges(args, sources, split_path: Path, names: list[str]):
+    """The reference classifier (``--classifier``, or trained into ``OUT/judges/reference``) and the
+    feature judge, trained on the training songs only (:mod:`midigenre.judges`)."""
+    from midigenre.classifier import Classifier
+    from midigenre.judges import feature_judge, train_judges
 
-    folder = Path(args.classifier) if args.classifier else Path(args.out) / "judge-reference"
-    if not (folder / "model.json").exists():
-        if args.classifier:
-            raise SystemExit(f"{folder} is not a classifier folder")
-        print(f"  training the reference classifier ({args.classifier_epochs} epochs) on the training songs …", flush=True)
-        train_classifier(sources, folder, ClassifierConfig(epochs=args.classifier_epochs, seed=args.seed),
-                         split=split_path, device="cpu")
-    ref = Classifier.load(folder)
+    caches = {s.genre: s.path for s in sources}
+    if not args.classifier:
+        found = train_judges(caches, split_path, Path(args.out) / "judges", which=("reference", "feature"),
+                             epochs=args.classifier_epochs, say=lambda line: print(f"  {line}", flush=True))
+        return {"reference": found["reference"], "features": found["feature"]}
+    if not (Path(args.classifier) / "model.json").exists():
+        raise SystemExit(f"{args.classifier} is not a classifier folder")
+    ref = Classifier.load(args.classifier)
     if sorted(ref.genres) != sorted(names):
-        raise SystemExit(f"the classifier in {folder} knows {ref.genres}, the model {names}")
-    x_train = heldout(sources, split, "train", args.judge_phrases, args.seed + 7)
-    second = FeatureJudge.train(x_train, names, ref.settings_hash, seed=args.seed + 1)
-    return {"reference": ref, "features": second}
+        raise SystemExit(f"the classifier in {args.classifier} knows {ref.genres}, the model {names}")
+    return {"reference": ref, "features": feature_judge(caches, split_path, ref.settings_hash)}
 
 
-def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str], grid=()) -> tuple[list[dict], dict]:
-    """One row per (source, target ≠ source); and per judge the K × K share table. With ``grid``,
-    each row's ``grid`` also holds the direction at each of those thresholds (reference judge)."""
+def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str]) -> tuple[list[dict], dict]:
+    """One row per (source, target ≠ source); and per judge the K × K share table."""
     from midigenre.judges import stats_gap
     from midigenre.metrics import content_added, content_change, content_change_transposed, content_removed
 
@@ -93,8 +89,6 @@ def directions(model, all_judges: dict, xs: list[np.ndarray], names: list[str], 
                 v = np.asarray(fn(x, y), dtype=float)
                 row[key] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
             row |= stats_gap(y, xs[t])  # what the transfers have beside real phrases of the target genre
-            if grid:
-                row["grid"] = threshold_grid(model, all_judges["reference"], x, names[t], grid)
             rows.append(row)
     return rows, tables
 
@@ -155,20 +149,12 @@ def main() -> None:
     ap.add_argument("--classifier-epochs", type=int, default=10)
     ap.add_argument("--pair", help="a CycleGAN run between two of the genres (e.g. jazz ↔ classical) to compare with")
     ap.add_argument("--max-phrases", type=int, default=600, help="held-out phrases per genre at most (0: all)")
-    ap.add_argument("--judge-phrases", type=int, default=4000, help="training phrases per genre for the feature judge")
     ap.add_argument("--part", choices=("test", "valid"), default="test",
-                    help="score the held-out songs (test, to report) or the validation songs (valid, to choose settings "
-                         "and epochs on; needs a run trained with --valid-fraction)")
-    ap.add_argument("--grid", help="binarisation thresholds to try per direction, comma-separated, or 'none' (default "
-                                   "for --part valid: 0.20, 0.25, …, 0.90; for test: none); scripts/combine_targets.py "
-                                   "chooses with them")
+                    help="score the held-out songs (test, to report) or the validation songs (valid; needs a run "
+                         "trained with --valid-fraction)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    if args.grid is None:
-        grid = GRID if args.part == "valid" else ()
-    else:
-        grid = () if args.grid == "none" else tuple(float(v) for v in args.grid.split(","))
 
     import torch
 
@@ -201,14 +187,13 @@ def main() -> None:
           + ", ".join(f"{g} {len(split.genres[g][args.part])}" for g in names), flush=True)
 
     t0 = time.perf_counter()
-    all_judges = judges(args, sources, split_path, split, names)
+    all_judges = judges(args, sources, split_path, names)
     xs = heldout(sources, split, args.part, args.max_phrases, args.seed)
-    rows, tables = directions(model, all_judges, xs, names, grid)
+    rows, tables = directions(model, all_judges, xs, names)
     seconds = time.perf_counter() - t0
 
     result = {"model": str(args.model), "genres": names, "epochs_done": model.meta.get("epochs_done"),
               "thresholds": model.thresholds, "pair_thresholds": model.pair_thresholds, "part": args.part,
-              "grid": list(grid),
               "held_out_phrases": {g: int(len(x)) for g, x in zip(names, xs)},
               "tables": {j: t.tolist() for j, t in tables.items()}, "directions": rows}
 
@@ -227,8 +212,8 @@ def main() -> None:
         result["pair"] = {"run": str(args.pair), "same_held_out_songs": same, "epochs_done": pair.meta.get("epochs_done"),
                           "multi-genre": strength(model, ref, x_a, x_b, a, b), "cyclegan": strength(pair, ref, x_a, x_b, a, b)}
 
-    write_json(out / "results.json", result)  # atomic: scripts/combine_targets.py reads it
-    keys = list(dict.fromkeys(k for r in rows for k in r if k != "grid"))
+    write_json(out / "results.json", result)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
     with open(out / "directions.csv", "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()

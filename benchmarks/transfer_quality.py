@@ -34,7 +34,10 @@ written to ``OUT/per-direction``) and scores that pair like any other configurat
 
 The final choice is the row that meets every target (S ≥ 0.5 each way, S_tot ≥ 70 %,
 transposition-invariant content change ≤ 1.0 each way) with the highest S_tot or, when none
-does, the one with the smallest shortfall from them (:func:`shortfall`).
+does, the one with the smallest shortfall from them (the pair pass mark of :mod:`midigenre.choose`:
+:func:`~midigenre.choose.best_pair`, :func:`~midigenre.choose.best_per_direction`). The judges are
+the library's (:func:`midigenre.judges.train_judges`: ``reference`` and ``feature``, kept in
+``OUT/judges``).
 
 Configurations (``--configs`` picks and orders them; ``--config-file`` adds your own, a YAML
 mapping of name → training settings):
@@ -52,6 +55,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from midigenre.choose import TARGET_CC, TARGET_S, best_pair, best_per_direction, pair_shortfall
 
 #: Named configurations: training settings on top of the defaults (the reference values).
 CONFIGS: dict[str, dict] = {
@@ -88,9 +93,6 @@ CONFIGS: dict[str, dict] = {
                                          "keep": 1.0, "add": 0.3},
 }
 __doc__ += "".join(f"    {k:<24} {json.dumps(v)}\n" for k, v in CONFIGS.items())
-
-TARGET_S, TARGET_S_TOT, TARGET_CC = 0.5, 0.70, 1.0
-
 
 def run_training(name: str, settings: dict, args, split: Path) -> subprocess.Popen | None:
     """Start (or resume) the training of one configuration in its own process; None if it is done."""
@@ -141,24 +143,16 @@ def load_part(args, split, part: str):
     return xs
 
 
-def judges(args, split_path: Path, split):
-    """The reference classifier and the feature judge, both trained on the training songs only."""
-    from midigenre.classifier import Classifier, ClassifierConfig, train_classifier
-    from midigenre.dataset import PhraseCache
-    from midigenre.judges import FeatureJudge
+def judges(args, split_path: Path):
+    """The reference classifier and the feature judge, both trained on the training songs only
+    (:func:`midigenre.judges.train_judges`; the reference kept in ``OUT/judges/reference``)."""
+    from midigenre.judges import train_judges
     from midigenre.train import GenreSource
 
-    folder = Path(args.out) / "judge-reference"
-    if not (folder / "model.json").exists():
-        print("  training the reference classifier …", flush=True)
-        train_classifier([GenreSource.parse(args.a), GenreSource.parse(args.b)], folder,
-                         ClassifierConfig(epochs=args.classifier_epochs, seed=args.seed), split=split_path, device="cpu")
-    ref = Classifier.load(folder)
-    x_a, x_b = load_part(args, split, "train")
-    with PhraseCache(args.a) as c:
-        settings_hash = c.header.settings_hash
-    second = FeatureJudge.train([x_a, x_b], ref.genres, settings_hash, seed=args.seed + 1)
-    return {"reference": ref, "features": second}
+    caches = {s.genre: s.path for s in (GenreSource.parse(args.a), GenreSource.parse(args.b))}
+    found = train_judges(caches, split_path, Path(args.out) / "judges", which=("reference", "feature"),
+                         epochs=args.classifier_epochs, say=lambda line: print(f"  {line}", flush=True))
+    return {"reference": found["reference"], "features": found["feature"]}
 
 
 def judge_accuracy(judge, x_a, x_b) -> float:
@@ -189,25 +183,6 @@ def score(model, all_judges: dict, x_a, x_b, stats: bool = True) -> dict:
         for k, v in gap.items():
             row[f"{k} {src}→{dst}"] = v
     return row
-
-
-def shortfall(row: dict, a: str, b: str) -> float:
-    """How far a row is from meeting every target: S below 0.5 in each direction, S_tot below 70 %
-    and transposition-invariant content change above 1.0 in each direction, summed."""
-    dirs = ((a, b), (b, a))
-    return (sum(max(0.0, TARGET_S - row[f"S {s}→{d}[reference]"]) for s, d in dirs)
-            + max(0.0, TARGET_S_TOT - row["S_tot[reference]"])
-            + sum(max(0.0, row[f"transposition_invariant {s}→{d}"] - TARGET_CC) for s, d in dirs))
-
-
-def rank_key(row: dict, a: str, b: str) -> tuple:
-    """Rows that meet every target first (by S_tot); the others by how far they are from it (:func:`shortfall`)."""
-    return (shortfall(row, a, b) == 0.0, row["S_tot[reference]"] if shortfall(row, a, b) == 0.0 else -shortfall(row, a, b))
-
-
-def direction_key(row: dict, s: str, t: str) -> float:
-    """How good one direction of a screened model is: its S minus its content change above the target."""
-    return row[f"S {s}→{t}[reference]"] - max(0.0, row[f"transposition_invariant {s}→{t}"] - TARGET_CC)
 
 
 def plot(rows: list[dict], path: Path, a: str, b: str, screen: list[dict] = ()) -> None:
@@ -307,7 +282,7 @@ def main() -> None:
     t0 = time.perf_counter()
     train_all(names, configs, args, split_path)
     train_minutes = (time.perf_counter() - t0) / 60
-    all_judges = judges(args, split_path, split)
+    all_judges = judges(args, split_path)
     x_tr = load_part(args, split, "train")
     x_va, x_te = load_part(args, split, "valid"), load_part(args, split, "test")
     for jname, j in all_judges.items():
@@ -356,7 +331,7 @@ def main() -> None:
 
     from shared.atomic import write_json
 
-    judge_files = sorted((out / "judge-reference").glob("*"))  # a judge trained again makes every entry stale
+    judge_files = sorted((out / "judges" / "reference").glob("*"))  # a judge trained again makes every entry stale
     judge_stamp = max((p.stat().st_mtime_ns for p in judge_files), default=0)
     cache_path = out / "screen-cache.json"  # the split is fixed for an OUT folder
     a, b = (json.loads((out / n / "model.json").read_text())["genres"][k] for n, k in ((names[0], "a"), (names[0], "b")))
@@ -391,7 +366,7 @@ def main() -> None:
                           f"{r[f'S {a}→{b}[reference]']:.2f} / {r[f'S {b}→{a}[reference]']:.2f}; content change (TI) "
                           f"{r[f'transposition_invariant {a}→{b}']:.2f} / {r[f'transposition_invariant {b}→{a}']:.2f}", flush=True)
             screen += mine
-            pick = max(mine, key=lambda r: rank_key(r, a, b))
+            pick = best_pair(mine, a, b)
             epoch, keep = pick["epochs"], pick["keep_source"]
         model = with_keep(TransferModel.load(candidates[epoch]), keep)
         score_choice(name, model, epoch, keep, candidates[epoch])
@@ -401,7 +376,7 @@ def main() -> None:
         # each direction's generator on its own: the screened model best in that direction
         from midigenre.models import combine_generators
 
-        picks = {d: max(screen, key=lambda r: direction_key(r, s, t)) for d, s, t in (("ab", a, b), ("ba", b, a))}
+        picks = best_per_direction(screen, a, b)
         kept = [d for d in ("ab", "ba") if picks[d]["keep_source"] in (d, "both")]
         keep = "both" if len(kept) == 2 else (kept[0] if kept else "none")
         folder = combine_generators(picks["ab"]["folder"], picks["ba"]["folder"], out / "per-direction")
@@ -412,7 +387,7 @@ def main() -> None:
         score_choice("per-direction", with_keep(TransferModel.load(folder), keep),
                      f"{picks['ab']['epochs']} / {picks['ba']['epochs']}", keep, folder, generators=generators)
 
-    best = max((r for r in rows if r["part"] == "valid"), key=lambda r: rank_key(r, a, b))
+    best = best_pair([r for r in rows if r["part"] == "valid"], a, b)
     model, thresholds, folder = models[(best["config"], best["binarize"])]
     model.meta["thresholds"] = thresholds
     test_row = {"config": best["config"], "binarize": best["binarize"], "part": "test", "thresholds": thresholds,
@@ -455,7 +430,7 @@ def main() -> None:
                   f"| {r['onsets_per_bar' + k]:.1f} ({r['onsets_per_bar_target' + k]:.1f}) | {r['polyphony' + k]:.2f} "
                   f"({r['polyphony_target' + k]:.2f}) | {r['pitch_range' + k]:.1f} ({r['pitch_range_target' + k]:.1f}) | "
                   f"{r['empty_beats' + k]:.2f} ({r['empty_beats_target' + k]:.2f}) | {r['pitch_class_l1' + k]:.2f} |")
-    verdict = "MEETS" if shortfall(test_row, a, b) == 0.0 else "DOES NOT MEET"
+    verdict = "MEETS" if pair_shortfall(test_row, a, b) == 0.0 else "DOES NOT MEET"
     print(f"\nchosen on the validation songs: {best['config']} (epoch {best['epochs']}, keep-source {best['keep_source']}, "
           f"{best['binarize']}); on the held-out songs it "
           f"{verdict} the targets (S ≥ {TARGET_S} each way, S_tot ≥ 70 %, transposition-invariant content change "
