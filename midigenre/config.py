@@ -33,8 +33,8 @@ def keep_source_directions(which: str) -> dict[str, bool]:
     return {d: which in (d, "both") for d in ("ab", "ba")}
 
 
-#: Where the training settings removed since were last (issue 26: options whose experiments
-#: failed); a saved file may still name them, at the value that is now the only behaviour.
+#: The last version with the training settings removed since (options whose experiments did not
+#: improve the transfers); a saved file may still name them, at the value that is now the only behaviour.
 REMOVED_AFTER = "genre-transfer 0.1.0, commit 0780a9e"
 
 
@@ -222,9 +222,9 @@ CONDITIONINGS = ("scale-shift", "scale")
 #: The genre classifiers of the multi-genre model's genre loss (``MultiGenreConfig.critic``).
 CRITICS = ("shared", "separate", "adversarial")
 
-#: The multi-genre settings removed after :data:`REMOVED_AFTER` (their runs: docs/experiments.md,
-#: four genres, runs 8–13 and 18): name → (whether a saved value is the behaviour that is left, how
-#: it was asked for). ``conditioning: branch`` is refused by :class:`MultiGenreConfig` itself.
+#: The multi-genre settings removed after :data:`REMOVED_AFTER` (their results are in
+#: docs/experiments.md): name → (whether a saved value is the behaviour that is left, how it was
+#: asked for). ``conditioning: branch`` is refused by :class:`MultiGenreConfig` itself.
 REMOVED_MULTI = {
     "real_fake": (lambda v: v == "shared", "--real-fake per-genre, a real/fake map per genre"),
     "genre_scale": (lambda v: isinstance(v, dict) and all(w == 1 for w in v.values()),
