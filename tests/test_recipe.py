@@ -52,15 +52,18 @@ valid_fraction = 0.3
 [[training]]
 name = "t1"
 preset = "tiny"
-epochs = 2
+epochs = 1
 batch_size = 6
 sample_phrases = 1
 melody_lock = true
 {extra}
 
 [choose]
-songs = 0
+songs = 2
 judge_epochs = 1
+
+[measure]
+songs = 2
 """
 
 
