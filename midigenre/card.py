@@ -128,7 +128,8 @@ def card(meta: dict, *, name: str, recipe, record: dict, choice: dict, results: 
         f"{k} {meta['data'].get(k + '_songs', {}).get(g, '?')}" for k in ("train", "valid", "test"))
     lines = [
         f"# Model card: {title}", "", recipe.summary or what, "", what if recipe.summary else "", "",
-        f"Use it with `genre midi transfer SONG.mid --model {name} --to GENRE -o OUT.mid`.", "",
+        f"Use it with `genre midi transfer SONG.mid --model {name} --to GENRE -o OUT.mid`"
+        + (" (the shipped model of this recipe; or this folder's path)." if name == recipe.name else "."), "",
         "## How it was made (one command)",
         f"- Command: `{record['command']}`",
         f"- Recipe: `{recipe.name}` (`recipe.toml` in this folder; `genre midi train --recipe {recipe.name}` runs it). "
@@ -188,7 +189,10 @@ def write_model(chosen: str | os.PathLike, dest: str | os.PathLike, *, recipe, r
     ``split.json``, the recipe and the card (written to a temporary folder, then moved in place)."""
     chosen, dest = Path(chosen), Path(dest)
     meta = json.loads((chosen / "model.json").read_text(encoding="utf-8"))
-    text = card(meta, name=dest.name, recipe=recipe, record=record, choice=choice, results=results, runs=runs)
+    from midigenre.recipe import RECIPES_DIR
+
+    shipped = recipe.path is not None and Path(recipe.path).resolve().parent == RECIPES_DIR
+    text = card(meta, name=recipe.name if shipped else str(dest), recipe=recipe, record=record, choice=choice, results=results, runs=runs)
     tmp = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

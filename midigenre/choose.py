@@ -314,7 +314,7 @@ class Choice:
         return out
 
 
-def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int]) -> list[Candidate]:
+def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int], pairs: bool = False) -> list[Candidate]:
     from shared.registry import read_meta
 
     unknown = sorted(set(up_to) - {r.name for r in runs})
@@ -325,12 +325,13 @@ def _kept_epochs(runs: Sequence[Path], up_to: dict[str, int]) -> list[Candidate]
         if not run.is_dir():
             raise GenreError(f"no such run folder: {run}" if not run.exists() else f"{run} is a file, not a training run folder")
         found = sorted(p for p in (run / "epochs").glob("epoch_*") if (p / "model.json").is_file())
-        if _run_kind(run, found) == "cyclegan":
+        if _run_kind(run, found) == "cyclegan" and not pairs:
             raise GenreError(f"{run} is a CycleGAN (pair) run: choose picks among the kept epochs of a multi-genre run "
                              "(genre midi train --genre A=… --genre B=… --keep-epochs --valid-fraction 0.1)")
         if not found:
             raise GenreError(f"{run} has no kept epochs (RUN/epochs/epoch_NNN); train it with --keep-epochs")
-        kept = [Candidate(p, run, int(read_meta(p, "multi-genre").get("epochs_done") or 0)) for p in found]
+        kinds = ("multi-genre", "cyclegan") if pairs else "multi-genre"
+        kept = [Candidate(p, run, int(read_meta(p, kinds).get("epochs_done") or 0)) for p in found]
         kept = [c for c in kept if c.epochs_done <= up_to.get(run.name, c.epochs_done)]
         if not kept:
             raise GenreError(f"{run} kept no epoch up to {up_to[run.name]}")
@@ -354,7 +355,7 @@ def _sources(meta: dict, caches: dict[str, str] | None, folder: Path | None = No
     from midigenre.dataset import model_caches
     from midigenre.train import GenreSource
 
-    names, given = meta["genres"], dict(caches or {})
+    names, given = _names(meta), dict(caches or {})
     unknown = sorted(set(given) - set(names))
     if unknown:
         raise GenreError(f"the model knows {', '.join(names)}; no genre {', '.join(unknown)}")
@@ -365,6 +366,12 @@ def _sources(meta: dict, caches: dict[str, str] | None, folder: Path | None = No
         if not Path(where[g]).is_file():
             raise GenreError(f"the {g} cache {where[g]} is not here; give --genre {g}=FILE.h5")
     return [GenreSource.parse_named(f"{g}={where[g]}") for g in names]
+
+
+def _names(meta: dict) -> list[str]:
+    """A model's genres: a multi-genre model's list, a pair's A and B."""
+    g = meta["genres"]
+    return [g["a"], g["b"]] if isinstance(g, dict) else list(g)
 
 
 def _training_time(chosen: list[Candidate]) -> list[dict]:
@@ -498,7 +505,7 @@ def choose_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike, *, c
 
 
 def _prepare(runs: list[Path], out: Path, *, classifier, caches, up_to, seed: int, classifier_epochs: int, device: str,
-             say: Callable[[str], None], check: Callable | None = None):
+             say: Callable[[str], None], check: Callable | None = None, pairs: bool = False):
     """What every choice needs: the kept epochs, the genres, the split (with validation songs of
     every genre), the caches and the judge (trained on the training songs when not given);
     ``check(split, names)`` runs before the judge is trained (to fail before slow work)."""
@@ -511,9 +518,11 @@ def _prepare(runs: list[Path], out: Path, *, classifier, caches, up_to, seed: in
         raise GenreError("a run is given twice")
     if len({r.name for r in runs}) < len(runs):
         raise GenreError("the runs' folder names must differ (their scores are kept under them)")
-    candidates = _kept_epochs(runs, dict(up_to or {}))
-    meta = read_meta(candidates[0].folder, "multi-genre")
-    names = meta["genres"]
+    candidates = _kept_epochs(runs, dict(up_to or {}), pairs)
+    meta = read_meta(candidates[0].folder, ("multi-genre", "cyclegan") if pairs else "multi-genre")
+    if len({_run_kind(c.run, [c.folder]) for c in candidates}) > 1:
+        raise GenreError("the runs train different kinds of model (a pair and a multi-genre model): choose among one kind")
+    names = _names(meta)
     split_path = runs[0] / "split.json"
     if not split_path.is_file():
         raise GenreError(f"{runs[0]} has no split.json")
@@ -540,7 +549,7 @@ def _prepare(runs: list[Path], out: Path, *, classifier, caches, up_to, seed: in
     else:
         judge = cnn_judge({s.genre: s.path for s in sources}, split_path, judge_dir, seed=seed, epochs=classifier_epochs,
                           device=device, say=say)
-    if sorted(judge.genres) != sorted(names):
+    if not set(names) <= set(judge.genres) or (not pairs and sorted(judge.genres) != sorted(names)):
         raise GenreError(f"the judge {judge_dir} knows {', '.join(judge.genres)}, the runs {', '.join(names)}")
     _check_judge_songs(judge_dir, split, names)
     return candidates, names, split, split_path, sources, judge, judge_dir
@@ -550,7 +559,8 @@ def choose_song_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike,
                       classifier: str | os.PathLike | None = None, caches: dict[str, str] | None = None,
                       up_to: dict[str, int] | None = None, songs: int = 0, seed: int = 0, classifier_epochs: int = 10,
                       device: str = "cpu", say: Callable[[str], None] | None = None) -> dict:
-    """Choose a model that keeps the song (issue 25's targets) from the kept epochs of ``runs``,
+    """Choose a model that keeps the song (melody on top, harmony kept, onsets of the target genre,
+    share judged target beyond random edits) from the kept epochs of ``runs`` (multi-genre or pair runs),
     on whole validation songs found under ``data`` (by name and content hash): every epoch at
     every threshold, with and without keeping the source's notes, per target genre, by the judge
     (:func:`choose_by_song`). ``songs``: at most this many validation songs per genre (0: all).
@@ -572,7 +582,7 @@ def choose_song_model(runs: Sequence[str | os.PathLike], out: str | os.PathLike,
 
     candidates, names, split, _, _, judge, judge_dir = _prepare(
         runs, out, classifier=classifier, caches=caches, up_to=up_to, seed=seed, classifier_epochs=classifier_epochs,
-        device=device, say=say, check=find_songs)
+        device=device, say=say, check=find_songs, pairs=True)
     chosen_songs = {g: v[:songs] if songs else v for g, v in found.items()}
     say(f"choosing among {len(candidates)} kept epochs on whole validation songs ("
         + ", ".join(f"{g} {len(v)}" for g, v in chosen_songs.items()) + f"), judge {judge_dir}, into {out}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,32 @@ def test_song_pass_mark_and_the_row_a_choice_keeps():
 def test_choices_are_silent_unless_told_where_to_say():
     for fn in (choose.choose_model, choose.choose_song_model):
         assert inspect.signature(fn).parameters["say"].default is None
+
+
+def test_a_pair_run_is_chosen_by_keeping_the_song(caches, tmp_path, tiny_preset):
+    """genre midi choose --keep-the-song takes a pair's kept epochs too: per direction its best
+    epoch, threshold and keep-source on whole validation songs, into one pair model."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from midigenre.train import CycleGANTask, GenreSource, TrainConfig
+    from midigenre.transfer import GenreTransfer
+
+    run = tmp_path / "pair"
+    cfg = TrainConfig(preset=tiny_preset, epochs=2, batch_size=4, sample_phrases=1, melody_lock=True, keep_epochs=True,
+                      valid_fraction=0.3)
+    CycleGANTask(GenreSource.parse(caches[0]), GenreSource.parse(caches[1]), run, cfg, device="cpu").fit()
+    low, high = caches[0].parent / "low", caches[0].parent / "high"
+    r = CliRunner().invoke(main, ["midi", "choose", str(run), "--keep-the-song", "--data", str(low), "--data", str(high),
+                                  "--out", str(tmp_path / "chosen")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    choice = json.loads((tmp_path / "chosen" / "choice.json").read_text())
+    assert sorted(choice["chosen"]) == ["high→low", "low→high"]
+    model = GenreTransfer.load(tmp_path / "chosen" / "model")
+    assert model.kind == "cyclegan" and model.melody_lock
+    meta = json.loads((tmp_path / "chosen" / "model" / "model.json").read_text())
+    for d, key in (("ab", "low→high"), ("ba", "high→low")):
+        assert meta["thresholds"][d] == choice["chosen"][key]["threshold"]
+        assert Path(meta["generators"][d]["from"]).name == Path(choice["chosen"][key]["candidate"]).name
