@@ -157,7 +157,7 @@ def transfer_audio(song: str | os.PathLike, target: str, output: str | os.PathLi
     Parameters
     ----------
     model : a loaded :class:`midigenre.transfer.TransferModel`, a model folder or a shipped
-        model's name (default ``jazz-classical``); ``target`` must be one of its two genres.
+        model's name (default ``jazz-classical-melody``); ``target`` must be one of its two genres.
     bpm, downbeat : override the estimated tempo and the first downbeat (seconds).
     tracker : how the tempo is estimated (:data:`audiogenre.transcribe.TRACKERS`).
     grid : ``follow`` the recording's beats (default) or one ``constant`` tempo

@@ -598,7 +598,7 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, keep_th
     """Choose a multi-genre model on the validation songs from the epochs RUNS kept.
 
     RUNS: multi-genre run folders trained with --keep-epochs and --valid-fraction (several:
-    trainings of one song split). Every kept epoch sends the validation phrases of each genre
+    trainings of one song split); with --keep-the-song, pair (CycleGAN) runs too. Every kept epoch sends the validation phrases of each genre
     to every other genre, binarised at thresholds 0.20, 0.25, …, 0.90, judged by a classifier
     trained on the training songs. Per target genre, the epoch with the most directions into it
     that meet the target (share judged as the target > 0.5, transposition-invariant content
@@ -679,13 +679,13 @@ def _fit(task, out_path: Path, resume_command: str) -> None:
 @click.argument("source", type=click.Path())
 @click.option("--to", "target", required=True, help="Target genre (one of the model's).")
 @click.option("--from", "source_genre", help="The songs' genre (default: told from the phrases and reported: by a "
-              "multi-genre model itself, by a pair model's judge — its judge/ classifier, or four-genres for the "
-              "shipped jazz-classical; a song told to be of the --to genre already, or of neither of a pair's genres, "
+              "multi-genre model itself, by a pair model's judge — its judge/ classifier, or four-genres-melody "
+              "for the shipped jazz-classical-melody; a song told to be of the --to genre already, or of neither of a pair's genres, "
               "is refused). Saying it overrides the vote.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Output MIDI file, or a folder when SOURCE is a folder.")
 @click.option("--model", "model_path", type=click.Path(), help="Run folder, model folder or a shipped model's name.  "
-              "[default: the shipped jazz↔classical model, jazz-classical]")
+              "[default: the shipped melody-locked jazz↔classical model, jazz-classical-melody]")
 @click.option("--cycle", is_flag=True, help="Also write the cycled-back song (…​.cycle.mid).")
 @click.option("--png", is_flag=True, help="Also draw source, result (and cycle) as a PNG next to the output.")
 @click.option("--meter", type=METERS, help="Meter rule for reading songs (default: the model's data's).")
@@ -808,7 +808,7 @@ def train_classifier_cmd(genre_specs, out, settings, split_file, device, nproc):
 
 
 @midi.command()
-@click.option("--model", "model_path", type=click.Path(), help="Run or model folder, or a shipped model's name.  [default: jazz-classical]")
+@click.option("--model", "model_path", type=click.Path(), help="Run or model folder, or a shipped model's name.  [default: jazz-classical-melody]")
 @click.option("--classifier", "clf_path", required=True, type=click.Path(), help="Classifier folder (train-classifier).")
 @click.option("--a", "cache_a", type=click.Path(dir_okay=False), help="Cache with the model's genre A (default: its own).")
 @click.option("--b", "cache_b", type=click.Path(dir_okay=False), help="Cache with the model's genre B.")

@@ -41,10 +41,10 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
     \b
     SOURCE is one of
       a CycleGAN or multi-genre run or model folder, or a shipped model's
-        name (jazz-classical, four-genres): per song, players for the source,
-        transferred and cycled-back versions (FluidSynth, OGG Vorbis), their
-        piano rolls and metrics; the model's summary, held-out S_tot (or the
-        K × K table) and, for a run, its loss curves;
+        name (jazz-classical-melody, four-genres-melody): per song, players
+        for the source, transferred and cycled-back versions (FluidSynth,
+        OGG Vorbis), their piano rolls and metrics; the model's summary,
+        held-out S_tot (or the K × K table) and, for a run, its loss curves;
       the output of `genre audio transform` (OUT.wav with its OUT.wav.json):
         before/after players, the change alone, spectrograms and p(target) per window;
       a transcription-bridge folder (original.wav, transcription.mid[, transferred.mid, bridge.json]).
@@ -52,9 +52,9 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
 
     \b
     Examples:
-      genre report jazz-classical --data ../shared/data/midi -o report/
+      genre report jazz-classical-melody --data ../shared/data/midi -o report/
       genre report runs/jc --songs song.mid --to classical --classifier clf/ -o report/
-      genre report four-genres --songs song.mid --to folk -o report-folk/
+      genre report four-genres-melody --songs song.mid --to folk -o report-folk/
       genre report work/jazz_more_jazz.wav -o report-audio/
     """
     import json
@@ -104,7 +104,7 @@ def report(source, output, songs, held_out, data, target, clf_path, max_bars, ma
                          "which writes one, or give a model or run folder")
     elif src.is_file() and src.suffix.lower() in (".mid", ".midi"):
         raise GenreError(f"{src} is a song, not a model: give the model and the song, e.g. "
-                         f"genre report jazz-classical --songs {src} --to classical -o {output}")
+                         f"genre report jazz-classical-melody --songs {src} --to classical -o {output}")
     else:
         from audiogenre.render import midi_renderer
         from midigenre.report import build_midi_report

@@ -78,7 +78,7 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
               "Saying it overrides the vote.")
 @click.option("-o", "--output", required=True, type=click.Path(),
               help="Audio to write (.wav/.flac/.ogg), or a folder for `genre report` (see below).")
-@click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical]")
+@click.option("--model", help="CycleGAN model folder or a shipped model's name.  [default: jazz-classical-melody]")
 @click.option("--soundfont", type=click.Path(), help="General MIDI .sf2/.sf3 (default: $GENRE_SOUNDFONT or the system's).")
 @click.option("--program", type=click.IntRange(0, 127),
               help="Play every part on this General MIDI instrument (0: piano).  [default: the recording's notes "

@@ -11,7 +11,7 @@ training run, the loss curves of ``log.csv``. Everything is written to one folde
 Sound comes from a ``render`` callable, so this module needs no synthesiser of its own::
 
     >>> from audiogenre.render import midi_renderer
-    >>> build_midi_report("jazz-classical", "report/", render=midi_renderer(), data=["../shared/data/midi"])
+    >>> build_midi_report("jazz-classical-melody", "report/", render=midi_renderer(), data=["../shared/data/midi"])
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ padded with silence, not dropped — every phrase is transferred in one batch, a
 are laid back in order and cut to the song's own length.
 
     >>> from midigenre.transfer import TransferModel, transfer_midi
-    >>> model = TransferModel.load("jazz-classical")  # a shipped model's name, or a model folder
+    >>> model = TransferModel.load("jazz-classical-melody")  # a shipped model's name, or a model folder
     >>> result = transfer_midi("song.mid", model, "classical")
     >>> result.midi().write("song_classical.mid")
 
@@ -27,8 +27,8 @@ from midigenre.pianoroll import RollSettings, join_phrases, read_song, roll_to_m
 from shared.errors import GenreError
 from shared.registry import shipped_model
 
-#: The shipped default model (jazz ↔ classical); ``--model jazz-classical`` names it too.
-DEFAULT_MODEL = shipped_model("jazz-classical")
+#: The shipped default model (jazz ↔ classical, melody-locked); ``--model jazz-classical-melody`` names it too.
+DEFAULT_MODEL = shipped_model("jazz-classical-melody")
 
 
 class GenreTransfer:
@@ -56,7 +56,7 @@ class GenreTransfer:
     @classmethod
     def load(cls, path: str | os.PathLike = DEFAULT_MODEL, device: str = "cpu", *,
              kind: str | tuple[str, ...] = ("cyclegan", "multi-genre")) -> "GenreTransfer":
-        """Load a run folder, a model folder or a shipped model by name (``jazz-classical``) as
+        """Load a run folder, a model folder or a shipped model by name (``jazz-classical-melody``) as
         the class of its kind (``kind`` refuses others with a one-line error)."""
         from shared.registry import load_model, model_folder, read_meta
         from shared.runtime import pick_device
@@ -385,6 +385,9 @@ def _vote(phrases: np.ndarray, names: list[str], probabilities) -> tuple[str, di
 #: saved in this subfolder of the model folder.
 PAIR_JUDGE = "judge"
 
+#: The shipped multi-genre model whose genre critic judges a pair trained on two of its caches.
+JUDGE_MODEL = "four-genres-melody"
+
 
 def pair_judge(model: "TransferModel"):
     """``(who, genre names, probabilities)`` of the judge that tells a song's genre for a pair
@@ -394,9 +397,10 @@ def pair_judge(model: "TransferModel"):
     call any song one of them; so the judge should know more genres than the pair. It is the
     genre classifier in the model folder's ``judge/`` when there is one (it must know both of the
     pair's genres and read its phrase grid), else the genre critic of the shipped multi-genre model
-    ``four-genres`` when the pair was trained on two of its caches — the same cache names, read
-    with the same settings, as the model.json files say (the shipped jazz-classical: its jazz and
-    classical caches are two of four-genres' pop, classical, jazz and folk). Other pairs have none.
+    ``four-genres-melody`` when the pair was trained on two of its caches — the same cache names,
+    read with the same settings, as the model.json files say (the shipped jazz-classical-melody: its
+    jazz and classical caches are two of four-genres-melody's pop, classical, jazz and folk). Other
+    pairs have none.
     """
     from shared.registry import read_meta, shipped_model
 
@@ -411,14 +415,14 @@ def pair_judge(model: "TransferModel"):
             raise GenreError(f"{own} does not judge {a} and {b} songs (it knows {', '.join(clf.genres)}, on its own "
                              f"grid); train it on the pair's genres and more, or remove it")
         return f"the model's judge ({PAIR_JUDGE}/)", list(clf.genres), clf.probabilities
-    four = shipped_model("four-genres")
+    four = shipped_model(JUDGE_MODEL)
     if not (four / "model.json").is_file():
         return None
     meta = read_meta(four)
     if not _same_caches(model.meta, meta, model.names):
         return None
     judge = GenreTransfer.load(four, device=str(model.device), kind="multi-genre")
-    return "the judge four-genres", list(judge.names), judge.genre_probabilities
+    return f"the judge {JUDGE_MODEL}", list(judge.names), judge.genre_probabilities
 
 
 def _same_caches(pair: dict, multi: dict, genres) -> bool:
@@ -450,9 +454,9 @@ def check_told_genre(model: GenreTransfer, told: str, target: str, votes: dict[s
     if told not in model.names:
         from shared.registry import read_meta, shipped_model
 
-        four = shipped_model("four-genres")
+        four = shipped_model(JUDGE_MODEL)
         known = (read_meta(four).get("genres") or []) if (four / "model.json").is_file() else []
-        other = (f"use --model four-genres for any of {', '.join(known)}, or " if told in known and
+        other = (f"use --model {JUDGE_MODEL} for any of {', '.join(known)}, or " if told in known and
                  set(model.names) != set(known) else "")
         raise WrongGenre(f"{teller} takes the song for {told} ({shares}), which this model does not "
                          f"transfer (only {' ↔ '.join(model.names)}): {other}give --from "
@@ -877,5 +881,5 @@ def _meter_hint(model: GenreTransfer, source_genre: str | None) -> str:
                 f"{assumed[0]} data was, with --meter assume-4/4; or try --meter assume-4/4 if the song is really in 4/4)")
     if "pop" not in model.names:
         return (" (try --meter assume-4/4 if the song is really in 4/4; a pop song such as POP909's, whose files "
-                "say 1/4 or 2/4: --model four-genres --from pop)")
+                "say 1/4 or 2/4: --model four-genres-melody --from pop)")
     return " (try --meter assume-4/4 if the song is really in 4/4)"

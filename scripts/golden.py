@@ -8,10 +8,11 @@ differently from the values stored here, which is what it is for. One command pe
 
 Without ``--model`` every shipped MIDI model is measured again. ``--judge`` first trains the fixed
 small judge again (a :class:`midigenre.judges.FeatureJudge`, an MLP over musical statistics, seed
-1) on the training songs of the four-genres model's split, read with that model's preparation
-rules, into ``tests/data/golden_judge.safetensors``; every model's values are then measured again
-with it (values measured by another judge mean nothing). The songs are found by name (and SHA-1)
-under ``--data`` (default ``../shared/data/midi``).
+1) on the training songs of the four-genres-melody model's split (the same songs as the retired
+four-genres', on which the stored judge was trained), read with that model's preparation rules,
+into ``tests/data/golden_judge.safetensors``; every model's values are then measured again with it
+(values measured by another judge mean nothing). The songs are found by name (and SHA-1) under
+``--data`` (default ``../shared/data/midi``).
 
 What is measured, and the tolerances, are in ``tests/test_golden.py``: this script calls its
 functions, so the stored values are what the test measures.
@@ -32,7 +33,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def train_judge(data: Path, path: Path):
     """The fixed judge: trained on the phrases (as the caches store them) of the training songs of
-    the four-genres split; returns it and its accuracy on the phrases of the split's test songs."""
+    the four-genres-melody split; returns it and its accuracy on the phrases of the split's test
+    songs."""
     import numpy as np
 
     from midigenre.dataset import SongSplit

@@ -36,7 +36,7 @@ one-line :class:`GenreError` s; folders of the old format 1 are rewritten by
 ``scripts/upgrade_models.py``.
 
 A model is named by its folder (or a file in it) or, for the shipped models, by its name
-(``jazz-classical``, ``audio-rendered``): :func:`model_folder`. The shipped models are
+(``jazz-classical-melody``, ``audio-rendered``): :func:`model_folder`. The shipped models are
 ``data/models`` of a source checkout, installed as the package ``genre_models``.
 """
 
@@ -217,7 +217,7 @@ def shipped_models_dir() -> Path:
 
 
 def shipped_model(name: str) -> Path:
-    """The folder of the shipped model ``name`` (e.g. ``jazz-classical``), present or not."""
+    """The folder of the shipped model ``name`` (e.g. ``jazz-classical-melody``), present or not."""
     return shipped_models_dir() / name
 
 

@@ -18,8 +18,9 @@ def test_shipped_model_is_small_and_self_describing():
     meta = json.loads((DEFAULT_MODEL / "model.json").read_text())
     assert meta["kind"] == "cyclegan" and meta["genres"] == {"a": "jazz", "b": "classical"}
     assert (DEFAULT_MODEL / "model.safetensors").stat().st_size < 8 * 2**20
+    assert DEFAULT_MODEL.name == "jazz-classical-melody" and meta["config"]["melody_lock"] is True
     card = (DEFAULT_MODEL / "README.md").read_text()
-    assert "Held-out results" in card and "content change" in card
+    assert "## Held-out songs" in card and "melody on top" in card and "harmony kept" in card
 
 
 def test_default_model_transfers_both_examples():
@@ -38,9 +39,12 @@ def test_quick_start_command(tmp_path):
     r = CliRunner().invoke(main, ["midi", "transfer", str(EXAMPLES / "jazz_example.mid"), "--from", "jazz", "--to",
                                   "classical", "-o", str(out), "--cycle", "--png"])
     assert r.exit_code == 0, r.output
+    # what the README says it prints: the tune kept note for note
+    assert "jazz → classical" in r.output and "melody (skyline) still sounding 100%, on top 100%" in r.output
     pm = pretty_midi.PrettyMIDI(str(out))
     source = pretty_midi.PrettyMIDI(str(EXAMPLES / "jazz_example.mid"))
     assert abs(pm.get_end_time() - source.get_end_time()) < 0.5  # the song's length
+    assert len(pm.instruments) > 1  # an arrangement (the song's tracks and the added parts), not one piano roll
     assert np.isclose(pm.get_tempo_changes()[1][0], 132.0, rtol=1e-4)
     assert out.with_suffix(".png").exists() and (tmp_path / "work" / "jazz_as_classical.cycle.mid").exists()
 

@@ -174,7 +174,7 @@ def test_prepare_of_a_mixed_folder_counts_every_file(tmp_path):
 @needs_fluidsynth
 def test_a_report_again_into_its_folder_keeps_what_the_user_added(midi_dir, tmp_path):
     out = tmp_path / "rep"
-    args = ["report", "jazz-classical", "--songs", midi_dir / "good.mid", "--max-bars", "4", "--max-seconds", "2", "-o", out]
+    args = ["report", "jazz-classical-melody", "--songs", midi_dir / "good.mid", "--max-bars", "4", "--max-seconds", "2", "-o", out]
     run(args, "ok")
     (out / "notes.txt").write_text("my notes")
     (out / "img" / "sketch.png").write_bytes(b"mine")
@@ -416,7 +416,7 @@ def test_a_missing_path_is_called_missing_not_a_missing_model(tmp_path):
 
 def test_choose_on_a_pair_run_says_it_needs_a_multi_genre_run(tmp_path):
     run_dir = tmp_path / "pair"
-    shutil.copytree(REPO / "data" / "models" / "jazz-classical", run_dir)  # a CycleGAN's run folder holds its model as this
+    shutil.copytree(REPO / "data" / "models" / "jazz-classical-melody", run_dir)  # a CycleGAN's run folder holds its model as this
     (run_dir / "epochs" / "epoch_001").mkdir(parents=True)
     shutil.copyfile(run_dir / "model.json", run_dir / "epochs" / "epoch_001" / "model.json")
     for kept in (True, False):
@@ -750,12 +750,12 @@ def test_two_outputs_of_one_transfer_on_one_path_are_refused(tmp_path):
 
 def test_a_same_genre_transfer_is_refused_unless_the_genre_is_given(tmp_path):
     # item 6: --from X --to X, and a vote that equals --to, passed silently
-    src = EXAMPLES / "jazz_example.mid"  # made in code: four-genres takes it for classical
-    o = run(["midi", "transfer", src, "--model", "four-genres", "--from", "pop", "--to", "pop", "-o", tmp_path / "p.mid"])
+    src = EXAMPLES / "jazz_example.mid"  # made in code: four-genres-melody takes it for classical
+    o = run(["midi", "transfer", src, "--model", "four-genres-melody", "--from", "pop", "--to", "pop", "-o", tmp_path / "p.mid"])
     assert "--from and --to are both pop" in o.err and not (tmp_path / "p.mid").exists()
-    o = run(["midi", "transfer", src, "--model", "four-genres", "--to", "classical", "-o", tmp_path / "c.mid"])
+    o = run(["midi", "transfer", src, "--model", "four-genres-melody", "--to", "classical", "-o", tmp_path / "c.mid"])
     assert "takes the song for classical already" in o.err and "--from" in o.err and not (tmp_path / "c.mid").exists()
-    o = run(["midi", "transfer", src, "--model", "four-genres", "--from", "jazz", "--to", "classical",
+    o = run(["midi", "transfer", src, "--model", "four-genres-melody", "--from", "jazz", "--to", "classical",
              "-o", tmp_path / "c.mid"], "ok")
     assert "jazz → classical" in o.out and (tmp_path / "c.mid").exists()
 
@@ -771,10 +771,10 @@ def test_thresholds_outside_0_1_in_a_model_json_are_refused(tmp_path, key, value
         else:
             meta["thresholds"][key] = value
 
-    name = "jazz-classical" if key in ("ab", "ba") else "four-genres"
+    name = "jazz-classical-melody" if key in ("ab", "ba") else "four-genres-melody"
     folder = _model_copy(name, tmp_path, edit)
     o = run(["midi", "transfer", EXAMPLES / "jazz_example.mid", "--model", folder, "--from", "jazz", "--to",
-             "classical" if name == "jazz-classical" else "pop", "-o", tmp_path / "t.mid"])
+             "classical" if name == "jazz-classical-melody" else "pop", "-o", tmp_path / "t.mid"])
     assert "not a threshold between 0 and 1" in o.err and "model.json" in o.err and not (tmp_path / "t.mid").exists()
 
 
@@ -793,13 +793,13 @@ def test_the_shipped_pair_tells_a_songs_genre_and_refuses_other_genres(shared_mi
     # item 12: the default pair model took any song for jazz ("jazz → classical", exit 0)
     folk = shared_midi / "folk" / "reelsh-l42.mid"
     o = run(["midi", "transfer", folk, "--to", "classical", "-o", tmp_path / "f.mid"])
-    assert "takes the song for folk" in o.err and "--model four-genres" in o.err and "--from jazz or classical" in o.err
+    assert "takes the song for folk" in o.err and "--model four-genres-melody" in o.err and "--from jazz or classical" in o.err
     assert not (tmp_path / "f.mid").exists()
     o = run(["midi", "transfer", folk, "--from", "jazz", "--to", "classical", "-o", tmp_path / "f.mid"], "ok")
     assert "jazz → classical" in o.out and "told by" not in o.out
     jazz = shared_midi / "jazz" / "ArtPepper_Desafinado.mid"
     o = run(["midi", "transfer", jazz, "--to", "classical", "-o", tmp_path / "j.mid"], "ok")
-    assert "jazz → classical (source genre told by the judge four-genres" in o.out
+    assert "jazz → classical (source genre told by the judge four-genres-melody" in o.out
 
 
 def test_a_pair_with_its_own_judge_tells_the_genre_and_one_without_says_it_assumes(pair, tmp_path):
@@ -856,8 +856,8 @@ def test_a_meter_refusal_names_the_pop_way_in(tmp_path):
     src = tmp_path / "pop909-like.mid"
     make_midi(src, random_grid_notes(np.random.default_rng(0), 8), time_signatures=[(0, 1, 4)])
     o = run(["midi", "transfer", src, "--from", "jazz", "--to", "classical", "-o", tmp_path / "o.mid"])
-    assert "not 4/4" in o.err and "--meter assume-4/4" in o.err and "--model four-genres --from pop" in o.err
-    o = run(["midi", "transfer", src, "--model", "four-genres", "--to", "jazz", "-o", tmp_path / "o.mid"])
+    assert "not 4/4" in o.err and "--meter assume-4/4" in o.err and "--model four-genres-melody --from pop" in o.err
+    o = run(["midi", "transfer", src, "--model", "four-genres-melody", "--to", "jazz", "-o", tmp_path / "o.mid"])
     assert "--from pop" in o.err and "--model four-genres" not in o.err
 
 
@@ -982,12 +982,12 @@ def test_audio_transfer_takes_from_as_its_refusal_says(tmp_path, monkeypatch):
     write_audio(song, _render(_piece(bars=8)[0]), 22_050)  # 8 bars at 120 bpm
     monkeypatch.setattr(MultiGenreTransfer, "predict_genre",
                         lambda self, phrases: ("pop", {g: float(g == "pop") for g in self.names}))
-    o = run(["audio", "transfer", song, "--model", "four-genres", "--to", "pop", "-o", tmp_path / "p.wav"])
+    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--to", "pop", "-o", tmp_path / "p.wav"])
     assert "takes the song for pop already" in o.err and "--from" in o.err and not (tmp_path / "p.wav").exists()
-    o = run(["audio", "transfer", song, "--model", "four-genres", "--from", "jazz", "--to", "pop", "-o",
+    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--from", "jazz", "--to", "pop", "-o",
              tmp_path / "p.wav"], "ok")
     assert "jazz → pop:" in o.out and (tmp_path / "p.wav").exists()
-    o = run(["audio", "transfer", song, "--model", "four-genres", "--to", "folk", "-o", tmp_path / "f.wav"], "ok")
+    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--to", "folk", "-o", tmp_path / "f.wav"], "ok")
     assert "pop → folk (source genre told by the model: 100% of the phrases; say it with --from)" in o.out
     o = run(["audio", "transfer", song, "--to", "jazz", "-o", tmp_path / "j.wav"], "ok")
     assert "classical → jazz (source genre assumed: the model's other genre; say it with --from)" in o.out
@@ -1002,7 +1002,7 @@ def test_audio_transfer_takes_from_as_its_refusal_says(tmp_path, monkeypatch):
 def test_genre_model_answers_a_damaged_model_folder_in_one_line(tmp_path, meta, split):
     # genre model died with AttributeError/TypeError tracebacks on a model.json that is not an
     # object or whose fields have the wrong types, and on a damaged split.json
-    folder = _model_copy("jazz-classical", tmp_path, (lambda m: m.update(meta)) if isinstance(meta, dict) else None)
+    folder = _model_copy("jazz-classical-melody", tmp_path, (lambda m: m.update(meta)) if isinstance(meta, dict) else None)
     if isinstance(meta, str):
         (folder / "model.json").write_text(meta)
     if split is not None:
@@ -1040,7 +1040,7 @@ def test_fad_takes_a_shipped_classifiers_name_as_its_embedding(audio_dir, tmp_pa
     o = run(["audio", "fad", "--reference", ref, "--test", audio_dir["float-peak-7.6"], "--embedding", "audio-rendered"],
             "ok")
     assert o.out.startswith("FAD ")
-    o = run(["audio", "fad", "--reference", ref, "--test", ref, "--embedding", "jazz-classical"])
+    o = run(["audio", "fad", "--reference", ref, "--test", ref, "--embedding", "jazz-classical-melody"])
     assert "not a 'audio-classifier' model" in o.err and "Hugging Face" not in o.err
 
 

@@ -153,10 +153,26 @@ def test_melody_locked_generator_keeps_the_melody_whatever_its_weights(multi):
     assert (y2[:, :, :, 40] == 1).all() and (y2[:, :, :, 41:] == 0).all()
 
 
-def test_old_models_are_not_melody_locked():
+def test_old_models_are_not_melody_locked(tmp_path):
+    """A model.json written before --melody-lock existed (no melody_lock in its config) loads as a
+    model that is not melody-locked; the shipped pair is."""
+    import json
+
+    from midigenre.models import Generators, preset, save_generators
+    from midigenre.pianoroll import RollSettings
     from midigenre.transfer import GenreTransfer
 
-    assert GenreTransfer.load("jazz-classical").melody_lock is False
+    cfg = preset("small", g_channels=8, n_res_blocks=1, d_channels=8)
+    gens = Generators(cfg)
+    save_generators(tmp_path, gens.G_AB, gens.G_BA, cfg, genres={"a": "jazz", "b": "classical"},
+                    roll_settings=RollSettings(meter="lenient").to_dict(), thresholds={"ab": 0.5, "ba": 0.5})
+    meta = json.loads((tmp_path / "model.json").read_text())
+    meta["config"].pop("melody_lock")
+    (tmp_path / "model.json").write_text(json.dumps(meta))
+    model = GenreTransfer.load(tmp_path)
+    assert model.melody_lock is False
+    assert model.transfer_phrases(np.zeros((1, 64, 84), bool), "classical")[0].shape == (1, 64, 84)
+    assert GenreTransfer.load("jazz-classical-melody").melody_lock is True
 
 
 # ----------------------------------------------------------------------------- whole songs

@@ -21,8 +21,9 @@ def test_lists_every_shipped_model_with_its_kind():
     for name in shipped_model_names():
         kind = json.loads((shipped_model(name) / "model.json").read_text())["kind"]
         assert any(line.startswith(name) and kind in line for line in lines)
-    assert any(line.startswith("four-genres-melody") and "melody-locked" in line for line in lines)
-    assert not any(line.startswith("four-genres ") and "melody-locked" in line for line in lines)
+    for name in ("four-genres-melody", "jazz-classical-melody"):
+        assert any(line.startswith(f"{name} ") and "melody-locked" in line for line in lines)
+    assert not any(line.startswith("audio-rendered ") and "melody-locked" in line for line in lines)
 
 
 def test_one_model_and_its_held_out_songs_are_the_split_s():

@@ -272,7 +272,7 @@ def test_version_1_model_json_loads_as_before_and_removed_architectures_are_refu
         assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("name", ["four-genres", "four-genres-melody"])
+@pytest.mark.parametrize("name", ["four-genres-melody"])
 def test_shipped_multi_genre_models_are_version_1_files_that_load(name):
     """The shipped models' model.json are kind_version 1, with the removed fields at false."""
     meta = json.loads((REPO / "data" / "models" / name / "model.json").read_text())

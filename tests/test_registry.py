@@ -316,7 +316,7 @@ def test_bad_model_folders_through_the_cli_are_one_line(saved, tmp_path):
     assert r.exit_code == 1 and "JSON object was expected" in r.output, r.output
     r = CliRunner().invoke(main, ["midi", "transfer", str(song), "--to", "classical", "--model", "no-such-model",
                                   "-o", str(tmp_path / "o.mid")])
-    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, four-genres, four-genres-melody, jazz-classical, jazz-classical-melody)" in r.output
+    assert r.exit_code == 1 and "no such model: no-such-model (shipped models: audio-rendered, four-genres-melody, jazz-classical-melody)" in r.output
 
 
 def test_resave_keeps_the_description_and_takes_new_tensors(saved, tmp_path):
@@ -334,14 +334,14 @@ def test_shipped_models_by_name(tmp_path, monkeypatch):
     from audiogenre.models import DEFAULT_AUDIO_MODEL
     from midigenre.transfer import DEFAULT_MODEL
 
-    assert registry.shipped_model_names() == ["audio-rendered", "four-genres", "four-genres-melody", "jazz-classical", "jazz-classical-melody"]
-    assert registry.model_folder("jazz-classical") == DEFAULT_MODEL == REPO / "data" / "models" / "jazz-classical"
+    assert registry.shipped_model_names() == ["audio-rendered", "four-genres-melody", "jazz-classical-melody"]
+    assert registry.model_folder("jazz-classical-melody") == DEFAULT_MODEL == REPO / "data" / "models" / "jazz-classical-melody"
     assert registry.model_folder("audio-rendered") == DEFAULT_AUDIO_MODEL
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "jazz-classical").mkdir()  # a folder of that name wins
-    assert registry.model_folder("jazz-classical") == Path("jazz-classical")
-    with pytest.raises(GenreError, match="no such model: x/jazz-classical"):
-        registry.model_folder("x/jazz-classical")
+    (tmp_path / "jazz-classical-melody").mkdir()  # a folder of that name wins
+    assert registry.model_folder("jazz-classical-melody") == Path("jazz-classical-melody")
+    with pytest.raises(GenreError, match="no such model: x/jazz-classical-melody"):
+        registry.model_folder("x/jazz-classical-melody")
     with pytest.raises(GenreError, match="shipped model nope is not installed") as e:
         registry.model_folder(DEFAULT_MODEL.parent / "nope")
     one_line(e)
@@ -353,12 +353,12 @@ def test_shipped_models_are_format_2_and_transfer_by_name(tmp_path):
         assert meta["format"] == 2 and meta.get("upgraded", {"from_format": 1})["from_format"] == 1
     out = tmp_path / "o.mid"
     r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
-                                  "--from", "jazz", "--to", "classical", "--model", "jazz-classical", "-o", str(out)])
+                                  "--from", "jazz", "--to", "classical", "--model", "jazz-classical-melody", "-o", str(out)])
     assert r.exit_code == 0 and out.exists(), r.output
     for target in ("folk", "pop"):  # the multi-genre model, by its short name, tells the source genre itself
         out = tmp_path / f"{target}.mid"
         r = CliRunner().invoke(main, ["midi", "transfer", str(REPO / "data" / "examples" / "jazz_example.mid"),
-                                      "--to", target, "--model", "four-genres", "-o", str(out)])
+                                      "--to", target, "--model", "four-genres-melody", "-o", str(out)])
         assert r.exit_code == 0 and out.exists() and "source genre told by the model" in r.output, r.output
 
 
@@ -395,8 +395,8 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
     for model in registry.shipped_model_names():
         for f in ("model.json", "model.safetensors", "README.md"):
             assert f"genre_models/{model}/{f}" in names, f
-    assert "genre_models/jazz-classical/split.json" in names and "cli/main.py" in names
-    assert "genre_models/four-genres/split.json" in names
+    assert "genre_models/jazz-classical-melody/split.json" in names and "cli/main.py" in names
+    assert "genre_models/four-genres-melody/split.json" in names
 
 
 # ---- the old format ----------------------------------------------------------------------------
