@@ -863,7 +863,7 @@ def evaluate(model_path, clf_path, cache_a, cache_b, all_phrases, sigma_c, with_
                    f"({g['harmony_accompaniment']:.2f}){g['onsets_ratio']:>10.2f}   "
                    f"{j['share']:.2f} / {j['random_edit']:.2f} / {j['random_accompaniment']:.2f}")
     if with_fad:
-        from audiogenre.bridge import transfer_fad
+        from audiogenre.phrase_fad import transfer_fad
         from audiogenre.fad_embed import embedding_backend
 
         backend = embedding_backend(fad_embedding)

@@ -28,7 +28,7 @@ from midigenre.dataset import PhraseCache, SongSplit
 from midigenre.stargan import MultiGenreGAN, density_thresholds, discriminator_losses, generator_losses, kept_transfer
 from midigenre.train import GenreSource, _Rows, genre_settings
 from shared.errors import GenreError
-from shared.runtime import pick_device, seed_everything
+from shared.runtime import RandomStates, pick_device
 from shared.training import CSVLog, EpochSnapshot, EveryEpoch, LearningRate, TrainingLoop, linear_decay, weighted, write_run_config
 
 KIND = "multi-genre"
@@ -133,8 +133,9 @@ class MultiGenreTask:
 
         self.keep_source = (torch.tensor([g in config.keep_source_into for g in names], device=self.device)
                             if config.keep_source_into else None)
-        seed_everything(config.seed)
-        self.model = MultiGenreGAN(config.model, len(self.genres), critic=config.critic).to(self.device)
+        self.rng = RandomStates(config.seed)  # the run's own generators: the caller's are left as they were
+        with self.rng:
+            self.model = MultiGenreGAN(config.model, len(self.genres), critic=config.critic).to(self.device)
         betas = (config.beta1, config.beta2)
         self.opt_g = torch.optim.Adam(self.model.G.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(self.model.critic_parameters(), lr=config.lr, betas=betas)
@@ -239,7 +240,8 @@ class MultiGenreTask:
                              data=self.describe(), roll_settings=self.roll_settings, genre_settings=self.genre_settings,
                              device=str(self.device))
             self.split.save(self.out / "split.json")
-        history = self.loop.run_reporting(progress, on_epoch)
+        with self.rng:
+            history = self.loop.run_reporting(progress, on_epoch)
         return history[-1] if history else {}
 
     def resume(self) -> None:
@@ -254,7 +256,8 @@ class MultiGenreTask:
             if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
                 raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
 
-        self.loop.resume(check)
+        with self.rng:  # the checkpoint's generators become the run's own
+            self.loop.resume(check)
         self.resumed = True
 
     # -- outputs -------------------------------------------------------------------------

@@ -46,7 +46,7 @@ from midigenre.dataset import PhraseCache, PhraseDataset, SongSplit, balance
 from shared import distributed
 from shared.config import load_config_file
 from shared.errors import GenreError
-from shared.runtime import pick_device, seed_everything
+from shared.runtime import RandomStates, pick_device
 from shared.training import CSVLog, EpochSnapshot, EveryEpoch, LearningRate, TrainingLoop, linear_decay, write_run_config
 
 log = logging.getLogger(__name__)
@@ -231,8 +231,9 @@ class CycleGANTask:
         self.mixed = self._mixed_rows()
         self.samples = self._sample_batch()
 
-        seed_everything(config.seed)
-        self.model = CycleGAN(config.model, config.variant, genre_critic=config.genre_loss > 0).to(self.device)
+        self.rng = RandomStates(config.seed)  # the run's own generators: the caller's are left as they were
+        with self.rng:
+            self.model = CycleGAN(config.model, config.variant, genre_critic=config.genre_loss > 0).to(self.device)
         g_params = [p for g in self.model.generators() for p in g.parameters()]
         d_params = [p for d in self.model.discriminators() for p in d.parameters()]
         self.opt_g = torch.optim.Adam(g_params, lr=config.lr, betas=(config.beta1, config.beta2))
@@ -406,7 +407,8 @@ class CycleGANTask:
                              data=self.describe(),
                              roll_settings=self.roll_settings, device=str(self.device))
             self.split.save(self.out / "split.json")
-        history = self.loop.run_reporting(progress, on_epoch)
+        with self.rng:
+            history = self.loop.run_reporting(progress, on_epoch)
         return history[-1] if history else {}
 
     def resume(self) -> None:
@@ -422,7 +424,8 @@ class CycleGANTask:
             if dataclasses.replace(saved, epochs=self.cfg.epochs) != self.cfg:
                 raise GenreError(f"{self.out} was trained with other settings; resume it with the same ones (only --epochs may change)")
 
-        self.loop.resume(check)
+        with self.rng:  # the checkpoint's generators become the run's own
+            self.loop.resume(check)
         self.resumed = True
 
     # -- outputs -------------------------------------------------------------------------

@@ -542,3 +542,17 @@ def test_shipped_pairs_are_version_1_files_that_load(name):
     assert meta["kind_version"] == 1 and meta["config"]["genre_shift"] is True
     model = TransferModel.load(name)
     assert model.meta["kind_version"] == 2 and "genre_shift" not in model.meta["config"]
+
+
+def test_training_leaves_the_callers_random_state_alone(small_caches, tmp_path, tiny_preset, stub_samples):
+    from tests.test_random_state import draws, leaves_the_callers_generators_alone
+
+    a, b = GenreSource.parse(small_caches[0]), GenreSource.parse(small_caches[1])
+    cfg = TrainConfig(preset=tiny_preset, epochs=1, batch_size=2, seed=5)
+    tasks = []
+    leaves_the_callers_generators_alone(lambda: tasks.append(CycleGANTask(a, b, tmp_path / "one", cfg)) or tasks[0].fit())
+    again = CycleGANTask(a, b, tmp_path / "two", cfg)
+    draws()  # the caller draws between building and fitting: the run is the same
+    again.fit()
+    for x, y in zip(tasks[0].model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(x, y)

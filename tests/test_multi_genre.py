@@ -997,3 +997,17 @@ def test_choice_takes_each_target_from_any_training_and_adds_up_their_time(tmp_p
         ("a", 2, 180.0), ("b", 1, 60.0)]
     assert not (tmp_path / "combined" / "log.csv").exists() and "4.0 min of training" in "\n".join(choice.lines())
     assert TransferModel.load(tmp_path / "combined").transfer_phrases(np.zeros((1, 64, 84), bool), "high")[0].shape == (1, 64, 84)
+
+
+def test_training_leaves_the_callers_random_state_alone(three, tmp_path, tiny_preset, stub_samples):
+    from tests.test_random_state import draws, leaves_the_callers_generators_alone
+
+    cfg = MultiGenreConfig(preset=tiny_preset, epochs=1, batch_size=6, seed=5)
+    tasks = []
+    leaves_the_callers_generators_alone(lambda: tasks.append(MultiGenreTask(sources(three), tmp_path / "one", cfg))
+                                        or tasks[0].fit())
+    again = MultiGenreTask(sources(three), tmp_path / "two", cfg)
+    draws()  # the caller draws between building and fitting: the run is the same
+    again.fit()
+    for x, y in zip(tasks[0].model.state_dict().values(), again.model.state_dict().values()):
+        assert torch.equal(x, y)
