@@ -68,7 +68,7 @@ def prepare(sources, genre, output, meter, max_bars, keep_drums, workers, resume
     """
     from midigenre.pianoroll import RollSettings
     from midigenre.prepare import check_shard, find_midi_files
-    from midigenre.selection import is_midi_path
+    from midigenre.phrases import is_midi_path
     from shared.atomic import refuse_overwriting_input
 
     inputs = list(sources)
@@ -227,7 +227,7 @@ def plot(source, output, genre, index, song, meter):
       genre midi plot song.mid -o song.png
     """
     from midigenre.plots import plot_phrases
-    from midigenre.selection import select_phrases
+    from midigenre.phrases import select_phrases
     from shared.atomic import refuse_overwriting_input
 
     refuse_overwriting_input([source], output)
@@ -256,7 +256,7 @@ def export(cache, output, genre, index, song, tempo):
       genre midi export jazz.h5 --song 0 -o song.mid
     """
     from midigenre.pianoroll import write_midi
-    from midigenre.selection import is_midi_path, select_phrases
+    from midigenre.phrases import is_midi_path, select_phrases
     from shared.atomic import refuse_overwriting_input
 
     refuse_overwriting_input([cache], output)
@@ -909,7 +909,7 @@ def explain(source, clf_path, target, output, index, song, cache_genre, method, 
     """
     from midigenre.classifier import Classifier
     from midigenre.plots import plot_attribution
-    from midigenre.selection import select_phrases
+    from midigenre.phrases import select_phrases
     from shared.atomic import refuse_overwriting_input
 
     refuse_overwriting_input([source, *model_files(clf_path)], output)

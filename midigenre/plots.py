@@ -1,6 +1,6 @@
 """Pictures of phrases and songs: the panel layout shared by ``genre midi plot``, ``explain`` and ``transfer --png``.
 
-A selection of phrases (:mod:`midigenre.selection`) is laid out as panels: cache rows, which
+A selection of phrases (:mod:`midigenre.phrases`) is laid out as panels: cache rows, which
 may come from different songs, one panel each; phrases of one song (a MIDI file or a cached
 song) in lines of four phrase places, read like a score, with silent gaps where phrases are
 missing. The drawing itself is :func:`shared.plotting.plot_rolls`.
@@ -50,7 +50,7 @@ class Drawing:
 
 
 def layout_panels(selection, overlays: np.ndarray | None = None, per_line: int = PHRASES_PER_LINE) -> list[Panel]:
-    """Panels for a :class:`~midigenre.selection.Selection` (and optional per-phrase overlays, ``(N, 64, 84)``).
+    """Panels for a :class:`~midigenre.phrases.Selection` (and optional per-phrase overlays, ``(N, 64, 84)``).
 
     Phrases of one song go in lines of ``per_line`` phrase places from the first selected one,
     missing places silent; cache rows get a panel each.

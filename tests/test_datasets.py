@@ -509,7 +509,7 @@ def test_smf_and_every_midi_suffix_found_by_render_dataset_and_prepare_alike(tmp
     songs = {c["song"] for c in man["clips"]}
     assert len(songs) == 4 and {"pop/f.midi", "pop/g.smf"} <= songs
 
-    from midigenre.selection import is_midi_path as _is_midi_path
+    from midigenre.phrases import is_midi_path as _is_midi_path
 
     assert all(_is_midi_path(f"x{s}") and _is_midi_path(f"x{s.upper()}") for s in MIDI_SUFFIXES)
     assert not _is_midi_path("x.wav") and not _is_midi_path("x.h5")

@@ -1,4 +1,4 @@
-"""Phrase selection (midigenre.selection), the panel layout and pictures (midigenre.plots, shared.plotting)."""
+"""Phrase selection (midigenre.phrases), the panel layout and pictures (midigenre.plots, shared.plotting)."""
 
 import subprocess
 import sys
@@ -8,7 +8,7 @@ import pytest
 
 from midigenre.pianoroll import RollSettings
 from midigenre.plots import MAX_LINES, layout_panels, plot_attribution, plot_phrases
-from midigenre.selection import Phrase, Selection, is_midi_path, parse_indices, select_phrases
+from midigenre.phrases import Phrase, Selection, is_midi_path, parse_indices, select_phrases
 from shared.errors import GenreError
 from tests.conftest import make_midi, random_grid_notes
 

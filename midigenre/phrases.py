@@ -1,6 +1,7 @@
-"""Choosing phrases to draw, explain or export: rows of a cache, one cached song, or phrases of a MIDI file.
+"""Picking phrases to draw, explain or export: rows of a cache, one cached song, or phrases of a MIDI file
+(not to be confused with midigenre.choose, which chooses models).
 
-    >>> from midigenre.selection import select_phrases
+    >>> from midigenre.phrases import select_phrases
     >>> sel = select_phrases("jazz.h5", index=["0:4"])          # cache rows 0..3
     >>> sel = select_phrases("jazz.h5", song="Anthropology")    # every phrase of one cached song
     >>> sel = select_phrases("song.mid")                       # the first four phrases of a MIDI file
