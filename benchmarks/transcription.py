@@ -34,7 +34,7 @@ onsets then the onset fit, librosa's beat tracker then the onset fit, librosa's 
 line through them), and the comb alone.
 
 End to end (``--bridge``), for the model's genres and its held-out songs, each clip goes through
-``transfer_audio`` (what ``genre audio transfer`` runs) to the other genre:
+``transfer_audio`` (what ``genre audio arrange`` runs) to the other genre:
 
 * ``sym→tgt``: the share of 4-bar phrases that the symbolic classifier (``--classifier``, a
   ``genre midi train-classifier`` folder trained on the model's training songs; without it a

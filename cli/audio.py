@@ -30,7 +30,7 @@ def audio() -> None:
       genre audio transform jazz.wav --to classical -o jazz_classical.wav
     \b
     Re-arranged in another genre (transcription → symbolic CycleGAN → FluidSynth):
-      genre audio transfer jazz.wav --to classical -o jazz_classical.wav
+      genre audio arrange jazz.wav --to classical -o jazz_classical.wav
       genre audio transcribe jazz.wav -o jazz.mid
     \b
     Training your own, no downloads needed:

@@ -73,15 +73,16 @@ def _quiet() -> None:
 
 from cli.audio import audio, render  # noqa: E402
 from cli.midi import midi  # noqa: E402
-from cli.transcribe import transcribe, transfer  # noqa: E402
+from cli.transcribe import arrange, arrange_as_transfer, transcribe  # noqa: E402
 from cli.report import report  # noqa: E402
 from cli.model import model  # noqa: E402
 
 main.add_command(midi)
 main.add_command(audio)
 main.add_command(render)
-audio.add_command(transcribe)  # genre audio transcribe / transfer (audio → MIDI → another genre)
-audio.add_command(transfer)
+audio.add_command(transcribe)  # genre audio transcribe / arrange (audio → MIDI → another genre)
+audio.add_command(arrange)
+audio.add_command(arrange_as_transfer)  # the name it had before, hidden: scripts that call it keep working
 main.add_command(report)
 main.add_command(model)
 

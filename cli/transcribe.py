@@ -1,4 +1,4 @@
-"""``genre audio transcribe`` and ``genre audio transfer``: a recording → MIDI → another genre.
+"""``genre audio transcribe`` and ``genre audio arrange``: a recording → MIDI → another genre.
 
 Each command parses its options, calls the library (:mod:`audiogenre.transcribe`,
 :mod:`audiogenre.arrange`) and prints.
@@ -70,7 +70,7 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
                f"{int(tr.qnotes[:, 1].max()) / 16 if len(tr.qnotes) else 0:.1f} bars")
 
 
-@click.command("transfer")
+@click.command("arrange")
 @click.argument("song", type=click.Path())
 @click.option("--to", "target", required=True, help="Target genre (one of the model's).")
 @click.option("--from", "source_genre", help="The recording's genre (default: a pair model takes its other genre; a "
@@ -87,7 +87,7 @@ def transcribe(song, output, bpm, downbeat, tracker, grid, threads):
               "{genre: {chords: PROGRAM, bass: PROGRAM, drums: keep|drop, bass_below: PITCH}} for the added notes, "
               "as in `genre midi transfer`.")
 @_grid
-def transfer(song, target, source_genre, output, model, soundfont, program, instruments, bpm, downbeat, tracker, grid,
+def arrange(song, target, source_genre, output, model, soundfont, program, instruments, bpm, downbeat, tracker, grid,
              threads):
     """Play a recording in another genre: transcribe, transfer the notes, render.
 
@@ -107,9 +107,9 @@ def transfer(song, target, source_genre, output, model, soundfont, program, inst
 
     \b
     Example:
-      genre audio transfer piano.wav --to classical -o piano_classical.wav
-      genre audio transfer piano.wav --to jazz -o piano_jazz.wav --bpm 96
-      genre audio transfer piano.wav --to classical -o bridge/ && genre report bridge/ -o page/
+      genre audio arrange piano.wav --to classical -o piano_classical.wav
+      genre audio arrange piano.wav --to jazz -o piano_jazz.wav --bpm 96
+      genre audio arrange piano.wav --to classical -o bridge/ && genre report bridge/ -o page/
     """
     from audiogenre.arrange import transfer_audio
 
@@ -133,3 +133,9 @@ def transfer(song, target, source_genre, output, model, soundfont, program, inst
                f"rendering {s['rendering']:.1f})")
     copy = f", {res.original_copy}" if res.original_copy else ""
     click.echo(f"wrote {res.output}, {res.transcription_midi}, {res.transferred_midi}, {res.sidecar}{copy}")
+
+
+#: ``genre audio transfer``, the name ``arrange`` had before (it sat beside ``genre audio transform``,
+#: a different job): hidden, so scripts that call it keep working.
+arrange_as_transfer = click.Command("transfer", callback=arrange.callback, params=arrange.params, help=arrange.help,
+                                    hidden=True)

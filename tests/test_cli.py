@@ -225,3 +225,17 @@ def test_transfer_of_a_folder_refuses_outputs_that_are_its_songs(song_folder, tm
     result = run("midi", "transfer", song_folder, "--model", tmp_path / "none", "--to", "jazz", "-o", song_folder, ok=False)
     assert result.exit_code == 1 and "would overwrite the input" in result.output and "a.jazz.mid" in result.output
     assert (song_folder / "a.jazz.mid").read_bytes() == before
+
+
+def test_audio_arrange_is_listed_and_its_old_name_still_runs():
+    """`genre audio arrange` (a recording re-arranged through transcription) no longer sits beside
+    `genre audio transform` under a look-alike name; `genre audio transfer` stays as a hidden alias."""
+    from click.testing import CliRunner
+
+    from cli.main import main
+
+    listing = CliRunner().invoke(main, ["audio", "--help"]).output
+    assert "arrange" in listing and "transform" in listing and " transfer " not in listing
+    old = CliRunner().invoke(main, ["audio", "transfer", "--help"])
+    new = CliRunner().invoke(main, ["audio", "arrange", "--help"])
+    assert old.exit_code == new.exit_code == 0 and old.output.split("\n", 1)[1] == new.output.split("\n", 1)[1]

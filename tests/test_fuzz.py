@@ -486,7 +486,7 @@ def test_a_header_claiming_a_few_hertz_is_refused_before_resampling(audio_dir, t
     src = audio_dir[name]
     for argv in (["audio", "transform", src, "--to", "jazz", "--steps", "1", "-o", tmp_path / "t.wav"],
                  ["audio", "transcribe", src, "-o", tmp_path / "t.mid"],
-                 ["audio", "transfer", src, "--to", "classical", "-o", tmp_path / "x.wav"]):
+                 ["audio", "arrange", src, "--to", "classical", "-o", tmp_path / "x.wav"]):
         o = run_limited(argv)
         assert "sample rate of" in o.err and "Hz" in o.err and o.seconds < 60
     assert not [p.name for p in tmp_path.iterdir()]
@@ -785,7 +785,7 @@ def test_audio_transfer_refuses_a_rate_it_cannot_render_before_transcribing(tmp_
     import soundfile as sf
 
     sf.write(str(tmp_path / "low-rate.wav"), np.zeros(6000 * 10, np.float32), 6000)
-    o = run(["audio", "transfer", tmp_path / "low-rate.wav", "--to", "classical", "-o", tmp_path / "o.wav"])
+    o = run(["audio", "arrange", tmp_path / "low-rate.wav", "--to", "classical", "-o", tmp_path / "o.wav"])
     assert "cannot render at 6000 Hz" in o.err and "resample" in o.err and not (tmp_path / "o.wav").exists()
 
 
@@ -911,7 +911,7 @@ def test_a_short_clip_is_transcribed_and_only_the_transfer_wants_a_phrase(tmp_pa
     write_audio(song, _render(_piece(bars=2)[0], seconds=4.5), 22_050)  # 2 bars at 120 bpm
     o = run(["audio", "transcribe", song, "-o", tmp_path / "t.mid"], "ok")
     assert (tmp_path / "t.mid").exists() and "phrase" not in o.out + o.err
-    o = run(["audio", "transfer", song, "--to", "classical", "-o", tmp_path / "t.wav"])
+    o = run(["audio", "arrange", song, "--to", "classical", "-o", tmp_path / "t.wav"])
     assert "shorter than one 4-bar phrase" in o.err
 
 
@@ -982,16 +982,16 @@ def test_audio_transfer_takes_from_as_its_refusal_says(tmp_path, monkeypatch):
     write_audio(song, _render(_piece(bars=8)[0]), 22_050)  # 8 bars at 120 bpm
     monkeypatch.setattr(MultiGenreTransfer, "predict_genre",
                         lambda self, phrases: ("pop", {g: float(g == "pop") for g in self.names}))
-    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--to", "pop", "-o", tmp_path / "p.wav"])
+    o = run(["audio", "arrange", song, "--model", "four-genres-melody", "--to", "pop", "-o", tmp_path / "p.wav"])
     assert "takes the song for pop already" in o.err and "--from" in o.err and not (tmp_path / "p.wav").exists()
-    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--from", "jazz", "--to", "pop", "-o",
+    o = run(["audio", "arrange", song, "--model", "four-genres-melody", "--from", "jazz", "--to", "pop", "-o",
              tmp_path / "p.wav"], "ok")
     assert "jazz → pop:" in o.out and (tmp_path / "p.wav").exists()
-    o = run(["audio", "transfer", song, "--model", "four-genres-melody", "--to", "folk", "-o", tmp_path / "f.wav"], "ok")
+    o = run(["audio", "arrange", song, "--model", "four-genres-melody", "--to", "folk", "-o", tmp_path / "f.wav"], "ok")
     assert "pop → folk (source genre told by the model: 100% of the phrases; say it with --from)" in o.out
-    o = run(["audio", "transfer", song, "--to", "jazz", "-o", tmp_path / "j.wav"], "ok")
+    o = run(["audio", "arrange", song, "--to", "jazz", "-o", tmp_path / "j.wav"], "ok")
     assert "classical → jazz (source genre assumed: the model's other genre; say it with --from)" in o.out
-    o = run(["audio", "transfer", song, "--from", "jazz", "--to", "jazz", "-o", tmp_path / "x.wav"])
+    o = run(["audio", "arrange", song, "--from", "jazz", "--to", "jazz", "-o", tmp_path / "x.wav"])
     assert "--from must be classical" in o.err and not (tmp_path / "x.wav").exists()
 
 

@@ -376,7 +376,7 @@ def test_audio_transfer_plays_on_the_recordings_own_beats(moving_clip, tmp_path)
 
     path, _, beats = moving_clip
     out = tmp_path / "moving_classical.wav"
-    result = run("audio", "transfer", path, "--to", "classical", "-o", out)
+    result = run("audio", "arrange", path, "--to", "classical", "-o", out)
     assert result.exit_code == 0, result.output
     side = json.loads(out.with_suffix(".json").read_text())
     assert side["transcription"]["grid"] == "follow" and side["transcription"]["tempo_events"] >= 32
@@ -432,7 +432,7 @@ def test_audio_transfer_writes_the_song_in_the_other_genre(clip, tmp_path):
 
     path, _ = clip
     out = tmp_path / "out" / "piece_classical.wav"
-    result = run("audio", "transfer", path, "--to", "classical", "-o", out)
+    result = run("audio", "arrange", path, "--to", "classical", "-o", out)
     assert result.exit_code == 0, result.output
     assert "jazz → classical (source genre assumed: the model's other genre; say it with --from): " in result.output
     side = json.loads(out.with_suffix(".json").read_text())
@@ -470,7 +470,7 @@ def test_bad_recordings_get_one_line_and_no_files(case, tmp_path):
     expect = {"silence": "is silent", "noise": "no pitched music", "drums": "no pitched music",
               "short": "shorter than one 4-bar phrase", "garbage": "cannot read", "missing": "no such audio file"}[case]
     for args in (("audio", "transcribe", song, "-o", tmp_path / "o" / "t.mid"),
-                 ("audio", "transfer", song, "--to", "classical", "-o", tmp_path / "o" / "t.wav")):
+                 ("audio", "arrange", song, "--to", "classical", "-o", tmp_path / "o" / "t.wav")):
         if case == "short" and args[1] == "transcribe":
             continue  # only the transfer needs a whole 4-bar phrase (tests/test_fuzz.py)
         result = run(*args)
@@ -485,7 +485,7 @@ def test_outputs_never_overwrite_the_recording(tmp_path):
     song = tmp_path / "x.wav"
     song.write_bytes(b"")
     for args in (("audio", "transcribe", song, "-o", song),
-                 ("audio", "transfer", song, "--to", "jazz", "-o", song)):
+                 ("audio", "arrange", song, "--to", "jazz", "-o", song)):
         result = run(*args)
         assert result.exit_code == 1 and "would overwrite the input" in result.output
     result = run("audio", "transcribe", song, "-o", tmp_path / "x.txt")
@@ -511,7 +511,7 @@ def test_damaged_and_odd_audio_files_of_the_fuzz_campaign(tmp_path):
 def test_audio_transfer_to_a_folder_makes_a_bridge_folder_for_the_listening_report(clip, tmp_path):
     path, _ = clip
     folder = tmp_path / "bridge"
-    result = run("audio", "transfer", path, "--to", "classical", "-o", folder)
+    result = run("audio", "arrange", path, "--to", "classical", "-o", folder)
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in folder.iterdir()) == [
         "bridge.json", "original.wav", "transcription.mid", "transferred.mid", "transferred.wav"]
