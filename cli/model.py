@@ -1,4 +1,5 @@
-"""``genre model``: what a model is, what it was trained on and which songs it never saw."""
+"""``genre model``: what a model is, what it was trained on and which songs it never saw; and
+``--upgrade``, which rewrites folders of the old model format (:mod:`shared.upgrade`)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,15 @@ def _genres(meta: dict) -> list[str]:
 
 
 @click.command("model")
-@click.argument("name", required=False)
+@click.argument("names", nargs=-1, metavar="[NAME]...")
 @click.option("--songs", type=click.Choice(list(PARTS)), help="List the songs of one part of the model's split "
               "(test: the held-out songs, never seen in training or in choosing the model).")
-def model(name, songs):
+@click.option("--upgrade", is_flag=True, help="Rewrite model folders of the old format 1 (genre-transfer 0.1.0) "
+              "in the current format, the weights bit-identical; several folders may be given.")
+@click.option("--encoder", type=click.Path(), help="With --upgrade: where the wav2vec2 weights of an audio "
+              "classifier are now (to check that the upgraded folder loads).")
+@click.option("--dry-run", is_flag=True, help="With --upgrade: print the new model.json, write nothing.")
+def model(names, songs, upgrade, encoder, dry_run):
     """Know a model: its kind, genres, settings, card and the songs it was trained, chosen and
     measured on.
 
@@ -45,10 +51,24 @@ def model(name, songs):
       genre model four-genres-melody
       genre model four-genres-melody --songs test     # songs to try it on that it never saw
       genre model runs/jc
+      genre model old-runs/jc old-runs/clf --upgrade  # folders saved by genre-transfer 0.1.0
     """
     from shared.errors import GenreError
     from shared.registry import model_folder, read_meta, shipped_model, shipped_model_names
 
+    if upgrade:
+        if songs:
+            raise GenreError("--songs and --upgrade do not go together")
+        if not names:
+            raise GenreError("--upgrade needs model folders: genre model FOLDER… --upgrade")
+        if not _upgrade(names, encoder, dry_run):
+            click.get_current_context().exit(1)
+        return
+    if encoder or dry_run:
+        raise GenreError(f"{'--encoder' if encoder else '--dry-run'} goes with --upgrade: genre model FOLDER --upgrade")
+    if len(names) > 1:
+        raise GenreError(f"one model at a time ({len(names)} given); several folders only with --upgrade")
+    name = names[0] if names else None
     if name is None:
         if songs:
             raise GenreError("--songs needs a model: genre model NAME --songs test")
@@ -78,6 +98,26 @@ def model(name, songs):
         _show(name, folder, meta, split, songs)
     except (AttributeError, KeyError, TypeError, ValueError) as err:  # a field of the wrong type
         raise GenreError(f"{folder / 'model.json'} or its split.json is damaged: {type(err).__name__}: {err}") from None
+
+
+def _upgrade(names, encoder, dry_run) -> bool:
+    """``--upgrade``: each folder upgraded (or its one-line error); False when any failed."""
+    from shared.errors import GenreError
+    from shared.registry import model_folder
+    from shared.upgrade import upgrade_folder
+
+    ok = True
+    for name in names:
+        try:
+            done = upgrade_folder(model_folder(name), encoder=encoder, dry_run=dry_run)
+        except GenreError as err:
+            click.echo(f"Error: {err}", err=True)
+            ok = False
+            continue
+        if done.meta is not None:
+            click.echo(json.dumps(done.meta, indent=2))
+        click.echo(done.line)
+    return ok
 
 
 def _show(name, folder: Path, meta: dict, split: dict | None, songs: str | None) -> None:

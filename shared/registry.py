@@ -33,7 +33,7 @@ module that registers the kind (see :data:`KIND_MODULES`; the registry itself im
 model code), rebuilds the module from the config through the builder, loads the weights
 strictly and returns ``(module, meta)`` in eval mode. Damaged, foreign or future files are
 one-line :class:`GenreError` s; folders of the old format 1 are rewritten by
-``scripts/upgrade_models.py``.
+``genre model FOLDER --upgrade`` (:mod:`shared.upgrade`).
 
 A model is named by its folder (or a file in it) or, for the shipped models, by its name
 (``jazz-classical-melody``, ``audio-rendered``): :func:`model_folder`. The shipped models are
@@ -266,7 +266,7 @@ def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
         raise GenreError(f"{folder} was saved in model format {fmt!r}; this version reads up to {FORMAT}: upgrade the toolkit")
     if fmt < FORMAT:
         raise GenreError(f"{folder} was saved in the old model format {fmt} by genre-transfer "
-                         f"{meta.get('package_version', '?')}; re-save it with `python scripts/upgrade_models.py {folder}`")
+                         f"{meta.get('package_version', '?')}; upgrade it with `genre model {folder} --upgrade`")
     name = meta.get("kind")
     wanted = (kind,) if isinstance(kind, str) else kind
     if wanted is not None and name not in wanted:

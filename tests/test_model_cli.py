@@ -43,3 +43,11 @@ def test_bad_names_get_one_line():
     assert r.exit_code == 1 and r.output.startswith("Error: no such model") and len(r.output.splitlines()) == 1
     r = run("model", "--songs", "test")
     assert r.exit_code == 1 and "needs a model" in r.output
+    r = run("model", "jazz-classical-melody", "four-genres-melody")
+    assert r.exit_code == 1 and "one model at a time" in r.output and len(r.output.splitlines()) == 1
+
+
+def test_upgrade_leaves_a_format_2_model_as_it_is():
+    """``genre model FOLDER --upgrade``: format-1 folders are tests/test_registry.py's."""
+    r = run("model", "jazz-classical-melody", "--upgrade")
+    assert r.exit_code == 0 and r.output.strip().endswith(": already format 2"), r.output

@@ -213,8 +213,8 @@ def _edit_meta(folder, fn):
     (lambda m: {**m, "format": "2"}, "model format '2'"),
     (lambda m: {**m, "kind_version": 99}, "version 99; this toolkit reads up to 1"),
     (lambda m: {**m, "kind": "transformer"}, "holds a 'transformer' model, not a 'genre-classifier' model"),
-    (lambda m: {**m, "format": 1}, "upgrade_models.py"),
-    (lambda m: {k: v for k, v in m.items() if k != "format"}, "upgrade_models.py"),
+    (lambda m: {**m, "format": 1}, "old model format 1 .*`genre model .* --upgrade`"),
+    (lambda m: {k: v for k, v in m.items() if k != "format"}, "old model format 0 .*`genre model .* --upgrade`"),
     (lambda m: [m], "a JSON object was expected, not list"),
     (lambda m: "model", "a JSON object was expected, not str"),
     (lambda m: {**m, "config": {"channels": [8, 8]}}, "channels must be four"),
@@ -418,27 +418,27 @@ def _as_format_1(folder: Path):
     (folder / "model.json").write_text(json.dumps(old))
 
 
-def _upgrade_script():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("upgrade_models", REPO / "scripts" / "upgrade_models.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def upgrade(*args):
+    """``genre model ARGS --upgrade`` in-process."""
+    return CliRunner().invoke(main, ["model", *map(str, args), "--upgrade"], catch_exceptions=False)
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != "multi-genre"])  # the kinds that format 1 had
-def test_upgrade_script_rewrites_format_1_with_the_same_tensors_and_outputs(kind, tmp_path, encoder_dir, capsys):
+def test_upgrade_rewrites_format_1_with_the_same_tensors_and_outputs(kind, tmp_path, encoder_dir):
     module, x = _make(kind, tmp_path / "m", encoder_dir)
     before = load_file(str(tmp_path / "m" / "model.safetensors"))
     new_meta = json.loads((tmp_path / "m" / "model.json").read_text())
     _as_format_1(tmp_path / "m")
-    with pytest.raises(GenreError, match="old model format 1.*upgrade_models.py") as e:
+    with pytest.raises(GenreError, match=r"old model format 1.*`genre model .*m --upgrade`") as e:
         registry.load_model(tmp_path / "m")
     one_line(e)
-    up = _upgrade_script()
-    assert up.main([str(tmp_path / "m")]) == 0
-    assert "bit-identical; loads" in capsys.readouterr().out
+    r = upgrade(tmp_path / "m", "--dry-run")  # the new model.json, nothing written
+    assert r.exit_code == 0, r.output
+    assert r.stdout.rstrip().endswith("would be upgraded (dry run)")
+    assert json.loads((tmp_path / "m" / "model.json").read_text())["format"] == 1
+    r = upgrade(tmp_path / "m")
+    assert r.exit_code == 0, r.output
+    assert "bit-identical; loads" in r.stdout and len(r.stdout.splitlines()) == 1
     after = load_file(str(tmp_path / "m" / "model.safetensors"))
     assert sorted(after) == sorted(before) and all(torch.equal(after[k], before[k]) and after[k].dtype == before[k].dtype
                                                    for k in before)
@@ -447,22 +447,34 @@ def test_upgrade_script_rewrites_format_1_with_the_same_tensors_and_outputs(kind
         assert meta[key] == new_meta[key], key
     loaded, _ = registry.load_model(tmp_path / "m")
     assert torch.equal(_outputs(loaded, x), _outputs(module, x))
-    assert up.main([str(tmp_path / "m")]) == 0 and "already format 2" in capsys.readouterr().out
+    r = upgrade(tmp_path / "m")
+    assert r.exit_code == 0 and "already format 2" in r.stdout
 
 
-def test_upgrade_script_keeps_float16_weights_and_refuses_junk(tmp_path, capsys):
+def test_upgrade_keeps_float16_weights_and_refuses_junk(tmp_path):
+    from shared.upgrade import upgrade_folder
+
     _audio_cnn(tmp_path / "m")
     t = load_file(str(tmp_path / "m" / "model.safetensors"))
     save_file({k: (v.half() if v.is_floating_point() else v) for k, v in t.items()}, str(tmp_path / "m" / "model.safetensors"))
     _as_format_1(tmp_path / "m")
-    up = _upgrade_script()
-    assert up.main([str(tmp_path / "m")]) == 0
+    done = upgrade_folder(tmp_path / "m")  # the library: what it did, nothing printed
+    assert (done.action, done.kind, done.from_format, done.to_format, done.check) == (
+        "upgraded", "audio-classifier", 1, 2, "loads")
     assert load_file(str(tmp_path / "m" / "model.safetensors"))["head.net.weight"].dtype == torch.float16
+    assert upgrade_folder(tmp_path / "m").action == "already"
     (tmp_path / "junk").mkdir()
     (tmp_path / "junk" / "model.json").write_text("[]")
-    assert up.main([str(tmp_path / "junk"), str(tmp_path / "none")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+    r = upgrade(tmp_path / "junk", tmp_path / "none", tmp_path / "m")  # each folder: its line; exit 1 if any failed
+    assert r.exit_code == 1
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("Error: ") for line in err), err
+    assert r.stdout.strip() == f"{tmp_path / 'm'}: already format 2"
+    for args in (["--songs", "test"], ["--dry-run"], ["--encoder", "x"]):
+        r = CliRunner().invoke(main, ["model", str(tmp_path / "m"), *args] + (["--upgrade"] if args[0] == "--songs" else []))
+        assert r.exit_code != 0 and len(r.output.splitlines()) == 1 and r.output.startswith("Error: "), r.output
+    r = CliRunner().invoke(main, ["model", "--upgrade"])
+    assert r.exit_code == 1 and "needs model folders" in r.output
 
 
 # ---- the backend protocol ----------------------------------------------------------------------
