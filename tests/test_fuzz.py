@@ -2,15 +2,14 @@
 commands that read them. Each case ends in a one-line error and a non-zero exit, or in a
 sensible result; never a traceback, a damaged cache, a clipped song or a worse one.
 
-The inputs are built by scripts/fuzz_inputs.py (which also runs the slow cases: 100k notes,
-20 minutes of audio, 500 files, kill -9 during prepare, in separate processes with time and
-memory limits). Here every command runs in-process through click's CliRunner.
+The inputs are built by tests/fuzz_inputs.py (which also runs the slow cases as
+``python -m tests.fuzz_inputs``: 100k notes, 20 minutes of audio, 500 files, kill -9 during
+prepare, in separate processes with time and memory limits). Here every command runs in-process through click's CliRunner.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import shutil
 import sys
 import threading
@@ -21,13 +20,10 @@ import numpy as np
 import pytest
 
 from shared.errors import GenreError
+from tests import fuzz_inputs as F
 from tests.conftest import REPO
 from tests.test_audio import fluidsynth_ready
 
-_spec = importlib.util.spec_from_file_location("fuzz_inputs", REPO / "scripts" / "fuzz_inputs.py")
-F = importlib.util.module_from_spec(_spec)
-sys.modules.setdefault("fuzz_inputs", F)  # dataclasses look their module up by name
-_spec.loader.exec_module(F)
 
 needs_fluidsynth = pytest.mark.skipif(fluidsynth_ready() is not None, reason=f"FluidSynth not usable: {fluidsynth_ready()}")
 

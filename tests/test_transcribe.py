@@ -494,8 +494,8 @@ def test_outputs_never_overwrite_the_recording(tmp_path):
 
 @needs_transcription
 def test_damaged_and_odd_audio_files_of_the_fuzz_campaign(tmp_path):
-    """scripts/fuzz_inputs.py's audio files: one-line errors (or a transcription), never a traceback."""
-    from tests.test_fuzz import F
+    """tests/fuzz_inputs.py's audio files: one-line errors (or a transcription), never a traceback."""
+    from tests import fuzz_inputs as F
 
     files = F.audio_inputs(tmp_path / "in")
     for name, path in files.items():

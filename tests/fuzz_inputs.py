@@ -11,10 +11,12 @@ under the memory limit), ``wrong exit`` (exit 0 where an error was due, or the r
 ``multi-line`` (an error of more than one line), ``bad result`` (exit 0 but a check of the
 output failed: counts that do not add up, a damaged cache, litter left behind, wrong audio).
 
-    python scripts/fuzz_inputs.py                # everything (about 10 min on 2 cores)
-    python scripts/fuzz_inputs.py --quick        # without the slow cases (100k notes, 20 min audio, 500 files, kill -9)
-    python scripts/fuzz_inputs.py --only cache   # one group: midi, cache, audio, scenario
-    python scripts/fuzz_inputs.py --markdown     # the table as Markdown
+    python -m tests.fuzz_inputs                # everything (about 10 min on 2 cores)
+    python -m tests.fuzz_inputs --quick        # without the slow cases (100k notes, 20 min audio, 500 files, kill -9)
+    python -m tests.fuzz_inputs --only cache   # one group: midi, cache, audio, scenario
+    python -m tests.fuzz_inputs --markdown     # the table as Markdown
+
+from the repository's root (the campaign is test scaffolding, not part of the installed package).
 
 Every command runs in its own process with a time limit and an address-space limit, so a
 hang or a memory blow-up is reported instead of taking the machine down. tests/test_fuzz.py
