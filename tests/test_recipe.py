@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -33,7 +34,9 @@ def test_shipped_recipes_load_and_name_the_shipped_models():
         assert r.trainings and set(r.genres) <= set(r.judge_genres)
         assert r.command().startswith(f"genre midi train --recipe {name} ")
         if name in shipped_model_names() and (shipped_model(name) / "recipe.toml").is_file():
-            assert load_recipe(shipped_model(name) / "recipe.toml") == r  # the shipped model was made by this recipe
+            shipped = load_recipe(shipped_model(name) / "recipe.toml")
+            assert dataclasses.replace(shipped, name=name) == r  # the shipped model was made by this recipe
+            assert f"--recipe {name} " in (shipped_model(name) / "README.md").read_text()
 
 
 TINY = """

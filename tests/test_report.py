@@ -321,10 +321,10 @@ def test_midi_report_of_given_songs_and_the_shipped_model(song_folder, tmp_path)
     check_page_files(out, rep)
     html = (out / "index.html").read_text()
     assert "model card" in html
-    # the shipped pair takes each direction's generator from its own epoch, and the page says which
+    # the shipped pair takes each direction's generator from the epoch chosen for it, and the page says which
     gens = rep["model"]["generators"]
     saved = read_meta("jazz-classical-melody")["generators"]
-    assert set(gens) == {"ab", "ba"} and gens["ab"]["epochs_done"] != gens["ba"]["epochs_done"]
+    assert set(gens) == {"ab", "ba"}
     for d, src, dst in (("ab", "jazz", "classical"), ("ba", "classical", "jazz")):
         assert (gens[d]["epochs_done"], gens[d]["seed"]) == (saved[d]["epochs_done"], saved[d]["train"]["seed"])
         assert f"{src} → {dst}: after epoch {gens[d]['epochs_done']} of a training with seed {gens[d]['seed']}" in html
