@@ -28,6 +28,22 @@ def songs_by_sha1(root: Path) -> dict[str, Path]:
     return out
 
 
+def _first_bars(pm, bars: int):
+    """``pm`` (pretty_midi) cut to its first ``bars`` bars: a melody-locked model writes the whole
+    song as an arrangement, an example keeps its beginning."""
+    downbeats = pm.get_downbeats()
+    if len(downbeats) <= bars:
+        return pm
+    end = float(downbeats[bars])
+    for inst in pm.instruments:
+        inst.notes = [n for n in inst.notes if n.start < end]
+        for n in inst.notes:
+            n.end = min(n.end, end)
+        inst.control_changes = [c for c in inst.control_changes if c.time < end]
+        inst.pitch_bends = [b for b in inst.pitch_bends if b.time < end]
+    return pm
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("model", type=Path)
@@ -81,7 +97,7 @@ def main() -> None:
             stem = f"{src}-to-{dst}-{k}"
             files = {}
             for which in ("source", "transferred", "cycled"):
-                mid = write_midi(res.midi(which), out / f"{stem}.{which}.mid")
+                mid = write_midi(_first_bars(res.midi(which), args.bars), out / f"{stem}.{which}.mid")
                 render_to_file(mid, out / f"{stem}.{which}.ogg", max_bars=args.bars)
                 files[which] = mid.name
             plot_transfer(res, out / f"{stem}.png", Path(e["name"]).stem, bars=args.bars)
