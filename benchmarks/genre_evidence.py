@@ -2,7 +2,7 @@
 into it: the share of the note cells and of the classifier's evidence (captum saliency,
 :func:`midigenre.attribution.attribute`) per register band and per note length.
 
-    python scripts/genre_evidence.py --model four-genres --classifier runs/four-eval/judge-reference \
+    python benchmarks/genre_evidence.py --model four-genres-melody --classifier runs/four-eval/judge-reference \
         --genre folk [--part valid] [--max-phrases 200]
 
 A transfer that the classifier does not take for the genre shows, beside the real phrases, where

@@ -17,7 +17,7 @@ share is ≥ 0.5 and ≥ the random edit's + 0.25, harmony ≥ 0.75 and ≥ the 
 headline is read from the independent judges (``cnn-seed1``, ``feature``), never from
 ``reference``.
 
-    python benchmarks/keep_the_song.py --model four-genres --model runs/x/model --judges runs/judges \\
+    python benchmarks/keep_the_song.py --model four-genres-melody --model runs/x/model --judges runs/judges \\
         --cache pop=pop.h5 --cache classical=classical.h5 --cache jazz=jazz.h5 --cache folk=folk.h5 \\
         --data ../shared/data/midi --out runs/keep-the-song
 

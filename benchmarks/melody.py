@@ -44,7 +44,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "midi"))
     ap.add_argument("--songs", type=int, default=100, help="songs per collection (the first N by name)")
-    ap.add_argument("--split", default=str(Path(__file__).resolve().parents[1] / "data" / "models" / "four-genres" / "split.json"),
+    ap.add_argument("--split", default=str(Path(__file__).resolve().parents[1] / "data" / "models" / "four-genres-melody" / "split.json"),
                     help="a split.json naming the songs of each part")
     ap.add_argument("--part", default="test", choices=["train", "valid", "test"],
                     help="the part of the split to measure on (the voice rule was chosen on 'train')")

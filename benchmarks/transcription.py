@@ -1,6 +1,6 @@
 """Transcription and the audio → MIDI → genre → audio bridge, measured on rendered songs whose notes are known.
 
-Songs: the **held-out** songs of ``--split`` (default: the shipped ``four-genres`` model's
+Songs: the **held-out** songs of ``--split`` (default: the shipped ``four-genres-melody`` model's
 ``split.json``, which holds pop, classical, jazz and folk; found by name and SHA-1 under
 ``--midi-root``), in a seeded order, ``--songs`` per genre, of which up to ``--rubato`` are songs
 whose tempo changes within the clip (the piano-midi.de classical files and some POP909 songs carry
@@ -269,9 +269,9 @@ def main(argv=None) -> int:
     root_dir = Path(__file__).resolve().parents[1]
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--midi-root", default=str(root_dir.parent / "shared" / "data" / "midi"))
-    ap.add_argument("--split", default=str(root_dir / "data" / "models" / "four-genres" / "split.json"),
-                    help="split.json whose held-out songs are measured (default: the four-genres model's).")
-    ap.add_argument("--model", default="jazz-classical", help="Transfer model of the end-to-end part (--bridge).")
+    ap.add_argument("--split", default=str(root_dir / "data" / "models" / "four-genres-melody" / "split.json"),
+                    help="split.json whose held-out songs are measured (default: the four-genres-melody model's).")
+    ap.add_argument("--model", default="jazz-classical-melody", help="Transfer model of the end-to-end part (--bridge).")
     ap.add_argument("--songs", type=int, default=3, help="Songs per genre.")
     ap.add_argument("--rubato", type=int, default=2, help="Of those, at most this many with tempo changes in the clip.")
     ap.add_argument("--seconds", type=float, default=40.0, help="Seconds of each song (from its start).")

@@ -12,7 +12,7 @@ Picks the real jazz song from ``../shared/data/midi/jazz`` whose length is close
 
 and prints the ratio to the target (2 s on this machine's 2 cores). Run from the repo root:
 
-    python benchmarks/transfer_speed.py [--model data/models/jazz-classical] [--seconds 180]
+    python benchmarks/transfer_speed.py [--model data/models/jazz-classical-melody] [--seconds 180]
 """
 
 from __future__ import annotations

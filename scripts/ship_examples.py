@@ -1,7 +1,7 @@
 """Held-out example songs for a model card: per direction, songs of the model's held-out split
 transferred (and cycled back), as piano-roll PNGs, MIDI files and rendered audio (OGG).
 
-    python scripts/ship_examples.py data/models/jazz-classical --midi-root ../shared/data/midi
+    python scripts/ship_examples.py data/models/jazz-classical-melody --midi-root ../shared/data/midi
 
 The songs are not picked by how well they turned out: per direction, the held-out songs of the
 source genre (from the model's ``split.json``) are sorted by name and the ones at evenly spaced
