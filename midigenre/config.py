@@ -283,7 +283,7 @@ class MultiGenreConfig:
                                          "shift, which can turn into edge patterns).", choices=CONDITIONINGS, cli=False)
     binarize: str = setting("fixed", "fixed: notes where G's output > 0.5. density: a threshold per target genre that "
                                      "matches its note density.", choices=BINARIZE)
-    epochs: int = setting(6, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
+    epochs: int = setting(3, "Epochs; an epoch is K × (the smallest genre's training phrases) / batch size steps.",
                           min=1)
     decay_after: int = setting(3, "Epochs at the full learning rate; then it decays linearly to 0 at the last epoch.",
                                min=0)
