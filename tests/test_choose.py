@@ -67,12 +67,12 @@ def test_a_pair_run_is_chosen_by_keeping_the_song(caches, tmp_path, tiny_preset)
     from midigenre.transfer import GenreTransfer
 
     run = tmp_path / "pair"
-    cfg = TrainConfig(preset=tiny_preset, epochs=2, batch_size=4, sample_phrases=1, melody_lock=True, keep_epochs=True,
+    cfg = TrainConfig(preset=tiny_preset, epochs=1, batch_size=4, sample_phrases=1, melody_lock=True, keep_epochs=True,
                       valid_fraction=0.3)
     CycleGANTask(GenreSource.parse(caches[0]), GenreSource.parse(caches[1]), run, cfg, device="cpu").fit()
     low, high = caches[0].parent / "low", caches[0].parent / "high"
     r = CliRunner().invoke(main, ["midi", "choose", str(run), "--keep-the-song", "--data", str(low), "--data", str(high),
-                                  "--out", str(tmp_path / "chosen")], catch_exceptions=False)
+                                  "--songs", "2", "--out", str(tmp_path / "chosen")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     choice = json.loads((tmp_path / "chosen" / "choice.json").read_text())
     assert sorted(choice["chosen"]) == ["high→low", "low→high"]

@@ -62,7 +62,7 @@ melody_lock = true
 {extra}
 
 [choose]
-songs = 2
+songs = 1
 judge_epochs = 1
 
 [measure]
