@@ -4,18 +4,18 @@ both model kinds (``genre midi choose``, ``genre midi train --choose``, the reci
 
 **Pass marks** (what a direction must reach; the choices below maximise them):
 
-* a multi-genre model's phrases (issue 12, :func:`meets`, :func:`margin`): share judged as the
+* a multi-genre model's phrases (:func:`meets`, :func:`margin`): share judged as the
   target > 0.5 and transposition-invariant content change ≤ 1.2;
 * a pair model (CycleGAN; :func:`pair_shortfall`): S ≥ 0.5 each way, S_tot ≥ 70 %,
   transposition-invariant content change ≤ 1.0 each way;
-* keeping the song (issue 25, :func:`song_passes`, :func:`song_margin`), on whole songs measured by
+* keeping the song (:func:`song_passes`, :func:`song_margin`), on whole songs measured by
   :mod:`midigenre.song_quality`: share judged target ≥ 0.5 and ≥ the random edit's + 0.25, harmony
   kept ≥ 0.75 and ≥ the random accompaniment's + 0.3, the melody on top ≥ 0.95, onsets 0.5–2× the
   target genre's.
 
 **Choices.** A multi-genre generator G(x, t) serves every target genre, but its epochs peak at
-different times for different targets (run 6 of issue 12: into classical after epoch 1, into pop
-after epoch 6), and one binarisation threshold per target cannot serve every source (into folk,
+different times for different targets (a four-genre training moved phrases into classical best
+after epoch 1 and into pop after epoch 6: docs/experiments.md), and one binarisation threshold per target cannot serve every source (into folk,
 classical phrases gain too many notes where pop phrases need more). So a model is chosen from the
 epochs its training kept (``--keep-epochs``), on the validation songs (``--valid-fraction``),
 never on the held-out ones:
@@ -56,7 +56,7 @@ from shared.errors import GenreError
 
 # --- pass marks ---------------------------------------------------------------------------------
 
-#: issue 12's target for one direction of a multi-genre model: a majority moved (share > 0.5),
+#: The target for one direction of a multi-genre model: a majority moved (share > 0.5),
 #: with transposition-invariant content change ≤ 1.2
 TARGET_SHARE, TARGET_TI = 0.5, 1.2
 #: the binarisation thresholds tried per direction on phrases
@@ -117,7 +117,7 @@ def best_per_direction(rows: Sequence[dict], a: str, b: str, judge: str = "refer
     return {d: max(rows, key=lambda r: pair_direction_key(r, s, t, judge)) for d, s, t in (("ab", a, b), ("ba", b, a))}
 
 
-#: issue 25's targets for one direction measured on whole songs (:mod:`midigenre.song_quality`)
+#: The targets for one direction measured on whole songs (:mod:`midigenre.song_quality`)
 SHARE_MARGIN = 0.25                              # share judged target ≥ 0.5 and ≥ random edit + 0.25
 TARGET_HARMONY, HARMONY_MARGIN = 0.75, 0.30     # harmony ≥ 0.75 and ≥ random accompaniment + 0.3
 TARGET_MELODY_TOP = 0.95
@@ -127,7 +127,7 @@ SONG_GRID = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def song_passes(row: dict, judge: str) -> dict[str, bool]:
-    """Which of issue 25's targets a direction measured on whole songs
+    """Which of the song targets a direction measured on whole songs
     (:func:`midigenre.song_quality.measure_direction`) meets by ``judge``: share (≥ 0.5 and ≥ the
     random edit + 0.25), harmony (≥ 0.75 and ≥ the random accompaniment + 0.3), melody (top voice
     ≥ 0.95), onsets (0.5–2× the target genre's), and ``all``."""
