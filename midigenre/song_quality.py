@@ -14,7 +14,7 @@ so the melody is the melody track where the file names one, else the skyline):
   (:mod:`midigenre.baselines`): the source unchanged, random deletion/addition at the direction's
   own removed/added shares, and the melody over a random real accompaniment of the target genre.
 
-Issue 25's targets for one direction and one judge, and the choice of a model by them, are
+The song targets for one direction and one judge, and the choice of a model by them, are
 :func:`midigenre.choose.song_passes` and :func:`midigenre.choose.choose_by_song`. The judge that
 chose a model's epochs and thresholds must not be the one its headline is read from
 (:func:`measure_model` measures by every judge of :func:`midigenre.judges.train_judges`).
