@@ -397,6 +397,11 @@ def test_the_wheel_carries_the_shipped_models(tmp_path):
             assert f"genre_models/{model}/{f}" in names, f
     assert "genre_models/jazz-classical-melody/split.json" in names and "cli/main.py" in names
     assert "genre_models/four-genres-melody/split.json" in names
+    from midigenre.recipe import recipe_names
+
+    for recipe in recipe_names():  # `genre midi train --recipe NAME` works from an installed wheel
+        assert f"midigenre/recipes/{recipe}.toml" in names
+        assert f"genre_models/{recipe}/recipe.toml" in names and f"genre_models/{recipe}/held-out.json" in names
 
 
 # ---- the old format ----------------------------------------------------------------------------
