@@ -468,6 +468,7 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
     import os
 
     from midigenre.pianoroll import METER_MODES, RollSettings
+    from midigenre.prepare import prepared_earlier
 
     meters, default = {}, "strict"
     for spec in meter_specs:
@@ -499,14 +500,7 @@ def _genre_caches(genre_specs, meter_specs, out: Path) -> list[str]:
             continue
         cache = out / "caches" / f"{name}.h5"
         settings = RollSettings(meter=meters.get(name, default))
-        if cache.exists():
-            from midigenre.dataset import PhraseCache, settings_of
-
-            with PhraseCache(cache) as c:
-                made = settings_of(c.header)
-            if made != settings:
-                raise GenreError(f"{cache} was prepared with --meter {name}={made.meter}, not {settings.meter}: give that "
-                                 "rule, or delete the cache to prepare the folder again")
+        if prepared_earlier(cache, name, settings):
             click.echo(f"{name}: using {cache}, prepared by an earlier run of this command", err=True)
         else:
             cache.parent.mkdir(parents=True, exist_ok=True)

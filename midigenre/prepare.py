@@ -309,6 +309,28 @@ def _read_shard(path: Path) -> list[FileResult]:
 # ----------------------------------------------------------------------------- main entry
 
 
+def prepared_earlier(cache: str | os.PathLike, genre: str, settings: RollSettings) -> bool:
+    """Whether ``cache`` holds ``genre`` prepared with ``settings`` by an earlier run (a training
+    or recipe that prepares its folders into it, run again); a cache made with other settings is
+    a one-line error. False when there is no such cache or genre yet (prepare it, with ``resume``)."""
+    from midigenre.dataset import settings_of
+
+    cache = Path(cache)
+    if not cache.is_file():
+        return False
+    with PhraseCache(cache) as c:
+        made, genres = settings_of(c.header), c.genres
+    if made != settings:
+        if made.to_dict() | {"meter": settings.meter} == settings.to_dict():
+            was = f"the meter rule {genre}={made.meter}, not {settings.meter}"
+        else:
+            was = "other settings (" + ", ".join(f"{k} {v}" for k, v in made.to_dict().items()
+                                                 if settings.to_dict().get(k) != v) + ")"
+        raise GenreError(f"{cache} was prepared with {was}: read {genre} as it was prepared, or delete the cache to "
+                         "prepare the folder again")
+    return genre in genres
+
+
 def prepare(
     sources: Sequence[str | os.PathLike],
     genre: str,

@@ -217,9 +217,8 @@ def _save_record(out: Path, rec: dict) -> None:
 def prepare_caches(recipe: Recipe, genres: dict[str, list[Path]], out: Path, *, say=None, progress=None) -> dict[str, Path]:
     """Per genre, its cache: a given ``.h5`` as is, or its folders prepared into
     ``out/caches/NAME.h5`` with the recipe's meter rule (kept when there from an earlier run)."""
-    from midigenre.dataset import PhraseCache, settings_of
     from midigenre.pianoroll import RollSettings
-    from midigenre.prepare import prepare
+    from midigenre.prepare import prepare, prepared_earlier
 
     caches = {}
     for g in recipe.all_genres:
@@ -234,13 +233,7 @@ def prepare_caches(recipe: Recipe, genres: dict[str, list[Path]], out: Path, *, 
                 raise GenreError(f"--genre {g}={p}: give a folder of MIDI files (or one prepared cache, FILE.h5)")
         cache = out / "caches" / f"{g}.h5"
         settings = RollSettings(meter=recipe.meter(g))
-        done = cache.is_file() and not list(cache.parent.glob(f".{cache.name}*"))
-        if done:
-            with PhraseCache(cache) as c:
-                made = settings_of(c.header)
-            if made != settings:
-                raise GenreError(f"{cache} was prepared with the meter rule {made.meter}, the recipe reads {g} with "
-                                 f"{settings.meter}: delete it to prepare the folder again")
+        if prepared_earlier(cache, g, settings):
             _say(say, f"{g}: {cache}, prepared by an earlier run")
         else:
             cache.parent.mkdir(parents=True, exist_ok=True)

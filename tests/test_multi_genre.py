@@ -867,7 +867,7 @@ def test_cli_trains_from_midi_folders(three, tmp_path, tiny_preset, stub_samples
     one_line_error(cli("midi", "train", *specs, "--variant", "partial", *other), "--variant")  # before preparing
     r = cli("midi", "train", *specs, "--meter", "mid=strict", "--epochs", "3", "--resume", *common)
     assert r.exit_code == 1 and r.output.strip().splitlines()[-1].startswith("Error: ") \
-        and "was prepared with --meter mid=lenient" in r.output, r.output
+        and "was prepared with the meter rule mid=lenient, not strict" in r.output, r.output
     one_line_error(cli("midi", "train", *specs, "--meter", "jazz=lenient", *other), "no --genre jazz=FOLDER")
     one_line_error(cli("midi", "train", *specs, "--meter", "mid=sometimes", *other), "the rule must be one of")
     one_line_error(cli("midi", "train", "--a", three[0], "--b", three[1], "--meter", "lenient", *other), "--meter belongs to")
