@@ -13,7 +13,7 @@ import click
 
 from cli.common import ATTRIBUTION_METHODS, METERS, TqdmProgress, model_files, nproc_option, relaunch, table
 from cli.options import config_options
-from midigenre.config import ClassifierConfig, TrainConfig
+from midigenre.config import ClassifierConfig, MultiGenreConfig, TrainConfig
 from shared.errors import GenreError
 from shared.runtime import DEVICE_HELP, sigterm_as_interrupt
 
@@ -321,17 +321,8 @@ def _multi_default(name: str) -> str | None:
 @click.option("--config", "config_file", type=click.Path(dir_okay=False), help="YAML/JSON file of training settings; "
               "options given on the command line win.")
 @config_options(TrainConfig, into="given", given_only=True, default_text=_multi_default)
-@click.option("--critic", type=click.Choice(["shared", "separate", "adversarial"]), help="With --genre: the genre "
-              "loss's classifier is D's genre head (shared, StarGAN's), its own network trained on real phrases (separate, "
-              "as the CycleGAN's critic), or that network with a class for generated phrases (adversarial).  "
-              "[default: adversarial]")
-@click.option("--conditioning", type=click.Choice(["scale-shift", "scale"]), help="With --genre: G takes the "
-              "target genre as a scale and shift after each instance norm of its residual blocks (scale-shift), or as a "
-              "scale only (scale: no constant plane for the convolutions' zero padding to turn into edge patterns).  "
-              "[default: scale]")
-@click.option("--keep-source-into", "keep_into", multiple=True, metavar="NAME", help="With --genre: the transfers into "
-              "genre NAME keep every note of their source, in training too (G learns only what to add, as the "
-              "CycleGAN's --keep-source); repeatable.")
+@config_options(MultiGenreConfig, into="multi_given", only=("critic", "conditioning", "keep_source_into"), given_only=True,
+                prefix="With --genre. ")
 @click.option("--split", "split_file", type=click.Path(dir_okay=False), help="Use this split.json (default: a new song-level split).")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
@@ -350,8 +341,8 @@ def _multi_default(name: str) -> str | None:
               "the same command continues an interrupted run. Takes --genre, --split (a file or a shipped model's name), "
               "--device, --precision and --threads only.")
 @nproc_option
-def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, critic, conditioning,
-          keep_into, split_file, device, precision, threads, resume, choose, nproc,
+def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, multi_given,
+          split_file, device, precision, threads, resume, choose, nproc,
           recipe_name=None):
     """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
 
@@ -387,7 +378,7 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
 
         other = [k for k, v in {**given, "--meter": meter_specs, "--a": a_spec, "--b": b_spec, "--mixed": mixed_spec,
                                 "--config": config_file, "--resume": resume, "--choose": choose, "--nproc": nproc,
-                                "--critic": critic, "--conditioning": conditioning, "--keep-source-into": keep_into}.items()
+                                **multi_given}.items()
                  if v not in (None, False, (), [])]
         if other:
             name = other[0] if other[0].startswith("--") else "--" + other[0].replace("_", "-")
@@ -399,17 +390,15 @@ def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file
         raise GenreError("give either --genre (a multi-genre model) or --a and --b (a CycleGAN), not both")
     if meter_specs and not genre_specs:
         raise GenreError("--meter belongs to --genre NAME=FOLDER; prepare the CycleGAN's caches with `genre midi prepare`")
-    if critic and not genre_specs:
-        raise GenreError("--critic belongs to the multi-genre model (--genre); the CycleGAN's genre critic is always "
-                         "its own network")
-    if conditioning and not genre_specs:
-        raise GenreError("--conditioning belongs to the multi-genre model (--genre); the CycleGAN's generators take no genre")
-    if keep_into and not genre_specs:
-        raise GenreError("--keep-source-into belongs to the multi-genre model (--genre); the CycleGAN has --keep-source")
+    pair_has = {"critic": "its genre critic is always its own network", "conditioning": "its generators take no genre",
+                "keep_source_into": "it has --keep-source"}
+    for name, value in multi_given.items():
+        if value is not None and not genre_specs:
+            raise GenreError(f"--{name.replace('_', '-')} belongs to the multi-genre model (--genre); the CycleGAN: "
+                             f"{pair_has[name]}")
     if choose and not genre_specs:
         raise GenreError("--choose belongs to the multi-genre model (--genre)")
-    given = {**given, "critic": critic, "conditioning": conditioning,
-             "keep_source_into": sorted(set(keep_into)) if keep_into else None}
+    given = {**given, **multi_given}
     if genre_specs and nproc and nproc > 1:
         raise GenreError("--nproc trains the CycleGAN only for now; train the multi-genre model in one process")
     if nproc and nproc > 1 and not genre_specs:  # settings errors once, here, before any process starts

@@ -34,28 +34,32 @@ def _show(value: Any) -> str:
 
 
 def config_options(cls, *, into: str, only: tuple[str, ...] | None = None, skip: tuple[str, ...] = (),
-                   given_only: bool = False, default_text: Callable[[str], str | None] | None = None):
+                   given_only: bool = False, default_text: Callable[[str], str | None] | None = None,
+                   prefix: str = ""):
     """Decorator: one option per field of ``cls`` (``--batch-size`` for ``batch_size``; a bool
-    field is an on/off switch), gathered into the dict argument ``into`` of the command.
+    field is an on/off switch, a list field a repeatable option), gathered into the dict argument
+    ``into`` of the command.
 
     ``given_only``: every option defaults to None (not given), so a config file or another
     dataclass can fill it; the help still names the default (``default_text(name)`` may
     replace it; "" shows none). Otherwise the field's default is the option's. Fields with ``cli=False`` in
-    their metadata are left out.
+    their metadata are left out unless ``only`` names them. ``prefix`` starts every help text
+    (e.g. "With --genre: ").
     """
-    fields = [f for f in dataclasses.fields(cls) if f.metadata.get("cli", True) and f.name not in skip
-              and (only is None or f.name in only)]
+    fields = [f for f in dataclasses.fields(cls) if f.name not in skip
+              and (f.name in only if only is not None else f.metadata.get("cli", True))]
 
     def deco(command):
         @functools.wraps(command)
         def wrapper(*args, **kwargs):
-            kwargs[into] = {f.name: kwargs.pop(f.name) for f in fields}
+            got = {f.name: kwargs.pop(f.name) for f in fields}
+            kwargs[into] = {k: (None if v == () else list(v) if isinstance(v, tuple) else v) for k, v in got.items()}
             return command(*args, **kwargs)
 
         for f in reversed(fields):
             default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
             decl = f.metadata.get("option") or "--" + f.name.replace("_", "-")
-            help_text = f.metadata.get("help", "")
+            help_text = prefix + f.metadata.get("help", "")
             shown = default_text(f.name) if default_text else None
             if given_only and shown != "":
                 help_text += f"  [default: {shown if shown is not None else _show(default)}]"
@@ -67,7 +71,10 @@ def config_options(cls, *, into: str, only: tuple[str, ...] | None = None, skip:
                 kw["default"] = None
             else:
                 kw.update(default=default, show_default=True if shown is None else shown)
-            if not is_bool:
+            if _kind(cls, f) in (list, tuple) or typing.get_origin(_kind(cls, f)) in (list, tuple):
+                kw.update(multiple=True, metavar="NAME", default=None if given_only else list(default))
+                kw.pop("show_default", None)
+            elif not is_bool:
                 kw["type"] = _click_type(cls, f)
             wrapper = click.option(decl, f.name, **kw)(wrapper)
         return wrapper
