@@ -36,12 +36,14 @@ class GenreGroup(click.Group):
 @click.version_option(__version__, "-V", "--version", prog_name="genre", message="%(prog)s %(version)s")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 def main(verbose: int) -> None:
-    """Music genre transfer: MIDI (CycleGAN on piano rolls) and audio (wav2vec2 guidance).
+    """Music genre transfer: MIDI songs (GANs on piano rolls that keep the tune) and recordings
+    (transcribed and re-arranged, or steered by a genre classifier's gradients).
 
     \b
     Start with:
-      genre midi prepare ../shared/data/midi/jazz --genre jazz -o jazz.h5
-      genre midi inspect jazz.h5
+      genre midi transfer song.mid --to classical -o song_classical.mid     # the shipped jazz-classical-melody
+      genre model                                                            # the shipped models
+      genre midi train --recipe jazz-classical-melody --genre jazz=DIR …    # make your own
     Every command has --help.
     """
     from shared.distributed import env_rank

@@ -344,8 +344,14 @@ def _multi_default(name: str) -> str | None:
 def train(genre_specs, meter_specs, a_spec, b_spec, mixed_spec, out, config_file, given, multi_given,
           split_file, device, precision, threads, resume, choose, nproc,
           recipe_name=None):
-    """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre).
+    """Train a CycleGAN between two genres (--a, --b), or one generator over any number of genres (--genre),
+    or make a whole model by a recipe (--recipe).
 
+    \b
+    Example (the shipped jazz-classical-melody, made again in one command: prepare, train, choose,
+    measure, model folder with its card; see docs/recipes.md):
+      genre midi train --recipe jazz-classical-melody --genre jazz=midi/jazz \\
+          --genre classical=midi/classical --genre pop=midi/pop --genre folk=midi/folk --out runs/jc
     \b
     Example (a jazz↔classical CycleGAN on the CPU):
       genre midi prepare ../shared/data/midi/jazz -g jazz -o jazz.h5 --meter lenient

@@ -140,7 +140,8 @@ def card(meta: dict, *, name: str, recipe, record: dict, choice: dict, results: 
         "- Song-level split (`split.json`): songs per part (train; valid; test) "
         + "; ".join(f"{g}: {parts_of(g)}" for g in names) + ".",
         *[f"- Training `{t.name}`: " + ", ".join(f"{k}={v}" for k, v in t.settings.items())
-          + (f"; epochs 1–{t.candidates} may be chosen" if t.candidates else "") for t in recipe.trainings],
+          + f", precision {t.precision}" + (f"; epochs 1–{t.candidates} may be chosen" if t.candidates else "")
+          for t in recipe.trainings],
         f"- Training time: {minutes:.1f} min for the epochs this model uses ({'; '.join(parts)}).",
         "", "## Choice (validation songs, reference judge)",
         "- Songs: " + ", ".join(f"{g} {len(v)}" for g, v in choice["songs"].items())

@@ -32,13 +32,18 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
 from shared.errors import GenreError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 
 #: where the shipped recipes are
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"

@@ -119,7 +119,7 @@ def main() -> None:
             lines.append(row + " |")
             print(f"{stem}: {e['name']}, content change {cc[0]:.2f}", flush=True)
     md = "\n".join(lines) + "\n"
-    (out / "examples.md").write_text(md)
+    (out / "examples.md").write_text(md.replace("](examples/", "]("))  # links relative to the examples folder
     print(md)
 
 
