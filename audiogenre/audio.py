@@ -1,4 +1,4 @@
-"""Audio input/output and the preprocessing of seed 000, without torchaudio.
+"""Audio input/output and the preprocessing of Armeniakos & Bistas, without torchaudio.
 
 Reading uses soundfile (libsndfile: WAV, FLAC, OGG/Vorbis, MP3 and more); resampling uses
 soxr, a band-limited (windowed-sinc class) resampler in C: see ``benchmarks/resample_speed.py``
@@ -212,7 +212,7 @@ def add_noise(samples: np.ndarray, ratio: float, rng: np.random.Generator) -> np
 
 @dataclasses.dataclass(frozen=True)
 class Preprocess:
-    """The model-input settings (seed 000 §3.1). ``offset`` picks the fixed interval."""
+    """The model-input settings (Armeniakos & Bistas §3.1). ``offset`` picks the fixed interval."""
 
     sample_rate: int = SAMPLE_RATE
     seconds: float = 10.0

@@ -99,7 +99,7 @@ def _identity(kind: str, config: dict) -> str:
     return hashlib.sha1(f"{kind}:{json.dumps(config, sort_keys=True)}".encode()).hexdigest()
 
 
-# ---- seed 000: a frozen wav2vec2 ------------------------------------------------------------
+# ---- Armeniakos & Bistas: a frozen wav2vec2 ------------------------------------------------------------
 
 class Normalize(nn.Module):
     """Zero mean, unit variance per clip (over time), as wav2vec2 was trained with.
@@ -332,7 +332,7 @@ class Spectrogram(nn.Module):
 
 
 class WaveformImage(nn.Module):
-    """Waveform → ``(B, 1, size, size)`` amplitude-density image (seed 003's waveform plot, soft).
+    """Waveform → ``(B, 1, size, size)`` amplitude-density image (Mongelli et al.'s waveform plot, soft).
 
     The waveform is peak-normalised (y / (max|y| + ε)); each of ``size`` columns covers an
     equal stretch of time, and row r lights up by exp(−(y − level_r)² / 2σ²) averaged over
@@ -507,7 +507,7 @@ class LateFusion(nn.Module):
         return dict(self._cfg)
 
 
-# ---- seed 001: per-second raw-audio models ---------------------------------------------------
+# ---- the style-encodings paper: per-second raw-audio models ---------------------------------------------------
 
 def seconds_pooled(wave: torch.Tensor, pool: int = 32, segment: int = SAMPLE_RATE) -> torch.Tensor:
     """``(B, T)`` → ``(B, S, segment // pool)``: whole seconds, average-pooled (a short clip is one

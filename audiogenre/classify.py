@@ -236,7 +236,7 @@ def clip_level(items, probs: np.ndarray) -> tuple[list[str], np.ndarray, dict[st
 
 
 def training_loss(model, xb, yb, forward=None):
-    """Cross-entropy; for the deep softmax autoencoder γ·‖x − g(f(x))‖² + (1 − γ)·CE (seed 001, eq. 3).
+    """Cross-entropy; for the deep softmax autoencoder γ·‖x − g(f(x))‖² + (1 − γ)·CE (the style-encodings paper, eq. 3).
     ``forward``: what runs the model (its DDP wrapper on several processes; default the model)."""
     from torch.nn import functional as F
 
@@ -314,7 +314,7 @@ def train_backend_classifier(dataset, out: str | os.PathLike, config: BackendTra
                              on_epoch: Callable[[dict], None] | None = None) -> dict:
     """Train one of the trainable backends (cnn, resnet18, fusion, autoencoder, mlp) end to end.
 
-    Clips are cut into ``config.segment``-second pieces (seed 003: 3/5/10 s; seed 001: 1 s), all
+    Clips are cut into ``config.segment``-second pieces (Mongelli et al.: 3/5/10 s; the style-encodings paper: 1 s), all
     read into memory at 16 kHz; Adam with the backend's paper defaults; early stopping on the
     validation loss; the report is on the test split, per segment and per clip (segment
     probabilities averaged in the log domain). ``echo(line)`` receives a description of the

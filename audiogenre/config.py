@@ -17,7 +17,7 @@ from shared.errors import GenreError
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Training of the genre head on cached wav2vec2 embeddings (seed 000's values)."""
+    """Training of the genre head on cached wav2vec2 embeddings (Armeniakos & Bistas's values)."""
 
     epochs: int = setting(20, "Epochs at most (early stopping may end sooner).", min=1)
     batch_size: int = setting(16, "Embeddings per step.", min=1)
@@ -34,8 +34,8 @@ class HeadConfig:
         return to_dict(self)
 
 
-#: The paper's training settings of each trainable backend (seed 003: cnn, resnet18, fusion;
-#: seed 001: autoencoder, mlp).
+#: The paper's training settings of each trainable backend (Mongelli et al.: cnn, resnet18, fusion;
+#: the style-encodings paper: autoencoder, mlp).
 PAPER_SETTINGS = {
     "cnn": {"lr": 1e-3, "epochs": 20, "batch_size": 32, "segment": 5.0},
     "resnet18": {"lr": 1e-4, "epochs": 15, "batch_size": 32, "segment": 5.0},
@@ -62,7 +62,7 @@ class BackendTrainConfig:
     imagenet: str | None = setting(None, "resnet18/fusion: torchvision ResNet-18 ImageNet weights "
                                          "(resnet18-f37072fd.pth) to start from.")
     image_size: int | None = setting(None, "cnn/resnet18/fusion: side of the spectrogram image (default 128, as "
-                                           "seed 003; 64 makes the CNN 4x smaller).", min=32, max=512)
+                                           "Mongelli et al.; 64 makes the CNN 4x smaller).", min=32, max=512)
 
     def __post_init__(self):
         if self.backend not in PAPER_SETTINGS:

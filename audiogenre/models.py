@@ -1,7 +1,7 @@
 """Audio genre classifiers behind one interface: waveform in → embeddings and logits out.
 
 An :class:`AudioClassifier` is a *backend* (waveform ``(B, T)`` at 16 kHz → embedding
-``(B, D)``; every backend of :mod:`audiogenre.backends` — the frozen wav2vec2 of seed 000 and
+``(B, D)``; every backend of :mod:`audiogenre.backends` — the frozen wav2vec2 of Armeniakos & Bistas and
 the trainable networks of seeds 003 and 001 — follows one protocol) followed by a genre head
 (:class:`GenreHead`, the seed's MLP, or :class:`LinearHead`).
 
@@ -52,7 +52,7 @@ DEFAULT_AUDIO_MODEL = shipped_model("audio-rendered")
 
 
 class GenreHead(nn.Module):
-    """GELU → Dropout(p) → Linear(D, hidden) → GELU → Dropout(p) → Linear(hidden, n_genres) (seed 000)."""
+    """GELU → Dropout(p) → Linear(D, hidden) → GELU → Dropout(p) → Linear(hidden, n_genres) (Armeniakos & Bistas)."""
 
     def __init__(self, dim: int, n_genres: int, hidden: int = 512, dropout: float = 0.4):
         super().__init__()

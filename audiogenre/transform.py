@@ -1,4 +1,4 @@
-"""Gradient-guided transformation of a whole song toward a target genre (seed 000, Algorithm 1).
+"""Gradient-guided transformation of a whole song toward a target genre (Armeniakos & Bistas, Algorithm 1).
 
 For each window x (16 kHz mono, ``window`` seconds, neighbours overlapping by ``overlap``)
 gradient steps on x̂ minimise

@@ -3,8 +3,8 @@
 Trains each (backend, segment length) on the same data set and the same seeded split by
 song (or the data set's official split), and prints test accuracy per segment and per clip
 (segment probabilities averaged), the majority-class baseline, parameters, training time,
-and the number the source paper reports (GTZAN, 10 genres for seed 003; GTZAN, 4 genres and
-1 s segments for seed 001 — other data, so a context, not a target).
+and the number the source paper reports (GTZAN, 10 genres for Mongelli et al.; GTZAN, 4 genres and
+1 s segments for the style-encodings paper — other data, so a context, not a target).
 
 Default: the rendered four-genre set of ``genre audio render-dataset`` (../shared/data MIDI,
 FluidSynth timbres). Point ``--dataset`` at GTZAN or FMA-small (with ``--kind``) to compare

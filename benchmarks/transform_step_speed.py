@@ -14,7 +14,7 @@ conv feature encoder, 12 transformer layers x 768), random weights, seeded; the 
 input clip (seeded noise + sines, 10 s) and ``GenreHead(768, 4)`` weights in every variant.
 
 Variants
-    naive     the seed's own path (seed 000): the encoder cut to its first 7 transformer layers as
+    naive     the seed's own path (Armeniakos & Bistas): the encoder cut to its first 7 transformer layers as
               the seed did, every parameter ``requires_grad_(True)`` (so the backward also computes
               and accumulates weight gradients nobody uses), eager attention
               (``attn_implementation="eager"``, the only one older transformers had for wav2vec2),

@@ -210,8 +210,8 @@ def _training_default(name: str) -> str:
 @audio.command()
 @click.argument("dataset", type=click.Path())
 @click.option("--backend", type=BACKENDS, default="wav2vec2", show_default=True,
-              help="wav2vec2: frozen encoder + head (seed 000). cnn / resnet18 / fusion: spectrogram models of seed 003. "
-                   "autoencoder / mlp: deep softmax autoencoder and its two-layer baseline (seed 001). The last five "
+              help="wav2vec2: frozen encoder + head (Armeniakos & Bistas). cnn / resnet18 / fusion: spectrogram models of Mongelli et al.. "
+                   "autoencoder / mlp: deep softmax autoencoder and its two-layer baseline (the style-encodings paper). The last five "
                    "train from scratch, end to end.")
 @config_options(BackendTrainConfig, into="trainable", only=("segment", "imagenet", "image_size"), given_only=True,
                 default_text=_training_default)
@@ -338,7 +338,7 @@ def evaluate(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, 
 def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, output, png, encoder, threads):
     """Write a classifier's embeddings and logits for a data set, and PCA plots coloured by genre.
 
-    For the deep softmax autoencoder the embedding is its 64-d bottleneck (seed 001, Fig. 5);
+    For the deep softmax autoencoder the embedding is its 64-d bottleneck (the style-encodings paper, Fig. 5);
     for the others their penultimate layer. One point per segment the model was trained on.
 
     \b
@@ -400,7 +400,7 @@ def embed(classifier, dataset, kind, gtzan_split, fma_subset, genres, split, out
 @click.option("--threads", type=click.IntRange(1))
 def transform(song, clf, target, output, lam, lr, steps, target_prob, epsilon, optimizer, window, overlap, bf16, min_snr,
               encoder, device, json_out, threads):
-    """Steer a song toward a genre by following the classifier's gradients (seed 000).
+    """Steer a song toward a genre by following the classifier's gradients (Armeniakos & Bistas).
 
     The whole song is processed in overlapping windows; the output has the song's own sample
     rate and channels (the perturbation is upsampled and added to the original). Prints, per

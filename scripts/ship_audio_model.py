@@ -47,7 +47,7 @@ def main() -> None:
     size = (args.dest / "model.safetensors").stat().st_size / 2**20
     card = f"""# audio-rendered: the default audio genre classifier
 
-A `{tr['backend']}` classifier (seed 003's spectrogram CNN family; see `audiogenre/backends.py`) for
+A `{tr['backend']}` classifier (Mongelli et al.'s spectrogram CNN family; see `audiogenre/backends.py`) for
 **{', '.join(meta['genres'])}**, trained from scratch on audio **rendered with FluidSynth** from the
 MIDI collections in `../shared/data` (General MIDI sound font TimGM6mb). `genre audio transform`
 uses it when no `--classifier` is given.

@@ -187,7 +187,7 @@ def test_diverging_training_is_an_error_not_a_traceback(small_set, tmp_path):
 
 
 def test_autoencoder_loss_is_gamma_weighted():
-    """The trainer's loss is γ·‖x − g(f(x))‖² + (1 − γ)·CE with γ = 0.9 (seed 001, eq. 3)."""
+    """The trainer's loss is γ·‖x − g(f(x))‖² + (1 − γ)·CE with γ = 0.9 (the style-encodings paper, eq. 3)."""
     from audiogenre.classify import training_loss
 
     torch.manual_seed(0)
