@@ -35,10 +35,10 @@ here (docs/experiments.md): G learns to satisfy the shared head, and the separat
 with input-independent patterns along the edges of the roll that no judge reads as the genre;
 the generated class together with scale-only conditioning avoided them at genre loss 1.
 Branch conditioning (residual blocks and decoder per target genre), one real/fake map per genre,
-a genre-loss factor per target genre and the cycle back from the transfer's notes were tried
-there too and removed after genre-transfer 0.1.0 (commit 0780a9e): none helped.
+a genre-loss factor per target genre and the cycle back from the transfer's notes did not help
+and are not offered.
 
-The saved model's ``kind_version`` 2 (after that commit) has ``config`` as a
+The saved model's ``kind_version`` 2 has ``config`` as a
 :class:`~midigenre.models.MultiGenreModelConfig` (``conditioning``: scale-shift or scale); a
 version-1 model.json (``genre_shift``, ``genre_branches``, ``real_fake_per_genre``, also in
 ``per_target_generators``) is read as its equivalent, and one that asks for branches or
