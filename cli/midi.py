@@ -334,7 +334,9 @@ def _multi_default(name: str) -> str | None:
               "number of processes).")
 @click.option("--choose", is_flag=True, help="With --genre, --keep-epochs and --valid-fraction: after the last epoch, "
               "choose the model on the validation songs into OUT/chosen/model, as `genre midi choose OUT --out "
-              "OUT/chosen` does (it first trains the judge, a 10-epoch classifier, on the training songs).")
+              "OUT/chosen` does (it first trains the judge, a 10-epoch classifier, on the training songs); a "
+              "melody-locked model whose every --genre is a FOLDER is chosen by keeping the song on whole validation "
+              "songs, as with --keep-the-song.")
 @click.option("--recipe", "recipe_name", metavar="NAME|FILE.toml", help="Make a model by a recipe (a shipped one, e.g. "
               "four-genres-melody, or a recipe file) in one go: prepare the --genre NAME=FOLDER options, train, choose on "
               "the validation songs, measure on the held-out ones and write OUT/model with its card. Every step is kept: "
@@ -532,6 +534,7 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
     if choose and not (cfg.keep_epochs and cfg.valid_fraction > 0):
         raise GenreError("--choose chooses among the kept epochs on the validation songs: give --keep-epochs and "
                          "--valid-fraction (e.g. 0.1) too")
+    folders = [Path(spec.partition("=")[2]) for spec in genre_specs if Path(spec.partition("=")[2]).is_dir()]
     genre_specs = _genre_caches(genre_specs, meter_specs, out_path)  # after the settings checks: preparing takes long
     sources = [GenreSource.parse_named(spec) for spec in genre_specs]
     split_arg = split_file or ((out_path / "split.json") if resume else None)
@@ -548,8 +551,30 @@ def _train_multi(genre_specs, meter_specs, out, config_file, given, split_file, 
     specs = " ".join(f"--genre {spec}" for spec in genre_specs)
     _fit(task, out_path, f"genre midi train {specs} --out {out} --resume{' --choose' if choose else ''}")
     if choose:
-        _choose([out_path], out_path / "chosen", classifier=None, caches={s.genre: str(s.path) for s in sources},
-                max_phrases=200, device=str(task.device))
+        caches = {s.genre: str(s.path) for s in sources}
+        if cfg.melody_lock and len(folders) == len(sources):  # the songs are known: choose by keeping them
+            _choose_song([out_path], out_path / "chosen", data=folders, caches=caches, device=str(task.device))
+            return
+        if cfg.melody_lock:
+            click.echo("note: choosing by the phrase pass mark; give every --genre as NAME=FOLDER (or run `genre midi "
+                       "choose --keep-the-song --data DIR`) to choose this melody-locked model by keeping the song",
+                       err=True)
+        _choose([out_path], out_path / "chosen", classifier=None, caches=caches, max_phrases=200,
+                device=str(task.device))
+
+
+def _choose_song(runs, out: Path, **kwargs) -> None:
+    from midigenre.choose import choose_song_model
+
+    res = choose_song_model(runs, out, say=lambda line: click.echo(line, err=True), **kwargs)
+    for k, r in res["chosen"].items():
+        j = next(iter(r["judges"].values()))
+        click.echo(f"  {k}: {Path(r['candidate']).name}, threshold {r['threshold']:g}"
+                   + (", keeps the source's notes" if r.get("keep_source") else "")
+                   + f": share {j['share']:.2f} (random edit {j['random_edit']:.2f}), melody on top "
+                   f"{r['melody_top']:.2f}, harmony {r['harmony']:.2f}, onsets ×{r['onsets_ratio']:.2f}")
+    click.echo(f"chosen model: {res['model']} (use it with --model {res['model']}; the held-out songs are still "
+               "unread: genre midi train --recipe trains, chooses like this and measures on them in one command)")
 
 
 def _choose(runs, out: Path, **kwargs) -> None:
@@ -622,21 +647,10 @@ def choose(runs, out, classifier, genre_specs, up_to_specs, max_phrases, keep_th
 
         device = str(pick_device("auto"))
     if keep_the_song:
-        from midigenre.choose import choose_song_model
-
         if not data_folders:
             raise GenreError("--keep-the-song reads whole validation songs: give the folder that holds them with --data")
-        res = choose_song_model([Path(r) for r in runs], Path(out), data=data_folders, classifier=classifier,
-                                caches=caches, up_to=up_to, songs=max_songs, device=device,
-                                say=lambda line: click.echo(line, err=True))
-        for k, r in res["chosen"].items():
-            j = next(iter(r["judges"].values()))
-            click.echo(f"  {k}: {Path(r['candidate']).name}, threshold {r['threshold']:g}"
-                       + (", keeps the source's notes" if r.get("keep_source") else "")
-                       + f": share {j['share']:.2f} (random edit {j['random_edit']:.2f}), melody on top "
-                       f"{r['melody_top']:.2f}, harmony {r['harmony']:.2f}, onsets ×{r['onsets_ratio']:.2f}")
-        click.echo(f"chosen model: {res['model']} (use it with --model {res['model']}; the held-out songs are still "
-                   "unread: genre midi train --recipe trains, chooses like this and measures on them in one command)")
+        _choose_song([Path(r) for r in runs], Path(out), data=data_folders, classifier=classifier, caches=caches,
+                     up_to=up_to, songs=max_songs, device=device)
         return
     if data_folders or max_songs:
         raise GenreError("--data and --songs go with --keep-the-song")
