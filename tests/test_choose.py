@@ -82,3 +82,25 @@ def test_a_pair_run_is_chosen_by_keeping_the_song(caches, tmp_path, tiny_preset)
     for d, key in (("ab", "low→high"), ("ba", "high→low")):
         assert meta["thresholds"][d] == choice["chosen"][key]["threshold"]
         assert Path(meta["generators"][d]["from"]).name == Path(choice["chosen"][key]["candidate"]).name
+
+
+def test_train_choose_of_a_melody_locked_model_from_folders_keeps_the_song(caches, tmp_path, tiny_preset):
+    """genre midi train --choose: a melody-locked multi-genre run whose genres are all folders of
+    songs is chosen by the song targets on whole validation songs (as choose --keep-the-song)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cli.main import main
+    from midigenre.transfer import GenreTransfer
+
+    specs = [x for name in ("low", "high") for x in ("--genre", f"{name}={caches[0].parent / name}")]
+    common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1", "--valid-fraction", "0.3",
+              "--epochs", "1", "--keep-epochs", "--choose"]
+    r = CliRunner().invoke(main, ["midi", "train", *specs, *common, "--out", str(tmp_path / "run")],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    assert "on whole validation songs" in r.output and "chosen model:" in r.output
+    choice = json.loads((tmp_path / "run" / "chosen" / "choice.json").read_text())
+    assert sorted(choice["chosen"]) == ["high→low", "low→high"]
+    assert GenreTransfer.load(tmp_path / "run" / "chosen" / "model").melody_lock

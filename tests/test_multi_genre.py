@@ -1012,22 +1012,3 @@ def test_training_leaves_the_callers_random_state_alone(three, tmp_path, tiny_pr
     for x, y in zip(tasks[0].model.state_dict().values(), again.model.state_dict().values()):
         assert torch.equal(x, y)
 
-
-def test_train_choose_of_a_melody_locked_model_from_folders_keeps_the_song(three, tmp_path, tiny_preset, stub_samples):
-    """genre midi train --choose: a melody-locked run whose genres are all folders of songs is
-    chosen by the song targets on whole validation songs (as choose --keep-the-song); given a
-    cache, the phrase pass mark is used and a note says how to choose by the song."""
-    from click.testing import CliRunner
-
-    from cli.main import main
-
-    folders = {"low": three[0].parent / "low", "high": three[1].parent / "high", "mid": three[2].parent / "mid"}
-    specs = [x for name, f in folders.items() for x in ("--genre", f"{name}={f}")]
-    common = ["--preset", tiny_preset, "--batch-size", "6", "--sample-phrases", "1", "--valid-fraction", "0.3",
-              "--epochs", "1", "--keep-epochs", "--choose", "--meter", "mid=lenient"]
-    r = CliRunner().invoke(main, ["midi", "train", *specs, *common, "--out", str(tmp_path / "run")],
-                           catch_exceptions=False)
-    assert r.exit_code == 0, r.output
-    assert "on whole validation songs" in r.output and "chosen model:" in r.output
-    choice = json.loads((tmp_path / "run" / "chosen" / "choice.json").read_text())
-    assert len(choice["chosen"]) == 6 and TransferModel.load(tmp_path / "run" / "chosen" / "model").melody_lock
