@@ -246,13 +246,8 @@ def model_folder(path: str | os.PathLike) -> Path:
 
 # ---- reading ---------------------------------------------------------------------------------
 
-def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict:
-    """The checked ``model.json`` of a model folder (or of the folder holding a given model file,
-    or of a shipped model named by its name)."""
-    folder = model_folder(path)
-    meta_path = folder / META
-    if not meta_path.exists():
-        raise GenreError(f"{folder} is not a model folder (no {META}); give a training run folder or a shipped model")
+def read_meta_file(meta_path: Path) -> dict:
+    """A ``model.json`` file as a dict, of any format; an unreadable one is a one-line error."""
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as err:
@@ -261,6 +256,17 @@ def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None
         raise GenreError(f"cannot read {meta_path}: {err.strerror or err}") from None
     if not isinstance(meta, dict):
         raise GenreError(f"{meta_path} is not a model description (a JSON object was expected, not {type(meta).__name__})")
+    return meta
+
+
+def read_meta(path: str | os.PathLike, kind: str | tuple[str, ...] | None = None) -> dict:
+    """The checked ``model.json`` of a model folder (or of the folder holding a given model file,
+    or of a shipped model named by its name)."""
+    folder = model_folder(path)
+    meta_path = folder / META
+    if not meta_path.exists():
+        raise GenreError(f"{folder} is not a model folder (no {META}); give a training run folder or a shipped model")
+    meta = read_meta_file(meta_path)
     fmt = meta.get("format", 0)
     if not isinstance(fmt, int) or fmt > FORMAT:
         raise GenreError(f"{folder} was saved in model format {fmt!r}; this version reads up to {FORMAT}: upgrade the toolkit")

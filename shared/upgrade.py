@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
 from pathlib import Path
 
 from shared.errors import GenreError
@@ -84,16 +83,11 @@ def upgrade_meta(old: dict) -> tuple[str, dict, dict, dict]:
 def _read_old(folder: Path) -> tuple[dict, dict]:
     from safetensors.torch import load_file
 
-    try:
-        meta = json.loads((folder / "model.json").read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise GenreError(f"{folder} is not a model folder (no model.json)") from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise GenreError(f"{folder / 'model.json'} is not valid JSON ({str(err).splitlines()[0]})") from None
-    except OSError as err:
-        raise GenreError(f"cannot read {folder / 'model.json'}: {err.strerror or err}") from None
-    if not isinstance(meta, dict):
-        raise GenreError(f"{folder / 'model.json'} is not a model description")
+    from shared.registry import read_meta_file
+
+    if not (folder / "model.json").is_file():
+        raise GenreError(f"{folder} is not a model folder (no model.json)")
+    meta = read_meta_file(folder / "model.json")
     try:
         tensors = load_file(str(folder / "model.safetensors"))
     except Exception as err:  # noqa: BLE001 - any damage: one line
