@@ -11,7 +11,7 @@ stopped:
    cache given as is);
 2. ``split.json``: one song-level split of every genre (or the one given, e.g. a shipped model's);
 3. ``runs/TRAINING``: each training, with ``--keep-epochs`` (an interrupted one resumes);
-4. ``judges/``: the judges, trained on the split's training songs only: ``reference`` chooses,
+4. ``judges/``: the judges (:func:`midigenre.judges.train_judges`), trained on the split's training songs only: ``reference`` chooses,
    ``cnn-seed1`` (the same network, another seed) and ``feature`` (an MLP over musical
    statistics) give the headline;
 5. ``chosen/``: the model chosen from the kept epochs on whole validation songs by the
@@ -347,17 +347,6 @@ def train(recipe: Recipe, t: Training, caches: dict[str, Path], split: Path, run
     return run
 
 
-def train_judges(recipe: Recipe, caches: dict[str, Path], split: Path, folder: Path, *, device: str = "cpu",
-                 say=None) -> dict:
-    """The judges of every genre the recipe judges by, trained on the split's training songs only:
-    ``reference`` (the CNN of Brunner et al., seed 0: it chooses), ``cnn-seed1`` (seed 1) and
-    ``feature`` (:class:`midigenre.judges.FeatureJudge`): kept in ``folder`` and reused."""
-    from midigenre.judges import train_judges as train_all
-
-    return train_all({g: caches[g] for g in recipe.judge_genres}, split, folder, epochs=recipe.judge_epochs,
-                     device=device, say=say)
-
-
 def candidates(recipe: Recipe, runs: dict[str, Path]) -> list[Path]:
     """The kept epochs that may be chosen: each training's, up to its ``candidates``."""
     out = []
@@ -384,6 +373,7 @@ def run_recipe(recipe: Recipe, genres: dict[str, Sequence[str | os.PathLike]], o
     from midigenre.card import write_model
     from midigenre.choose import choose_by_song
     from midigenre.dataset import SongSplit
+    from midigenre.judges import train_judges
     from shared.atomic import write_json
 
     out = Path(out)
@@ -418,7 +408,8 @@ def run_recipe(recipe: Recipe, genres: dict[str, Sequence[str | os.PathLike]], o
         runs[t.name] = step(f"train {t.name}", lambda t=t: train(
             recipe, t, caches, split_path, out / "runs" / t.name, device=device, precision=precision,
             progress=progress, on_epoch=on_epoch, say=say))
-    judges = step("judges", lambda: train_judges(recipe, caches, split_path, out / "judges", device=device, say=say))
+    judges = step("judges", lambda: train_judges({g: caches[g] for g in recipe.judge_genres}, split_path, out / "judges",
+                                                 epochs=recipe.judge_epochs, device=device, say=say))
     folders = [p for g in recipe.genres for p in given[g] if p.is_dir()] + [Path(p) for p in data]
     split_obj = SongSplit.load(split_path)
 
