@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-INDEPENDENT = ("cnn-seed1", "feature")
+from midigenre.card import INDEPENDENT  # noqa: E402 - the judges of the headline, as on the cards
 
 
 def load_judges(args, split_path: Path, names: list[str]) -> dict:

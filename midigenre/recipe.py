@@ -49,8 +49,6 @@ else:  # Python 3.10: the same parser, from PyPI
 RECIPES_DIR = Path(__file__).resolve().parent / "recipes"
 KINDS = ("multi-genre", "cyclegan")
 RULES = ("keep-the-song",)
-#: the judges of the headline (never the one that chose)
-INDEPENDENT = ("cnn-seed1", "feature")
 
 
 @dataclass(frozen=True)
